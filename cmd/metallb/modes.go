@@ -1,0 +1,39 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+)
+
+func newControllerCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "controller",
+		Short: "Assign IPs from the configured pools to LoadBalancer Services (runs as a Deployment)",
+		Args:  cobra.NoArgs,
+		RunE:  func(*cobra.Command, []string) error { return errNotImplemented },
+	}
+}
+
+func newSpeakerCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "speaker",
+		Short: "Announce assigned IPs by layer2 (ARP/NDP) or BGP (runs as a DaemonSet)",
+		Args:  cobra.NoArgs,
+		RunE:  func(*cobra.Command, []string) error { return errNotImplemented },
+	}
+}
+
+func newEnableCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "enable [RANGE...]",
+		Short: "Install metallb into the cluster (the MicroK8s enable hook)",
+		RunE:  func(*cobra.Command, []string) error { return errNotImplemented },
+	}
+}
+
+func newDisableCmd(g *globals) *cobra.Command {
+	return &cobra.Command{
+		Use:   "disable",
+		Short: "Remove everything enable installed (the MicroK8s disable hook)",
+		RunE:  func(*cobra.Command, []string) error { return errNotImplemented },
+	}
+}

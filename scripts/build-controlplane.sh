@@ -1,0 +1,84 @@
+#!/usr/bin/env bash
+# Builds etcd, kube-apiserver and kube-controller-manager for the test control plane and caches
+# them outside the clone, so that a fresh clone (CI) reuses them. Prints the bin directory.
+#
+#   scripts/build-controlplane.sh                  # build what is missing, print the bin directory
+#   scripts/build-controlplane.sh --print-bin-dir  # only print where the binaries are (or will be)
+#   METALLB_CP_CACHE=/some/dir scripts/...  # choose the cache location
+set -euo pipefail
+
+K8S_VERSION=${K8S_VERSION:-1.34.4}
+ETCD_VERSION=${ETCD_VERSION:-3.6.16}
+cache=${METALLB_CP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/metallb-addon/controlplane}
+bin="$cache/k8s-v$K8S_VERSION-etcd-v$ETCD_VERSION/bin"
+if [ "${1:-}" = "--print-bin-dir" ]; then
+  echo "$bin"
+  exit 0
+fi
+mkdir -p "$bin"
+export CGO_ENABLED=0 GOFLAGS=-mod=mod
+
+log() { printf 'build-controlplane: %s\n' "$*" >&2; }
+
+build_etcd() {
+  [ -x "$bin/etcd" ] && return
+  local mod="$cache/etcd-tools"
+  mkdir -p "$mod"
+  log "building etcd v$ETCD_VERSION (about 30 s)"
+  (
+    cd "$mod"
+    [ -f go.mod ] || go mod init metallb-addon/etcd-tools >/dev/null 2>&1
+    go get "go.etcd.io/etcd/server/v3@v$ETCD_VERSION" >/dev/null 2>&1
+    go build -o "$bin/etcd.tmp" go.etcd.io/etcd/server/v3
+  )
+  mv "$bin/etcd.tmp" "$bin/etcd"
+}
+
+build_k8s() {
+  local need=()
+  for c in kube-apiserver kube-controller-manager; do
+    [ -x "$bin/$c" ] || need+=("$c")
+  done
+  [ ${#need[@]} -eq 0 ] && return
+  local mod="$cache/k8s-tools"
+  mkdir -p "$mod"
+  (
+    cd "$mod"
+    if [ ! -f go.mod ] || ! grep -q "k8s.io/kubernetes v$K8S_VERSION" go.mod; then
+      log "preparing a tools module for k8s.io/kubernetes v$K8S_VERSION"
+      rm -f go.mod go.sum
+      go mod init metallb-addon/k8s-tools >/dev/null 2>&1
+      cat >tools.go <<'GO'
+//go:build tools
+
+package tools
+
+import (
+	_ "k8s.io/kubernetes/cmd/kube-apiserver"
+	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+)
+GO
+      local gomod
+      gomod=$(go mod download -json "k8s.io/kubernetes@v$K8S_VERSION" | sed -n 's/.*"GoMod": "\(.*\)".*/\1/p')
+      # The kubernetes go.mod points its staging modules at ./staging, which the module zip
+      # lacks: point each at its published v0.x.y release instead.
+      local staging_ver="v0.${K8S_VERSION#1.}"
+      go mod edit -require="k8s.io/kubernetes@v$K8S_VERSION"
+      local m
+      for m in $(grep -E '=> \./staging/' "$gomod" | awk '{print $1}'); do
+        go mod edit -replace="$m=$m@$staging_ver"
+      done
+      go mod tidy >&2
+      grep -q "k8s.io/kubernetes v$K8S_VERSION" go.mod || { log "tools module did not keep k8s.io/kubernetes v$K8S_VERSION"; exit 1; }
+    fi
+    for c in "${need[@]}"; do
+      log "building $c v$K8S_VERSION (several minutes on 2 cores)"
+      go build -o "$bin/$c.tmp" "k8s.io/kubernetes/cmd/$c"
+      mv "$bin/$c.tmp" "$bin/$c"
+    done
+  )
+}
+
+build_etcd
+build_k8s
+echo "$bin"

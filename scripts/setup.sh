@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Installs what building and testing this project needs on a Debian machine
+# that has only Go: Debian packages, Go tools, and the cached test control
+# plane. Idempotent: a second run only checks.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf 'setup: %s\n' "$*" >&2; }
+
+# Debian packages the tests use (network labs come with later features).
+pkgs=(git iproute2)
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" -ne 0 ]; then
+    log "missing Debian packages: ${missing[*]}; run as root or: sudo apt-get install ${missing[*]}"
+    exit 1
+  fi
+  log "installing ${missing[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq >&2
+  apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+fi
+
+# Go tools.
+gobin=$(go env GOPATH)/bin
+if [ ! -x "$gobin/staticcheck" ]; then
+  log "installing staticcheck"
+  GOFLAGS= go install honnef.co/go/tools/cmd/staticcheck@v0.7.0 >&2
+fi
+
+# The control plane for integration tests (cached outside the clone).
+scripts/build-controlplane.sh >/dev/null
+log "ready"
