@@ -1,0 +1,138 @@
+package config
+
+import (
+	"fmt"
+	"net/netip"
+	"time"
+
+	"github.com/microk8s-metallb/metallb/pkg/iprange"
+)
+
+// Protocol is how a pool's addresses are announced.
+type Protocol string
+
+// The protocols a pool may use.
+const (
+	Layer2 Protocol = "layer2"
+	BGP    Protocol = "bgp"
+)
+
+// Config is a parsed, validated configuration.
+type Config struct {
+	// Pools in file order.
+	Pools []*Pool
+	// Peers in file order.
+	Peers []*Peer
+	// Communities maps bgp-communities aliases to their value.
+	Communities map[string]Community
+	// BFDProfiles by name.
+	BFDProfiles map[string]*BFDProfile
+	// Warnings are problems that do not stop the config from working but
+	// deserve the operator's eye (e.g. a bgp pool with no peers).
+	Warnings []string
+}
+
+// Pool returns the pool with the given name, or nil.
+func (c *Config) Pool(name string) *Pool {
+	for _, p := range c.Pools {
+		if p.Name == name {
+			return p
+		}
+	}
+	return nil
+}
+
+// Pool is one entry of address-pools.
+type Pool struct {
+	Name     string
+	Protocol Protocol
+	// Ranges in the order written; both families may appear.
+	Ranges []iprange.Range
+	// AutoAssign: the pool serves Services that do not ask for a pool by name.
+	AutoAssign bool
+	// AvoidBuggyIPs: never hand out IPv4 addresses ending in .0 or .255.
+	AvoidBuggyIPs bool
+	// Advertisements (bgp pools only). A bgp pool without any gets one
+	// default advertisement (/32, /128, no communities).
+	Advertisements []Advertisement
+
+	// Extensions beyond MetalLB v0.12.
+
+	// Namespaces, when not empty, are the only namespaces whose Services may
+	// draw from this pool.
+	Namespaces []string
+	// ServiceSelectors, when not empty: a Service must match one of them.
+	ServiceSelectors []Selector
+	// Priority orders the pools a Service may use: 1 first, then 2, ...;
+	// pools with no priority (0) come after all pools with one.
+	Priority int
+	// Interfaces (layer2 only) limit which host interfaces answer ARP/NDP.
+	Interfaces []string
+	// NodeSelectors limit which nodes may announce this pool's addresses.
+	NodeSelectors []Selector
+
+	// Line is where the pool starts in the YAML.
+	Line int
+}
+
+// Advertisement is one entry of a bgp pool's bgp-advertisements.
+type Advertisement struct {
+	AggregationLength   int // IPv4 prefix length announced, default 32
+	AggregationLengthV6 int // IPv6 prefix length announced, default 128
+	// LocalPref is sent on iBGP sessions only; HasLocalPref says it was set.
+	LocalPref    uint32
+	HasLocalPref bool
+	Communities  []Community
+}
+
+// Community is a BGP standard community (ASN:value, 16 bits each) or a large
+// community (global:local1:local2, 32 bits each).
+type Community struct {
+	Large bool
+	// Standard: Parts[0]=ASN, Parts[1]=value. Large: all three.
+	Parts [3]uint32
+}
+
+func (c Community) String() string {
+	if c.Large {
+		return fmt.Sprintf("large:%d:%d:%d", c.Parts[0], c.Parts[1], c.Parts[2])
+	}
+	return fmt.Sprintf("%d:%d", c.Parts[0], c.Parts[1])
+}
+
+// Value32 returns a standard community as the 32-bit value BGP carries.
+func (c Community) Value32() uint32 { return c.Parts[0]<<16 | c.Parts[1] }
+
+// Peer is one entry of peers.
+type Peer struct {
+	Address       netip.Addr
+	Port          uint16
+	ASN           uint32 // peer-asn
+	MyASN         uint32 // my-asn
+	SourceAddress netip.Addr
+	HoldTime      time.Duration
+	KeepaliveTime time.Duration
+	RouterID      netip.Addr // invalid: use the node's address
+	Password      string
+	EBGPMultiHop  bool
+	NodeSelectors []Selector
+	BFDProfile    string
+	Line          int
+}
+
+// IBGP reports whether the session is internal (same AS on both ends).
+func (p *Peer) IBGP() bool { return p.ASN == p.MyASN }
+
+// BFDProfile is one entry of bfd-profiles (parsed and range-checked; the
+// speaker does not run BFD yet, so referencing one is an error).
+type BFDProfile struct {
+	Name             string
+	ReceiveInterval  uint32 // ms
+	TransmitInterval uint32 // ms
+	DetectMultiplier uint32
+	EchoInterval     uint32 // ms
+	EchoMode         bool
+	PassiveMode      bool
+	MinimumTTL       uint32
+	Line             int
+}
