@@ -23,7 +23,7 @@ const (
 // rawPool keeps the nodes that cross-checks need to point at.
 type rawPool struct {
 	*Pool
-	path      string // "address-pools[1] (name)", for messages
+	path      string       // "address-pools[1] (name)", for messages
 	addrNodes []*yaml.Node // the node each range came from, parallel to Ranges
 	advNodes  []*yaml.Node
 	commNodes [][]rawCommunity
@@ -251,8 +251,10 @@ func (d *decoder) advertisement(n *yaml.Node, path string) (Advertisement, []raw
 	a := Advertisement{AggregationLength: 32, AggregationLengthV6: 128}
 	var comms []rawCommunity
 	d.mapping(n, path, map[string]field{
-		"aggregation-length":    func(v *yaml.Node) { a.AggregationLength = int(d.intOr(v, path+".aggregation-length", 0, 32, 32)) },
-		"aggregation-length-v6": func(v *yaml.Node) { a.AggregationLengthV6 = int(d.intOr(v, path+".aggregation-length-v6", 0, 128, 128)) },
+		"aggregation-length": func(v *yaml.Node) { a.AggregationLength = int(d.intOr(v, path+".aggregation-length", 0, 32, 32)) },
+		"aggregation-length-v6": func(v *yaml.Node) {
+			a.AggregationLengthV6 = int(d.intOr(v, path+".aggregation-length-v6", 0, 128, 128))
+		},
 		"localpref": func(v *yaml.Node) {
 			a.LocalPref = d.uint32(v, path+".localpref", 0, math.MaxUint32)
 			a.HasLocalPref = true
