@@ -88,6 +88,7 @@ them), and the installer behind "microk8s enable metallb" / "microk8s disable me
 		newEnableCmd(g),
 		newDisableCmd(g),
 		newVersionCmd(g),
+		newConfigCmd(g),
 	)
 	return root
 }

@@ -1,0 +1,216 @@
+package k8s
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+
+	"github.com/microk8s-metallb/metallb/pkg/config"
+	"github.com/microk8s-metallb/metallb/pkg/metrics"
+)
+
+// Where the configuration lives.
+const (
+	DefaultNamespace  = "metallb-system"
+	DefaultConfigMap  = "config"
+	ConfigKey         = "config"
+	ReasonInvalid     = "InvalidConfig"
+	ReasonConfigValid = "ConfigLoaded"
+)
+
+// ConfigWatcher keeps the config in force: it watches the ConfigMap, accepts
+// valid edits and refuses invalid ones, keeping the last good config. Refusals
+// are logged, raised as a Warning Event on the ConfigMap, and shown by the
+// metallb_k8s_client_config_stale_bool metric.
+type ConfigWatcher struct {
+	client    kubernetes.Interface
+	namespace string
+	name      string
+	log       *slog.Logger
+	recorder  record.EventRecorder
+	onConfig  func(*config.Config)
+
+	loaded, stale prometheus.Gauge
+	reloads       *prometheus.CounterVec
+
+	mu      sync.Mutex
+	current *config.Config
+	isStale bool
+	lastRV  string
+	synced  cache.InformerSynced
+}
+
+// ConfigWatcherOptions configure NewConfigWatcher.
+type ConfigWatcherOptions struct {
+	Client    kubernetes.Interface
+	Namespace string // default metallb-system
+	Name      string // default config
+	Log       *slog.Logger
+	Recorder  record.EventRecorder // nil: no Events
+	Metrics   *metrics.Registry    // nil: no metrics
+	// OnConfig is called with every newly accepted config, one call at a time.
+	OnConfig func(*config.Config)
+}
+
+// NewConfigWatcher builds a watcher; Run starts it.
+func NewConfigWatcher(o ConfigWatcherOptions) *ConfigWatcher {
+	w := &ConfigWatcher{
+		client: o.Client, namespace: o.Namespace, name: o.Name, log: o.Log,
+		recorder: o.Recorder, onConfig: o.OnConfig,
+		loaded: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: metrics.Namespace, Subsystem: "k8s_client", Name: "config_loaded_bool",
+			Help: "1 if a valid configuration has been loaded.",
+		}),
+		stale: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: metrics.Namespace, Subsystem: "k8s_client", Name: "config_stale_bool",
+			Help: "1 if the ConfigMap holds an invalid configuration and the last good one is still in force.",
+		}),
+		reloads: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Subsystem: "k8s_client", Name: "config_reloads_total",
+			Help: "Configuration reloads by result (accepted, rejected).",
+		}, []string{"result"}),
+	}
+	if w.namespace == "" {
+		w.namespace = DefaultNamespace
+	}
+	if w.name == "" {
+		w.name = DefaultConfigMap
+	}
+	if o.Metrics != nil {
+		o.Metrics.MustRegister(w.loaded, w.stale, w.reloads)
+	}
+	return w
+}
+
+// Run watches the ConfigMap until ctx ends.
+func (w *ConfigWatcher) Run(ctx context.Context) {
+	factory := informers.NewSharedInformerFactoryWithOptions(w.client, 0,
+		informers.WithNamespace(w.namespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", w.name).String()
+		}))
+	inf := factory.Core().V1().ConfigMaps().Informer()
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(obj any) { w.handle(obj.(*corev1.ConfigMap)) },
+		UpdateFunc: func(_, obj any) { w.handle(obj.(*corev1.ConfigMap)) },
+		DeleteFunc: func(any) { w.handleDelete() },
+	})
+	w.mu.Lock()
+	w.synced = inf.HasSynced
+	w.mu.Unlock()
+	factory.Start(ctx.Done())
+	<-ctx.Done()
+	factory.Shutdown()
+}
+
+// HasSynced reports whether the watcher has seen the ConfigMap's state once.
+func (w *ConfigWatcher) HasSynced() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.synced != nil && w.synced()
+}
+
+// Current returns the config in force (nil before any valid one).
+func (w *ConfigWatcher) Current() *config.Config {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.current
+}
+
+// Stale reports whether the ConfigMap holds a config that was refused.
+func (w *ConfigWatcher) Stale() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.isStale
+}
+
+func (w *ConfigWatcher) handle(cm *corev1.ConfigMap) {
+	w.mu.Lock()
+	if cm.ResourceVersion != "" && cm.ResourceVersion == w.lastRV {
+		w.mu.Unlock()
+		return
+	}
+	w.lastRV = cm.ResourceVersion
+	w.mu.Unlock()
+
+	data, ok := cm.Data[ConfigKey]
+	var cfg *config.Config
+	var err error
+	if !ok {
+		err = fmt.Errorf("the ConfigMap has no %q key", ConfigKey)
+	} else {
+		cfg, err = config.Parse([]byte(data))
+	}
+	if err != nil {
+		w.reject(cm, err)
+		return
+	}
+	w.accept(cm, cfg)
+}
+
+func (w *ConfigWatcher) accept(cm *corev1.ConfigMap, cfg *config.Config) {
+	w.mu.Lock()
+	wasStale := w.isStale
+	w.current, w.isStale = cfg, false
+	w.mu.Unlock()
+	w.loaded.Set(1)
+	w.stale.Set(0)
+	w.reloads.WithLabelValues("accepted").Inc()
+	w.log.Info("configuration loaded", "configmap", w.namespace+"/"+w.name, "pools", len(cfg.Pools), "peers", len(cfg.Peers))
+	for _, warn := range cfg.Warnings {
+		w.log.Warn("configuration warning", "configmap", w.namespace+"/"+w.name, "warning", warn)
+	}
+	if wasStale && w.recorder != nil {
+		w.recorder.Event(cm, corev1.EventTypeNormal, ReasonConfigValid, "configuration is valid again and in force")
+	}
+	if w.onConfig != nil {
+		w.onConfig(cfg)
+	}
+}
+
+func (w *ConfigWatcher) reject(cm *corev1.ConfigMap, err error) {
+	w.mu.Lock()
+	w.isStale = true
+	hasGood := w.current != nil
+	w.mu.Unlock()
+	w.stale.Set(1)
+	w.reloads.WithLabelValues("rejected").Inc()
+	kept := "no valid configuration has been loaded yet, so nothing is assigned or announced"
+	if hasGood {
+		kept = "the last valid configuration stays in force"
+	}
+	w.log.Error("configuration refused", "configmap", w.namespace+"/"+w.name, "error", err.Error(), "kept", kept)
+	if w.recorder != nil {
+		msg := fmt.Sprintf("configuration refused (%s): %s", kept, strings.ReplaceAll(err.Error(), "\n", "; "))
+		if len(msg) > 1000 {
+			msg = msg[:1000] + "..."
+		}
+		w.recorder.Event(cm, corev1.EventTypeWarning, ReasonInvalid, msg)
+	}
+}
+
+func (w *ConfigWatcher) handleDelete() {
+	w.mu.Lock()
+	w.lastRV = ""
+	has := w.current != nil
+	if has {
+		w.isStale = true
+	}
+	w.mu.Unlock()
+	if has {
+		w.stale.Set(1)
+		w.log.Warn("the ConfigMap was deleted: the last valid configuration stays in force until it is recreated",
+			"configmap", w.namespace+"/"+w.name)
+	}
+}
