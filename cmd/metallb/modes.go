@@ -4,15 +4,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func newControllerCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "controller",
-		Short: "Assign IPs from the configured pools to LoadBalancer Services (runs as a Deployment)",
-		Args:  cobra.NoArgs,
-		RunE:  func(*cobra.Command, []string) error { return errNotImplemented },
-	}
-}
-
 func newSpeakerCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "speaker",

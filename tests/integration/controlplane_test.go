@@ -25,7 +25,16 @@ func newNamespace(t *testing.T, c kubernetes.Interface) string {
 		t.Fatalf("create namespace: %v", err)
 	}
 	t.Cleanup(func() {
-		_ = c.CoreV1().Namespaces().Delete(context.Background(), ns.Name, metav1.DeleteOptions{})
+		// Services first and synchronously: a controller started by a later
+		// test must not see them while the namespace is being deleted.
+		ctx := context.Background()
+		svcs, _ := c.CoreV1().Services(ns.Name).List(ctx, metav1.ListOptions{})
+		if svcs != nil {
+			for _, s := range svcs.Items {
+				_ = c.CoreV1().Services(ns.Name).Delete(ctx, s.Name, metav1.DeleteOptions{})
+			}
+		}
+		_ = c.CoreV1().Namespaces().Delete(ctx, ns.Name, metav1.DeleteOptions{})
 	})
 	return ns.Name
 }

@@ -1,0 +1,65 @@
+package main
+
+import (
+	"context"
+
+	"github.com/spf13/cobra"
+
+	"github.com/microk8s-metallb/metallb/pkg/controller"
+	"github.com/microk8s-metallb/metallb/pkg/k8s"
+	"github.com/microk8s-metallb/metallb/pkg/metrics"
+)
+
+type controllerOptions struct {
+	kubeconfig  string
+	namespace   string
+	configMap   string
+	lbClass     string
+	metricsAddr string
+	leaderElect bool
+	workers     int
+}
+
+func newControllerCmd(g *globals) *cobra.Command {
+	o := &controllerOptions{}
+	cmd := &cobra.Command{
+		Use:   "controller",
+		Short: "Assign IPs from the configured pools to LoadBalancer Services (runs as a Deployment)",
+		Args:  cobra.NoArgs,
+		RunE:  func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context(), g) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig (default: in-cluster, $KUBECONFIG, MicroK8s, ~/.kube/config)")
+	f.StringVar(&o.namespace, "namespace", envOr("METALLB_NAMESPACE", k8s.DefaultNamespace), "namespace of the ConfigMap and the leader Lease ($METALLB_NAMESPACE)")
+	f.StringVar(&o.configMap, "config", k8s.DefaultConfigMap, "name of the ConfigMap")
+	f.StringVar(&o.lbClass, "lb-class", "", "serve Services of this loadBalancerClass (empty: only Services without a class)")
+	f.StringVar(&o.metricsAddr, "metrics-addr", ":7472", "address for /metrics, /healthz and /readyz (empty: off)")
+	f.BoolVar(&o.leaderElect, "leader-elect", true, "hold a Lease so that only one replica is active")
+	f.IntVar(&o.workers, "workers", 8, "Services processed in parallel (status writes)")
+	return cmd
+}
+
+func (o *controllerOptions) run(ctx context.Context, g *globals) error {
+	client, _, err := k8s.Client(o.kubeconfig, "metallb-controller")
+	if err != nil {
+		return err
+	}
+	reg := metrics.New()
+	if err := reg.Serve(ctx, o.metricsAddr, g.log); err != nil {
+		return err
+	}
+	run := func(ctx context.Context) {
+		c := controller.New(ctx, controller.Options{
+			Client: client, Log: g.log, Metrics: reg, Namespace: o.namespace,
+			ConfigMap: o.configMap, LBClass: o.lbClass, Workers: o.workers,
+		})
+		if err := c.Run(ctx); err != nil {
+			g.log.Error("controller stopped", "error", err)
+		}
+	}
+	if !o.leaderElect {
+		run(ctx)
+		return nil
+	}
+	return k8s.RunAsLeader(ctx, client, o.namespace, "metallb-controller", g.log, run)
+}

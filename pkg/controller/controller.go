@@ -1,0 +1,424 @@
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/microk8s-metallb/metallb/pkg/allocator"
+	"github.com/microk8s-metallb/metallb/pkg/config"
+	"github.com/microk8s-metallb/metallb/pkg/k8s"
+	"github.com/microk8s-metallb/metallb/pkg/metrics"
+)
+
+// Event reasons on Services.
+const (
+	ReasonAllocated        = "IPAllocated"
+	ReasonAllocFailed      = "AllocationFailed"
+	ReasonChanged          = "IPChanged"
+	ReasonCleared          = "ClearAssignment"
+	ReasonPoolNearlyFull   = "PoolNearlyFull"
+	ReasonPoolFull         = "PoolExhausted"
+	configKey              = "\x00config" // queue key for config changes
+	nearlyFullThreshold    = 0.9
+	defaultWorkers         = 8
+	componentName          = "metallb-controller"
+	maxRequeueBeforeGiveUp = 15
+)
+
+// Options configure the controller.
+type Options struct {
+	Client    kubernetes.Interface
+	Log       *slog.Logger
+	Metrics   *metrics.Registry
+	Namespace string // of the ConfigMap; default metallb-system
+	ConfigMap string // default config
+	// LBClass: the loadBalancerClass we serve; empty: only class-less Services.
+	LBClass string
+	Workers int
+}
+
+// Controller assigns addresses to LoadBalancer Services.
+type Controller struct {
+	opts     Options
+	log      *slog.Logger
+	client   kubernetes.Interface
+	recorder record.EventRecorder
+	queue    workqueue.TypedRateLimitingInterface[string]
+	lister   corelisters.ServiceLister
+	watcher  *k8s.ConfigWatcher
+	m        *ctrlMetrics
+
+	mu       sync.Mutex // guards everything below
+	alloc    *allocator.Allocator
+	restored bool
+	pending  map[string]bool // Services that failed for lack of room
+	poolWarn map[string]int  // last usage level warned about per pool (0, 90, 100)
+}
+
+// New builds a controller; Run starts it.
+func New(ctx context.Context, o Options) *Controller {
+	if o.Workers <= 0 {
+		o.Workers = defaultWorkers
+	}
+	c := &Controller{
+		opts:     o,
+		log:      o.Log,
+		client:   o.Client,
+		recorder: k8s.NewRecorder(ctx, o.Client, componentName),
+		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "services"}),
+		alloc:    allocator.New(),
+		pending:  map[string]bool{},
+		poolWarn: map[string]int{},
+		m:        newMetrics(o.Metrics),
+	}
+	c.watcher = k8s.NewConfigWatcher(k8s.ConfigWatcherOptions{
+		Client: o.Client, Namespace: o.Namespace, Name: o.ConfigMap, Log: o.Log,
+		Recorder: c.recorder, Metrics: o.Metrics,
+		OnConfig: func(*config.Config) { c.queue.Add(configKey) },
+	})
+	return c
+}
+
+// Run runs until ctx ends.
+func (c *Controller) Run(ctx context.Context) error {
+	defer c.queue.ShutDown()
+	factory := informers.NewSharedInformerFactory(c.client, 0)
+	svcInf := factory.Core().V1().Services()
+	c.lister = svcInf.Lister()
+	_, err := svcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    c.enqueue,
+		UpdateFunc: func(_, obj any) { c.enqueue(obj) },
+		DeleteFunc: c.enqueue,
+	})
+	if err != nil {
+		return fmt.Errorf("watch services: %w", err)
+	}
+	go c.watcher.Run(ctx)
+	factory.Start(ctx.Done())
+	defer factory.Shutdown()
+	c.log.Info("waiting for caches")
+	if !cache.WaitForCacheSync(ctx.Done(), svcInf.Informer().HasSynced, c.watcher.HasSynced) {
+		return ctx.Err()
+	}
+	c.log.Info("caches synced", "services", len(c.listAll()))
+	if c.opts.Metrics != nil {
+		c.opts.Metrics.SetReady(true)
+	}
+	var wg sync.WaitGroup
+	for range c.opts.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for c.processNext(ctx) {
+			}
+		}()
+	}
+	<-ctx.Done()
+	c.queue.ShutDown()
+	wg.Wait()
+	return nil
+}
+
+func (c *Controller) enqueue(obj any) {
+	key, err := cache.DeletionHandlingMetaNamespaceKeyFunc(obj)
+	if err != nil {
+		c.log.Error("cannot key object", "error", err)
+		return
+	}
+	c.queue.Add(key)
+}
+
+func (c *Controller) listAll() []*corev1.Service {
+	svcs, _ := c.lister.List(labels.Everything())
+	return svcs
+}
+
+func (c *Controller) processNext(ctx context.Context) bool {
+	key, quit := c.queue.Get()
+	if quit {
+		return false
+	}
+	defer c.queue.Done(key)
+	var err error
+	if key == configKey {
+		c.applyConfig()
+	} else {
+		err = c.sync(ctx, key)
+	}
+	switch {
+	case err == nil:
+		c.queue.Forget(key)
+	case c.queue.NumRequeues(key) < maxRequeueBeforeGiveUp:
+		c.log.Warn("sync failed, will retry", "service", key, "error", err)
+		c.queue.AddRateLimited(key)
+	default:
+		c.log.Error("sync failed, giving up until the Service changes", "service", key, "error", err)
+		c.queue.Forget(key)
+	}
+	return true
+}
+
+// applyConfig installs the config in force. The first time, it also re-learns
+// every assignment from Service status before anything new is assigned.
+func (c *Controller) applyConfig() {
+	cfg := c.watcher.Current()
+	if cfg == nil {
+		return
+	}
+	svcs := c.listAll()
+	c.mu.Lock()
+	dropped := c.alloc.SetConfig(cfg)
+	if !c.restored {
+		c.restore(svcs)
+		c.restored = true
+	}
+	c.updatePoolMetrics()
+	c.mu.Unlock()
+	if len(dropped) > 0 {
+		c.log.Warn("config change leaves assigned addresses outside every pool: those Services will move", "services", len(dropped))
+	}
+	for _, s := range svcs {
+		c.enqueue(s)
+	}
+}
+
+// restore re-learns assignments from status, oldest Service first, so that if
+// two Services claim one address the older keeps it. Caller holds c.mu.
+func (c *Controller) restore(svcs []*corev1.Service) {
+	svcs = slices.Clone(svcs)
+	slices.SortFunc(svcs, func(a, b *corev1.Service) int {
+		if d := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); d != 0 {
+			return d
+		}
+		return compareKeys(a, b)
+	})
+	n := 0
+	for _, s := range svcs {
+		ips := statusIPs(s)
+		if len(ips) == 0 || !owned(s, c.opts.LBClass) {
+			continue
+		}
+		req, err := allocator.ParseRequest(s.Annotations, s.Spec.LoadBalancerIP)
+		if err != nil {
+			req = allocator.Request{}
+		}
+		if _, err := c.alloc.Restore(toRequest(s, req), ips); err != nil {
+			c.log.Warn("cannot keep the address in status", "service", s.Namespace+"/"+s.Name, "ip", ipList(ips), "error", err)
+			continue
+		}
+		n++
+	}
+	c.log.Info("re-learnt assignments from Service status", "services", n)
+}
+
+func compareKeys(a, b *corev1.Service) int {
+	ka, kb := a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name
+	switch {
+	case ka < kb:
+		return -1
+	case ka > kb:
+		return 1
+	}
+	return 0
+}
+
+func (c *Controller) sync(ctx context.Context, key string) error {
+	start := time.Now()
+	ns, name, err := cache.SplitMetaNamespaceKey(key)
+	if err != nil {
+		return nil
+	}
+	svc, err := c.lister.Services(ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		c.release(key)
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if !owned(svc, c.opts.LBClass) {
+		return c.disown(ctx, svc, key)
+	}
+	c.mu.Lock()
+	restored := c.restored
+	c.mu.Unlock()
+	if !restored {
+		// No valid config yet: nothing can be assigned. The first config
+		// re-queues every Service.
+		return nil
+	}
+	current := statusIPs(svc)
+	req, err := allocator.ParseRequest(svc.Annotations, svc.Spec.LoadBalancerIP)
+	if err != nil {
+		c.fail(svc, key, err, current)
+		return nil
+	}
+	c.mu.Lock()
+	as, err := c.alloc.Assign(toRequest(svc, req), current)
+	if err != nil {
+		if errors.Is(err, allocator.ErrPoolExhausted) {
+			c.pending[key] = true
+		}
+		_, held := c.alloc.Assigned(key)
+		c.mu.Unlock()
+		c.fail(svc, key, err, current)
+		if !held && len(current) > 0 {
+			// The address in status is no longer ours to give: take it back.
+			return c.writeStatus(ctx, svc, nil)
+		}
+		return nil
+	}
+	delete(c.pending, key)
+	warnReason, warn := c.poolLevelChange(as.Pool)
+	c.updatePoolMetrics()
+	c.mu.Unlock()
+
+	if sameIPs(as.IPs, current) {
+		return nil
+	}
+	if err := c.writeStatus(ctx, svc, as.IPs); err != nil {
+		return err
+	}
+	c.m.latency.Observe(time.Since(start).Seconds())
+	if len(current) == 0 {
+		c.recorder.Eventf(svc, corev1.EventTypeNormal, ReasonAllocated, "Assigned IP [%s] from pool %q", ipList(as.IPs), as.Pool)
+		c.log.Info("assigned", "service", key, "ip", ipList(as.IPs), "pool", as.Pool)
+	} else {
+		c.recorder.Eventf(svc, corev1.EventTypeWarning, ReasonChanged, "Moved from [%s] to [%s] (pool %q): the old address is not valid for this Service under the current config", ipList(current), ipList(as.IPs), as.Pool)
+		c.log.Warn("moved", "service", key, "from", ipList(current), "ip", ipList(as.IPs), "pool", as.Pool)
+	}
+	if warn != "" {
+		c.recorder.Event(svc, corev1.EventTypeWarning, warnReason, warn)
+	}
+	return nil
+}
+
+func (c *Controller) fail(svc *corev1.Service, key string, err error, current []netip.Addr) {
+	c.m.failures.WithLabelValues(failureReason(err)).Inc()
+	msg := "Failed to allocate IP: " + err.Error()
+	if len(current) > 0 && !errors.Is(err, allocator.ErrNoConfig) {
+		msg += fmt.Sprintf(" (keeping [%s] if it is still valid)", ipList(current))
+	}
+	c.recorder.Event(svc, corev1.EventTypeWarning, ReasonAllocFailed, msg)
+	c.log.Warn("allocation failed", "service", key, "error", err)
+}
+
+func failureReason(err error) string {
+	for _, e := range []struct {
+		err    error
+		reason string
+	}{
+		{allocator.ErrPoolExhausted, "pool_exhausted"},
+		{allocator.ErrNoPool, "no_pool"},
+		{allocator.ErrIPTaken, "ip_taken"},
+		{allocator.ErrIPNotInPool, "ip_not_in_pool"},
+		{allocator.ErrBadRequest, "bad_annotation"},
+		{allocator.ErrNoConfig, "no_config"},
+	} {
+		if errors.Is(err, e.err) {
+			return e.reason
+		}
+	}
+	return "other"
+}
+
+// disown frees what a Service no longer needs (type or class changed).
+func (c *Controller) disown(ctx context.Context, svc *corev1.Service, key string) error {
+	c.mu.Lock()
+	_, held := c.alloc.Assigned(key)
+	c.mu.Unlock()
+	if !held {
+		return nil
+	}
+	c.release(key)
+	c.recorder.Event(svc, corev1.EventTypeNormal, ReasonCleared, "Released the address: the Service is no longer a LoadBalancer of this class")
+	if svc.Spec.Type == corev1.ServiceTypeLoadBalancer && len(svc.Status.LoadBalancer.Ingress) > 0 && svc.DeletionTimestamp == nil {
+		return c.writeStatus(ctx, svc, nil)
+	}
+	return nil
+}
+
+// release frees a Service's addresses and retries the Services waiting for
+// room.
+func (c *Controller) release(key string) {
+	c.mu.Lock()
+	_, held := c.alloc.Assigned(key)
+	c.alloc.Release(key)
+	delete(c.pending, key)
+	var retry []string
+	if held {
+		for k := range c.pending {
+			retry = append(retry, k)
+		}
+		for _, p := range c.alloc.Pools() {
+			c.poolLevelChange(p)
+		}
+		c.updatePoolMetrics()
+	}
+	c.mu.Unlock()
+	if held {
+		c.log.Info("released", "service", key)
+	}
+	for _, k := range retry {
+		c.queue.Add(k)
+	}
+}
+
+func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, ips []netip.Addr) error {
+	upd := svc.DeepCopy()
+	upd.Status.LoadBalancer.Ingress = ingressFor(ips)
+	if len(ips) == 0 {
+		upd.Status.LoadBalancer.Ingress = nil
+	}
+	_, err := c.client.CoreV1().Services(svc.Namespace).UpdateStatus(ctx, upd, metav1.UpdateOptions{})
+	if err != nil {
+		return fmt.Errorf("update status of %s/%s: %w", svc.Namespace, svc.Name, err)
+	}
+	c.m.statusWrites.Inc()
+	return nil
+}
+
+// poolLevelChange returns an Event reason and message when a pool's use
+// crosses 90% or 100% upwards (and re-arms when it drops back). Caller holds
+// c.mu.
+func (c *Controller) poolLevelChange(pool string) (reason, msg string) {
+	size, inUse, ok := c.alloc.Usage(pool)
+	if !ok || size == 0 {
+		return "", ""
+	}
+	frac := float64(inUse) / size
+	level := 0
+	switch {
+	case frac >= 1:
+		level = 100
+	case frac >= nearlyFullThreshold:
+		level = 90
+	}
+	prev := c.poolWarn[pool]
+	c.poolWarn[pool] = level
+	switch {
+	case level <= prev:
+		return "", ""
+	case level == 100:
+		return ReasonPoolFull, fmt.Sprintf("pool %q is full: %d of %.0f addresses in use; new Services will stay <pending>", pool, inUse, size)
+	}
+	return ReasonPoolNearlyFull, fmt.Sprintf("pool %q is over 90%% used: %d of %.0f addresses", pool, inUse, size)
+}

@@ -1,0 +1,86 @@
+package controller
+
+import (
+	"net/netip"
+	"slices"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+
+	"github.com/microk8s-metallb/metallb/pkg/allocator"
+)
+
+// owned reports whether the Service is ours: type LoadBalancer, and a
+// loadBalancerClass equal to class (none when class is empty).
+func owned(svc *corev1.Service, class string) bool {
+	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || svc.DeletionTimestamp != nil {
+		return false
+	}
+	if svc.Spec.LoadBalancerClass == nil {
+		return class == ""
+	}
+	return *svc.Spec.LoadBalancerClass == class
+}
+
+// toRequest turns a Service into the allocator's view of it.
+func toRequest(svc *corev1.Service, req allocator.Request) allocator.Service {
+	s := allocator.Service{
+		Key:        svc.Namespace + "/" + svc.Name,
+		Namespace:  svc.Namespace,
+		Labels:     svc.Labels,
+		Pool:       req.Pool,
+		Requested:  req.Requested,
+		SharingKey: req.SharingKey,
+		Local:      svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
+		Selector:   labels.SelectorFromSet(svc.Spec.Selector).String(),
+	}
+	for _, p := range svc.Spec.Ports {
+		proto := string(p.Protocol)
+		if proto == "" {
+			proto = "TCP"
+		}
+		s.Ports = append(s.Ports, allocator.Port{Protocol: proto, Port: p.Port})
+	}
+	for _, f := range svc.Spec.IPFamilies {
+		if f == corev1.IPv6Protocol {
+			s.Families = append(s.Families, allocator.IPv6)
+		} else {
+			s.Families = append(s.Families, allocator.IPv4)
+		}
+	}
+	if svc.Spec.IPFamilyPolicy != nil {
+		s.Policy = allocator.FamilyPolicy(*svc.Spec.IPFamilyPolicy)
+	}
+	return s
+}
+
+// statusIPs returns the addresses in status.loadBalancer.ingress.
+func statusIPs(svc *corev1.Service) []netip.Addr {
+	var out []netip.Addr
+	for _, ing := range svc.Status.LoadBalancer.Ingress {
+		if a, err := netip.ParseAddr(ing.IP); err == nil {
+			out = append(out, a.Unmap())
+		}
+	}
+	return out
+}
+
+func ingressFor(ips []netip.Addr) []corev1.LoadBalancerIngress {
+	vip := corev1.LoadBalancerIPModeVIP
+	out := make([]corev1.LoadBalancerIngress, len(ips))
+	for i, ip := range ips {
+		out[i] = corev1.LoadBalancerIngress{IP: ip.String(), IPMode: &vip}
+	}
+	return out
+}
+
+func ipList(ips []netip.Addr) string {
+	s := make([]string, len(ips))
+	for i, ip := range ips {
+		s[i] = ip.String()
+	}
+	return strings.Join(s, ",")
+}
+
+func sameIPs(a, b []netip.Addr) bool { return slices.Equal(a, b) }
