@@ -9,4 +9,4 @@ scripts/setup.sh
 export METALLB_CP_BIN="$(scripts/build-controlplane.sh --print-bin-dir)"
 scripts/build.sh >/dev/null
 echo "==> $(bin/metallb version)"
-exec go run ./tests/demo "$@"
+exec go run ./tests/demo -bin bin/metallb "$@"

@@ -69,7 +69,7 @@ func (o *validateOptions) run(cmd *cobra.Command, g *globals) error {
 		data, err = os.ReadFile(o.file)
 	default:
 		source = "ConfigMap " + o.namespace + "/" + o.name
-		client, _, cerr := k8s.Client(o.kubeconfig, "metallb-config-validate")
+		client, _, cerr := k8s.Client(o.kubeconfig, "metallb-config-validate", 0, 0)
 		if cerr != nil {
 			return cerr
 		}
@@ -107,7 +107,7 @@ func (o *validateOptions) run(cmd *cobra.Command, g *globals) error {
 		fmt.Fprintf(g.out, "  warning: %s\n", w)
 	}
 	if o.fromCluster && o.file != "" {
-		client, _, err := k8s.Client(o.kubeconfig, "metallb-config-validate")
+		client, _, err := k8s.Client(o.kubeconfig, "metallb-config-validate", 0, 0)
 		if err != nil {
 			return err
 		}

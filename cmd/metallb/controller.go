@@ -18,6 +18,8 @@ type controllerOptions struct {
 	metricsAddr string
 	leaderElect bool
 	workers     int
+	qps         float32
+	burst       int
 }
 
 func newControllerCmd(g *globals) *cobra.Command {
@@ -36,11 +38,13 @@ func newControllerCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.metricsAddr, "metrics-addr", ":7472", "address for /metrics, /healthz and /readyz (empty: off)")
 	f.BoolVar(&o.leaderElect, "leader-elect", true, "hold a Lease so that only one replica is active")
 	f.IntVar(&o.workers, "workers", 8, "Services processed in parallel (status writes)")
+	f.Float32Var(&o.qps, "kube-api-qps", 200, "client-side limit of API requests per second")
+	f.IntVar(&o.burst, "kube-api-burst", 400, "client-side burst of API requests")
 	return cmd
 }
 
 func (o *controllerOptions) run(ctx context.Context, g *globals) error {
-	client, _, err := k8s.Client(o.kubeconfig, "metallb-controller")
+	client, _, err := k8s.Client(o.kubeconfig, "metallb-controller", o.qps, o.burst)
 	if err != nil {
 		return err
 	}

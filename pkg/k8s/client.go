@@ -54,16 +54,21 @@ func RestConfig(explicit string) (*rest.Config, error) {
 	return cfg, nil
 }
 
-// Client returns a clientset for the kubeconfig RestConfig finds, with a
-// client-side rate limit suited to a controller that writes in bursts.
-func Client(kubeconfig, userAgent string) (kubernetes.Interface, *rest.Config, error) {
+// Client returns a clientset for the kubeconfig RestConfig finds. qps and
+// burst set the client-side rate limit (0: 200 and 400, enough for a
+// controller that writes a status and an Event per Service in bursts).
+func Client(kubeconfig, userAgent string, qps float32, burst int) (kubernetes.Interface, *rest.Config, error) {
 	cfg, err := RestConfig(kubeconfig)
 	if err != nil {
 		return nil, nil, err
 	}
 	cfg.UserAgent = userAgent
+	cfg.QPS, cfg.Burst = qps, burst
 	if cfg.QPS == 0 {
-		cfg.QPS, cfg.Burst = 200, 400
+		cfg.QPS = 200
+	}
+	if cfg.Burst == 0 {
+		cfg.Burst = 2 * int(cfg.QPS)
 	}
 	cs, err := kubernetes.NewForConfig(cfg)
 	if err != nil {
