@@ -49,10 +49,15 @@ func RunAsLeader(ctx context.Context, client kubernetes.Interface, namespace, na
 			},
 		},
 	})
-	select {
-	case <-ctx.Done():
+	// Releasing the lease on shutdown also stops leading: only a loss while
+	// still running is an error.
+	if ctx.Err() != nil {
 		return nil
+	}
+	select {
 	case <-lost:
 		return fmt.Errorf("lost leadership of lease %s/%s", namespace, name)
+	default:
+		return nil
 	}
 }
