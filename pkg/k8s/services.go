@@ -12,6 +12,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/microk8s-metallb/metallb/pkg/config"
+	"github.com/microk8s-metallb/metallb/pkg/iprange"
 )
 
 // ReadConfigMap returns the config text stored in the ConfigMap.
@@ -57,19 +58,10 @@ func UncoveredServices(ctx context.Context, c kubernetes.Interface, cfg *config.
 			if err != nil {
 				continue
 			}
-			if !slices.ContainsFunc(cfg.Pools, func(p *config.Pool) bool { return poolContains(p, ip) }) {
+			if !slices.ContainsFunc(cfg.Pools, func(p *config.Pool) bool { return iprange.ContainsAny(p.Ranges, ip) }) {
 				out = append(out, Uncovered{Service: s.Namespace + "/" + s.Name, IP: ip})
 			}
 		}
 	}
 	return out, nil
-}
-
-func poolContains(p *config.Pool, ip netip.Addr) bool {
-	for _, r := range p.Ranges {
-		if r.Contains(ip) {
-			return true
-		}
-	}
-	return false
 }
