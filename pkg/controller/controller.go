@@ -2,6 +2,7 @@ package controller
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -13,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
@@ -100,7 +102,7 @@ func New(ctx context.Context, o Options) *Controller {
 // Run runs until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
 	defer c.queue.ShutDown()
-	factory := informers.NewSharedInformerFactory(c.client, 0)
+	factory := informers.NewSharedInformerFactoryWithOptions(c.client, 0, informers.WithTransform(trimService))
 	svcInf := factory.Core().V1().Services()
 	c.lister = svcInf.Lister()
 	_, err := svcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -382,13 +384,16 @@ func (c *Controller) release(key string) {
 	}
 }
 
+// writeStatus sets status.loadBalancer.ingress with a merge patch on the
+// status subresource: one request, no read-modify-write of the whole object.
 func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, ips []netip.Addr) error {
-	upd := svc.DeepCopy()
-	upd.Status.LoadBalancer.Ingress = ingressFor(ips)
-	if len(ips) == 0 {
-		upd.Status.LoadBalancer.Ingress = nil
+	patch, err := json.Marshal(map[string]any{
+		"status": map[string]any{"loadBalancer": map[string]any{"ingress": ingressFor(ips)}},
+	})
+	if err != nil {
+		return err
 	}
-	_, err := c.client.CoreV1().Services(svc.Namespace).UpdateStatus(ctx, upd, metav1.UpdateOptions{})
+	_, err = c.client.CoreV1().Services(svc.Namespace).Patch(ctx, svc.Name, types.MergePatchType, patch, metav1.PatchOptions{}, "status")
 	if err != nil {
 		return fmt.Errorf("update status of %s/%s: %w", svc.Namespace, svc.Name, err)
 	}

@@ -68,7 +68,7 @@ func statusIPs(svc *corev1.Service) []netip.Addr {
 
 func ingressFor(ips []netip.Addr) []corev1.LoadBalancerIngress {
 	vip := corev1.LoadBalancerIPModeVIP
-	out := make([]corev1.LoadBalancerIngress, len(ips))
+	out := make([]corev1.LoadBalancerIngress, len(ips)) // empty, not nil: the patch must clear the list
 	for i, ip := range ips {
 		out[i] = corev1.LoadBalancerIngress{IP: ip.String(), IPMode: &vip}
 	}
@@ -84,3 +84,13 @@ func ipList(ips []netip.Addr) string {
 }
 
 func sameIPs(a, b []netip.Addr) bool { return slices.Equal(a, b) }
+
+// trimService drops what the controller never reads from cached Services
+// (managed fields, the last-applied annotation), which is most of their size.
+func trimService(obj any) (any, error) {
+	if s, ok := obj.(*corev1.Service); ok {
+		s.ManagedFields = nil
+		delete(s.Annotations, corev1.LastAppliedConfigAnnotation)
+	}
+	return obj, nil
+}

@@ -17,7 +17,7 @@ import (
 // that of several replicas exactly one is active. When leadership is lost fn's
 // context is cancelled and RunAsLeader returns an error (the process should
 // exit and restart as a follower). Takeover after a crash takes at most the
-// lease duration (15 s).
+// lease duration plus one retry period (about 9 s).
 func RunAsLeader(ctx context.Context, client kubernetes.Interface, namespace, name string, log *slog.Logger, fn func(context.Context)) error {
 	id, err := os.Hostname()
 	if err != nil {
@@ -33,9 +33,9 @@ func RunAsLeader(ctx context.Context, client kubernetes.Interface, namespace, na
 	leaderelection.RunOrDie(ctx, leaderelection.LeaderElectionConfig{
 		Lock:            lock,
 		ReleaseOnCancel: true,
-		LeaseDuration:   15 * time.Second,
-		RenewDeadline:   10 * time.Second,
-		RetryPeriod:     2 * time.Second,
+		LeaseDuration:   8 * time.Second,
+		RenewDeadline:   5 * time.Second,
+		RetryPeriod:     1 * time.Second,
 		Callbacks: leaderelection.LeaderCallbacks{
 			OnStartedLeading: func(ctx context.Context) {
 				log.Info("became leader", "lease", namespace+"/"+name, "identity", id)

@@ -6,6 +6,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -45,10 +46,11 @@ func metallbBinary(t *testing.T) string {
 }
 
 // startControllerProcess runs `metallb controller` as a separate process.
-func startControllerProcess(t *testing.T, env *testenv.Env, ns string) *exec.Cmd {
+func startControllerProcess(t *testing.T, env *testenv.Env, ns string, extra ...string) *exec.Cmd {
 	t.Helper()
-	cmd := exec.Command(metallbBinary(t), "controller", "--kubeconfig", env.Kubeconfig,
-		"--namespace", ns, "--metrics-addr", "", "--leader-elect=false", "--log-level", "warn")
+	args := append([]string{"controller", "--kubeconfig", env.Kubeconfig,
+		"--namespace", ns, "--metrics-addr", "", "--leader-elect=false", "--log-level", "warn"}, extra...)
+	cmd := exec.Command(metallbBinary(t), args...)
 	logf, err := os.Create(filepath.Join(t.TempDir(), "controller.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -178,4 +180,45 @@ func TestControllerRestartChangesNothing(t *testing.T) {
 		t.Fatalf("%d duplicate IPs after restart: %v", len(d), d)
 	}
 	t.Logf("%d Services, 50 concurrent creators: 0 duplicates; after SIGKILL and restart: %d changed", len(before), changed)
+}
+
+// TestControllerLeaderElection runs two replicas: one is active, and when it
+// is killed the other takes over.
+func TestControllerLeaderElection(t *testing.T) {
+	env := cluster.Require(t)
+	c := env.Client
+	ns := newNamespace(t, c)
+	setConfig(t, c, ns, "address-pools:\n- {name: p, protocol: layer2, addresses: [192.0.2.100-192.0.2.110]}\n")
+	procs := map[int]*exec.Cmd{}
+	for range 2 {
+		p := startControllerProcess(t, env, ns, "--leader-elect=true")
+		procs[p.Process.Pid] = p
+	}
+	createSvc(t, c, ns, lbService("first"))
+	waitIngress(t, c, ns, "first", "192.0.2.100")
+
+	lease, err := c.CoordinationV1().Leases(ns).Get(context.Background(), "metallb-controller", metav1.GetOptions{})
+	if err != nil || lease.Spec.HolderIdentity == nil {
+		t.Fatalf("no lease holder: %v", err)
+	}
+	var leaderPid int
+	if _, err := fmt.Sscanf((*lease.Spec.HolderIdentity)[strings.LastIndex(*lease.Spec.HolderIdentity, "_")+1:], "%d", &leaderPid); err != nil || procs[leaderPid] == nil {
+		t.Fatalf("lease holder %q is not one of our replicas", *lease.Spec.HolderIdentity)
+	}
+	killed := time.Now()
+	_ = procs[leaderPid].Process.Signal(syscall.SIGKILL)
+	_ = procs[leaderPid].Wait()
+
+	createSvc(t, c, ns, lbService("second"))
+	deadline := time.Now().Add(30 * time.Second)
+	for ingressOf(t, c, ns, "second") != "192.0.2.101" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the follower did not take over within 30 s (second = %q)", ingressOf(t, c, ns, "second"))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("follower took over and assigned %v after the leader was killed", time.Since(killed).Round(100*time.Millisecond))
+	if got := ingressOf(t, c, ns, "first"); got != "192.0.2.100" {
+		t.Errorf("first moved to %q after the takeover", got)
+	}
 }

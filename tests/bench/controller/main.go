@@ -137,6 +137,7 @@ func runOne(ctx context.Context, env *testenv.Env, bin, qps string, n int, fam s
 	if err != nil {
 		return err
 	}
+	fw := watchAssigned(c, ns, n)
 	start := time.Now()
 	err = createAll(ctx, c, ns, fam, n, func(s *corev1.Service, i int) error {
 		ip, _ := r.Nth(big.NewInt(int64(i)))
@@ -145,11 +146,17 @@ func runOne(ctx context.Context, env *testenv.Env, bin, qps string, n int, fam s
 		_, err := c.CoreV1().Services(ns).UpdateStatus(ctx, s, metav1.UpdateOptions{})
 		return err
 	})
-	floor := time.Since(start)
 	if err != nil {
 		return fmt.Errorf("floor: %w", err)
 	}
-	_ = c.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
+	if !fw.wait(10 * time.Minute) {
+		return fmt.Errorf("floor: the watch did not see all %d statuses", n)
+	}
+	floor := time.Since(start)
+	fw.stop()
+	if err := deleteNS(ctx, c, ns); err != nil {
+		return err
+	}
 
 	// The controller.
 	ns, err = newNS(ctx, c)
@@ -173,62 +180,103 @@ func runOne(ctx context.Context, env *testenv.Env, bin, qps string, n int, fam s
 	}
 	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); logf.Close() }()
 
-	// Count Services with an address through a watch.
-	var mu sync.Mutex
-	got := map[string]string{}
-	done := make(chan struct{})
-	factory := informers.NewSharedInformerFactoryWithOptions(c, 0, informers.WithNamespace(ns))
-	inf := factory.Core().V1().Services().Informer()
-	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		UpdateFunc: func(_, obj any) {
-			s := obj.(*corev1.Service)
-			if len(s.Status.LoadBalancer.Ingress) == 0 {
-				return
-			}
-			mu.Lock()
-			defer mu.Unlock()
-			got[s.Name] = s.Status.LoadBalancer.Ingress[0].IP
-			if len(got) == n {
-				select {
-				case <-done:
-				default:
-					close(done)
-				}
-			}
-		},
-	})
-	stop := make(chan struct{})
-	defer close(stop)
-	factory.Start(stop)
-	factory.WaitForCacheSync(stop)
+	w := watchAssigned(c, ns, n)
+	defer w.stop()
 	time.Sleep(2 * time.Second) // let the controller start and sync
 
 	start = time.Now()
 	if err := createAll(ctx, c, ns, fam, n, nil); err != nil {
 		return fmt.Errorf("controller run: %w", err)
 	}
-	select {
-	case <-done:
-	case <-time.After(10 * time.Minute):
+	if !w.wait(10 * time.Minute) {
 		return fmt.Errorf("controller did not assign all %d Services in 10 minutes (log: %s)", n, logPath)
 	}
 	ctrl := time.Since(start)
 	rss := peakRSS(cmd.Process.Pid)
+	dups := w.duplicates()
+	fmt.Printf("%-6d %-5s %9.2fs %11.2fs %7.2f %5d %7.1fMB\n", n, fam, floor.Seconds(), ctrl.Seconds(), ctrl.Seconds()/floor.Seconds(), dups, rss)
+	return deleteNS(ctx, c, ns)
+}
 
-	mu.Lock()
+// deleteNS deletes a namespace and waits until it is gone, so the next run
+// does not pay for this one's cleanup.
+func deleteNS(ctx context.Context, c kubernetes.Interface, ns string) error {
+	if err := c.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{}); err != nil {
+		return err
+	}
+	for range 600 {
+		if _, err := c.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err != nil {
+			return nil
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	return fmt.Errorf("namespace %s still present after 5 minutes", ns)
+}
+
+// watcher counts Services of a namespace that have an address, through a
+// watch: the same instrument for the floor and the controller runs.
+type watcher struct {
+	mu     sync.Mutex
+	got    map[string]string
+	n      int
+	done   chan struct{}
+	stopCh chan struct{}
+}
+
+func watchAssigned(c kubernetes.Interface, ns string, n int) *watcher {
+	w := &watcher{got: map[string]string{}, n: n, done: make(chan struct{}), stopCh: make(chan struct{})}
+	factory := informers.NewSharedInformerFactoryWithOptions(c, 0, informers.WithNamespace(ns))
+	inf := factory.Core().V1().Services().Informer()
+	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc:    w.see,
+		UpdateFunc: func(_, obj any) { w.see(obj) },
+	})
+	factory.Start(w.stopCh)
+	factory.WaitForCacheSync(w.stopCh)
+	return w
+}
+
+func (w *watcher) see(obj any) {
+	s := obj.(*corev1.Service)
+	if len(s.Status.LoadBalancer.Ingress) == 0 {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.got[s.Name] = s.Status.LoadBalancer.Ingress[0].IP
+	if len(w.got) == w.n {
+		select {
+		case <-w.done:
+		default:
+			close(w.done)
+		}
+	}
+}
+
+func (w *watcher) wait(d time.Duration) bool {
+	select {
+	case <-w.done:
+		return true
+	case <-time.After(d):
+		return false
+	}
+}
+
+func (w *watcher) stop() { close(w.stopCh) }
+
+func (w *watcher) duplicates() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
 	seen := map[netip.Addr]bool{}
 	dups := 0
-	for _, ip := range got {
+	for _, ip := range w.got {
 		a := netip.MustParseAddr(ip)
 		if seen[a] {
 			dups++
 		}
 		seen[a] = true
 	}
-	mu.Unlock()
-	fmt.Printf("%-6d %-5s %9.2fs %11.2fs %7.2f %5d %7.1fMB\n", n, fam, floor.Seconds(), ctrl.Seconds(), ctrl.Seconds()/floor.Seconds(), dups, rss)
-	_ = c.CoreV1().Namespaces().Delete(ctx, ns, metav1.DeleteOptions{})
-	return nil
+	return dups
 }
 
 // peakRSS reads VmHWM (peak resident set) of a process, in MB.
