@@ -20,6 +20,7 @@ type controllerOptions struct {
 	workers     int
 	qps         float32
 	burst       int
+	pprof       bool
 }
 
 func newControllerCmd(g *globals) *cobra.Command {
@@ -40,6 +41,7 @@ func newControllerCmd(g *globals) *cobra.Command {
 	f.IntVar(&o.workers, "workers", 8, "Services processed in parallel (status writes)")
 	f.Float32Var(&o.qps, "kube-api-qps", 200, "client-side limit of API requests per second")
 	f.IntVar(&o.burst, "kube-api-burst", 400, "client-side burst of API requests")
+	f.BoolVar(&o.pprof, "pprof", false, "serve Go profiles under /debug/pprof on the metrics address")
 	return cmd
 }
 
@@ -49,6 +51,9 @@ func (o *controllerOptions) run(ctx context.Context, g *globals) error {
 		return err
 	}
 	reg := metrics.New()
+	if o.pprof {
+		reg.EnableProfiling()
+	}
 	if err := reg.Serve(ctx, o.metricsAddr, g.log); err != nil {
 		return err
 	}

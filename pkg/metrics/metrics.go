@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"sync/atomic"
 	"time"
 
@@ -25,6 +26,7 @@ const Namespace = "metallb"
 type Registry struct {
 	*prometheus.Registry
 	ready atomic.Bool
+	pprof bool
 }
 
 // New returns a registry with the Go and process collectors.
@@ -37,9 +39,18 @@ func New() *Registry {
 // SetReady flips /readyz.
 func (r *Registry) SetReady(ok bool) { r.ready.Store(ok) }
 
-// Handler serves /metrics, /healthz and /readyz.
+// EnableProfiling adds Go's /debug/pprof handlers to Handler (off by
+// default: they expose internals).
+func (r *Registry) EnableProfiling() { r.pprof = true }
+
+// Handler serves /metrics, /healthz and /readyz (and /debug/pprof when
+// enabled).
 func (r *Registry) Handler() http.Handler {
 	mux := http.NewServeMux()
+	if r.pprof {
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+	}
 	mux.Handle("/metrics", promhttp.HandlerFor(r.Registry, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "ok") })
 	mux.HandleFunc("/readyz", func(w http.ResponseWriter, _ *http.Request) {

@@ -37,11 +37,23 @@ const creators = 50
 
 var noNodePorts = false
 
+var heapProfile *string
+
+// controllerEnv is extra environment for the controller process.
+var controllerEnv envList
+
+type envList []string
+
+func (e *envList) String() string     { return strings.Join(*e, " ") }
+func (e *envList) Set(v string) error { *e = append(*e, v); return nil }
+
 func main() {
 	ns := flag.String("n", "1000,5000", "comma-separated Service counts")
 	fams := flag.String("families", "ipv4,ipv6", "comma-separated families")
 	bin := flag.String("bin", "bin/metallb", "metallb binary")
 	qps := flag.String("qps", "1000", "controller --kube-api-qps (the floor's client allows 1000)")
+	heapProfile = flag.String("heap-profile", "", "write the controller's heap profile here after the run")
+	flag.Var(&controllerEnv, "env", "NAME=VALUE added to the controller's environment (repeatable), e.g. GOMEMLIMIT=32MiB")
 	flag.Parse()
 	ctx := context.Background()
 	env, err := testenv.Start(ctx, testenv.Options{})
@@ -50,7 +62,7 @@ func main() {
 		os.Exit(1)
 	}
 	defer env.Stop()
-	fmt.Printf("%-6s %-5s %10s %12s %7s %5s %9s\n", "N", "fam", "floor", "controller", "ratio", "dups", "peakRSS")
+	fmt.Printf("%-6s %-5s %10s %12s %7s %5s %9s %9s %9s\n", "N", "fam", "floor", "controller", "ratio", "dups", "peakRSS", "anonRSS", "fileRSS")
 	for _, f := range strings.Split(*fams, ",") {
 		for _, s := range strings.Split(*ns, ",") {
 			n, _ := strconv.Atoi(s)
@@ -172,8 +184,9 @@ func runOne(ctx context.Context, env *testenv.Env, bin, qps string, n int, fam s
 	logPath := filepath.Join(env.Dir, "bench-controller.log")
 	logf, _ := os.Create(logPath)
 	cmd := exec.Command(bin, "controller", "--kubeconfig", env.Kubeconfig, "--namespace", ns,
-		"--metrics-addr", "", "--leader-elect=false", "--log-level", "warn", "--kube-api-qps", qps, "--workers", "16")
+		"--metrics-addr", "127.0.0.1:17472", "--pprof", "--leader-elect=false", "--log-level", "warn", "--kube-api-qps", qps, "--workers", "16")
 	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), controllerEnv...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return err
@@ -192,9 +205,15 @@ func runOne(ctx context.Context, env *testenv.Env, bin, qps string, n int, fam s
 		return fmt.Errorf("controller did not assign all %d Services in 10 minutes (log: %s)", n, logPath)
 	}
 	ctrl := time.Since(start)
-	rss := peakRSS(cmd.Process.Pid)
+	mem := procMem(cmd.Process.Pid)
+	if *heapProfile != "" {
+		if err := exec.Command("curl", "-sf", "-o", *heapProfile, "http://127.0.0.1:17472/debug/pprof/heap?gc=1").Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "heap profile:", err)
+		}
+	}
 	dups := w.duplicates()
-	fmt.Printf("%-6d %-5s %9.2fs %11.2fs %7.2f %5d %7.1fMB\n", n, fam, floor.Seconds(), ctrl.Seconds(), ctrl.Seconds()/floor.Seconds(), dups, rss)
+	fmt.Printf("%-6d %-5s %9.2fs %11.2fs %7.2f %5d %7.1fMB %7.1fMB %7.1fMB\n", n, fam, floor.Seconds(), ctrl.Seconds(),
+		ctrl.Seconds()/floor.Seconds(), dups, mem["VmHWM:"], mem["RssAnon:"], mem["RssFile:"])
 	return deleteNS(ctx, c, ns)
 }
 
@@ -279,17 +298,22 @@ func (w *watcher) duplicates() int {
 	return dups
 }
 
-// peakRSS reads VmHWM (peak resident set) of a process, in MB.
-func peakRSS(pid int) float64 {
+// procMem reads memory lines of /proc/PID/status, in MB: VmHWM (peak
+// resident set), RssAnon (private memory now) and RssFile (pages of the
+// binary and other files, shared and reclaimable).
+func procMem(pid int) map[string]float64 {
+	out := map[string]float64{}
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return -1
+		return out
 	}
 	for _, line := range strings.Split(string(b), "\n") {
-		if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
-			kb, _ := strconv.ParseFloat(f[1], 64)
-			return kb / 1024
+		if f := strings.Fields(line); len(f) >= 2 {
+			kb, err := strconv.ParseFloat(f[1], 64)
+			if err == nil {
+				out[f[0]] = kb / 1024
+			}
 		}
 	}
-	return -1
+	return out
 }
