@@ -1,0 +1,318 @@
+package layer2
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/mdlayher/ndp"
+	"github.com/mdlayher/packet"
+)
+
+// Interfaces whose names start with these are never used: they belong to
+// container networking, not to the LAN the addresses live on.
+var skippedPrefixes = []string{"veth", "cali", "flannel", "cni", "lxc", "docker", "vxlan", "kube-ipvs", "cilium", "tunl"}
+
+// GratuitousSchedule is when gratuitous ARP / unsolicited NA go out after a
+// takeover: at once, then a few more over about 5 s, for hosts that missed
+// the first or cached late.
+var GratuitousSchedule = []time.Duration{0, 500 * time.Millisecond, time.Second, 2 * time.Second, 5 * time.Second}
+
+const protoARP = 0x0806
+
+// Claim is one address this node must answer for.
+type Claim struct {
+	IP netip.Addr
+	// Interfaces, when not empty, are the only ones to answer on (the pool's
+	// interfaces); otherwise every eligible interface whose subnet holds IP.
+	Interfaces []string
+}
+
+// Events receives what the announcer sees; all methods must be quick.
+type Events interface {
+	Conflict(ip netip.Addr, ifname string, mac net.HardwareAddr)
+	Count(event string, ip netip.Addr)
+}
+
+// Announcer answers ARP and NDP for the claimed addresses.
+type Announcer struct {
+	log    *slog.Logger
+	events Events
+
+	mu     sync.Mutex
+	claims map[netip.Addr]Claim
+	ifs    map[string]*iface
+	ctx    context.Context
+	stopGA map[netip.Addr]context.CancelFunc
+}
+
+type iface struct {
+	name     string
+	mac      net.HardwareAddr
+	prefixes []netip.Prefix
+	arp      *arpResponder
+	ndp      *ndpResponder
+	closers  []func() error
+}
+
+// NewAnnouncer returns an announcer; Run opens the interfaces.
+func NewAnnouncer(log *slog.Logger, events Events) *Announcer {
+	return &Announcer{log: log, events: events, claims: map[netip.Addr]Claim{}, ifs: map[string]*iface{}, stopGA: map[netip.Addr]context.CancelFunc{}}
+}
+
+// Run opens responders on eligible interfaces, re-scans them every 10 s,
+// and closes everything when ctx ends.
+func (a *Announcer) Run(ctx context.Context) {
+	a.mu.Lock()
+	a.ctx = ctx
+	a.mu.Unlock()
+	a.scan()
+	t := time.NewTicker(10 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			a.mu.Lock()
+			for _, i := range a.ifs {
+				i.close()
+			}
+			a.ifs = map[string]*iface{}
+			a.mu.Unlock()
+			return
+		case <-t.C:
+			a.scan()
+		}
+	}
+}
+
+// SetClaims replaces the claimed addresses. New ones get gratuitous
+// announcements; dropped ones stop being answered at once.
+func (a *Announcer) SetClaims(claims []Claim) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	next := map[netip.Addr]Claim{}
+	for _, c := range claims {
+		next[c.IP] = c
+	}
+	for ip := range a.claims {
+		if _, keep := next[ip]; !keep {
+			if stop := a.stopGA[ip]; stop != nil {
+				stop()
+				delete(a.stopGA, ip)
+			}
+			for _, i := range a.ifs {
+				if i.ndp != nil && ip.Is6() {
+					_ = i.ndp.unwatch(ip)
+				}
+			}
+			a.log.Info("stopped announcing", "ip", ip.String())
+		}
+	}
+	old := a.claims
+	a.claims = next
+	for ip := range next {
+		if _, had := old[ip]; had {
+			continue
+		}
+		for _, i := range a.ifs {
+			if i.ndp != nil && ip.Is6() && a.ownsLocked(i.name, ip) {
+				if err := i.ndp.watch(ip); err != nil {
+					a.log.Warn("cannot join the solicited-node group", "ip", ip.String(), "interface", i.name, "error", err)
+				}
+			}
+		}
+		a.startGratuitous(ip)
+		a.log.Info("announcing", "ip", ip.String())
+	}
+}
+
+func (a *Announcer) startGratuitous(ip netip.Addr) {
+	if a.ctx == nil {
+		return
+	}
+	ctx, cancel := context.WithCancel(a.ctx)
+	a.stopGA[ip] = cancel
+	go func() {
+		start := time.Now()
+		for _, at := range GratuitousSchedule {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(time.Until(start.Add(at))):
+			}
+			a.gratuitous(ip)
+		}
+	}()
+}
+
+func (a *Announcer) gratuitous(ip netip.Addr) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, i := range a.ifs {
+		if !a.ownsLocked(i.name, ip) {
+			continue
+		}
+		var err error
+		switch {
+		case ip.Is4() && i.arp != nil:
+			err = i.arp.gratuitous(ip)
+		case ip.Is6() && i.ndp != nil:
+			err = i.ndp.gratuitous(ip)
+		}
+		if err != nil {
+			a.log.Warn("gratuitous announcement failed", "ip", ip.String(), "interface", i.name, "error", err)
+		}
+	}
+}
+
+// Owns implements Handler.
+func (a *Announcer) Owns(ifname string, ip netip.Addr) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.ownsLocked(ifname, ip)
+}
+
+func (a *Announcer) ownsLocked(ifname string, ip netip.Addr) bool {
+	c, ok := a.claims[ip]
+	if !ok {
+		return false
+	}
+	if len(c.Interfaces) > 0 {
+		return slices.Contains(c.Interfaces, ifname)
+	}
+	i := a.ifs[ifname]
+	return i != nil && slices.ContainsFunc(i.prefixes, func(p netip.Prefix) bool { return p.Contains(ip) })
+}
+
+// Conflict implements Handler.
+func (a *Announcer) Conflict(ifname string, ip netip.Addr, mac net.HardwareAddr) {
+	a.log.Warn("another host claims an address we announce", "ip", ip.String(), "interface", ifname, "mac", mac.String())
+	a.events.Conflict(ip, ifname, mac)
+}
+
+// Count implements Handler.
+func (a *Announcer) Count(event string, ip netip.Addr) { a.events.Count(event, ip) }
+
+// eligible says why an interface is skipped ("" when it is usable).
+func eligible(ifi net.Interface, hasMaster bool) string {
+	switch {
+	case ifi.Flags&net.FlagUp == 0:
+		return "down"
+	case ifi.Flags&net.FlagLoopback != 0:
+		return "loopback"
+	case ifi.Flags&net.FlagPointToPoint != 0:
+		return "point-to-point"
+	case len(ifi.HardwareAddr) != 6:
+		return "no Ethernet address"
+	case hasMaster:
+		return "member of a bridge or bond"
+	}
+	for _, p := range skippedPrefixes {
+		if strings.HasPrefix(ifi.Name, p) {
+			return "container interface (" + p + "*)"
+		}
+	}
+	return ""
+}
+
+// scan opens responders on new eligible interfaces and closes those gone.
+func (a *Announcer) scan() {
+	ifis, err := net.Interfaces()
+	if err != nil {
+		a.log.Error("list interfaces", "error", err)
+		return
+	}
+	seen := map[string]bool{}
+	for _, ifi := range ifis {
+		if why := eligible(ifi, hasMaster(ifi.Name) || noARP(ifi.Name)); why != "" {
+			continue
+		}
+		seen[ifi.Name] = true
+		prefixes := ifacePrefixes(ifi)
+		a.mu.Lock()
+		cur := a.ifs[ifi.Name]
+		if cur != nil {
+			cur.prefixes = prefixes
+			a.mu.Unlock()
+			continue
+		}
+		a.mu.Unlock()
+		i, err := a.open(ifi, prefixes)
+		if err != nil {
+			a.log.Warn("cannot answer on interface", "interface", ifi.Name, "error", err)
+			continue
+		}
+		a.mu.Lock()
+		a.ifs[ifi.Name] = i
+		for ip := range a.claims {
+			if ip.Is6() && i.ndp != nil && a.ownsLocked(i.name, ip) {
+				_ = i.ndp.watch(ip)
+			}
+		}
+		a.mu.Unlock()
+		a.log.Info("answering ARP/NDP", "interface", ifi.Name, "mac", ifi.HardwareAddr.String())
+	}
+	a.mu.Lock()
+	for name, i := range a.ifs {
+		if !seen[name] {
+			i.close()
+			delete(a.ifs, name)
+		}
+	}
+	a.mu.Unlock()
+}
+
+func (a *Announcer) open(ifi net.Interface, prefixes []netip.Prefix) (*iface, error) {
+	i := &iface{name: ifi.Name, mac: ifi.HardwareAddr, prefixes: prefixes}
+	pc, err := packet.Listen(&ifi, packet.Raw, protoARP, nil)
+	if err != nil {
+		return nil, fmt.Errorf("open ARP socket: %w", err)
+	}
+	i.arp = newARPResponder(ifi.Name, ifi.HardwareAddr, pc, a)
+	i.closers = append(i.closers, pc.Close)
+	go a.serve(ifi.Name, "ARP", i.arp.run)
+	if slices.ContainsFunc(prefixes, func(p netip.Prefix) bool { return p.Addr().Is6() }) {
+		nc, _, err := ndp.Listen(&ifi, ndp.LinkLocal)
+		if err != nil {
+			a.log.Warn("no NDP on interface", "interface", ifi.Name, "error", err)
+		} else {
+			i.ndp = newNDPResponder(ifi.Name, ifi.HardwareAddr, nc, a)
+			i.closers = append(i.closers, nc.Close)
+			go a.serve(ifi.Name, "NDP", i.ndp.run)
+		}
+	}
+	return i, nil
+}
+
+func (a *Announcer) serve(ifname, proto string, run func() error) {
+	if err := run(); err != nil && !errors.Is(err, net.ErrClosed) {
+		a.log.Warn("responder stopped", "interface", ifname, "protocol", proto, "error", err)
+	}
+}
+
+func (i *iface) close() {
+	for _, c := range i.closers {
+		_ = c()
+	}
+}
+
+func ifacePrefixes(ifi net.Interface) []netip.Prefix {
+	addrs, err := ifi.Addrs()
+	if err != nil {
+		return nil
+	}
+	var out []netip.Prefix
+	for _, a := range addrs {
+		if p, err := netip.ParsePrefix(a.String()); err == nil && !p.Addr().IsLinkLocalUnicast() {
+			out = append(out, p.Masked())
+		}
+	}
+	return out
+}

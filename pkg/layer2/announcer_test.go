@@ -1,0 +1,75 @@
+package layer2
+
+import (
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"testing"
+)
+
+func TestEligible(t *testing.T) {
+	mac := net.HardwareAddr{2, 0, 0, 0, 0, 1}
+	up := net.FlagUp | net.FlagBroadcast
+	tests := []struct {
+		name   string
+		ifi    net.Interface
+		master bool
+		want   string
+	}{
+		{"lan", net.Interface{Name: "eth0", Flags: up, HardwareAddr: mac}, false, ""},
+		{"down", net.Interface{Name: "eth1", Flags: net.FlagBroadcast, HardwareAddr: mac}, false, "down"},
+		{"loopback", net.Interface{Name: "lo", Flags: up | net.FlagLoopback}, false, "loopback"},
+		{"bridge member", net.Interface{Name: "eth2", Flags: up, HardwareAddr: mac}, true, "member of a bridge or bond"},
+		{"veth", net.Interface{Name: "veth12ab", Flags: up, HardwareAddr: mac}, false, "container interface (veth*)"},
+		{"calico", net.Interface{Name: "cali0", Flags: up, HardwareAddr: mac}, false, "container interface (cali*)"},
+		{"flannel", net.Interface{Name: "flannel.1", Flags: up, HardwareAddr: mac}, false, "container interface (flannel*)"},
+		{"cni", net.Interface{Name: "cni0", Flags: up, HardwareAddr: mac}, false, "container interface (cni*)"},
+		{"lxc", net.Interface{Name: "lxcbr0", Flags: up, HardwareAddr: mac}, false, "container interface (lxc*)"},
+		{"docker", net.Interface{Name: "docker0", Flags: up, HardwareAddr: mac}, false, "container interface (docker*)"},
+		{"no mac", net.Interface{Name: "wg0", Flags: up}, false, "no Ethernet address"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := eligible(tc.ifi, tc.master); got != tc.want {
+				t.Errorf("eligible = %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
+
+type nopEvents struct{}
+
+func (nopEvents) Conflict(netip.Addr, string, net.HardwareAddr) {}
+func (nopEvents) Count(string, netip.Addr)                      {}
+
+func TestOwnsFollowsSubnetsAndInterfaces(t *testing.T) {
+	a := NewAnnouncer(slog.New(slog.NewTextHandler(io.Discard, nil)), nopEvents{})
+	a.ifs["eth0"] = &iface{name: "eth0", prefixes: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("2001:db8::/64")}}
+	a.ifs["eth1"] = &iface{name: "eth1", prefixes: []netip.Prefix{netip.MustParsePrefix("203.0.113.0/24")}}
+	a.SetClaims([]Claim{
+		{IP: netip.MustParseAddr("198.51.100.200")},
+		{IP: netip.MustParseAddr("2001:db8::200")},
+		{IP: netip.MustParseAddr("192.0.2.9"), Interfaces: []string{"eth1"}},
+	})
+	tests := []struct {
+		ifname, ip string
+		want       bool
+	}{
+		{"eth0", "198.51.100.200", true},
+		{"eth1", "198.51.100.200", false}, // subnet is elsewhere
+		{"eth0", "2001:db8::200", true},
+		{"eth1", "192.0.2.9", true}, // named by the pool
+		{"eth0", "192.0.2.9", false},
+		{"eth0", "198.51.100.201", false}, // not claimed
+	}
+	for _, tc := range tests {
+		if got := a.Owns(tc.ifname, netip.MustParseAddr(tc.ip)); got != tc.want {
+			t.Errorf("Owns(%s, %s) = %v, want %v", tc.ifname, tc.ip, got, tc.want)
+		}
+	}
+	a.SetClaims(nil)
+	if a.Owns("eth0", netip.MustParseAddr("198.51.100.200")) {
+		t.Error("still owns an address after it was dropped")
+	}
+}

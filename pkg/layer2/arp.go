@@ -1,0 +1,125 @@
+package layer2
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+
+	"github.com/mdlayher/arp"
+	"github.com/mdlayher/ethernet"
+	"github.com/mdlayher/packet"
+)
+
+// Handler is what a responder asks of its owner.
+type Handler interface {
+	// Owns reports whether this node announces ip on this interface now.
+	Owns(ifname string, ip netip.Addr) bool
+	// Conflict reports another MAC answering for, or announcing, ip.
+	Conflict(ifname string, ip netip.Addr, mac net.HardwareAddr)
+	// Count records one request received, response sent or gratuitous sent.
+	Count(event string, ip netip.Addr)
+}
+
+// Counter names passed to Handler.Count.
+const (
+	EventRequest    = "request"
+	EventResponse   = "response"
+	EventGratuitous = "gratuitous"
+)
+
+// arpResponder answers ARP on one interface.
+type arpResponder struct {
+	ifname string
+	mac    net.HardwareAddr
+	conn   net.PacketConn
+	h      Handler
+}
+
+func newARPResponder(ifname string, mac net.HardwareAddr, conn net.PacketConn, h Handler) *arpResponder {
+	return &arpResponder{ifname: ifname, mac: mac, conn: conn, h: h}
+}
+
+// run reads frames until the connection is closed.
+func (r *arpResponder) run() error {
+	buf := make([]byte, 1500)
+	for {
+		n, _, err := r.conn.ReadFrom(buf)
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return nil
+			}
+			return fmt.Errorf("read ARP on %s: %w", r.ifname, err)
+		}
+		if err := r.handle(buf[:n]); err != nil {
+			return err
+		}
+	}
+}
+
+// handle processes one frame: answers requests for our addresses, and
+// reports other MACs claiming them.
+func (r *arpResponder) handle(frame []byte) error {
+	var f ethernet.Frame
+	if err := f.UnmarshalBinary(frame); err != nil || f.EtherType != ethernet.EtherTypeARP {
+		return nil
+	}
+	var p arp.Packet
+	if err := p.UnmarshalBinary(f.Payload); err != nil {
+		return nil
+	}
+	if bytes.Equal(p.SenderHardwareAddr, r.mac) {
+		return nil // our own
+	}
+	// Someone else announcing or answering for an address we own.
+	if p.SenderIP.IsValid() && !p.SenderIP.IsUnspecified() && r.h.Owns(r.ifname, p.SenderIP) {
+		r.h.Conflict(r.ifname, p.SenderIP, p.SenderHardwareAddr)
+		if p.Operation == arp.OperationReply || p.SenderIP == p.TargetIP {
+			return nil
+		}
+	}
+	if p.Operation != arp.OperationRequest || !r.h.Owns(r.ifname, p.TargetIP) {
+		return nil
+	}
+	r.h.Count(EventRequest, p.TargetIP)
+	reply, err := arp.NewPacket(arp.OperationReply, r.mac, p.TargetIP, p.SenderHardwareAddr, p.SenderIP)
+	if err != nil {
+		return nil
+	}
+	if err := r.write(reply, p.SenderHardwareAddr); err != nil {
+		return err
+	}
+	r.h.Count(EventResponse, p.TargetIP)
+	return nil
+}
+
+// gratuitous broadcasts an ARP request for ip from ip (RFC 5227 §3's
+// announcement), so that neighbours update their caches at once.
+func (r *arpResponder) gratuitous(ip netip.Addr) error {
+	p, err := arp.NewPacket(arp.OperationRequest, r.mac, ip, ethernet.Broadcast, ip)
+	if err != nil {
+		return err
+	}
+	if err := r.write(p, ethernet.Broadcast); err != nil {
+		return err
+	}
+	r.h.Count(EventGratuitous, ip)
+	return nil
+}
+
+func (r *arpResponder) write(p *arp.Packet, dst net.HardwareAddr) error {
+	pb, err := p.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	f := ethernet.Frame{Destination: dst, Source: r.mac, EtherType: ethernet.EtherTypeARP, Payload: pb}
+	fb, err := f.MarshalBinary()
+	if err != nil {
+		return err
+	}
+	if _, err := r.conn.WriteTo(fb, &packet.Addr{HardwareAddr: dst}); err != nil {
+		return fmt.Errorf("write ARP on %s: %w", r.ifname, err)
+	}
+	return nil
+}
