@@ -4,15 +4,6 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func newSpeakerCmd(g *globals) *cobra.Command {
-	return &cobra.Command{
-		Use:   "speaker",
-		Short: "Announce assigned IPs by layer2 (ARP/NDP) or BGP (runs as a DaemonSet)",
-		Args:  cobra.NoArgs,
-		RunE:  func(*cobra.Command, []string) error { return errNotImplemented },
-	}
-}
-
 func newEnableCmd(g *globals) *cobra.Command {
 	return &cobra.Command{
 		Use:   "enable [RANGE...]",

@@ -1,0 +1,380 @@
+package speaker
+
+import (
+	"context"
+	"log/slog"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	"k8s.io/utils/ptr"
+
+	"github.com/microk8s-metallb/metallb/pkg/config"
+	"github.com/microk8s-metallb/metallb/pkg/k8s"
+	"github.com/microk8s-metallb/metallb/pkg/layer2"
+	"github.com/microk8s-metallb/metallb/pkg/metrics"
+)
+
+// Liveness timing of speakers.
+var (
+	LeaseRenew    = 300 * time.Millisecond
+	LeaseDuration = 1500 * time.Millisecond
+)
+
+// Labels and reasons.
+const (
+	ExcludeLabel     = "node.kubernetes.io/exclude-from-external-load-balancers"
+	ReasonAssigned   = "nodeAssigned"
+	ReasonConflict   = "IPConflict"
+	leasePrefix      = "metallb-speaker-"
+	speakerComponent = "metallb-speaker"
+)
+
+// Announcer makes the network match a set of claims (layer2 now; BGP next).
+type Announcer interface {
+	SetClaims([]layer2.Claim)
+}
+
+// Options configure a speaker.
+type Options struct {
+	Client    kubernetes.Interface
+	Log       *slog.Logger
+	Metrics   *metrics.Registry
+	NodeName  string
+	Namespace string // of the ConfigMap and the Leases
+	ConfigMap string
+	LBClass   string
+}
+
+// Speaker announces this node's share of the addresses.
+type Speaker struct {
+	o        Options
+	log      *slog.Logger
+	recorder record.EventRecorder
+	watcher  *k8s.ConfigWatcher
+	l2       *layer2.Announcer
+	trigger  chan struct{}
+
+	svcs   cache.Indexer
+	slices cache.Indexer
+	nodes  cache.Indexer
+	leases cache.Indexer
+
+	mu        sync.Mutex
+	announced map[string]Announcement // ip/service → what
+	selfOK    time.Time               // last successful renewal of our Lease
+
+	mAnnounced *prometheus.GaugeVec
+	mL2        map[string]prometheus.Counter
+	mConflicts *prometheus.CounterVec
+}
+
+// New builds a speaker; Run starts it.
+func New(ctx context.Context, o Options) *Speaker {
+	s := &Speaker{
+		o: o, log: o.Log, trigger: make(chan struct{}, 1), announced: map[string]Announcement{},
+		recorder: k8s.NewRecorder(ctx, o.Client, speakerComponent),
+		mAnnounced: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: metrics.Namespace, Subsystem: "speaker", Name: "announced",
+			Help: "1 for each address this speaker announces.",
+		}, []string{"service", "node", "ip", "protocol"}),
+		mL2: map[string]prometheus.Counter{
+			layer2.EventRequest: prometheus.NewCounter(prometheus.CounterOpts{
+				Namespace: metrics.Namespace, Subsystem: "layer2", Name: "requests_received",
+				Help: "ARP requests and Neighbor Solicitations received for announced addresses.",
+			}),
+			layer2.EventResponse: prometheus.NewCounter(prometheus.CounterOpts{
+				Namespace: metrics.Namespace, Subsystem: "layer2", Name: "responses_sent",
+				Help: "ARP replies and Neighbor Advertisements sent.",
+			}),
+			layer2.EventGratuitous: prometheus.NewCounter(prometheus.CounterOpts{
+				Namespace: metrics.Namespace, Subsystem: "layer2", Name: "gratuitous_sent",
+				Help: "Gratuitous ARPs and unsolicited Neighbor Advertisements sent.",
+			}),
+		},
+		mConflicts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: metrics.Namespace, Subsystem: "layer2", Name: "conflicts_total",
+			Help: "Other MACs seen answering for or announcing an address we announce.",
+		}, []string{"ip"}),
+	}
+	s.l2 = layer2.NewAnnouncer(o.Log, s)
+	s.watcher = k8s.NewConfigWatcher(k8s.ConfigWatcherOptions{
+		Client: o.Client, Namespace: o.Namespace, Name: o.ConfigMap, Log: o.Log,
+		Recorder: s.recorder, Metrics: o.Metrics, OnConfig: func(*config.Config) { s.poke() },
+	})
+	if o.Metrics != nil {
+		o.Metrics.MustRegister(s.mAnnounced, s.mConflicts)
+		for _, c := range s.mL2 {
+			o.Metrics.MustRegister(c)
+		}
+	}
+	return s
+}
+
+func (s *Speaker) poke() {
+	select {
+	case s.trigger <- struct{}{}:
+	default:
+	}
+}
+
+// Run runs until ctx ends, then withdraws everything.
+func (s *Speaker) Run(ctx context.Context) error {
+	factory := informers.NewSharedInformerFactoryWithOptions(s.o.Client, 0,
+		informers.WithTransform(func(obj any) (any, error) {
+			if m, ok := obj.(metav1.Object); ok {
+				m.SetManagedFields(nil)
+			}
+			return obj, nil
+		}))
+	nsFactory := informers.NewSharedInformerFactoryWithOptions(s.o.Client, 0, informers.WithNamespace(s.o.Namespace))
+	handler := cache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { s.poke() }, UpdateFunc: func(_, _ any) { s.poke() }, DeleteFunc: func(any) { s.poke() },
+	}
+	infs := []cache.SharedIndexInformer{
+		factory.Core().V1().Services().Informer(),
+		factory.Discovery().V1().EndpointSlices().Informer(),
+		factory.Core().V1().Nodes().Informer(),
+		nsFactory.Coordination().V1().Leases().Informer(),
+	}
+	for _, inf := range infs {
+		if _, err := inf.AddEventHandler(handler); err != nil {
+			return err
+		}
+	}
+	s.svcs, s.slices, s.nodes, s.leases = infs[0].GetIndexer(), infs[1].GetIndexer(), infs[2].GetIndexer(), infs[3].GetIndexer()
+	go s.watcher.Run(ctx)
+	go s.l2.Run(ctx)
+	go s.renewLease(ctx)
+	factory.Start(ctx.Done())
+	nsFactory.Start(ctx.Done())
+	defer factory.Shutdown()
+	defer nsFactory.Shutdown()
+	synced := []cache.InformerSynced{s.watcher.HasSynced}
+	for _, inf := range infs {
+		synced = append(synced, inf.HasSynced)
+	}
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
+		return ctx.Err()
+	}
+	if s.o.Metrics != nil {
+		s.o.Metrics.SetReady(true)
+	}
+	s.log.Info("speaker running", "node", s.o.NodeName)
+	// Leases expire without any event: re-evaluate on a timer as well.
+	tick := time.NewTicker(LeaseRenew)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			s.l2.SetClaims(nil)
+			return nil
+		case <-s.trigger:
+		case <-tick.C:
+		}
+		s.reconcile()
+	}
+}
+
+// renewLease keeps this speaker's Lease fresh.
+func (s *Speaker) renewLease(ctx context.Context) {
+	leases := s.o.Client.CoordinationV1().Leases(s.o.Namespace)
+	name := leasePrefix + s.o.NodeName
+	t := time.NewTicker(LeaseRenew)
+	defer t.Stop()
+	for {
+		now := metav1.NewMicroTime(time.Now())
+		l, err := leases.Get(ctx, name, metav1.GetOptions{})
+		switch {
+		case apierrors.IsNotFound(err):
+			_, err = leases.Create(ctx, &coordinationv1.Lease{
+				ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app.kubernetes.io/component": "speaker"}},
+				Spec: coordinationv1.LeaseSpec{
+					HolderIdentity: ptr.To(s.o.NodeName), RenewTime: &now,
+					LeaseDurationSeconds: ptr.To(int32(max(1, LeaseDuration/time.Second))),
+				},
+			}, metav1.CreateOptions{})
+		case err == nil:
+			l.Spec.RenewTime = &now
+			_, err = leases.Update(ctx, l, metav1.UpdateOptions{})
+		}
+		if err == nil {
+			s.mu.Lock()
+			s.selfOK = time.Now()
+			s.mu.Unlock()
+		} else if ctx.Err() == nil {
+			s.log.Warn("cannot renew the speaker lease", "error", err)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// reconcile recomputes and applies the announcements.
+func (s *Speaker) reconcile() {
+	s.mu.Lock()
+	cutOff := time.Since(s.selfOK) > LeaseDuration
+	s.mu.Unlock()
+	var want []Announcement
+	if !cutOff {
+		want = Desired(s.watcher.Current(), s.o.NodeName, s.nodeList(), s.svcList())
+	}
+	claims := make([]layer2.Claim, 0, len(want))
+	seen := map[netip.Addr]bool{}
+	next := map[string]Announcement{}
+	for _, a := range want {
+		next[a.IP.String()+"/"+a.Service] = a
+		if !seen[a.IP] {
+			seen[a.IP] = true
+			claims = append(claims, layer2.Claim{IP: a.IP, Interfaces: a.Interfaces})
+		}
+	}
+	s.l2.SetClaims(claims)
+
+	s.mu.Lock()
+	prev := s.announced
+	s.announced = next
+	s.mu.Unlock()
+	for k, a := range next {
+		if _, had := prev[k]; !had {
+			s.mAnnounced.WithLabelValues(a.Service, s.o.NodeName, a.IP.String(), "layer2").Set(1)
+			if obj := s.service(a.Service); obj != nil {
+				s.recorder.Eventf(obj, corev1.EventTypeNormal, ReasonAssigned, "announcing from node %q with protocol %q", s.o.NodeName, "layer2")
+			}
+		}
+	}
+	for k, a := range prev {
+		if _, keep := next[k]; !keep {
+			s.mAnnounced.DeleteLabelValues(a.Service, s.o.NodeName, a.IP.String(), "layer2")
+		}
+	}
+}
+
+func (s *Speaker) service(key string) *corev1.Service {
+	obj, ok, _ := s.svcs.GetByKey(key)
+	if !ok {
+		return nil
+	}
+	return obj.(*corev1.Service)
+}
+
+// nodeList returns every node with whether it may announce.
+func (s *Speaker) nodeList() []Node {
+	live := map[string]bool{}
+	for _, obj := range s.leases.List() {
+		l := obj.(*coordinationv1.Lease)
+		if l.Spec.HolderIdentity == nil || l.Spec.RenewTime == nil {
+			continue
+		}
+		if time.Since(l.Spec.RenewTime.Time) <= LeaseDuration {
+			live[*l.Spec.HolderIdentity] = true
+		}
+	}
+	var out []Node
+	for _, obj := range s.nodes.List() {
+		n := obj.(*corev1.Node)
+		_, excluded := n.Labels[ExcludeLabel]
+		out = append(out, Node{Name: n.Name, Labels: n.Labels, Eligible: live[n.Name] && nodeReady(n) && !excluded})
+	}
+	return out
+}
+
+func nodeReady(n *corev1.Node) bool {
+	for _, c := range n.Status.Conditions {
+		if c.Type == corev1.NodeReady {
+			return c.Status == corev1.ConditionTrue
+		}
+	}
+	return false
+}
+
+// svcList returns our LoadBalancer Services that have addresses, with the
+// nodes of their ready endpoints.
+func (s *Speaker) svcList() []Svc {
+	ready := map[string]map[string]bool{}
+	for _, obj := range s.slices.List() {
+		es := obj.(*discoveryv1.EndpointSlice)
+		name := es.Labels[discoveryv1.LabelServiceName]
+		if name == "" {
+			continue
+		}
+		key := es.Namespace + "/" + name
+		for _, ep := range es.Endpoints {
+			if (ep.Conditions.Ready == nil || *ep.Conditions.Ready) && ep.NodeName != nil {
+				if ready[key] == nil {
+					ready[key] = map[string]bool{}
+				}
+				ready[key][*ep.NodeName] = true
+			}
+		}
+	}
+	var out []Svc
+	for _, obj := range s.svcs.List() {
+		svc := obj.(*corev1.Service)
+		if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || !ourClass(svc, s.o.LBClass) {
+			continue
+		}
+		key := svc.Namespace + "/" + svc.Name
+		v := Svc{Key: key, Local: svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal}
+		for _, ing := range svc.Status.LoadBalancer.Ingress {
+			if a, err := netip.ParseAddr(ing.IP); err == nil {
+				v.IPs = append(v.IPs, a.Unmap())
+			}
+		}
+		for n := range ready[key] {
+			v.ReadyNodes = append(v.ReadyNodes, n)
+		}
+		if len(v.IPs) > 0 {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+func ourClass(svc *corev1.Service, class string) bool {
+	if svc.Spec.LoadBalancerClass == nil {
+		return class == ""
+	}
+	return *svc.Spec.LoadBalancerClass == class
+}
+
+// Conflict implements layer2.Events.
+func (s *Speaker) Conflict(ip netip.Addr, ifname string, mac net.HardwareAddr) {
+	s.mConflicts.WithLabelValues(ip.String()).Inc()
+	s.mu.Lock()
+	var keys []string
+	for _, a := range s.announced {
+		if a.IP == ip {
+			keys = append(keys, a.Service)
+		}
+	}
+	s.mu.Unlock()
+	for _, k := range keys {
+		if obj := s.service(k); obj != nil {
+			s.recorder.Eventf(obj, corev1.EventTypeWarning, ReasonConflict,
+				"another host (MAC %s) answers for %s on %s of node %q: two machines claim this address; find it with arping and remove the address from it",
+				mac, ip, ifname, s.o.NodeName)
+		}
+	}
+}
+
+// Count implements layer2.Events.
+func (s *Speaker) Count(event string, _ netip.Addr) {
+	if c := s.mL2[event]; c != nil {
+		c.Inc()
+	}
+}
