@@ -7,8 +7,8 @@ cd "$(dirname "$0")/.."
 
 log() { printf 'setup: %s\n' "$*" >&2; }
 
-# Debian packages the tests use (network labs come with later features).
-pkgs=(git iproute2)
+# Debian packages the tests use: git for version stamps, iproute2 and arping for the network lab.
+pkgs=(git iproute2 iputils-arping)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# A network-namespace lab: a bridge with three node namespaces and a client
+# namespace, all on documentation addresses (198.51.100.0/24, 2001:db8::/64).
+# The host side of the bridge holds 198.51.100.1 so that a control plane
+# bound to it is reachable from the nodes; nothing is routed anywhere else.
+#
+#   scripts/lab.sh up     # create (idempotent: removes a stale lab first)
+#   scripts/lab.sh down   # delete everything the lab created
+#   scripts/lab.sh macs   # print "name mac" for each namespace's eth0
+#
+# LAB_PREFIX (default mlb) prefixes every name, so labs can coexist.
+set -euo pipefail
+P=${LAB_PREFIX:-mlb}
+BR=${P}br
+declare -A HOSTS=([node-a]=11 [node-b]=12 [node-c]=13 [client]=100)
+
+down() {
+  for n in "${!HOSTS[@]}"; do
+    ip netns del "$P-$n" 2>/dev/null || true
+    ip link del "$P-$n-h" 2>/dev/null || true
+  done
+  ip link del "$BR" 2>/dev/null || true
+}
+
+up() {
+  down
+  ip link add "$BR" type bridge
+  ip addr add 198.51.100.1/24 dev "$BR"
+  ip link set "$BR" up
+  for n in "${!HOSTS[@]}"; do
+    i=${HOSTS[$n]}
+    ns="$P-$n"
+    ip netns add "$ns"
+    ip link add "$P-$n-h" type veth peer name eth0 netns "$ns"
+    ip link set "$P-$n-h" master "$BR" up
+    ip -n "$ns" link set lo up
+    ip -n "$ns" link set eth0 up
+    ip -n "$ns" addr add "198.51.100.$i/24" dev eth0
+    ip -n "$ns" -6 addr add "2001:db8::$i/64" dev eth0 nodad
+    # The speaker, not the kernel, answers ARP for service addresses.
+    ip netns exec "$ns" sh -c 'echo 1 > /proc/sys/net/ipv4/conf/all/arp_ignore; echo 2 > /proc/sys/net/ipv4/conf/all/arp_announce'
+  done
+}
+
+macs() {
+  for n in "${!HOSTS[@]}"; do
+    echo "$n $(ip -n "$P-$n" -o link show eth0 | sed -n 's/.*link\/ether \([0-9a-f:]*\).*/\1/p')"
+  done
+}
+
+case "${1:-}" in
+  up) up ;;
+  down) down ;;
+  macs) macs ;;
+  *) echo "usage: $0 up|down|macs" >&2; exit 2 ;;
+esac

@@ -1,0 +1,272 @@
+package lab
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/netip"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/microk8s-metallb/metallb/pkg/controller"
+	"github.com/microk8s-metallb/metallb/pkg/election"
+	"github.com/microk8s-metallb/metallb/tests/testenv"
+)
+
+const labConfig = `address-pools:
+- name: lab
+  protocol: layer2
+  addresses: [198.51.100.200-198.51.100.210]
+`
+
+// cluster is a lab with a control plane on the bridge, the controller, and a
+// speaker in each node namespace.
+type cluster struct {
+	*Lab
+	env      *testenv.Env
+	c        kubernetes.Interface
+	speakers map[string]*exec.Cmd
+	bin      string
+}
+
+func startCluster(t *testing.T) *cluster {
+	t.Helper()
+	Require(t)
+	l := Up(t)
+	ctx := context.Background()
+	env, err := testenv.Start(ctx, testenv.Options{Address: "198.51.100.1"})
+	if err != nil {
+		if !testenv.InCI() && strings.Contains(err.Error(), "not built") {
+			t.Skip(err)
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Stop)
+	cl := &cluster{Lab: l, env: env, c: env.Client, speakers: map[string]*exec.Cmd{}, bin: buildBinary(t, l.Root)}
+	c := env.Client
+	for _, n := range Nodes {
+		node, err := c.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n, Labels: map[string]string{"kubernetes.io/hostname": n}}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: metav1.Now()}}
+		if _, err := c.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ns := range []string{"metallb-system", "demo"} {
+		if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.CoreV1().ConfigMaps("metallb-system").Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "config"}, Data: map[string]string{"config": labConfig},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	ctl := controller.New(cctx, controller.Options{Client: c, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Namespace: "metallb-system"})
+	done := make(chan struct{})
+	go func() { defer close(done); _ = ctl.Run(cctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	for _, n := range Nodes {
+		cl.startSpeaker(t, n)
+	}
+	return cl
+}
+
+func (cl *cluster) startSpeaker(t *testing.T, node string) {
+	cl.speakers[node] = StartProcess(t, node, "speaker-"+node+".log", cl.bin, "speaker",
+		"--node-name", node, "--kubeconfig", cl.env.Kubeconfig, "--metrics-addr", "", "--log-level", "debug")
+}
+
+func buildBinary(t *testing.T, root string) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "metallb")
+	cmd := exec.Command("go", "build", "-o", bin, "./cmd/metallb")
+	cmd.Dir = root
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("build: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// addBackend creates a ready Pod of app on node, and puts ip on lo of every
+// node with a TCP server on port (the kube-proxy stand-in).
+func (cl *cluster) addBackend(t *testing.T, name, app, node string) {
+	t.Helper()
+	ctx := context.Background()
+	pod, err := cl.c.CoreV1().Pods("demo").Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": app}},
+		Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "example.invalid/none"}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.1.0.5", PodIPs: []corev1.PodIP{{IP: "10.1.0.5"}},
+		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
+	if _, err := cl.c.CoreV1().Pods("demo").UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (cl *cluster) createService(t *testing.T, name, app string, local bool) string {
+	t.Helper()
+	ctx := context.Background()
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": app},
+			Ports: []corev1.ServicePort{{Port: 8080}},
+		},
+	}
+	if local {
+		svc.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+	}
+	if _, err := cl.c.CoreV1().Services("demo").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		s, err := cl.c.CoreV1().Services("demo").Get(ctx, name, metav1.GetOptions{})
+		if err == nil && len(s.Status.LoadBalancer.Ingress) > 0 {
+			return s.Status.LoadBalancer.Ingress[0].IP
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("service %s got no IP", name)
+	return ""
+}
+
+// waitOneMAC polls arping until exactly want answers (or "" for none).
+func waitOneMAC(t *testing.T, ip, want string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var macs map[string]int
+	var out string
+	for time.Now().Before(deadline) {
+		macs, out = Arping(context.Background(), ip, 2)
+		if want == "" && len(macs) == 0 {
+			return
+		}
+		if _, ok := macs[want]; ok && len(macs) == 1 {
+			return
+		}
+	}
+	t.Fatalf("arping %s: replies from %v, want only %q\n%s", ip, macs, want, out)
+}
+
+func TestLayer2ARPAndTCP(t *testing.T) {
+	cl := startCluster(t)
+	for _, n := range Nodes {
+		Serve(t, n, 8080)
+	}
+	cl.addBackend(t, "web-0", "web", "node-b")
+	ip := cl.createService(t, "web", "web", false)
+	for _, n := range Nodes {
+		if out, err := Exec(context.Background(), n, "ip", "addr", "add", ip+"/32", "dev", "lo").CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v %s", n, err, out)
+		}
+	}
+	owner := election.Owner(netip.MustParseAddr(ip), Nodes)
+	t.Logf("service web got %s; elected owner %s (MAC %s)", ip, owner, cl.MACs[owner])
+	waitOneMAC(t, ip, cl.MACs[owner], 20*time.Second)
+
+	// Ten more rounds: never a second MAC.
+	macs, out := Arping(context.Background(), ip, 10)
+	if len(macs) != 1 || macs[cl.MACs[owner]] == 0 {
+		t.Fatalf("arping: %v, want only %s\n%s", macs, cl.MACs[owner], out)
+	}
+	reply, err := Dial("client", ip+":8080", 3*time.Second)
+	if err != nil || reply != owner {
+		t.Fatalf("TCP to %s:8080 answered %q (%v), want the announcing node %s", ip, reply, err, owner)
+	}
+
+	// Service deleted: no reply within a second.
+	if err := cl.c.CoreV1().Services("demo").Delete(context.Background(), "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(time.Second)
+	if macs, out := Arping(context.Background(), ip, 2); len(macs) != 0 {
+		t.Fatalf("still answered 1 s after the Service was deleted: %v\n%s", macs, out)
+	}
+}
+
+func TestLayer2LocalFollowsEndpoint(t *testing.T) {
+	cl := startCluster(t)
+	cl.addBackend(t, "db-0", "db", "node-c")
+	ip := cl.createService(t, "db", "db", true)
+	waitOneMAC(t, ip, cl.MACs["node-c"], 20*time.Second)
+	// The endpoint moves: so does the announcement.
+	if err := cl.c.CoreV1().Pods("demo").Delete(context.Background(), "db-0", metav1.DeleteOptions{GracePeriodSeconds: new(int64)}); err != nil {
+		t.Fatal(err)
+	}
+	cl.addBackend(t, "db-1", "db", "node-a")
+	waitOneMAC(t, ip, cl.MACs["node-a"], 20*time.Second)
+}
+
+func TestLayer2SharedIPSameNode(t *testing.T) {
+	cl := startCluster(t)
+	cl.addBackend(t, "web-0", "web", "node-a")
+	ctx := context.Background()
+	var ips []string
+	for i, name := range []string{"http", "https"} {
+		svc := &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: name, Annotations: map[string]string{"metallb.universe.tf/allow-shared-ip": "web"}},
+			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": "web"},
+				Ports: []corev1.ServicePort{{Port: int32(80 + i)}}},
+		}
+		if _, err := cl.c.CoreV1().Services("demo").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for len(ips) < 2 && time.Now().Before(deadline) {
+		ips = ips[:0]
+		for _, name := range []string{"http", "https"} {
+			if s, err := cl.c.CoreV1().Services("demo").Get(ctx, name, metav1.GetOptions{}); err == nil && len(s.Status.LoadBalancer.Ingress) > 0 {
+				ips = append(ips, s.Status.LoadBalancer.Ingress[0].IP)
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(ips) != 2 || ips[0] != ips[1] {
+		t.Fatalf("shared services got %v, want one shared IP", ips)
+	}
+	owner := election.Owner(netip.MustParseAddr(ips[0]), Nodes)
+	waitOneMAC(t, ips[0], cl.MACs[owner], 20*time.Second)
+}
+
+func TestLayer2ConflictEvent(t *testing.T) {
+	cl := startCluster(t)
+	cl.addBackend(t, "web-0", "web", "node-a")
+	ip := cl.createService(t, "web", "web", false)
+	owner := election.Owner(netip.MustParseAddr(ip), Nodes)
+	waitOneMAC(t, ip, cl.MACs[owner], 20*time.Second)
+	// A misconfigured host on the LAN takes the same address and announces it.
+	if out, err := Exec(context.Background(), "client", "ip", "addr", "add", ip+"/24", "dev", "eth0").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	if out, err := Exec(context.Background(), "client", "arping", "-U", "-c", "3", "-I", "eth0", ip).CombinedOutput(); err != nil {
+		t.Fatalf("arping -U: %v\n%s", err, out)
+	}
+	deadline := time.Now().Add(15 * time.Second)
+	for time.Now().Before(deadline) {
+		evs, _ := cl.c.CoreV1().Events("demo").List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.name=web,reason=IPConflict"})
+		for _, e := range evs.Items {
+			if e.Type == corev1.EventTypeWarning && strings.Contains(e.Message, cl.MACs["client"]) {
+				t.Logf("event: %s", e.Message)
+				return
+			}
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("no IPConflict Warning naming the client's MAC %s", cl.MACs["client"])
+}

@@ -1,0 +1,219 @@
+// Package lab runs the project against real network namespaces: a bridge,
+// three node namespaces and a client namespace (scripts/lab.sh), a real
+// control plane bound to the bridge, the controller, and one speaker process
+// per node namespace. Tests need root and arping; without them they skip,
+// except under CI=true, where they fail.
+package lab
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/microk8s-metallb/metallb/tests/testenv"
+)
+
+// Prefix of every lab name (scripts/lab.sh LAB_PREFIX).
+const Prefix = "mlbt"
+
+// Nodes of the lab.
+var Nodes = []string{"node-a", "node-b", "node-c"}
+
+// Lab is a running lab.
+type Lab struct {
+	Root string
+	MACs map[string]string // namespace short name → eth0 MAC
+}
+
+// NS returns the namespace name of a lab host.
+func NS(host string) string { return Prefix + "-" + host }
+
+// Require skips (or fails under CI) when the lab cannot run here.
+func Require(t *testing.T) {
+	t.Helper()
+	var missing []string
+	if os.Geteuid() != 0 {
+		missing = append(missing, "root")
+	}
+	for _, tool := range []string{"ip", "arping"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			missing = append(missing, tool)
+		}
+	}
+	if len(missing) == 0 {
+		return
+	}
+	msg := fmt.Sprintf("the network lab needs %s (run scripts/test.sh as root: it installs iputils-arping)", strings.Join(missing, ", "))
+	if testenv.InCI() {
+		t.Fatal(msg)
+	}
+	t.Skip(msg)
+}
+
+// Up creates the lab and deletes it when the test ends, even on failure.
+func Up(t *testing.T) *Lab {
+	t.Helper()
+	root := repoRoot(t)
+	script := filepath.Join(root, "scripts", "lab.sh")
+	run := func(arg string) (string, error) {
+		cmd := exec.Command(script, arg)
+		cmd.Env = append(os.Environ(), "LAB_PREFIX="+Prefix)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	t.Cleanup(func() {
+		if out, err := run("down"); err != nil {
+			t.Errorf("lab down: %v\n%s", err, out)
+		}
+	})
+	if out, err := run("up"); err != nil {
+		t.Fatalf("lab up: %v\n%s", err, out)
+	}
+	out, err := run("macs")
+	if err != nil {
+		t.Fatalf("lab macs: %v\n%s", err, out)
+	}
+	l := &Lab{Root: root, MACs: map[string]string{}}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if f := strings.Fields(line); len(f) == 2 {
+			l.MACs[f[0]] = strings.ToLower(f[1])
+		}
+	}
+	return l
+}
+
+func repoRoot(t *testing.T) string {
+	dir, _ := os.Getwd()
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "scripts", "lab.sh")); err == nil {
+			return dir
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			t.Fatal("repository root not found")
+		}
+		dir = parent
+	}
+}
+
+// Exec runs a command in a lab namespace.
+func Exec(ctx context.Context, host string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, "ip", append([]string{"netns", "exec", NS(host)}, args...)...)
+}
+
+// In runs fn with the calling goroutine's thread in a lab namespace: sockets
+// made inside stay in that namespace.
+func In(host string, fn func() error) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	orig, err := os.Open(fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid()))
+	if err != nil {
+		return err
+	}
+	defer orig.Close()
+	target, err := os.Open("/var/run/netns/" + NS(host))
+	if err != nil {
+		return err
+	}
+	defer target.Close()
+	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
+		return fmt.Errorf("enter %s: %w", NS(host), err)
+	}
+	defer func() { _ = unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) }()
+	return fn()
+}
+
+// Serve answers every TCP connection to port in a node namespace with the
+// node's name: a stand-in for kube-proxy delivering VIP:port to a pod.
+func Serve(t *testing.T, host string, port int) {
+	t.Helper()
+	var l net.Listener
+	if err := In(host, func() (err error) {
+		l, err = net.Listen("tcp", fmt.Sprintf(":%d", port))
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			_, _ = c.Write([]byte(host + "\n"))
+			c.Close()
+		}
+	}()
+}
+
+// Dial connects from a lab host and returns what the server said.
+func Dial(host, addr string, timeout time.Duration) (string, error) {
+	var reply string
+	err := In(host, func() error {
+		c, err := net.DialTimeout("tcp", addr, timeout)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(timeout))
+		buf := make([]byte, 64)
+		n, err := c.Read(buf)
+		reply = strings.TrimSpace(string(buf[:n]))
+		return err
+	})
+	return reply, err
+}
+
+// Arping sends count broadcast ARP requests (-b: never switch to unicast, so
+// a new owner is noticed) from the client and returns the MACs that replied.
+func Arping(ctx context.Context, ip string, count int) (map[string]int, string) {
+	out, _ := Exec(ctx, "client", "arping", "-b", "-c", fmt.Sprint(count), "-w", fmt.Sprint(count+1), "-I", "eth0", ip).CombinedOutput()
+	macs := map[string]int{}
+	for _, line := range strings.Split(string(out), "\n") {
+		if i, j := strings.Index(line, "["), strings.Index(line, "]"); strings.Contains(line, "reply from") && i >= 0 && j > i {
+			macs[strings.ToLower(line[i+1:j])]++
+		}
+	}
+	return macs, string(out)
+}
+
+// StartProcess runs a command in a lab namespace, logging to a file; it is
+// killed when the test ends.
+func StartProcess(t *testing.T, host, logName string, args ...string) *exec.Cmd {
+	t.Helper()
+	cmd := exec.Command("ip", append([]string{"netns", "exec", NS(host)}, args...)...)
+	logPath := filepath.Join(t.TempDir(), logName)
+	f, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = f, f
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		f.Close()
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			if len(b) > 3000 {
+				b = b[len(b)-3000:]
+			}
+			t.Logf("%s log:\n%s", logName, b)
+		}
+	})
+	return cmd
+}
