@@ -36,7 +36,7 @@ type cluster struct {
 	bin      string
 }
 
-func startCluster(t *testing.T) *cluster {
+func startCluster(t testing.TB) *cluster {
 	t.Helper()
 	Require(t)
 	l := Up(t)
@@ -82,12 +82,12 @@ func startCluster(t *testing.T) *cluster {
 	return cl
 }
 
-func (cl *cluster) startSpeaker(t *testing.T, node string) {
+func (cl *cluster) startSpeaker(t testing.TB, node string) {
 	cl.speakers[node] = StartProcess(t, node, "speaker-"+node+".log", cl.bin, "speaker",
 		"--node-name", node, "--kubeconfig", cl.env.Kubeconfig, "--metrics-addr", "", "--log-level", "debug")
 }
 
-func buildBinary(t *testing.T, root string) string {
+func buildBinary(t testing.TB, root string) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "metallb")
 	cmd := exec.Command("go", "build", "-o", bin, "./cmd/metallb")
@@ -100,7 +100,7 @@ func buildBinary(t *testing.T, root string) string {
 
 // addBackend creates a ready Pod of app on node, and puts ip on lo of every
 // node with a TCP server on port (the kube-proxy stand-in).
-func (cl *cluster) addBackend(t *testing.T, name, app, node string) {
+func (cl *cluster) addBackend(t testing.TB, name, app, node string) {
 	t.Helper()
 	ctx := context.Background()
 	pod, err := cl.c.CoreV1().Pods("demo").Create(ctx, &corev1.Pod{
@@ -117,7 +117,7 @@ func (cl *cluster) addBackend(t *testing.T, name, app, node string) {
 	}
 }
 
-func (cl *cluster) createService(t *testing.T, name, app string, local bool) string {
+func (cl *cluster) createService(t testing.TB, name, app string, local bool) string {
 	t.Helper()
 	ctx := context.Background()
 	svc := &corev1.Service{
@@ -146,7 +146,7 @@ func (cl *cluster) createService(t *testing.T, name, app string, local bool) str
 }
 
 // waitOneMAC polls arping until exactly want answers (or "" for none).
-func waitOneMAC(t *testing.T, ip, want string, timeout time.Duration) {
+func waitOneMAC(t testing.TB, ip, want string, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var macs map[string]int

@@ -39,7 +39,7 @@ type Lab struct {
 func NS(host string) string { return Prefix + "-" + host }
 
 // Require skips (or fails under CI) when the lab cannot run here.
-func Require(t *testing.T) {
+func Require(t testing.TB) {
 	t.Helper()
 	var missing []string
 	if os.Geteuid() != 0 {
@@ -61,7 +61,7 @@ func Require(t *testing.T) {
 }
 
 // Up creates the lab and deletes it when the test ends, even on failure.
-func Up(t *testing.T) *Lab {
+func Up(t testing.TB) *Lab {
 	t.Helper()
 	root := repoRoot(t)
 	script := filepath.Join(root, "scripts", "lab.sh")
@@ -92,7 +92,7 @@ func Up(t *testing.T) *Lab {
 	return l
 }
 
-func repoRoot(t *testing.T) string {
+func repoRoot(t testing.TB) string {
 	dir, _ := os.Getwd()
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "scripts", "lab.sh")); err == nil {
@@ -135,7 +135,7 @@ func In(host string, fn func() error) error {
 
 // Serve answers every TCP connection to port in a node namespace with the
 // node's name: a stand-in for kube-proxy delivering VIP:port to a pod.
-func Serve(t *testing.T, host string, port int) {
+func Serve(t testing.TB, host string, port int) {
 	t.Helper()
 	var l net.Listener
 	if err := In(host, func() (err error) {
@@ -190,7 +190,7 @@ func Arping(ctx context.Context, ip string, count int) (map[string]int, string) 
 
 // StartProcess runs a command in a lab namespace, logging to a file; it is
 // killed when the test ends.
-func StartProcess(t *testing.T, host, logName string, args ...string) *exec.Cmd {
+func StartProcess(t testing.TB, host, logName string, args ...string) *exec.Cmd {
 	t.Helper()
 	cmd := exec.Command("ip", append([]string{"netns", "exec", NS(host)}, args...)...)
 	logPath := filepath.Join(t.TempDir(), logName)

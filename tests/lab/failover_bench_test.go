@@ -1,0 +1,157 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mdlayher/arp"
+	"github.com/mdlayher/ethernet"
+	"github.com/mdlayher/packet"
+
+	"github.com/microk8s-metallb/metallb/pkg/election"
+)
+
+// arpWatch records, from the client namespace, when each MAC first
+// announced ip after a reset.
+type arpWatch struct {
+	mu    sync.Mutex
+	first map[string]time.Time
+	conn  *packet.Conn
+}
+
+func watchARP(tb testing.TB, ip netip.Addr) *arpWatch {
+	w := &arpWatch{first: map[string]time.Time{}}
+	if err := In("client", func() error {
+		ifi, err := net.InterfaceByName("eth0")
+		if err != nil {
+			return err
+		}
+		w.conn, err = packet.Listen(ifi, packet.Raw, 0x0806, nil)
+		return err
+	}); err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { w.conn.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, _, err := w.conn.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			var f ethernet.Frame
+			var p arp.Packet
+			if f.UnmarshalBinary(buf[:n]) != nil || p.UnmarshalBinary(f.Payload) != nil {
+				continue
+			}
+			if p.SenderIP == ip && (p.Operation == arp.OperationReply || p.TargetIP == ip) {
+				w.mu.Lock()
+				mac := p.SenderHardwareAddr.String()
+				if _, ok := w.first[mac]; !ok {
+					w.first[mac] = time.Now()
+				}
+				w.mu.Unlock()
+			}
+		}
+	}()
+	return w
+}
+
+func (w *arpWatch) reset() {
+	w.mu.Lock()
+	w.first = map[string]time.Time{}
+	w.mu.Unlock()
+}
+
+func (w *arpWatch) seen(mac string) (time.Time, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	t, ok := w.first[mac]
+	return t, ok
+}
+
+// BenchmarkFailover kills the announcing speaker (SIGKILL) 20 times and
+// measures, from the client namespace, the time until the new owner's first
+// gratuitous ARP arrives and until a TCP connection to VIP:port succeeds
+// again. Run it with scripts/bench-failover.sh.
+func BenchmarkFailover(b *testing.B) {
+	cl := startCluster(b)
+	for _, n := range Nodes {
+		Serve(b, n, 8080)
+	}
+	cl.addBackend(b, "web-0", "web", "node-a")
+	ipStr := cl.createService(b, "web", "web", false)
+	ip := netip.MustParseAddr(ipStr)
+	for _, n := range Nodes {
+		if out, err := Exec(context.Background(), n, "ip", "addr", "add", ipStr+"/32", "dev", "lo").CombinedOutput(); err != nil {
+			b.Fatalf("%v %s", err, out)
+		}
+	}
+	w := watchARP(b, ip)
+	const trials = 20
+	var garp, tcp []time.Duration
+	for trial := range trials {
+		owner := election.Owner(ip, Nodes)
+		waitOneMAC(b, ipStr, cl.MACs[owner], 30*time.Second)
+		var rest []string
+		for _, n := range Nodes {
+			if n != owner {
+				rest = append(rest, n)
+			}
+		}
+		next := election.Owner(ip, rest)
+		w.reset()
+		killed := time.Now()
+		_ = syscall.Kill(-cl.speakers[owner].Process.Pid, syscall.SIGKILL)
+		// The dead node's kernel still holds the VIP on lo: take it away, as
+		// a crashed node would stop answering.
+		_, _ = Exec(context.Background(), owner, "ip", "link", "set", "eth0", "down").CombinedOutput()
+		var tGARP, tTCP time.Duration
+		deadline := killed.Add(30 * time.Second)
+		for (tGARP == 0 || tTCP == 0) && time.Now().Before(deadline) {
+			if t, ok := w.seen(cl.MACs[next]); ok && tGARP == 0 {
+				tGARP = t.Sub(killed)
+			}
+			if tTCP == 0 {
+				if reply, err := Dial("client", ipStr+":8080", 100*time.Millisecond); err == nil && reply == next {
+					tTCP = time.Since(killed)
+				}
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		macs, _ := Arping(context.Background(), ipStr, 3)
+		fmt.Printf("trial %2d: %s killed, %s took over: gratuitous ARP after %v, TCP after %v, repliers %v\n",
+			trial+1, owner, next, tGARP.Round(time.Millisecond), tTCP.Round(time.Millisecond), macs)
+		if len(macs) != 1 {
+			b.Errorf("trial %d: %d MACs answer after takeover: %v", trial+1, len(macs), macs)
+		}
+		garp, tcp = append(garp, tGARP), append(tcp, tTCP)
+		// Bring the node back for the next trial.
+		_, _ = Exec(context.Background(), owner, "ip", "link", "set", "eth0", "up").CombinedOutput()
+		cl.startSpeaker(b, owner)
+	}
+	report := func(name string, ds []time.Duration) {
+		s := slices.Clone(ds)
+		slices.Sort(s)
+		fmt.Printf("%s: p50 %v, max %v, all %v\n", name, s[len(s)/2].Round(time.Millisecond), s[len(s)-1].Round(time.Millisecond), roundAll(ds))
+		b.ReportMetric(float64(s[len(s)/2].Milliseconds()), name+"-p50-ms")
+		b.ReportMetric(float64(s[len(s)-1].Milliseconds()), name+"-max-ms")
+	}
+	report("garp", garp)
+	report("tcp", tcp)
+}
+
+func roundAll(ds []time.Duration) []time.Duration {
+	out := make([]time.Duration, len(ds))
+	for i, d := range ds {
+		out[i] = d.Round(time.Millisecond)
+	}
+	return out
+}
