@@ -2,6 +2,7 @@ package layer2
 
 import (
 	"net/netip"
+	"strings"
 	"sync"
 	"testing"
 
@@ -94,4 +95,33 @@ func TestNDPWatchAndGratuitous(t *testing.T) {
 	if err := r.unwatch(vip); err != nil || len(conn.groups) != 0 {
 		t.Errorf("unwatch: %v, groups %v", err, conn.groups)
 	}
+}
+
+// FuzzNDPHandle parses arbitrary ICMPv6 payloads as NDP and hands them to the
+// responder: it must never panic and only ever send advertisements for the
+// address it owns.
+func FuzzNDPHandle(f *testing.F) {
+	vip := netip.MustParseAddr("2001:db8::200")
+	ns, _ := ndp.MarshalMessage(&ndp.NeighborSolicitation{TargetAddress: vip,
+		Options: []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Source, Addr: clientMAC}}})
+	f.Add(ns)
+	na, _ := ndp.MarshalMessage(&ndp.NeighborAdvertisement{TargetAddress: vip,
+		Options: []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Target, Addr: rogueMAC}}})
+	f.Add(na)
+	f.Fuzz(func(t *testing.T, b []byte) {
+		m, err := ndp.ParseMessage(b)
+		if err != nil {
+			return
+		}
+		conn := &fakeNDP{groups: map[netip.Addr]bool{}}
+		r := newNDPResponder("eth0", ourMAC, conn, newFakeHandler(vip.String()))
+		if err := r.handle(m, netip.MustParseAddr("2001:db8::9")); err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range conn.sent {
+			if !strings.Contains(s, " NA 2001:db8::200 ") {
+				t.Fatalf("sent %q", s)
+			}
+		}
+	})
 }
