@@ -67,14 +67,14 @@ func NewAnnouncer(log *slog.Logger, events Events) *Announcer {
 	return &Announcer{log: log, events: events, claims: map[netip.Addr]Claim{}, ifs: map[string]*iface{}, stopGA: map[netip.Addr]context.CancelFunc{}}
 }
 
-// Run opens responders on eligible interfaces, re-scans them every 10 s,
+// Run opens responders on eligible interfaces, re-scans them every 2 s,
 // and closes everything when ctx ends.
 func (a *Announcer) Run(ctx context.Context) {
 	a.mu.Lock()
 	a.ctx = ctx
 	a.mu.Unlock()
 	a.scan()
-	t := time.NewTicker(10 * time.Second)
+	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	for {
 		select {
@@ -240,6 +240,12 @@ func (a *Announcer) scan() {
 		cur := a.ifs[ifi.Name]
 		if cur != nil {
 			cur.prefixes = prefixes
+			if cur.ndp == nil && hasV6(prefixes) {
+				// The link-local address may have been tentative (DAD) at
+				// the first try.
+				a.openNDP(ifi, cur)
+				a.watchAll(cur)
+			}
 			a.mu.Unlock()
 			continue
 		}
@@ -251,11 +257,7 @@ func (a *Announcer) scan() {
 		}
 		a.mu.Lock()
 		a.ifs[ifi.Name] = i
-		for ip := range a.claims {
-			if ip.Is6() && i.ndp != nil && a.ownsLocked(i.name, ip) {
-				_ = i.ndp.watch(ip)
-			}
-		}
+		a.watchAll(i)
 		a.mu.Unlock()
 		a.log.Info("answering ARP/NDP", "interface", ifi.Name, "mac", ifi.HardwareAddr.String())
 	}
@@ -278,17 +280,43 @@ func (a *Announcer) open(ifi net.Interface, prefixes []netip.Prefix) (*iface, er
 	i.arp = newARPResponder(ifi.Name, ifi.HardwareAddr, pc, a)
 	i.closers = append(i.closers, pc.Close)
 	go a.serve(ifi.Name, "ARP", i.arp.run)
-	if slices.ContainsFunc(prefixes, func(p netip.Prefix) bool { return p.Addr().Is6() }) {
-		nc, _, err := ndp.Listen(&ifi, ndp.LinkLocal)
-		if err != nil {
-			a.log.Warn("no NDP on interface", "interface", ifi.Name, "error", err)
-		} else {
-			i.ndp = newNDPResponder(ifi.Name, ifi.HardwareAddr, nc, a)
-			i.closers = append(i.closers, nc.Close)
-			go a.serve(ifi.Name, "NDP", i.ndp.run)
-		}
+	if hasV6(prefixes) {
+		a.openNDP(ifi, i)
 	}
 	return i, nil
+}
+
+func hasV6(prefixes []netip.Prefix) bool {
+	return slices.ContainsFunc(prefixes, func(p netip.Prefix) bool { return p.Addr().Is6() })
+}
+
+// openNDP starts the NDP responder of an interface.
+func (a *Announcer) openNDP(ifi net.Interface, i *iface) {
+	nc, _, err := ndp.Listen(&ifi, ndp.LinkLocal)
+	if err != nil {
+		a.log.Warn("no NDP on interface yet", "interface", ifi.Name, "error", err)
+		return
+	}
+	i.ndp = newNDPResponder(ifi.Name, ifi.HardwareAddr, nc, a)
+	i.ndp.debug = func(m ndp.Message, src netip.Addr) {
+		if ns, ok := m.(*ndp.NeighborSolicitation); ok {
+			a.log.Debug("NDP solicitation", "interface", ifi.Name, "from", src.String(), "target", ns.TargetAddress.String(), "owned", a.Owns(ifi.Name, ns.TargetAddress))
+		}
+	}
+	i.closers = append(i.closers, nc.Close)
+	go a.serve(ifi.Name, "NDP", i.ndp.run)
+}
+
+// watchAll joins the solicited-node groups of the IPv6 addresses claimed on
+// an interface. Caller holds a.mu.
+func (a *Announcer) watchAll(i *iface) {
+	for ip := range a.claims {
+		if ip.Is6() && i.ndp != nil && a.ownsLocked(i.name, ip) {
+			if err := i.ndp.watch(ip); err != nil {
+				a.log.Warn("cannot join the solicited-node group", "ip", ip.String(), "interface", i.name, "error", err)
+			}
+		}
+	}
 }
 
 func (a *Announcer) serve(ifname, proto string, run func() error) {

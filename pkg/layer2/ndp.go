@@ -27,6 +27,7 @@ type ndpResponder struct {
 	mac    net.HardwareAddr
 	conn   ndpConn
 	h      Handler
+	debug  func(m ndp.Message, src netip.Addr)
 }
 
 func newNDPResponder(ifname string, mac net.HardwareAddr, conn ndpConn, h Handler) *ndpResponder {
@@ -59,6 +60,9 @@ func (r *ndpResponder) run() error {
 				return nil
 			}
 			return fmt.Errorf("read NDP on %s: %w", r.ifname, err)
+		}
+		if r.debug != nil {
+			r.debug(m, src)
 		}
 		if err := r.handle(m, src); err != nil {
 			return err

@@ -23,7 +23,7 @@ import (
 const labConfig = `address-pools:
 - name: lab
   protocol: layer2
-  addresses: [198.51.100.200-198.51.100.210]
+  addresses: [198.51.100.200-198.51.100.210, "2001:db8::200-2001:db8::210"]
 `
 
 // cluster is a lab with a control plane on the bridge, the controller, and a
@@ -110,21 +110,21 @@ func (cl *cluster) addBackend(t testing.TB, name, app, node string) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.1.0.5", PodIPs: []corev1.PodIP{{IP: "10.1.0.5"}},
+	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.1.0.5", PodIPs: []corev1.PodIP{{IP: "10.1.0.5"}, {IP: "fd00:10:1::5"}},
 		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
 	if _, err := cl.c.CoreV1().Pods("demo").UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 }
 
-func (cl *cluster) createService(t testing.TB, name, app string, local bool) string {
+func (cl *cluster) createService(t testing.TB, name, app string, local bool, families ...corev1.IPFamily) string {
 	t.Helper()
 	ctx := context.Background()
 	svc := &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: corev1.ServiceSpec{
 			Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": app},
-			Ports: []corev1.ServicePort{{Port: 8080}},
+			Ports: []corev1.ServicePort{{Port: 8080}}, IPFamilies: families,
 		},
 	}
 	if local {
@@ -269,4 +269,36 @@ func TestLayer2ConflictEvent(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatalf("no IPConflict Warning naming the client's MAC %s", cl.MACs["client"])
+}
+
+// TestLayer2NDP uses the client's own kernel as the NDP client: a TCP
+// connection to [VIP]:port makes it solicit the address, and its neighbour
+// table must then hold the elected node's MAC.
+func TestLayer2NDP(t *testing.T) {
+	cl := startCluster(t)
+	for _, n := range Nodes {
+		Serve(t, n, 8080)
+	}
+	cl.addBackend(t, "web-0", "web", "node-a")
+	ip := cl.createService(t, "web6", "web", false, corev1.IPv6Protocol)
+	for _, n := range Nodes {
+		if out, err := Exec(context.Background(), n, "ip", "addr", "add", ip+"/128", "dev", "lo").CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v %s", n, err, out)
+		}
+	}
+	owner := election.Owner(netip.MustParseAddr(ip), Nodes)
+	t.Logf("service web6 got %s; elected owner %s (MAC %s)", ip, owner, cl.MACs[owner])
+	var reply, neigh string
+	var err error
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		reply, err = Dial("client", "["+ip+"]:8080", time.Second)
+		out, _ := Exec(context.Background(), "client", "ip", "-6", "neigh", "show", ip).CombinedOutput()
+		neigh = strings.ToLower(string(out))
+		if err == nil && reply == owner && strings.Contains(neigh, cl.MACs[owner]) {
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	t.Fatalf("TCP to [%s]:8080 answered %q (%v); client neighbour entry %q; want %s (%s)", ip, reply, err, strings.TrimSpace(neigh), owner, cl.MACs[owner])
 }

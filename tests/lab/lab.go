@@ -209,8 +209,8 @@ func StartProcess(t testing.TB, host, logName string, args ...string) *exec.Cmd 
 		f.Close()
 		if t.Failed() {
 			b, _ := os.ReadFile(logPath)
-			if len(b) > 3000 {
-				b = b[len(b)-3000:]
+			if len(b) > 20000 {
+				b = b[len(b)-20000:]
 			}
 			t.Logf("%s log:\n%s", logName, b)
 		}
