@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -19,6 +20,8 @@ type speakerOptions struct {
 	configMap   string
 	lbClass     string
 	metricsAddr string
+	renew       time.Duration
+	timeout     time.Duration
 }
 
 func newSpeakerCmd(g *globals) *cobra.Command {
@@ -36,6 +39,8 @@ func newSpeakerCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.configMap, "config", k8s.DefaultConfigMap, "name of the ConfigMap")
 	f.StringVar(&o.lbClass, "lb-class", "", "serve Services of this loadBalancerClass (empty: only Services without a class)")
 	f.StringVar(&o.metricsAddr, "metrics-addr", ":7473", "address for /metrics, /healthz and /readyz (empty: off)")
+	f.DurationVar(&o.renew, "liveness-interval", speaker.DefaultLeaseRenew, "how often this speaker renews its liveness Lease")
+	f.DurationVar(&o.timeout, "liveness-timeout", speaker.DefaultLeaseDuration, "a speaker silent this long is dead and its addresses move")
 	return cmd
 }
 
@@ -54,6 +59,7 @@ func (o *speakerOptions) run(ctx context.Context, g *globals) error {
 	s := speaker.New(ctx, speaker.Options{
 		Client: client, Log: g.log.With("node", o.nodeName), Metrics: reg, NodeName: o.nodeName,
 		Namespace: o.namespace, ConfigMap: o.configMap, LBClass: o.lbClass,
+		LeaseRenew: o.renew, LeaseDuration: o.timeout,
 	})
 	return s.Run(ctx)
 }

@@ -26,10 +26,10 @@ import (
 	"github.com/microk8s-metallb/metallb/pkg/metrics"
 )
 
-// Liveness timing of speakers.
-var (
-	LeaseRenew    = 300 * time.Millisecond
-	LeaseDuration = 1500 * time.Millisecond
+// Default liveness timing of speakers.
+const (
+	DefaultLeaseRenew    = 250 * time.Millisecond
+	DefaultLeaseDuration = time.Second
 )
 
 // Labels and reasons.
@@ -55,6 +55,10 @@ type Options struct {
 	Namespace string // of the ConfigMap and the Leases
 	ConfigMap string
 	LBClass   string
+	// LeaseRenew is how often this speaker renews its Lease; LeaseDuration
+	// how long without a renewal a speaker counts as dead (and how long this
+	// one keeps announcing when it cannot renew). Zero: the defaults.
+	LeaseRenew, LeaseDuration time.Duration
 }
 
 // Speaker announces this node's share of the addresses.
@@ -69,11 +73,14 @@ type Speaker struct {
 	svcs   cache.Indexer
 	slices cache.Indexer
 	nodes  cache.Indexer
-	leases cache.Indexer
 
 	mu        sync.Mutex
 	announced map[string]Announcement // ip/service → what
 	selfOK    time.Time               // last successful renewal of our Lease
+	// seen is when, by this node's clock, each speaker's Lease was last seen
+	// renewed: comparing with the renewer's own timestamps would make
+	// liveness depend on clock skew between nodes.
+	seen map[string]time.Time
 
 	mAnnounced *prometheus.GaugeVec
 	mL2        map[string]prometheus.Counter
@@ -82,8 +89,14 @@ type Speaker struct {
 
 // New builds a speaker; Run starts it.
 func New(ctx context.Context, o Options) *Speaker {
+	if o.LeaseRenew <= 0 {
+		o.LeaseRenew = DefaultLeaseRenew
+	}
+	if o.LeaseDuration <= 0 {
+		o.LeaseDuration = DefaultLeaseDuration
+	}
 	s := &Speaker{
-		o: o, log: o.Log, trigger: make(chan struct{}, 1), announced: map[string]Announcement{},
+		o: o, log: o.Log, trigger: make(chan struct{}, 1), announced: map[string]Announcement{}, seen: map[string]time.Time{},
 		recorder: k8s.NewRecorder(ctx, o.Client, speakerComponent),
 		mAnnounced: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: metrics.Namespace, Subsystem: "speaker", Name: "announced",
@@ -148,12 +161,25 @@ func (s *Speaker) Run(ctx context.Context) error {
 		factory.Core().V1().Nodes().Informer(),
 		nsFactory.Coordination().V1().Leases().Informer(),
 	}
-	for _, inf := range infs {
+	for _, inf := range infs[:3] {
 		if _, err := inf.AddEventHandler(handler); err != nil {
 			return err
 		}
 	}
-	s.svcs, s.slices, s.nodes, s.leases = infs[0].GetIndexer(), infs[1].GetIndexer(), infs[2].GetIndexer(), infs[3].GetIndexer()
+	if _, err := infs[3].AddEventHandler(cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) {
+			// A Lease found at start may be long dead: trust it only if its
+			// own renew time is recent.
+			if l, ok := obj.(*coordinationv1.Lease); ok && l.Spec.RenewTime != nil && time.Since(l.Spec.RenewTime.Time) <= s.o.LeaseDuration {
+				s.leaseSeen(obj)
+			}
+		},
+		UpdateFunc: func(_, obj any) { s.leaseSeen(obj) },
+		DeleteFunc: func(any) { s.poke() },
+	}); err != nil {
+		return err
+	}
+	s.svcs, s.slices, s.nodes = infs[0].GetIndexer(), infs[1].GetIndexer(), infs[2].GetIndexer()
 	go s.watcher.Run(ctx)
 	go s.l2.Run(ctx)
 	go s.renewLease(ctx)
@@ -172,26 +198,42 @@ func (s *Speaker) Run(ctx context.Context) error {
 		s.o.Metrics.SetReady(true)
 	}
 	s.log.Info("speaker running", "node", s.o.NodeName)
-	// Leases expire without any event: re-evaluate on a timer as well.
-	tick := time.NewTicker(LeaseRenew)
-	defer tick.Stop()
+	// Leases expire without any event: re-evaluate right when the next one
+	// would expire, and at least every renewal interval.
+	timer := time.NewTimer(0)
+	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			s.l2.SetClaims(nil)
 			return nil
 		case <-s.trigger:
-		case <-tick.C:
+		case <-timer.C:
 		}
 		s.reconcile()
+		timer.Reset(s.untilNextExpiry())
 	}
+}
+
+// untilNextExpiry is the time until the first live speaker would count as
+// dead, capped at the renewal interval.
+func (s *Speaker) untilNextExpiry() time.Duration {
+	next := s.o.LeaseRenew
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, at := range s.seen {
+		if d := time.Until(at.Add(s.o.LeaseDuration)) + time.Millisecond; d > 0 && d < next {
+			next = d
+		}
+	}
+	return next
 }
 
 // renewLease keeps this speaker's Lease fresh.
 func (s *Speaker) renewLease(ctx context.Context) {
 	leases := s.o.Client.CoordinationV1().Leases(s.o.Namespace)
 	name := leasePrefix + s.o.NodeName
-	t := time.NewTicker(LeaseRenew)
+	t := time.NewTicker(s.o.LeaseRenew)
 	defer t.Stop()
 	for {
 		now := metav1.NewMicroTime(time.Now())
@@ -202,7 +244,7 @@ func (s *Speaker) renewLease(ctx context.Context) {
 				ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app.kubernetes.io/component": "speaker"}},
 				Spec: coordinationv1.LeaseSpec{
 					HolderIdentity: ptr.To(s.o.NodeName), RenewTime: &now,
-					LeaseDurationSeconds: ptr.To(int32(max(1, LeaseDuration/time.Second))),
+					LeaseDurationSeconds: ptr.To(int32(max(1, s.o.LeaseDuration/time.Second))),
 				},
 			}, metav1.CreateOptions{})
 		case err == nil:
@@ -227,7 +269,7 @@ func (s *Speaker) renewLease(ctx context.Context) {
 // reconcile recomputes and applies the announcements.
 func (s *Speaker) reconcile() {
 	s.mu.Lock()
-	cutOff := time.Since(s.selfOK) > LeaseDuration
+	cutOff := time.Since(s.selfOK) > s.o.LeaseDuration
 	s.mu.Unlock()
 	var want []Announcement
 	if !cutOff {
@@ -272,18 +314,31 @@ func (s *Speaker) service(key string) *corev1.Service {
 	return obj.(*corev1.Service)
 }
 
+// leaseSeen records that a speaker's Lease was renewed, by our clock.
+func (s *Speaker) leaseSeen(obj any) {
+	l, ok := obj.(*coordinationv1.Lease)
+	if !ok || l.Spec.HolderIdentity == nil {
+		return
+	}
+	s.mu.Lock()
+	_, known := s.seen[*l.Spec.HolderIdentity]
+	s.seen[*l.Spec.HolderIdentity] = time.Now()
+	s.mu.Unlock()
+	if !known {
+		s.poke()
+	}
+}
+
 // nodeList returns every node with whether it may announce.
 func (s *Speaker) nodeList() []Node {
 	live := map[string]bool{}
-	for _, obj := range s.leases.List() {
-		l := obj.(*coordinationv1.Lease)
-		if l.Spec.HolderIdentity == nil || l.Spec.RenewTime == nil {
-			continue
-		}
-		if time.Since(l.Spec.RenewTime.Time) <= LeaseDuration {
-			live[*l.Spec.HolderIdentity] = true
+	s.mu.Lock()
+	for holder, at := range s.seen {
+		if time.Since(at) <= s.o.LeaseDuration {
+			live[holder] = true
 		}
 	}
+	s.mu.Unlock()
 	var out []Node
 	for _, obj := range s.nodes.List() {
 		n := obj.(*corev1.Node)
