@@ -270,7 +270,18 @@ func (s *Speaker) renewLease(ctx context.Context) {
 func (s *Speaker) reconcile() {
 	s.mu.Lock()
 	cutOff := time.Since(s.selfOK) > s.o.LeaseDuration
+	alone := true
+	for holder := range s.seen {
+		if holder != s.o.NodeName {
+			alone = false
+		}
+	}
 	s.mu.Unlock()
+	if cutOff && alone {
+		// No other speaker could take over: withdrawing would only cut
+		// traffic (e.g. a single-node cluster while its API server restarts).
+		return
+	}
 	var want []Announcement
 	if !cutOff {
 		want = Desired(s.watcher.Current(), s.o.NodeName, s.nodeList(), s.svcList())
