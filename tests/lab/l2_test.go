@@ -302,3 +302,34 @@ func TestLayer2NDP(t *testing.T) {
 	}
 	t.Fatalf("TCP to [%s]:8080 answered %q (%v); client neighbour entry %q; want %s (%s)", ip, reply, err, strings.TrimSpace(neigh), owner, cl.MACs[owner])
 }
+
+// TestLayer2PartitionedSpeakerStops cuts the announcing node off from the
+// API server (it stays on the LAN): another node takes over, and the
+// partitioned one stops answering, so after the detection time exactly one
+// MAC answers.
+func TestLayer2PartitionedSpeakerStops(t *testing.T) {
+	cl := startCluster(t)
+	cl.addBackend(t, "web-0", "web", "node-a")
+	ip := cl.createService(t, "web", "web", false)
+	owner := election.Owner(netip.MustParseAddr(ip), Nodes)
+	waitOneMAC(t, ip, cl.MACs[owner], 20*time.Second)
+	var rest []string
+	for _, n := range Nodes {
+		if n != owner {
+			rest = append(rest, n)
+		}
+	}
+	next := election.Owner(netip.MustParseAddr(ip), rest)
+	// A blackhole route to the control plane's address: the node still
+	// talks to the client, but not to the API server.
+	if out, err := Exec(context.Background(), owner, "ip", "route", "add", "blackhole", "198.51.100.1/32").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	cut := time.Now()
+	waitOneMAC(t, ip, cl.MACs[next], 10*time.Second)
+	t.Logf("%s partitioned; only %s answers after %v", owner, next, time.Since(cut).Round(100*time.Millisecond))
+	// And it stays that way.
+	if macs, out := Arping(context.Background(), ip, 5); len(macs) != 1 || macs[cl.MACs[next]] == 0 {
+		t.Fatalf("after the partition: %v, want only %s\n%s", macs, cl.MACs[next], out)
+	}
+}
