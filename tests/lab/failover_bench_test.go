@@ -120,11 +120,13 @@ func BenchmarkFailover(b *testing.B) {
 				tGARP = t.Sub(killed)
 			}
 			if tTCP == 0 {
-				if reply, err := Dial("client", ipStr+":8080", 100*time.Millisecond); err == nil && reply == next {
+				// A short dial timeout: a SYN sent to the old MAC is lost, and
+				// the next attempt must not wait long to notice the new one.
+				if reply, err := Dial("client", ipStr+":8080", 20*time.Millisecond); err == nil && reply == next {
 					tTCP = time.Since(killed)
 				}
 			}
-			time.Sleep(10 * time.Millisecond)
+			time.Sleep(2 * time.Millisecond)
 		}
 		macs, _ := Arping(context.Background(), ipStr, 3)
 		fmt.Printf("trial %2d: %s killed, %s took over: gratuitous ARP after %v, TCP after %v, repliers %v\n",
