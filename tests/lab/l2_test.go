@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/netip"
@@ -84,7 +85,7 @@ func startCluster(t testing.TB) *cluster {
 
 func (cl *cluster) startSpeaker(t testing.TB, node string) {
 	cl.speakers[node] = StartProcess(t, node, "speaker-"+node+".log", cl.bin, "speaker",
-		"--node-name", node, "--kubeconfig", cl.env.Kubeconfig, "--metrics-addr", "", "--log-level", "debug")
+		"--node-name", node, "--kubeconfig", cl.env.Kubeconfig, "--metrics-addr", ":7473", "--log-level", "debug")
 }
 
 func buildBinary(t testing.TB, root string) string {
@@ -187,6 +188,30 @@ func TestLayer2ARPAndTCP(t *testing.T) {
 	reply, err := Dial("client", ip+":8080", 3*time.Second)
 	if err != nil || reply != owner {
 		t.Fatalf("TCP to %s:8080 answered %q (%v), want the announcing node %s", ip, reply, err, owner)
+	}
+
+	// The owner says so: an Event and its metrics.
+	wantEvent := fmt.Sprintf("announcing from node %q with protocol %q", owner, "layer2")
+	evs, _ := cl.c.CoreV1().Events("demo").List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.name=web,reason=nodeAssigned"})
+	if len(evs.Items) != 1 || evs.Items[0].Message != wantEvent {
+		t.Errorf("nodeAssigned events: %+v, want one %q", evs.Items, wantEvent)
+	}
+	ownerAddr := map[string]string{"node-a": "198.51.100.11", "node-b": "198.51.100.12", "node-c": "198.51.100.13"}[owner]
+	body, err := HTTPGet("client", ownerAddr+":7473", "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range []string{
+		fmt.Sprintf(`metallb_speaker_announced{ip=%q,node=%q,protocol="layer2",service="demo/web"} 1`, ip, owner),
+		"metallb_layer2_requests_received ", "metallb_layer2_responses_sent ", "metallb_layer2_gratuitous_sent ",
+		"metallb_k8s_client_config_loaded_bool 1",
+	} {
+		if !strings.Contains(body, m) {
+			t.Errorf("metrics of %s lack %q", owner, m)
+		}
+	}
+	if ready, _ := HTTPGet("client", ownerAddr+":7473", "/readyz"); !strings.Contains(ready, "200 OK") {
+		t.Errorf("/readyz: %q", ready)
 	}
 
 	// Service deleted: no reply within a second.

@@ -8,6 +8,7 @@ package lab
 import (
 	"context"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -216,4 +217,25 @@ func StartProcess(t testing.TB, host, logName string, args ...string) *exec.Cmd 
 		}
 	})
 	return cmd
+}
+
+// HTTPGet fetches http://addr/path from inside a lab host (HTTP/1.0, so the
+// socket is made and read on the namespaced thread).
+func HTTPGet(host, addr, path string) (string, error) {
+	var body string
+	err := In(host, func() error {
+		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err != nil {
+			return err
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		if _, err := fmt.Fprintf(c, "GET %s HTTP/1.0\r\nHost: %s\r\n\r\n", path, addr); err != nil {
+			return err
+		}
+		b, err := io.ReadAll(c)
+		body = string(b)
+		return err
+	})
+	return body, err
 }
