@@ -235,12 +235,17 @@ func (s *Speaker) renewLease(ctx context.Context) {
 	name := leasePrefix + s.o.NodeName
 	t := time.NewTicker(s.o.LeaseRenew)
 	defer t.Stop()
+	var cur *coordinationv1.Lease // last written: one Update per renewal
 	for {
+		rctx, cancel := context.WithTimeout(ctx, s.o.LeaseDuration)
+		var err error
+		if cur == nil {
+			cur, err = leases.Get(rctx, name, metav1.GetOptions{})
+		}
 		now := metav1.NewMicroTime(time.Now())
-		l, err := leases.Get(ctx, name, metav1.GetOptions{})
 		switch {
 		case apierrors.IsNotFound(err):
-			_, err = leases.Create(ctx, &coordinationv1.Lease{
+			cur, err = leases.Create(rctx, &coordinationv1.Lease{
 				ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app.kubernetes.io/component": "speaker"}},
 				Spec: coordinationv1.LeaseSpec{
 					HolderIdentity: ptr.To(s.o.NodeName), RenewTime: &now,
@@ -248,15 +253,20 @@ func (s *Speaker) renewLease(ctx context.Context) {
 				},
 			}, metav1.CreateOptions{})
 		case err == nil:
-			l.Spec.RenewTime = &now
-			_, err = leases.Update(ctx, l, metav1.UpdateOptions{})
+			next := cur.DeepCopy()
+			next.Spec.RenewTime = &now
+			cur, err = leases.Update(rctx, next, metav1.UpdateOptions{})
 		}
+		cancel()
 		if err == nil {
 			s.mu.Lock()
 			s.selfOK = time.Now()
 			s.mu.Unlock()
-		} else if ctx.Err() == nil {
-			s.log.Warn("cannot renew the speaker lease", "error", err)
+		} else {
+			cur = nil // read it again next time (conflict, deleted, ...)
+			if ctx.Err() == nil {
+				s.log.Warn("cannot renew the speaker lease", "error", err)
+			}
 		}
 		select {
 		case <-ctx.Done():
