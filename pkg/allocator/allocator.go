@@ -25,6 +25,9 @@ type Allocator struct {
 	byKey map[string]*pool // by name
 	svcs  map[string]*held // by Service key
 	ips   map[netip.Addr]*ipUse
+	// shared indexes the addresses held under each sharing key, so finding
+	// one to share does not scan every address in use.
+	shared map[string]map[netip.Addr]bool
 }
 
 type pool struct {
@@ -43,13 +46,14 @@ type held struct {
 // ipUse is who holds one address: one Service, or several that share it.
 type ipUse struct {
 	pool  *pool
+	key   string // sharing key of its users ("" for a sole, unshared user)
 	users map[string]*held
 }
 
 // New returns an allocator with no pools: every Assign fails with ErrNoConfig
 // until SetConfig.
 func New() *Allocator {
-	return &Allocator{byKey: map[string]*pool{}, svcs: map[string]*held{}, ips: map[netip.Addr]*ipUse{}}
+	return &Allocator{byKey: map[string]*pool{}, svcs: map[string]*held{}, ips: map[netip.Addr]*ipUse{}, shared: map[string]map[netip.Addr]bool{}}
 }
 
 // SetConfig replaces the pools. Assignments whose addresses are still in a
@@ -66,6 +70,7 @@ func (a *Allocator) SetConfig(cfg *config.Config) (dropped []string) {
 	old := a.svcs
 	a.svcs = map[string]*held{}
 	a.ips = map[netip.Addr]*ipUse{}
+	a.shared = map[string]map[netip.Addr]bool{}
 	keys := make([]string, 0, len(old))
 	for k := range old {
 		keys = append(keys, k)
@@ -114,6 +119,12 @@ func (a *Allocator) Release(key string) {
 		if len(u.users) == 0 {
 			delete(a.ips, ip)
 			u.pool.markFree(ip)
+			if u.key != "" {
+				delete(a.shared[u.key], ip)
+				if len(a.shared[u.key]) == 0 {
+					delete(a.shared, u.key)
+				}
+			}
 		}
 	}
 }
@@ -264,9 +275,15 @@ func (a *Allocator) takeIn(p *pool, svc Service, ips []netip.Addr) (Assignment, 
 	for _, ip := range ips {
 		u := a.ips[ip]
 		if u == nil {
-			u = &ipUse{pool: p, users: map[string]*held{}}
+			u = &ipUse{pool: p, key: svc.SharingKey, users: map[string]*held{}}
 			a.ips[ip] = u
 			p.markUsed(ip)
+			if u.key != "" {
+				if a.shared[u.key] == nil {
+					a.shared[u.key] = map[netip.Addr]bool{}
+				}
+				a.shared[u.key][ip] = true
+			}
 		}
 		u.users[svc.Key] = h
 	}
@@ -399,7 +416,8 @@ func (a *Allocator) shareable(p *pool, svc Service, f Family) (netip.Addr, bool)
 		return netip.Addr{}, false
 	}
 	var best netip.Addr
-	for ip, u := range a.ips {
+	for ip := range a.shared[svc.SharingKey] {
+		u := a.ips[ip]
 		if u.pool != p || familyOf(ip) != f || u.canShare(svc) != nil {
 			continue
 		}
