@@ -18,32 +18,8 @@ import (
 	"github.com/microk8s-metallb/metallb/tests/testenv"
 )
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// metallbBinary builds the real binary once per test run.
-func metallbBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "metallb-bin-")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "metallb")
-		out, err := exec.Command("go", "build", "-o", binPath, "../../cmd/metallb").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
+// metallbBinary is the real binary, built once per test run.
+func metallbBinary(t *testing.T) string { return testenv.Binary(t) }
 
 // startControllerProcess runs `metallb controller` as a separate process.
 func startControllerProcess(t *testing.T, env *testenv.Env, ns string, extra ...string) *exec.Cmd {

@@ -7,7 +7,6 @@ import (
 	"log/slog"
 	"net/netip"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -50,7 +49,7 @@ func startCluster(t testing.TB) *cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(env.Stop)
-	cl := &cluster{Lab: l, env: env, c: env.Client, speakers: map[string]*exec.Cmd{}, bin: buildBinary(t, l.Root)}
+	cl := &cluster{Lab: l, env: env, c: env.Client, speakers: map[string]*exec.Cmd{}, bin: testenv.Binary(t)}
 	c := env.Client
 	for _, n := range Nodes {
 		node, err := c.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n, Labels: map[string]string{"kubernetes.io/hostname": n}}}, metav1.CreateOptions{})
@@ -86,17 +85,6 @@ func startCluster(t testing.TB) *cluster {
 func (cl *cluster) startSpeaker(t testing.TB, node string) {
 	cl.speakers[node] = StartProcess(t, node, "speaker-"+node+".log", cl.bin, "speaker",
 		"--node-name", node, "--kubeconfig", cl.env.Kubeconfig, "--metrics-addr", ":7473", "--log-level", "debug")
-}
-
-func buildBinary(t testing.TB, root string) string {
-	t.Helper()
-	bin := filepath.Join(t.TempDir(), "metallb")
-	cmd := exec.Command("go", "build", "-o", bin, "./cmd/metallb")
-	cmd.Dir = root
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("build: %v\n%s", err, out)
-	}
-	return bin
 }
 
 // addBackend creates a ready Pod of app on node, and puts ip on lo of every
