@@ -42,6 +42,17 @@ func (c *Config) Pool(name string) *Pool {
 	return nil
 }
 
+// PoolFor returns the pool whose ranges hold ip, or nil (pools never
+// overlap, so there is at most one).
+func (c *Config) PoolFor(ip netip.Addr) *Pool {
+	for _, p := range c.Pools {
+		if iprange.ContainsAny(p.Ranges, ip) {
+			return p
+		}
+	}
+	return nil
+}
+
 // Pool is one entry of address-pools.
 type Pool struct {
 	Name     string

@@ -214,7 +214,7 @@ func (c *Controller) restore(svcs []*corev1.Service) {
 	})
 	n := 0
 	for _, s := range svcs {
-		ips := statusIPs(s)
+		ips := k8s.IngressIPs(s)
 		if len(ips) == 0 || !owned(s, c.opts.LBClass) {
 			continue
 		}
@@ -267,7 +267,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		// re-queues every Service.
 		return nil
 	}
-	current := statusIPs(svc)
+	current := k8s.IngressIPs(svc)
 	req, err := allocator.ParseRequest(svc.Annotations, svc.Spec.LoadBalancerIP)
 	if err != nil {
 		c.fail(svc, key, err, current)

@@ -9,18 +9,13 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/microk8s-metallb/metallb/pkg/allocator"
+	"github.com/microk8s-metallb/metallb/pkg/k8s"
 )
 
 // owned reports whether the Service is ours: type LoadBalancer, and a
 // loadBalancerClass equal to class (none when class is empty).
 func owned(svc *corev1.Service, class string) bool {
-	if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || svc.DeletionTimestamp != nil {
-		return false
-	}
-	if svc.Spec.LoadBalancerClass == nil {
-		return class == ""
-	}
-	return *svc.Spec.LoadBalancerClass == class
+	return svc.Spec.Type == corev1.ServiceTypeLoadBalancer && svc.DeletionTimestamp == nil && k8s.ServesClass(svc, class)
 }
 
 // toRequest turns a Service into the allocator's view of it.
@@ -53,17 +48,6 @@ func toRequest(svc *corev1.Service, req allocator.Request) allocator.Service {
 		s.Policy = allocator.FamilyPolicy(*svc.Spec.IPFamilyPolicy)
 	}
 	return s
-}
-
-// statusIPs returns the addresses in status.loadBalancer.ingress.
-func statusIPs(svc *corev1.Service) []netip.Addr {
-	var out []netip.Addr
-	for _, ing := range svc.Status.LoadBalancer.Ingress {
-		if a, err := netip.ParseAddr(ing.IP); err == nil {
-			out = append(out, a.Unmap())
-		}
-	}
-	return out
 }
 
 func ingressFor(ips []netip.Addr) []corev1.LoadBalancerIngress {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"slices"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -12,7 +11,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/microk8s-metallb/metallb/pkg/config"
-	"github.com/microk8s-metallb/metallb/pkg/iprange"
 )
 
 // ReadConfigMap returns the config text stored in the ConfigMap.
@@ -58,7 +56,7 @@ func UncoveredServices(ctx context.Context, c kubernetes.Interface, cfg *config.
 			if err != nil {
 				continue
 			}
-			if !slices.ContainsFunc(cfg.Pools, func(p *config.Pool) bool { return iprange.ContainsAny(p.Ranges, ip) }) {
+			if cfg.PoolFor(ip) == nil {
 				out = append(out, Uncovered{Service: s.Namespace + "/" + s.Name, IP: ip})
 			}
 		}

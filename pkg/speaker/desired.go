@@ -45,7 +45,7 @@ func Desired(cfg *config.Config, node string, nodes []Node, svcs []Svc) []Announ
 			continue // nothing would answer behind the address
 		}
 		for _, ip := range s.IPs {
-			pool := poolOf(cfg, ip)
+			pool := cfg.PoolFor(ip)
 			if pool == nil || pool.Protocol != config.Layer2 {
 				continue
 			}
@@ -71,15 +71,4 @@ func Desired(cfg *config.Config, node string, nodes []Node, svcs []Svc) []Announ
 		return out[i].Service < out[j].Service
 	})
 	return out
-}
-
-func poolOf(cfg *config.Config, ip netip.Addr) *config.Pool {
-	for _, p := range cfg.Pools {
-		for _, r := range p.Ranges {
-			if r.Contains(ip) {
-				return p
-			}
-		}
-	}
-	return nil
 }

@@ -401,16 +401,12 @@ func (s *Speaker) svcList() []Svc {
 	var out []Svc
 	for _, obj := range s.svcs.List() {
 		svc := obj.(*corev1.Service)
-		if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || !ourClass(svc, s.o.LBClass) {
+		if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || !k8s.ServesClass(svc, s.o.LBClass) {
 			continue
 		}
 		key := svc.Namespace + "/" + svc.Name
 		v := Svc{Key: key, Local: svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal}
-		for _, ing := range svc.Status.LoadBalancer.Ingress {
-			if a, err := netip.ParseAddr(ing.IP); err == nil {
-				v.IPs = append(v.IPs, a.Unmap())
-			}
-		}
+		v.IPs = k8s.IngressIPs(svc)
 		for n := range ready[key] {
 			v.ReadyNodes = append(v.ReadyNodes, n)
 		}
@@ -419,13 +415,6 @@ func (s *Speaker) svcList() []Svc {
 		}
 	}
 	return out
-}
-
-func ourClass(svc *corev1.Service, class string) bool {
-	if svc.Spec.LoadBalancerClass == nil {
-		return class == ""
-	}
-	return *svc.Spec.LoadBalancerClass == class
 }
 
 // Conflict implements layer2.Events.

@@ -64,7 +64,10 @@ func Require(t testing.TB) {
 // Up creates the lab and deletes it when the test ends, even on failure.
 func Up(t testing.TB) *Lab {
 	t.Helper()
-	root := repoRoot(t)
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
 	script := filepath.Join(root, "scripts", "lab.sh")
 	run := func(arg string) (string, error) {
 		cmd := exec.Command(script, arg)
@@ -91,20 +94,6 @@ func Up(t testing.TB) *Lab {
 		}
 	}
 	return l
-}
-
-func repoRoot(t testing.TB) string {
-	dir, _ := os.Getwd()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "scripts", "lab.sh")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("repository root not found")
-		}
-		dir = parent
-	}
 }
 
 // Exec runs a command in a lab namespace.

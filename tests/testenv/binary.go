@@ -20,7 +20,7 @@ var (
 func Binary(tb testing.TB) string {
 	tb.Helper()
 	buildOnce.Do(func() {
-		root, err := repoRoot()
+		root, err := RepoRoot()
 		if err != nil {
 			buildErr = err
 			return

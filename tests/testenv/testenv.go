@@ -338,7 +338,7 @@ func resolveBinDir(dir string) (string, error) {
 		dir = os.Getenv("METALLB_CP_BIN")
 	}
 	if dir == "" {
-		root, err := repoRoot()
+		root, err := RepoRoot()
 		if err != nil {
 			return "", err
 		}
@@ -356,7 +356,9 @@ func resolveBinDir(dir string) (string, error) {
 	return dir, nil
 }
 
-func repoRoot() (string, error) {
+// RepoRoot returns the checkout's root directory, found upwards from the
+// working directory.
+func RepoRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", err
