@@ -344,3 +344,7 @@ func ifacePrefixes(ifi net.Interface) []netip.Prefix {
 	}
 	return out
 }
+
+// Eligible says why the speaker would not answer on ifi ("" when it would):
+// the installer uses it to find the subnets layer2 can reach.
+func Eligible(ifi net.Interface) string { return eligible(ifi, hasMaster(ifi.Name)) }

@@ -33,6 +33,8 @@ func Binary(tb testing.TB) string {
 		binPath = filepath.Join(dir, "metallb")
 		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/metallb")
 		cmd.Dir = root
+		// Static, like scripts/build.sh, so the installer can package it.
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
