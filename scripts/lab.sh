@@ -37,6 +37,9 @@ up() {
     ip -n "$ns" link set eth0 up
     ip -n "$ns" addr add "198.51.100.$i/24" dev eth0
     ip -n "$ns" -6 addr add "2001:db8::$i/64" dev eth0 nodad
+    # A default gateway that no host holds: the installer's checks see one,
+    # and traffic to any other address dies unanswered inside the lab.
+    ip -n "$ns" route add default via 198.51.100.254 dev eth0
     # The speaker, not the kernel, answers ARP for service addresses.
     ip netns exec "$ns" sh -c 'echo 1 > /proc/sys/net/ipv4/conf/all/arp_ignore; echo 2 > /proc/sys/net/ipv4/conf/all/arp_announce'
   done

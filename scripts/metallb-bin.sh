@@ -3,7 +3,7 @@
 # if built, else builds it when Go is available, else says what to do.
 set -euo pipefail
 root="$(cd "$(dirname "$(readlink -f "$0")")/.." && pwd)"
-bin="$root/bin/metallb"
+bin="${METALLB_BIN:-$root/bin/metallb}"   # METALLB_BIN: a binary built elsewhere (tests)
 if [ ! -x "$bin" ]; then
   if command -v go >/dev/null 2>&1; then
     "$root/scripts/build.sh" >/dev/null

@@ -30,10 +30,6 @@ type globals struct {
 	log       *slog.Logger
 }
 
-// errNotImplemented is returned by modes whose issue has not landed yet: they
-// fail loudly instead of pretending to work.
-var errNotImplemented = errors.New("not implemented yet")
-
 // exitError carries a specific exit code through cobra without printing
 // anything more (the command already reported what went wrong).
 type exitError struct{ code int }

@@ -37,7 +37,7 @@ func (h Host) path(p string) string { return filepath.Join(h.Root, p) }
 // Subnets returns the addresses (with prefix length) of every interface the
 // speaker would answer on, skipping link-local ones. Dynamic is set for
 // addresses the kernel holds with a lifetime (DHCP, SLAAC).
-func Subnets() ([]netcheck.Subnet, error) {
+func (Host) Subnets() ([]netcheck.Subnet, error) {
 	ifs, err := net.Interfaces()
 	if err != nil {
 		return nil, fmt.Errorf("list interfaces: %w", err)

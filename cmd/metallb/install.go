@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/microk8s-metallb/metallb/pkg/hostnet"
+	"github.com/microk8s-metallb/metallb/pkg/image"
+	"github.com/microk8s-metallb/metallb/pkg/install"
+	"github.com/microk8s-metallb/metallb/pkg/k8s"
+	"github.com/microk8s-metallb/metallb/pkg/version"
+)
+
+type enableOptions struct {
+	kubeconfig string
+	namespace  string
+	dhcpRange  string
+	yes        bool
+	noProbe    bool
+	dryRun     bool
+	image      string
+	ctr        string
+	timeout    time.Duration
+	probeMax   int
+	hostRoot   string
+}
+
+func newEnableCmd(g *globals) *cobra.Command {
+	o := &enableOptions{}
+	cmd := &cobra.Command{
+		Use:   "enable [RANGE...]",
+		Short: "Install metallb into the cluster (the MicroK8s enable hook)",
+		Long: `Install metallb with a layer2 pool "default" holding RANGE, e.g.
+
+  microk8s enable metallb:192.168.1.240-192.168.1.250
+  microk8s enable metallb 192.168.1.240/29,192.168.1.10-192.168.1.12
+  microk8s enable metallb                  (asks, suggesting a free range)
+
+The range is checked against this host's subnets, gateway and addresses, the
+nodes, MicroK8s's service and pod CIDRs, the DHCP scope, and an ARP probe for
+hosts already using it. Errors stop; warnings need a yes (or --yes).
+Running it again with another range changes only the pool.`,
+		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd.Context(), g, args) },
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig (default: $KUBECONFIG, MicroK8s's $SNAP_DATA/credentials/client.config, ~/.kube/config)")
+	f.StringVar(&o.namespace, "namespace", k8s.DefaultNamespace, "namespace to install into")
+	f.StringVar(&o.dhcpRange, "dhcp-range", "", "the DHCP server's dynamic range on this network, which the pool must avoid")
+	f.BoolVarP(&o.yes, "yes", "y", false, "accept warnings without asking")
+	f.BoolVar(&o.noProbe, "no-probe", false, "do not ARP-probe the range for addresses in use")
+	f.BoolVar(&o.dryRun, "dry-run", false, "print the manifests instead of applying them")
+	f.StringVar(&o.image, "image", "", "image to run (default: package this binary and import it into MicroK8s's containerd)")
+	f.StringVar(&o.ctr, "ctr", "", "containerd client command for the import (default: $SNAP/microk8s-ctr.wrapper)")
+	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "how long to wait for the controller and speakers to be ready")
+	f.IntVar(&o.probeMax, "probe-max", 512, "probe at most this many addresses")
+	f.StringVar(&o.hostRoot, "host-root", "/", "read the host's files (leases, DHCP server config) below this directory")
+	_ = f.MarkHidden("host-root")
+	return cmd
+}
+
+func isTerminal(v any) (*os.File, bool) {
+	f, ok := v.(*os.File)
+	return f, ok && term.IsTerminal(int(f.Fd()))
+}
+
+func (o *enableOptions) run(ctx context.Context, g *globals, args []string) error {
+	client, dyn, err := clients(o.kubeconfig, "metallb-installer")
+	if err != nil && !o.dryRun {
+		return err
+	}
+	e := &install.Enable{
+		Args: args, DHCPRange: o.dhcpRange, Yes: o.yes, NoProbe: o.noProbe, DryRun: o.dryRun,
+		Namespace: o.namespace, LogLevel: g.logLevel, Timeout: o.timeout, ProbeMax: o.probeMax,
+		Stdin: g.in, Out: g.out,
+		Host:  hostnet.Host{Root: o.hostRoot, SnapData: os.Getenv("SNAP_DATA")},
+		Probe: install.ProbeOn,
+		Image: o.imageFunc(g, client),
+	}
+	if client != nil {
+		e.Client, e.Dyn = client, dyn
+	}
+	_, e.TTY = isTerminal(g.out)
+	if in, ok := isTerminal(g.in); ok && len(args) == 0 {
+		out, _ := g.out.(*os.File)
+		errf, _ := g.err.(*os.File)
+		if out != nil && errf != nil {
+			e.Prompt = install.TerminalPrompt{In: in, Out: out, Err: errf}
+		}
+	}
+	err = e.Run(ctx)
+	switch {
+	case errors.Is(err, install.ErrAborted):
+		fmt.Fprintln(g.err, "metallb: "+err.Error())
+		return exitError{130}
+	case errors.Is(err, install.ErrUsage):
+		fmt.Fprintf(g.err, "metallb: %v\n\nusage: microk8s enable metallb:RANGE[,RANGE...]  (or: metallb enable RANGE... [flags]; --help for all)\n", err)
+		return exitError{2}
+	}
+	return err
+}
+
+// clients builds the typed and dynamic clients for the installer.
+func clients(kubeconfig, ua string) (kubernetes.Interface, dynamic.Interface, error) {
+	client, cfg, err := k8s.Client(kubeconfig, ua, 0, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("build dynamic client: %w", err)
+	}
+	return client, dyn, nil
+}
+
+// imageFunc returns the image reference to deploy: --image as given, or an
+// image of this very executable, imported into containerd.
+func (o *enableOptions) imageFunc(g *globals, client kubernetes.Interface) install.ImageFunc {
+	return func(ctx context.Context, dryRun bool) (string, error) {
+		if o.image != "" {
+			return o.image, nil
+		}
+		exe, err := os.Executable()
+		if err != nil {
+			return "", fmt.Errorf("find this executable to package it: %w (or pass --image)", err)
+		}
+		v := version.Get().Version
+		if v == "" {
+			v = "dev"
+		}
+		ref, err := image.Tag(exe, v)
+		if err != nil || dryRun {
+			return ref, err
+		}
+		ctr := strings.Fields(o.ctr)
+		if len(ctr) == 0 {
+			if snap := os.Getenv("SNAP"); snap != "" {
+				ctr = []string{filepath.Join(snap, "microk8s-ctr.wrapper")}
+			}
+		}
+		if len(ctr) == 0 {
+			return "", errors.New("cannot import the metallb image: no containerd client ($SNAP/microk8s-ctr.wrapper, as under \"microk8s enable\"); pass --ctr, or --image REF to use a registry image")
+		}
+		fmt.Fprintf(g.out, "importing image %s into containerd\n", ref)
+		if err := image.Import(ctx, exe, ref, ctr); err != nil {
+			return "", err
+		}
+		return ref, nil
+	}
+}
+
+type disableOptions struct {
+	kubeconfig string
+	namespace  string
+	timeout    time.Duration
+}
+
+func newDisableCmd(g *globals) *cobra.Command {
+	o := &disableOptions{}
+	cmd := &cobra.Command{
+		Use:   "disable",
+		Short: "Remove everything enable installed (the MicroK8s disable hook)",
+		Args:  cobra.ArbitraryArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			client, _, err := clients(o.kubeconfig, "metallb-installer")
+			if err != nil {
+				return err
+			}
+			_, tty := isTerminal(g.out)
+			last := time.Time{}
+			progress := func(line string) {
+				if tty {
+					fmt.Fprintf(g.out, "\r%s", line)
+				} else if time.Since(last) > 5*time.Second {
+					fmt.Fprintln(g.out, line)
+					last = time.Now()
+				}
+			}
+			if err := install.Disable(cmd.Context(), client, o.namespace, o.timeout, progress); err != nil {
+				return err
+			}
+			if tty {
+				fmt.Fprintln(g.out)
+			}
+			fmt.Fprintf(g.out, "metallb is disabled: namespace %s and its cluster roles are gone.\n", o.namespace)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig (default: $KUBECONFIG, MicroK8s's $SNAP_DATA/credentials/client.config, ~/.kube/config)")
+	f.StringVar(&o.namespace, "namespace", k8s.DefaultNamespace, "namespace metallb was installed into")
+	f.DurationVar(&o.timeout, "timeout", 2*time.Minute, "how long to wait for the namespace to go")
+	return cmd
+}

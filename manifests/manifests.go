@@ -1,0 +1,79 @@
+// Package manifests holds the Kubernetes manifests the installer applies, as
+// templates embedded in the binary, and renders them.
+//
+// The YAML files next to this one are the sources: namespace.yaml,
+// rbac.yaml, controller.yaml (Deployment), speaker.yaml (DaemonSet) and
+// config.yaml (the ConfigMap). The memberlist Secret is not a template: the
+// installer creates it once with a random key and never replaces it.
+package manifests
+
+import (
+	"bytes"
+	"embed"
+	"fmt"
+	"strings"
+	"text/template"
+)
+
+//go:embed *.yaml *.tmpl
+var files embed.FS
+
+// Order is the order objects are applied in (and rendered by Render).
+var Order = []string{"namespace.yaml", "rbac.yaml", "config.yaml", "controller.yaml", "speaker.yaml"}
+
+// Values fill the templates.
+type Values struct {
+	Namespace  string
+	Image      string
+	PullPolicy string // IfNotPresent for an imported image, Always for :latest
+	LogLevel   string
+	Config     string // the ConfigMap's config key, MetalLB v0.12 YAML
+	PartOf     string // value of app.kubernetes.io/part-of, which disable selects on
+	ManagedBy  string
+}
+
+// PartOf is the app.kubernetes.io/part-of label on every object the
+// installer creates.
+const PartOf = "microk8s-metallb"
+
+var tmpl = template.Must(template.New("").Funcs(template.FuncMap{
+	"indent": func(n int, s string) string {
+		pad := strings.Repeat(" ", n)
+		lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+		for i, l := range lines {
+			if l != "" {
+				lines[i] = pad + l
+			}
+		}
+		return strings.Join(lines, "\n")
+	},
+}).Option("missingkey=error").ParseFS(files, "*.yaml", "*.tmpl"))
+
+// Render returns every manifest as one multi-document YAML stream.
+func Render(v Values) ([]byte, error) {
+	if v.Namespace == "" || v.Image == "" || v.Config == "" {
+		return nil, fmt.Errorf("render manifests: namespace, image and config are required")
+	}
+	if v.PartOf == "" {
+		v.PartOf = PartOf
+	}
+	if v.ManagedBy == "" {
+		v.ManagedBy = "metallb-installer"
+	}
+	if v.LogLevel == "" {
+		v.LogLevel = "info"
+	}
+	if v.PullPolicy == "" {
+		v.PullPolicy = "IfNotPresent"
+	}
+	var buf bytes.Buffer
+	for i, name := range Order {
+		if i > 0 {
+			buf.WriteString("---\n")
+		}
+		if err := tmpl.ExecuteTemplate(&buf, name, v); err != nil {
+			return nil, fmt.Errorf("render %s: %w", name, err)
+		}
+	}
+	return buf.Bytes(), nil
+}

@@ -1,0 +1,112 @@
+package manifests_test
+
+import (
+	"strings"
+	"testing"
+
+	"github.com/microk8s-metallb/metallb/manifests"
+	"github.com/microk8s-metallb/metallb/pkg/install"
+)
+
+func render(t *testing.T) map[string]map[string]any {
+	t.Helper()
+	b, err := manifests.Render(manifests.Values{Namespace: "metallb-system", Image: "localhost/microk8s-metallb:v1-abc", Config: "address-pools: []\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := install.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]map[string]any{}
+	for _, o := range objs {
+		if o.GetLabels()["app.kubernetes.io/part-of"] != manifests.PartOf {
+			t.Errorf("%s %s lacks the part-of label disable selects on", o.GetKind(), o.GetName())
+		}
+		out[o.GetKind()+"/"+o.GetName()] = o.Object
+	}
+	return out
+}
+
+func TestRenderedObjects(t *testing.T) {
+	objs := render(t)
+	var names []string
+	for k := range objs {
+		names = append(names, k)
+	}
+	for _, want := range []string{
+		"Namespace/metallb-system", "ServiceAccount/controller", "ServiceAccount/speaker",
+		"ClusterRole/metallb-system:controller", "ClusterRole/metallb-system:speaker",
+		"ClusterRoleBinding/metallb-system:controller", "ClusterRoleBinding/metallb-system:speaker",
+		"Role/controller", "Role/speaker", "RoleBinding/controller", "RoleBinding/speaker",
+		"ConfigMap/config", "Deployment/controller", "DaemonSet/speaker",
+	} {
+		if objs[want] == nil {
+			t.Errorf("missing %s (have %v)", want, names)
+		}
+	}
+	if len(objs) != 14 {
+		t.Errorf("%d objects, want 14: %v", len(objs), names)
+	}
+}
+
+// rules returns "group/resource verb" strings of a role.
+func rules(o map[string]any) []string {
+	var out []string
+	rs, _ := o["rules"].([]any)
+	for _, r := range rs {
+		m := r.(map[string]any)
+		for _, g := range m["apiGroups"].([]any) {
+			for _, res := range m["resources"].([]any) {
+				for _, v := range m["verbs"].([]any) {
+					out = append(out, g.(string)+"/"+res.(string)+" "+v.(string))
+				}
+			}
+		}
+	}
+	return out
+}
+
+func TestLeastPrivilege(t *testing.T) {
+	objs := render(t)
+	for _, r := range rules(objs["ClusterRole/metallb-system:speaker"]) {
+		if strings.HasPrefix(r, "/services") && !strings.HasSuffix(r, " get") && !strings.HasSuffix(r, " list") && !strings.HasSuffix(r, " watch") {
+			t.Errorf("the speaker may write Services: %s", r)
+		}
+	}
+	for _, kind := range []string{"ClusterRole/metallb-system:controller", "ClusterRole/metallb-system:speaker"} {
+		for _, r := range rules(objs[kind]) {
+			if strings.Contains(r, "secrets") || strings.Contains(r, "*") {
+				t.Errorf("%s grants %s cluster-wide", kind, r)
+			}
+		}
+	}
+	d := objs["Deployment/controller"]
+	pod := d["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)
+	c := pod["containers"].([]any)[0].(map[string]any)
+	sc := c["securityContext"].(map[string]any)
+	if sc["readOnlyRootFilesystem"] != true || sc["allowPrivilegeEscalation"] != false {
+		t.Errorf("controller securityContext %v", sc)
+	}
+	if drop := sc["capabilities"].(map[string]any)["drop"].([]any); len(drop) != 1 || drop[0] != "ALL" {
+		t.Errorf("controller drops %v", drop)
+	}
+	if pod["securityContext"].(map[string]any)["runAsNonRoot"] != true {
+		t.Error("controller may run as root")
+	}
+	ds := objs["DaemonSet/speaker"]
+	spod := ds["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)
+	if spod["hostNetwork"] != true {
+		t.Error("speaker is not on the host network")
+	}
+	scap := spod["containers"].([]any)[0].(map[string]any)["securityContext"].(map[string]any)["capabilities"].(map[string]any)
+	if add := scap["add"].([]any); len(add) != 1 || add[0] != "NET_RAW" {
+		t.Errorf("speaker adds capabilities %v, want only NET_RAW", add)
+	}
+}
+
+func TestRenderNeedsValues(t *testing.T) {
+	if _, err := manifests.Render(manifests.Values{Namespace: "x"}); err == nil {
+		t.Error("rendered without image and config")
+	}
+}

@@ -1,0 +1,496 @@
+package install
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/microk8s-metallb/metallb/manifests"
+	"github.com/microk8s-metallb/metallb/pkg/arpprobe"
+	"github.com/microk8s-metallb/metallb/pkg/config"
+	"github.com/microk8s-metallb/metallb/pkg/iprange"
+	"github.com/microk8s-metallb/metallb/pkg/k8s"
+	"github.com/microk8s-metallb/metallb/pkg/netcheck"
+)
+
+// ErrAborted is returned when the user aborts the prompt (Ctrl-C, or "no"
+// to the final confirmation). Nothing has been applied.
+var ErrAborted = errors.New("aborted: nothing was applied")
+
+// ErrUsage is returned when there is no range and no way to ask for one.
+var ErrUsage = errors.New("no address range given")
+
+// Prompter asks the user questions on a terminal.
+type Prompter interface {
+	// Input asks for a line, offering def; validate runs as the user
+	// confirms, and a non-nil error is shown and the question asked again.
+	Input(message, def, help string, validate func(string) error) (string, error)
+	Confirm(message string, def bool) (bool, error)
+}
+
+// Host is what the installer needs to know about the machine.
+type Host interface {
+	Subnets() ([]netcheck.Subnet, error)
+	Gateways() ([]netip.Addr, string, error)
+	Leases() []netcheck.Lease
+	DHCPScopes() []netcheck.Sourced
+	ClusterCIDRs() (svc, pod []netcheck.Sourced, err error)
+}
+
+// ProbeFunc finds the hosts that answer for targets on ifname.
+type ProbeFunc func(ctx context.Context, ifname string, targets []netip.Addr, progress func(sent, total int)) ([]netcheck.Host, error)
+
+// ImageFunc makes the image available to the cluster and returns its
+// reference (dryRun: only the reference).
+type ImageFunc func(ctx context.Context, dryRun bool) (string, error)
+
+// Enable holds everything "metallb enable" needs.
+type Enable struct {
+	Args      []string // positional arguments of the hook
+	DHCPRange string   // --dhcp-range
+	Yes       bool     // --yes: accept warnings
+	NoProbe   bool     // --no-probe
+	DryRun    bool     // --dry-run: print the manifests, apply nothing
+	Namespace string
+	LogLevel  string
+	Timeout   time.Duration // how long to wait for the workloads
+	ProbeMax  int           // addresses probed at most (default 512)
+
+	Prompt Prompter  // nil without a terminal
+	Stdin  io.Reader // read for a range when there is no argument and no terminal
+	Out    io.Writer // progress and findings
+	TTY    bool      // Out is a terminal: progress lines rewrite themselves
+
+	Host   Host
+	Client kubernetes.Interface // nil: no cluster reachable (only --dry-run works)
+	Dyn    dynamic.Interface
+	Probe  ProbeFunc
+	Image  ImageFunc
+}
+
+// Run carries out the whole enable: ranges, checks, manifests, apply, wait.
+func (e *Enable) Run(ctx context.Context) error {
+	if e.Namespace == "" {
+		e.Namespace = k8s.DefaultNamespace
+	}
+	if e.ProbeMax <= 0 {
+		e.ProbeMax = 512
+	}
+	if e.Client == nil && !e.DryRun {
+		return errors.New("no Kubernetes API to install into: is MicroK8s running (microk8s status --wait-ready)? Use --dry-run to only print the manifests")
+	}
+	f, mainSubnet, dynamic, err := e.facts(ctx)
+	if err != nil {
+		return err
+	}
+	ranges, err := e.ranges(ctx, &f, mainSubnet, dynamic)
+	if err != nil {
+		return err
+	}
+	cfgText, moved, err := e.config(ctx, ranges)
+	if err != nil {
+		return err
+	}
+	for _, u := range moved {
+		fmt.Fprintf(e.Out, "note: %s\n", u)
+	}
+	if e.Prompt != nil {
+		fmt.Fprintf(e.Out, "\nmetallb will be installed in namespace %s with the layer2 pool \"default\": %s (%s addresses).\n",
+			e.Namespace, iprange.Join(ranges), iprange.Total(ranges))
+		ok, err := e.Prompt.Confirm("Install now?", true)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return ErrAborted
+		}
+	}
+	ref, err := e.Image(ctx, e.DryRun)
+	if err != nil {
+		return err
+	}
+	stream, err := manifests.Render(manifests.Values{Namespace: e.Namespace, Image: ref, LogLevel: e.LogLevel, Config: string(cfgText)})
+	if err != nil {
+		return err
+	}
+	if e.DryRun {
+		_, err := e.Out.Write(stream)
+		return err
+	}
+	objs, err := Decode(stream)
+	if err != nil {
+		return err
+	}
+	changes, err := Apply(ctx, e.Dyn, objs)
+	for _, c := range changes {
+		fmt.Fprintf(e.Out, "%s %s\n", c.Object, c.Action)
+	}
+	if err != nil {
+		return err
+	}
+	created, err := EnsureMemberlistSecret(ctx, e.Client, e.Namespace)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.Out, "Secret %s/%s %s\n", e.Namespace, MemberlistSecret, map[bool]string{true: "created", false: "kept"}[created])
+	if err := Wait(ctx, e.Client, e.Namespace, e.Timeout, e.progress()); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.Out, "metallb is enabled: LoadBalancer Services get addresses from %s.\n", iprange.Join(ranges))
+	return nil
+}
+
+// progress prints waiting lines: rewritten in place on a terminal, at most
+// every 5 s otherwise.
+func (e *Enable) progress() Progress {
+	var last time.Time
+	var lastLen int
+	return func(line string) {
+		if e.TTY {
+			pad := max(0, lastLen-len(line))
+			fmt.Fprintf(e.Out, "\r%s%s", line, strings.Repeat(" ", pad))
+			lastLen = len(line)
+			if strings.Contains(line, "ready") && !strings.Contains(line, "waiting") {
+				fmt.Fprintln(e.Out)
+			}
+			return
+		}
+		if time.Since(last) >= 5*time.Second || !strings.HasPrefix(line, "waiting") {
+			fmt.Fprintln(e.Out, line)
+			last = time.Now()
+		}
+	}
+}
+
+// facts gathers what the checks need from the host and the cluster. It
+// returns the subnet to suggest a default on and whether the host's
+// addresses came from DHCP.
+func (e *Enable) facts(ctx context.Context) (netcheck.Facts, netcheck.Subnet, bool, error) {
+	var f netcheck.Facts
+	var main netcheck.Subnet
+	subs, err := e.Host.Subnets()
+	if err != nil {
+		return f, main, false, err
+	}
+	f.Subnets = subs
+	gws, mainIf, err := e.Host.Gateways()
+	if err != nil {
+		return f, main, false, err
+	}
+	f.Gateways = gws
+	f.Leases = e.Host.Leases()
+	f.DHCPScopes = e.Host.DHCPScopes()
+	if e.DHCPRange != "" {
+		rs, err := iprange.ParseList(e.DHCPRange)
+		if err != nil {
+			return f, main, false, fmt.Errorf("--dhcp-range: %w", err)
+		}
+		for _, r := range rs {
+			f.DHCPScopes = append(f.DHCPScopes, netcheck.Sourced{Range: r, Source: "--dhcp-range"})
+		}
+	}
+	if f.ServiceCIDRs, f.PodCIDRs, err = e.Host.ClusterCIDRs(); err != nil {
+		return f, main, false, err
+	}
+	if e.Client != nil {
+		nodes, err := e.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return f, main, false, fmt.Errorf("list nodes: %w (is the Kubernetes API reachable? microk8s status --wait-ready)", err)
+		}
+		for _, n := range nodes.Items {
+			for _, a := range n.Status.Addresses {
+				if ip, err := netip.ParseAddr(a.Address); err == nil && a.Type == corev1.NodeInternalIP {
+					f.Nodes = append(f.Nodes, netcheck.Node{Name: n.Name, IP: ip})
+				}
+			}
+		}
+	}
+	// The subnet to suggest on: the main interface's first IPv4 address,
+	// else any IPv4 address.
+	dynamic := false
+	for _, s := range subs {
+		if s.Dynamic || slices.ContainsFunc(f.Leases, func(l netcheck.Lease) bool { return l.Addr == s.Prefix.Addr() }) {
+			dynamic = true
+		}
+		if s.Prefix.Addr().Is4() && (!main.Prefix.IsValid() || (s.Interface == mainIf && main.Interface != mainIf)) {
+			main = s
+		}
+	}
+	return f, main, dynamic, nil
+}
+
+// ranges gets the ranges from the arguments, a prompt or stdin, and checks
+// them (probing for live hosts) until they pass or the user gives up.
+func (e *Enable) ranges(ctx context.Context, f *netcheck.Facts, main netcheck.Subnet, dynamic bool) ([]iprange.Range, error) {
+	if len(e.Args) > 0 {
+		rs, err := ParseRangeArgs(e.Args)
+		if err != nil {
+			return nil, fmt.Errorf("%w\nexample: microk8s enable metallb:192.168.1.240-192.168.1.250 (ranges, CIDRs, comma-separated lists)", err)
+		}
+		return rs, e.checkAll(ctx, rs, f)
+	}
+	if e.Prompt == nil {
+		text, err := readPiped(e.Stdin, 500*time.Millisecond)
+		if err != nil {
+			return nil, err
+		}
+		rs, err := iprange.ParseList(text)
+		if err != nil {
+			return nil, fmt.Errorf("range read from stdin: %w", err)
+		}
+		return rs, e.checkAll(ctx, rs, f)
+	}
+	if dynamic && len(f.DHCPScopes) == 0 {
+		fmt.Fprintln(e.Out, "This host got its address by DHCP, and the DHCP server's scope is unknown.")
+		scope, err := e.Prompt.Input("DHCP scope of this network (its dynamic range, e.g. 192.168.1.100-192.168.1.199; empty if unknown)", "",
+			"Service addresses must not be handed out by the DHCP server too. Look for the \"DHCP range\" or \"address pool\" on your router.",
+			func(s string) error {
+				if strings.TrimSpace(s) == "" {
+					return nil
+				}
+				_, err := iprange.ParseList(s)
+				return err
+			})
+		if err != nil {
+			return nil, err
+		}
+		if strings.TrimSpace(scope) != "" {
+			rs, _ := iprange.ParseList(scope)
+			for _, r := range rs {
+				f.DHCPScopes = append(f.DHCPScopes, netcheck.Sourced{Range: r, Source: "the DHCP scope you entered"})
+			}
+		}
+	}
+	for {
+		def := ""
+		if r, ok := netcheck.Suggest(main, *f); ok {
+			def = r.String()
+		}
+		text, err := e.Prompt.Input("Address range(s) for LoadBalancer Services", def,
+			"A range (192.168.1.240-192.168.1.250), a CIDR (192.168.1.240/29), or a comma-separated list. Use free addresses of this host's subnet, outside the DHCP scope.",
+			func(s string) error {
+				rs, err := iprange.ParseList(s)
+				if err != nil {
+					return err
+				}
+				if msgs := errorsOf(netcheck.Check(rs, *f)); len(msgs) > 0 {
+					return errors.New(strings.Join(msgs, "\n"))
+				}
+				return nil
+			})
+		if err != nil {
+			return nil, err
+		}
+		rs, _ := iprange.ParseList(text)
+		err = e.checkAll(ctx, rs, f)
+		if err == nil {
+			return rs, nil
+		}
+		if errors.Is(err, errDeclined) {
+			continue
+		}
+		fmt.Fprintf(e.Out, "%v\nChoose another range.\n", err)
+	}
+}
+
+var errDeclined = errors.New("warnings declined")
+
+// checkAll probes rs for live hosts, then runs every check: errors stop,
+// warnings need --yes or a yes at the prompt.
+func (e *Enable) checkAll(ctx context.Context, rs []iprange.Range, f *netcheck.Facts) error {
+	warnings, err := e.probe(ctx, rs, f)
+	if err != nil {
+		return err
+	}
+	findings := netcheck.Check(rs, *f)
+	for _, w := range warnings {
+		findings = append(findings, netcheck.Finding{Severity: netcheck.Warning, Message: w})
+	}
+	var nerr, nwarn int
+	for _, x := range findings {
+		fmt.Fprintln(e.Out, x)
+		if x.Severity == netcheck.Error {
+			nerr++
+		} else {
+			nwarn++
+		}
+	}
+	if nerr > 0 {
+		return fmt.Errorf("%s cannot be used: %d error(s) above", iprange.Join(rs), nerr)
+	}
+	if nwarn == 0 || e.Yes {
+		return nil
+	}
+	if e.Prompt == nil {
+		return fmt.Errorf("%d warning(s) above: re-run with --yes to install anyway, or choose another range", nwarn)
+	}
+	ok, err := e.Prompt.Confirm("Use this range despite the warning(s)?", false)
+	if err != nil {
+		return err
+	}
+	if !ok {
+		return errDeclined
+	}
+	return nil
+}
+
+// probe ARP-probes the IPv4 addresses of rs that lie on this host's
+// subnets, at most ProbeMax of them, recording live hosts in f.InUse.
+// Addresses our own Services hold already answer (from the speakers) and
+// are not reported. It returns warnings about what it could not probe.
+func (e *Enable) probe(ctx context.Context, rs []iprange.Range, f *netcheck.Facts) ([]string, error) {
+	if e.NoProbe || e.Probe == nil {
+		return []string{"addresses in use were not probed (--no-probe): make sure no host uses " + iprange.Join(rs)}, nil
+	}
+	ours := map[netip.Addr]bool{}
+	if e.Client != nil {
+		svcs, err := e.Client.CoreV1().Services("").List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("list services: %w", err)
+		}
+		for i := range svcs.Items {
+			for _, ip := range k8s.IngressIPs(&svcs.Items[i]) {
+				ours[ip] = true
+			}
+		}
+	}
+	var warnings []string
+	perIf := map[string][]netip.Addr{}
+	var ifOrder []string
+	budget := e.ProbeMax
+	for _, r := range rs {
+		if !r.Is4() {
+			warnings = append(warnings, fmt.Sprintf("%s was not probed for addresses in use (IPv6 is not probed): make sure no host uses it", r))
+			continue
+		}
+		for _, s := range f.Subnets {
+			sub, ok := r.Intersect(iprange.FromPrefix(s.Prefix.Masked()))
+			if !ok || !s.Prefix.Addr().Is4() {
+				continue
+			}
+			n := 0
+			for a := range sub.All() {
+				if budget == 0 {
+					warnings = append(warnings, fmt.Sprintf("only %d addresses are probed: %s was probed from %s up to the address before %s", e.ProbeMax, r, sub.First(), a))
+					break
+				}
+				if !ours[a] && a != s.Prefix.Addr() {
+					if len(perIf[s.Interface]) == 0 {
+						ifOrder = append(ifOrder, s.Interface)
+					}
+					perIf[s.Interface] = append(perIf[s.Interface], a)
+					budget--
+					n++
+				}
+			}
+		}
+	}
+	for _, ifname := range ifOrder {
+		targets := perIf[ifname]
+		fmt.Fprintf(e.Out, "probing %d address(es) on %s for hosts already using them", len(targets), ifname)
+		progress := func(sent, total int) {
+			if e.TTY && (sent%16 == 0 || sent == total) {
+				fmt.Fprintf(e.Out, "\rprobing %d address(es) on %s for hosts already using them: %d/%d", len(targets), ifname, sent, total)
+			}
+		}
+		hosts, err := e.Probe(ctx, ifname, targets, progress)
+		fmt.Fprintln(e.Out)
+		if errors.Is(err, arpprobe.ErrPermission) {
+			warnings = append(warnings, fmt.Sprintf("addresses in use were not probed: %v, or pass --no-probe", err))
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		f.InUse = append(f.InUse, hosts...)
+	}
+	return warnings, nil
+}
+
+// config returns the ConfigMap's new config text: the current one with the
+// "default" pool set to rs (or a new one), and the Services that would move.
+func (e *Enable) config(ctx context.Context, rs []iprange.Range) ([]byte, []k8s.Uncovered, error) {
+	var cur string
+	if e.Client != nil {
+		cm, err := e.Client.CoreV1().ConfigMaps(e.Namespace).Get(ctx, k8s.DefaultConfigMap, metav1.GetOptions{})
+		switch {
+		case err == nil:
+			cur = cm.Data[k8s.ConfigKey]
+		case !apierrors.IsNotFound(err):
+			return nil, nil, fmt.Errorf("read the current config: %w", err)
+		}
+	}
+	text, err := config.SetPool([]byte(cur), "default", rs)
+	if err != nil {
+		return nil, nil, err
+	}
+	var moved []k8s.Uncovered
+	if cur != "" && e.Client != nil {
+		cfg, err := config.Parse(text)
+		if err != nil {
+			return nil, nil, err
+		}
+		if moved, err = k8s.UncoveredServices(ctx, e.Client, cfg); err != nil {
+			return nil, nil, err
+		}
+	}
+	return text, moved, nil
+}
+
+func errorsOf(fs []netcheck.Finding) []string {
+	var out []string
+	for _, f := range fs {
+		if f.Severity == netcheck.Error {
+			out = append(out, f.Message)
+		}
+	}
+	return out
+}
+
+// readPiped reads a range from a non-terminal stdin, giving up after wait
+// if nothing arrives, so that the hook never hangs on an idle stdin.
+func readPiped(r io.Reader, wait time.Duration) (string, error) {
+	usage := fmt.Errorf("%w: pass one, e.g. microk8s enable metallb:192.168.1.240-192.168.1.250, or run it in a terminal to be asked", ErrUsage)
+	if r == nil {
+		return "", usage
+	}
+	type result struct {
+		b   []byte
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		b, err := io.ReadAll(io.LimitReader(r, 64<<10))
+		ch <- result{b, err}
+	}()
+	select {
+	case res := <-ch:
+		if s := strings.TrimSpace(string(res.b)); s != "" {
+			return s, nil
+		}
+		return "", usage
+	case <-time.After(wait):
+		return "", usage
+	}
+}
+
+// ProbeOn adapts arpprobe to ProbeFunc.
+func ProbeOn(ctx context.Context, ifname string, targets []netip.Addr, progress func(sent, total int)) ([]netcheck.Host, error) {
+	ifi, err := net.InterfaceByName(ifname)
+	if err != nil {
+		return nil, err
+	}
+	return arpprobe.Probe(ctx, ifi, targets, arpprobe.Options{Progress: progress, Interval: time.Millisecond})
+}
