@@ -162,8 +162,8 @@ func (e *Enable) progress() Progress {
 			pad := max(0, lastLen-len(line))
 			fmt.Fprintf(e.Out, "\r%s%s", line, strings.Repeat(" ", pad))
 			lastLen = len(line)
-			if strings.Contains(line, "ready") && !strings.Contains(line, "waiting") {
-				fmt.Fprintln(e.Out)
+			if !strings.HasPrefix(line, "waiting") {
+				fmt.Fprintln(e.Out) // the last line stays
 			}
 			return
 		}
@@ -354,7 +354,7 @@ func (e *Enable) probe(ctx context.Context, rs []iprange.Range, f *netcheck.Fact
 	if e.NoProbe || e.Probe == nil {
 		return []string{"addresses in use were not probed (--no-probe): make sure no host uses " + iprange.Join(rs)}, nil
 	}
-	ours := map[netip.Addr]bool{}
+	ours := map[netip.Addr]bool{} // our Services' addresses: the speakers answer for them
 	if e.Client != nil {
 		svcs, err := e.Client.CoreV1().Services("").List(ctx, metav1.ListOptions{})
 		if err != nil {
@@ -365,6 +365,16 @@ func (e *Enable) probe(ctx context.Context, rs []iprange.Range, f *netcheck.Fact
 				ours[ip] = true
 			}
 		}
+	}
+	// Addresses another check already refuses need no probe.
+	for _, n := range f.Nodes {
+		ours[n.IP] = true
+	}
+	for _, g := range f.Gateways {
+		ours[g] = true
+	}
+	for _, s := range f.Subnets {
+		ours[s.Prefix.Addr()] = true
 	}
 	var warnings []string
 	perIf := map[string][]netip.Addr{}
@@ -386,7 +396,7 @@ func (e *Enable) probe(ctx context.Context, rs []iprange.Range, f *netcheck.Fact
 					warnings = append(warnings, fmt.Sprintf("only %d addresses are probed: %s was probed from %s up to the address before %s", e.ProbeMax, r, sub.First(), a))
 					break
 				}
-				if !ours[a] && a != s.Prefix.Addr() {
+				if !ours[a] {
 					if len(perIf[s.Interface]) == 0 {
 						ifOrder = append(ifOrder, s.Interface)
 					}

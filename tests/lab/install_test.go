@@ -1,0 +1,581 @@
+package lab
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/creack/pty"
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/microk8s-metallb/metallb/pkg/install"
+	"github.com/microk8s-metallb/metallb/tests/testenv"
+)
+
+// snapCluster is a lab with a control plane and a stand-in MicroK8s: $SNAP
+// holds the wrappers MicroK8s provides (the containerd client records the
+// image it is given), $SNAP_DATA the kubeconfig and the args files.
+type snapCluster struct {
+	*Lab
+	env                       *testenv.Env
+	c                         kubernetes.Interface
+	bin                       string
+	snap, snapData, snapCommon string
+}
+
+func startSnapCluster(t *testing.T) *snapCluster {
+	t.Helper()
+	Require(t)
+	l := Up(t)
+	ctx := context.Background()
+	env, err := testenv.Start(ctx, testenv.Options{Address: "198.51.100.1"})
+	if err != nil {
+		if !testenv.InCI() && strings.Contains(err.Error(), "not built") {
+			t.Skip(err)
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Stop)
+	sc := &snapCluster{Lab: l, env: env, c: env.Client, bin: testenv.Binary(t)}
+	for i, n := range Nodes {
+		node, err := sc.c.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}}, metav1.CreateOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		node.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("198.51.100.%d", 11+i)}}
+		node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: metav1.Now()}}
+		if _, err := sc.c.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	sc.snap, sc.snapData, sc.snapCommon = filepath.Join(dir, "snap"), filepath.Join(dir, "data"), filepath.Join(dir, "common")
+	kc, err := os.ReadFile(env.Kubeconfig)
+	if err != nil {
+		t.Fatal(err)
+	}
+	files := map[string]string{
+		filepath.Join(sc.snap, "microk8s-ctr.wrapper"): `#!/bin/sh
+# Stand-in for MicroK8s's containerd client: keeps the imported image.
+[ "$1 $2" = "image import" ] || { echo "unexpected ctr call: $*" >&2; exit 1; }
+cp "$3" "$(dirname "$0")/imported.tar" && echo "unpacking $(basename "$3")...done"
+`,
+		filepath.Join(sc.snap, "microk8s-kubectl.wrapper"):       "#!/bin/sh\necho 'kubectl is not used by the installer' >&2; exit 1\n",
+		filepath.Join(sc.snapData, "credentials", "client.config"): string(kc),
+		filepath.Join(sc.snapData, "args", "kube-apiserver"):       "--service-cluster-ip-range=10.152.183.0/24\n--secure-port=16443\n",
+		filepath.Join(sc.snapData, "args", "kube-proxy"):           "--cluster-cidr=10.1.0.0/16\n",
+	}
+	for p, body := range files {
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(body), 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(sc.snapCommon, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return sc
+}
+
+// hook returns the command MicroK8s would run for "microk8s enable|disable
+// metallb...": the repository's hook script with the snap's environment,
+// here inside node-a's namespace so that it only sees lab interfaces.
+func (sc *snapCluster) hook(ctx context.Context, name string, args ...string) *exec.Cmd {
+	cmd := Exec(ctx, "node-a", append([]string{filepath.Join(sc.Root, name)}, args...)...)
+	cmd.Env = []string{
+		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
+		"SNAP=" + sc.snap, "SNAP_DATA=" + sc.snapData, "SNAP_COMMON=" + sc.snapCommon,
+		"METALLB_BIN=" + sc.bin,
+	}
+	return cmd
+}
+
+type hookResult struct {
+	out  string
+	code int
+	took time.Duration
+}
+
+func (sc *snapCluster) run(t *testing.T, stdin io.Reader, name string, args ...string) hookResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	cmd := sc.hook(ctx, name, args...)
+	cmd.Stdin = stdin
+	var buf bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &buf, &buf
+	cmd.WaitDelay = time.Second
+	start := time.Now()
+	err := cmd.Run()
+	res := hookResult{out: buf.String(), took: time.Since(start)}
+	var ee *exec.ExitError
+	switch {
+	case errors.As(err, &ee):
+		res.code = ee.ExitCode()
+	case err != nil:
+		t.Fatalf("%s %v: %v\n%s", name, args, err, res.out)
+	}
+	t.Logf("$ microk8s %s metallb %s  (exit %d, %v)\n%s", name, strings.Join(args, " "), res.code, res.took.Round(time.Millisecond), res.out)
+	return res
+}
+
+// kubelet starts the stand-in kubelet that reports the workloads ready.
+func (sc *snapCluster) kubelet(t *testing.T, run bool) func() {
+	k := &Kubelet{Client: sc.c, Namespace: "metallb-system", Binary: sc.bin, Kubeconfig: sc.env.Kubeconfig,
+		Nodes: Nodes, ControllerNode: "node-a", Run: run, LogDir: t.TempDir(), Logf: t.Logf}
+	return k.Start(context.Background())
+}
+
+// objects lists everything of ours with its resourceVersion.
+func (sc *snapCluster) objects(t *testing.T) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	out := map[string]string{}
+	add := func(kind string, items []metav1.Object) {
+		for _, o := range items {
+			out[kind+"/"+o.GetName()] = o.GetResourceVersion()
+		}
+	}
+	ns := "metallb-system"
+	sel := metav1.ListOptions{LabelSelector: install.PartOfSelector}
+	if n, err := sc.c.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err == nil {
+		add("Namespace", []metav1.Object{n})
+	}
+	must := func(err error) {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	cm, err := sc.c.CoreV1().ConfigMaps(ns).List(ctx, sel)
+	must(err)
+	for i := range cm.Items {
+		add("ConfigMap", []metav1.Object{&cm.Items[i]})
+	}
+	sec, err := sc.c.CoreV1().Secrets(ns).List(ctx, sel)
+	must(err)
+	for i := range sec.Items {
+		add("Secret", []metav1.Object{&sec.Items[i]})
+	}
+	sa, err := sc.c.CoreV1().ServiceAccounts(ns).List(ctx, sel)
+	must(err)
+	for i := range sa.Items {
+		add("ServiceAccount", []metav1.Object{&sa.Items[i]})
+	}
+	rbac := sc.c.RbacV1()
+	cr, err := rbac.ClusterRoles().List(ctx, sel)
+	must(err)
+	for i := range cr.Items {
+		add("ClusterRole", []metav1.Object{&cr.Items[i]})
+	}
+	crb, err := rbac.ClusterRoleBindings().List(ctx, sel)
+	must(err)
+	for i := range crb.Items {
+		add("ClusterRoleBinding", []metav1.Object{&crb.Items[i]})
+	}
+	r, err := rbac.Roles(ns).List(ctx, sel)
+	must(err)
+	for i := range r.Items {
+		add("Role", []metav1.Object{&r.Items[i]})
+	}
+	rb, err := rbac.RoleBindings(ns).List(ctx, sel)
+	must(err)
+	for i := range rb.Items {
+		add("RoleBinding", []metav1.Object{&rb.Items[i]})
+	}
+	d, err := sc.c.AppsV1().Deployments(ns).List(ctx, sel)
+	must(err)
+	for i := range d.Items {
+		add("Deployment", []metav1.Object{&d.Items[i]})
+	}
+	ds, err := sc.c.AppsV1().DaemonSets(ns).List(ctx, sel)
+	must(err)
+	for i := range ds.Items {
+		add("DaemonSet", []metav1.Object{&ds.Items[i]})
+	}
+	return out
+}
+
+func keys(m map[string]string) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	return out
+}
+
+// TestInstallerHooks runs the enable and disable hooks the way MicroK8s
+// does, against the real API server, from inside a lab node.
+func TestInstallerHooks(t *testing.T) {
+	sc := startSnapCluster(t)
+	ctx := context.Background()
+	ns := "metallb-system"
+
+	t.Run("no range and no terminal fails at once with usage", func(t *testing.T) {
+		devnull, err := os.Open(os.DevNull)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer devnull.Close()
+		r := sc.run(t, devnull, "enable")
+		if r.code != 2 || !strings.Contains(r.out, "no address range given") || !strings.Contains(r.out, "usage: microk8s enable metallb:RANGE") {
+			t.Errorf("exit %d, output:\n%s", r.code, r.out)
+		}
+		pr, pw, err := os.Pipe() // stdin inherited from a caller that never writes
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pw.Close()
+		defer pr.Close()
+		r2 := sc.run(t, pr, "enable")
+		if r2.code != 2 {
+			t.Errorf("idle stdin: exit %d", r2.code)
+		}
+		// The binary itself answers in well under a second; the hook adds
+		// "ip netns exec" and a shell.
+		t.Logf("no-range failure took %v (/dev/null) and %v (idle pipe)", r.took.Round(time.Millisecond), r2.took.Round(time.Millisecond))
+		if r.took > 2*time.Second || r2.took > 2*time.Second {
+			t.Errorf("took %v and %v: the hook must fail fast", r.took, r2.took)
+		}
+	})
+
+	t.Run("risky ranges are refused with what to do", func(t *testing.T) {
+		// The client namespace holds 198.51.100.100: the ARP probe finds it.
+		r := sc.run(t, nil, "enable", "198.51.100.95-198.51.100.105,198.51.100.250-198.51.100.254,198.51.100.12")
+		var findings []string
+		for _, line := range strings.Split(r.out, "\n") {
+			if strings.HasPrefix(line, "error: ") || strings.HasPrefix(line, "warning: ") {
+				findings = append(findings, line)
+			}
+		}
+		want := []string{
+			"error: 198.51.100.100 in 198.51.100.95-198.51.100.105 is in use: it answered an ARP probe from " + sc.MACs["client"] +
+				"; leave it out, e.g. 198.51.100.95-198.51.100.99,198.51.100.101-198.51.100.105",
+			"error: 198.51.100.254 in 198.51.100.250-198.51.100.254 is the default gateway; leave it out, e.g. 198.51.100.250-198.51.100.253",
+			"error: 198.51.100.12 in 198.51.100.12 is the InternalIP of node node-b; choose another address",
+		}
+		if diff := cmp.Diff(want, findings); diff != "" {
+			t.Errorf("findings (-want +got):\n%s", diff)
+		}
+		if r.code != 1 || !strings.Contains(r.out, "cannot be used: 3 error(s) above") {
+			t.Errorf("exit %d", r.code)
+		}
+		if got := sc.objects(t); len(got) != 0 {
+			t.Errorf("a refused enable applied %v", keys(got))
+		}
+	})
+
+	t.Run("a range outside the node's subnet needs --yes", func(t *testing.T) {
+		r := sc.run(t, nil, "enable", "--dry-run", "203.0.113.10-203.0.113.20")
+		if r.code != 1 || !strings.Contains(r.out, "warning: 203.0.113.10-203.0.113.20 is not inside any subnet of this node (this host's subnets are eth0 198.51.100.0/24)") ||
+			!strings.Contains(r.out, "re-run with --yes") {
+			t.Errorf("exit %d", r.code)
+		}
+	})
+
+	t.Run("a range piped on stdin works", func(t *testing.T) {
+		r := sc.run(t, strings.NewReader("198.51.100.240/29\n"), "enable", "--dry-run")
+		if r.code != 0 || !strings.Contains(r.out, "      - 198.51.100.240/29\n") || !strings.Contains(r.out, "kind: DaemonSet") {
+			t.Errorf("exit %d", r.code)
+		}
+		if got := sc.objects(t); len(got) != 0 {
+			t.Errorf("--dry-run applied %v", keys(got))
+		}
+	})
+
+	stopKubelet := sc.kubelet(t, false)
+	var first map[string]string
+	t.Run("enable installs every object", func(t *testing.T) {
+		r := sc.run(t, nil, "enable", "198.51.100.200-198.51.100.210")
+		if r.code != 0 || !strings.Contains(r.out, "metallb is enabled: LoadBalancer Services get addresses from 198.51.100.200-198.51.100.210.") {
+			t.Fatalf("exit %d", r.code)
+		}
+		first = sc.objects(t)
+		want := []string{
+			"ClusterRole/metallb-system:controller", "ClusterRole/metallb-system:speaker",
+			"ClusterRoleBinding/metallb-system:controller", "ClusterRoleBinding/metallb-system:speaker",
+			"ConfigMap/config", "DaemonSet/speaker", "Deployment/controller", "Namespace/metallb-system",
+			"Role/controller", "Role/speaker", "RoleBinding/controller", "RoleBinding/speaker",
+			"Secret/memberlist", "ServiceAccount/controller", "ServiceAccount/speaker",
+		}
+		got := keys(first)
+		if diff := cmp.Diff(want, got, cmpSorted); diff != "" {
+			t.Errorf("objects (-want +got):\n%s", diff)
+		}
+		cm, err := sc.c.CoreV1().ConfigMaps(ns).Get(ctx, "config", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff("address-pools:\n  - name: default\n    protocol: layer2\n    addresses:\n      - 198.51.100.200-198.51.100.210\n", cm.Data["config"]); diff != "" {
+			t.Errorf("config (-want +got):\n%s", diff)
+		}
+		d, err := sc.c.AppsV1().Deployments(ns).Get(ctx, "controller", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		img := d.Spec.Template.Spec.Containers[0].Image
+		if !regexp.MustCompile(`^localhost/microk8s-metallb:.+-[0-9a-f]{12}$`).MatchString(img) {
+			t.Errorf("controller image %q", img)
+		}
+		if !strings.Contains(r.out, "importing image "+img+" into containerd") {
+			t.Errorf("the image was not imported")
+		}
+		if fi, err := os.Stat(filepath.Join(sc.snap, "imported.tar")); err != nil || fi.Size() < 1<<20 {
+			t.Errorf("imported image: %v", err)
+		}
+		n, err := sc.c.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
+		if err != nil || n.Labels["pod-security.kubernetes.io/enforce"] != "privileged" {
+			t.Errorf("namespace labels %v (%v)", n.Labels, err)
+		}
+	})
+
+	t.Run("enable again with a new range changes only the ConfigMap", func(t *testing.T) {
+		sec1, err := sc.c.CoreV1().Secrets(ns).Get(ctx, "memberlist", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// "microk8s enable metallb:198.51.100.220-198.51.100.230,2001:db8::200-2001:db8::2ff --yes",
+		// split on every colon as MicroK8s does.
+		r := sc.run(t, nil, "enable", "198.51.100.220-198.51.100.230,2001", "db8", "", "200-2001", "db8", "", "2ff", "--yes")
+		if r.code != 0 {
+			t.Fatalf("exit %d", r.code)
+		}
+		if !strings.Contains(r.out, "warning: 2001:db8::200/120 was not probed for addresses in use (IPv6 is not probed)") {
+			t.Error("no warning that IPv6 is not probed")
+		}
+		second := sc.objects(t)
+		var changed []string
+		for k, v := range second {
+			if first[k] != v {
+				changed = append(changed, k)
+			}
+		}
+		if diff := cmp.Diff([]string{"ConfigMap/config"}, changed); diff != "" {
+			t.Errorf("changed objects (-want +got):\n%s", diff)
+		}
+		sec2, err := sc.c.CoreV1().Secrets(ns).Get(ctx, "memberlist", metav1.GetOptions{})
+		if err != nil || !bytes.Equal(sec1.Data["secretkey"], sec2.Data["secretkey"]) {
+			t.Errorf("the memberlist key changed (%v)", err)
+		}
+		cm, _ := sc.c.CoreV1().ConfigMaps(ns).Get(ctx, "config", metav1.GetOptions{})
+		if !strings.Contains(cm.Data["config"], "- 198.51.100.220-198.51.100.230\n      - 2001:db8::200/120\n") {
+			t.Errorf("config:\n%s", cm.Data["config"])
+		}
+	})
+
+	t.Run("disable removes everything", func(t *testing.T) {
+		r := sc.run(t, nil, "disable")
+		if r.code != 0 {
+			t.Fatalf("exit %d", r.code)
+		}
+		if got := sc.objects(t); len(got) != 0 {
+			t.Errorf("left behind: %v", keys(got))
+		}
+		if _, err := sc.c.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("namespace still there: %v", err)
+		}
+	})
+	stopKubelet()
+
+	t.Run("a stuck install names the pod, and disable cleans up after it", func(t *testing.T) {
+		// No kubelet: nothing becomes ready. A speaker pod that cannot be
+		// scheduled, with its Event, appears while enable waits.
+		go func() {
+			deadline := time.Now().Add(30 * time.Second)
+			for time.Now().Before(deadline) {
+				if _, err := sc.c.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err == nil {
+					break
+				}
+				time.Sleep(100 * time.Millisecond)
+			}
+			p, err := sc.c.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+				ObjectMeta: metav1.ObjectMeta{Name: "speaker-stuck", Labels: map[string]string{"app.kubernetes.io/name": "metallb", "app.kubernetes.io/component": "speaker"}},
+				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "speaker", Image: "example.invalid/none"}}},
+			}, metav1.CreateOptions{})
+			if err != nil {
+				t.Errorf("create stuck pod: %v", err)
+				return
+			}
+			_, err = sc.c.CoreV1().Events(ns).Create(ctx, &corev1.Event{
+				ObjectMeta:     metav1.ObjectMeta{Name: "speaker-stuck.1"},
+				InvolvedObject: corev1.ObjectReference{Kind: "Pod", Name: p.Name, Namespace: ns, UID: p.UID},
+				Type:           "Warning", Reason: "FailedScheduling", Message: "0/3 nodes are available: 3 node(s) didn't have free ports for the requested pod ports.",
+				LastTimestamp: metav1.Now(), Source: corev1.EventSource{Component: "default-scheduler"},
+			}, metav1.CreateOptions{})
+			if err != nil {
+				t.Errorf("create event: %v", err)
+			}
+		}()
+		r := sc.run(t, nil, "enable", "198.51.100.200-198.51.100.210", "--timeout", "4s")
+		for _, want := range []string{
+			"metallb did not become ready within 4s",
+			"pod speaker-stuck is Pending; last events:",
+			"Warning FailedScheduling: 0/3 nodes are available: 3 node(s) didn't have free ports for the requested pod ports.",
+			"see: microk8s kubectl -n metallb-system describe pod speaker-stuck",
+			"no controller pod exists yet",
+		} {
+			if !strings.Contains(r.out, want) {
+				t.Errorf("output lacks %q", want)
+			}
+		}
+		if r.code != 1 {
+			t.Errorf("exit %d", r.code)
+		}
+		if r2 := sc.run(t, nil, "disable"); r2.code != 0 {
+			t.Fatalf("disable after a failed enable: exit %d", r2.code)
+		}
+		if got := sc.objects(t); len(got) != 0 {
+			t.Errorf("left behind: %v", keys(got))
+		}
+		// Disabling what is not there is fine too.
+		if r3 := sc.run(t, nil, "disable"); r3.code != 0 {
+			t.Errorf("second disable: exit %d", r3.code)
+		}
+	})
+}
+
+var cmpSorted = cmp.Transformer("sort", func(in []string) []string {
+	out := append([]string(nil), in...)
+	for i := range out {
+		for j := i + 1; j < len(out); j++ {
+			if out[j] < out[i] {
+				out[i], out[j] = out[j], out[i]
+			}
+		}
+	}
+	return out
+})
+
+// term drives a process on a pseudo-terminal.
+type term struct {
+	t    *testing.T
+	pty  *os.File
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	done chan struct{}
+}
+
+var ansi = regexp.MustCompile(`\x1b\[[0-9;?]*[A-Za-z]`)
+
+func startTerm(t *testing.T, cmd *exec.Cmd) *term {
+	t.Helper()
+	f, err := pty.StartWithSize(cmd, &pty.Winsize{Rows: 40, Cols: 160})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tm := &term{t: t, pty: f, done: make(chan struct{})}
+	go func() {
+		defer close(tm.done)
+		b := make([]byte, 4096)
+		for {
+			n, err := f.Read(b)
+			// Answer cursor-position queries (survey asks), as a terminal does.
+			for range bytes.Count(b[:n], []byte("\x1b[6n")) {
+				_, _ = f.Write([]byte("\x1b[1;1R"))
+			}
+			tm.mu.Lock()
+			tm.buf.Write(b[:n])
+			tm.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() { f.Close() })
+	return tm
+}
+
+// screen is everything printed so far, without terminal escapes.
+func (tm *term) screen() string {
+	tm.mu.Lock()
+	defer tm.mu.Unlock()
+	return ansi.ReplaceAllString(tm.buf.String(), "")
+}
+
+// expect waits until the output after from holds s, and returns where s ends.
+func (tm *term) expect(from int, s string) int {
+	tm.t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		scr := tm.screen()
+		if i := strings.Index(scr[min(from, len(scr)):], s); i >= 0 {
+			return min(from, len(scr)) + i + len(s)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	tm.t.Fatalf("the terminal never showed %q; it shows:\n%s", s, tm.screen()[min(from, len(tm.screen())):])
+	return 0
+}
+
+func (tm *term) send(s string) {
+	tm.t.Helper()
+	if _, err := tm.pty.Write([]byte(s)); err != nil {
+		tm.t.Fatal(err)
+	}
+}
+
+// TestEnablePrompt drives the interactive prompt on a pseudo-terminal.
+func TestEnablePrompt(t *testing.T) {
+	sc := startSnapCluster(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+
+	t.Run("Ctrl-C aborts with nothing applied", func(t *testing.T) {
+		cmd := sc.hook(ctx, "enable")
+		tm := startTerm(t, cmd)
+		tm.expect(tm.expect(0, "Address range(s) for LoadBalancer Services"), "(198.51.100.243-198.51.100.253)")
+		tm.send("\x03")
+		err := cmd.Wait()
+		<-tm.done
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 130 {
+			t.Errorf("exit: %v", err)
+		}
+		tm.expect(0, "aborted: nothing was applied")
+		if got := sc.objects(t); len(got) != 0 {
+			t.Errorf("applied after Ctrl-C: %v", keys(got))
+		}
+	})
+
+	t.Run("bad input is explained and asked again; a good range is confirmed and installed", func(t *testing.T) {
+		stop := sc.kubelet(t, false)
+		defer stop()
+		cmd := sc.hook(ctx, "enable")
+		tm := startTerm(t, cmd)
+		at := tm.expect(0, "(198.51.100.243-198.51.100.253)")
+		tm.send("198.51.100.300\r")
+		at = tm.expect(at, "198.51.100.300: not an IP address")
+		tm.send(strings.Repeat("\x7f", 20) + "198.51.100.250-198.51.100.254\r")
+		at = tm.expect(at, "198.51.100.254 in 198.51.100.250-198.51.100.254 is the default gateway")
+		tm.send(strings.Repeat("\x7f", 40) + "198.51.100.240-198.51.100.242\r")
+		at = tm.expect(at, "probing 3 address(es) on eth0")
+		at = tm.expect(at, `layer2 pool "default": 198.51.100.240-198.51.100.242 (3 addresses)`)
+		at = tm.expect(at, "Install now?")
+		tm.send("y\r")
+		tm.expect(at, "metallb is enabled: LoadBalancer Services get addresses from 198.51.100.240-198.51.100.242.")
+		if err := cmd.Wait(); err != nil {
+			t.Errorf("exit: %v\n%s", err, tm.screen())
+		}
+		<-tm.done
+		t.Logf("terminal:\n%s", tm.screen())
+		cm, err := sc.c.CoreV1().ConfigMaps("metallb-system").Get(ctx, "config", metav1.GetOptions{})
+		if err != nil || !strings.Contains(cm.Data["config"], "- 198.51.100.240-198.51.100.242\n") {
+			t.Errorf("config after the prompt: %v\n%v", err, cm)
+		}
+	})
+}
