@@ -2,12 +2,8 @@ package integration
 
 import (
 	"context"
-	"fmt"
-	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -15,82 +11,27 @@ import (
 	"github.com/microk8s-metallb/metallb/tests/testenv"
 )
 
-// startContainerd runs a private containerd (its own root, state and
-// socket; no CRI, no network) and returns the ctr command that targets the
-// kubelet's k8s.io namespace, as MicroK8s's microk8s-ctr.wrapper does.
+// startContainerd runs a private containerd for the test and returns the
+// ctr command that targets its k8s.io namespace.
 func startContainerd(t *testing.T) []string {
 	t.Helper()
-	var missing []string
-	for _, tool := range []string{"containerd", "ctr"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing = append(missing, tool)
-		}
-	}
-	if os.Geteuid() != 0 {
-		missing = append(missing, "root")
-	}
-	if len(missing) > 0 {
-		msg := "the image import test needs " + strings.Join(missing, ", ") + " (scripts/setup.sh installs Debian's containerd)"
+	if m := testenv.ContainerdMissing(); m != "" {
 		if testenv.InCI() {
-			t.Fatal(msg)
+			t.Fatal("the image import test " + m)
 		}
-		t.Skip(msg)
+		t.Skip("the image import test " + m)
 	}
-	dir, err := os.MkdirTemp("", "mlb-containerd-")
+	c, err := testenv.StartContainerd()
 	if err != nil {
-		t.Fatal(err)
-	}
-	sock := filepath.Join(dir, "containerd.sock")
-	conf := filepath.Join(dir, "config.toml")
-	if err := os.WriteFile(conf, []byte(fmt.Sprintf(`version = 2
-root = %q
-state = %q
-disabled_plugins = ["io.containerd.grpc.v1.cri"]
-[grpc]
-  address = %q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), sock)), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	logf, err := os.Create(filepath.Join(dir, "containerd.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command("containerd", "--config", conf)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGTERM)
-		done := make(chan struct{})
-		go func() { _ = cmd.Wait(); close(done) }()
-		select {
-		case <-done:
-		case <-time.After(5 * time.Second):
-			_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
-			<-done
-		}
-		logf.Close()
 		if t.Failed() {
-			b, _ := os.ReadFile(logf.Name())
-			t.Logf("containerd log:\n%s", b)
+			t.Logf("containerd log:\n%s", c.Log())
 		}
-		// Snapshots may be mounted by a run; unmount before removing.
-		_ = exec.Command("sh", "-c", "grep -o '"+dir+"[^ ]*' /proc/mounts | sort -r | xargs -r -n1 umount -l").Run()
-		_ = os.RemoveAll(dir)
+		c.Stop()
 	})
-	ctr := []string{"ctr", "--address", sock, "--namespace", "k8s.io"}
-	deadline := time.Now().Add(15 * time.Second)
-	for {
-		if err := exec.Command(ctr[0], append(ctr[1:], "version")...).Run(); err == nil {
-			return ctr
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("containerd did not start within 15s")
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	return c.Ctr
 }
 
 // TestImageImportIntoContainerd packages the metallb binary, imports it into

@@ -24,8 +24,9 @@ import (
 	"github.com/microk8s-metallb/metallb/tests/testenv"
 )
 
-// Prefix of every lab name (scripts/lab.sh LAB_PREFIX).
-const Prefix = "mlbt"
+// Prefix of every lab name (scripts/lab.sh LAB_PREFIX); the demo uses its
+// own so that it never touches a test's lab.
+var Prefix = "mlbt"
 
 // Nodes of the lab.
 var Nodes = []string{"node-a", "node-b", "node-c"}
@@ -64,28 +65,44 @@ func Require(t testing.TB) {
 // Up creates the lab and deletes it when the test ends, even on failure.
 func Up(t testing.TB) *Lab {
 	t.Helper()
-	root, err := testenv.RepoRoot()
+	t.Cleanup(func() {
+		if err := Down(); err != nil {
+			t.Error(err)
+		}
+	})
+	l, err := Create()
 	if err != nil {
 		t.Fatal(err)
 	}
-	script := filepath.Join(root, "scripts", "lab.sh")
-	run := func(arg string) (string, error) {
-		cmd := exec.Command(script, arg)
-		cmd.Env = append(os.Environ(), "LAB_PREFIX="+Prefix)
-		out, err := cmd.CombinedOutput()
-		return string(out), err
-	}
-	t.Cleanup(func() {
-		if out, err := run("down"); err != nil {
-			t.Errorf("lab down: %v\n%s", err, out)
-		}
-	})
-	if out, err := run("up"); err != nil {
-		t.Fatalf("lab up: %v\n%s", err, out)
-	}
-	out, err := run("macs")
+	return l
+}
+
+func labScript(arg string) (string, error) {
+	root, err := testenv.RepoRoot()
 	if err != nil {
-		t.Fatalf("lab macs: %v\n%s", err, out)
+		return "", err
+	}
+	cmd := exec.Command(filepath.Join(root, "scripts", "lab.sh"), arg)
+	cmd.Env = append(os.Environ(), "LAB_PREFIX="+Prefix)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("lab %s: %v\n%s", arg, err, out)
+	}
+	return string(out), nil
+}
+
+// Create makes the lab (scripts/lab.sh up); call Down when done.
+func Create() (*Lab, error) {
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := labScript("up"); err != nil {
+		return nil, err
+	}
+	out, err := labScript("macs")
+	if err != nil {
+		return nil, err
 	}
 	l := &Lab{Root: root, MACs: map[string]string{}}
 	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
@@ -93,7 +110,13 @@ func Up(t testing.TB) *Lab {
 			l.MACs[f[0]] = strings.ToLower(f[1])
 		}
 	}
-	return l
+	return l, nil
+}
+
+// Down deletes everything the lab created.
+func Down() error {
+	_, err := labScript("down")
+	return err
 }
 
 // Exec runs a command in a lab namespace.
@@ -127,24 +150,34 @@ func In(host string, fn func() error) error {
 // node's name: a stand-in for kube-proxy delivering VIP:port to a pod.
 func Serve(t testing.TB, host string, port int) {
 	t.Helper()
+	l, err := Listen(host, port, host)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { l.Close() })
+}
+
+// Listen serves reply on every TCP connection to port in a lab host until
+// the returned listener is closed.
+func Listen(host string, port int, reply string) (net.Listener, error) {
 	var l net.Listener
 	if err := In(host, func() (err error) {
 		l, err = net.Listen("tcp", fmt.Sprintf(":%d", port))
 		return err
 	}); err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
-	t.Cleanup(func() { l.Close() })
 	go func() {
 		for {
 			c, err := l.Accept()
 			if err != nil {
 				return
 			}
-			_, _ = c.Write([]byte(host + "\n"))
+			_, _ = c.Write([]byte(reply + "\n"))
 			c.Close()
 		}
 	}()
+	return l, nil
 }
 
 // Dial connects from a lab host and returns what the server said.
