@@ -31,9 +31,9 @@ import (
 // image it is given), $SNAP_DATA the kubeconfig and the args files.
 type snapCluster struct {
 	*Lab
-	env                       *testenv.Env
-	c                         kubernetes.Interface
-	bin                       string
+	env                        *testenv.Env
+	c                          kubernetes.Interface
+	bin                        string
 	snap, snapData, snapCommon string
 }
 
@@ -74,7 +74,7 @@ func startSnapCluster(t *testing.T) *snapCluster {
 [ "$1 $2" = "image import" ] || { echo "unexpected ctr call: $*" >&2; exit 1; }
 cp "$3" "$(dirname "$0")/imported.tar" && echo "unpacking $(basename "$3")...done"
 `,
-		filepath.Join(sc.snap, "microk8s-kubectl.wrapper"):       "#!/bin/sh\necho 'kubectl is not used by the installer' >&2; exit 1\n",
+		filepath.Join(sc.snap, "microk8s-kubectl.wrapper"):         "#!/bin/sh\necho 'kubectl is not used by the installer' >&2; exit 1\n",
 		filepath.Join(sc.snapData, "credentials", "client.config"): string(kc),
 		filepath.Join(sc.snapData, "args", "kube-apiserver"):       "--service-cluster-ip-range=10.152.183.0/24\n--secure-port=16443\n",
 		filepath.Join(sc.snapData, "args", "kube-proxy"):           "--cluster-cidr=10.1.0.0/16\n",
