@@ -30,8 +30,12 @@ func ParseRangeArgs(words []string) ([]iprange.Range, error) {
 		return out, nil
 	}
 	if len(words) > 1 {
-		if rs, err := iprange.ParseList(strings.Join(words, ":")); err == nil {
+		rs, err := iprange.ParseList(strings.Join(words, ":"))
+		if err == nil {
 			return rs, nil
+		}
+		if !strings.Contains(strings.Join(words, ""), ".") {
+			return nil, err // IPv6 pieces: the joined form is what the user typed
 		}
 	}
 	return nil, firstErr

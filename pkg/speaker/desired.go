@@ -5,6 +5,7 @@ import (
 	"slices"
 	"sort"
 
+	"github.com/microk8s-metallb/metallb/pkg/bgp"
 	"github.com/microk8s-metallb/metallb/pkg/config"
 	"github.com/microk8s-metallb/metallb/pkg/election"
 )
@@ -13,7 +14,9 @@ import (
 type Node struct {
 	Name     string
 	Labels   map[string]string
-	Eligible bool // Ready, live speaker, not excluded
+	Eligible bool // Ready, live speaker, not excluded (may win a layer2 election)
+	Ready    bool // Ready and not excluded (may advertise by BGP)
+	Addrs    []netip.Addr
 }
 
 // Svc is what the election needs to know of a Service.
@@ -27,6 +30,7 @@ type Svc struct {
 
 // Announcement is one address this node announces, and why.
 type Announcement struct {
+	Protocol   config.Protocol
 	IP         netip.Addr
 	Service    string
 	Pool       string
@@ -60,7 +64,7 @@ func Desired(cfg *config.Config, node string, nodes []Node, svcs []Svc) []Announ
 				candidates = append(candidates, n.Name)
 			}
 			if election.Owner(ip, candidates) == node {
-				out = append(out, Announcement{IP: ip, Service: s.Key, Pool: pool.Name, Interfaces: pool.Interfaces})
+				out = append(out, Announcement{Protocol: config.Layer2, IP: ip, Service: s.Key, Pool: pool.Name, Interfaces: pool.Interfaces})
 			}
 		}
 	}
@@ -71,4 +75,65 @@ func Desired(cfg *config.Config, node string, nodes []Node, svcs []Svc) []Announ
 		return out[i].Service < out[j].Service
 	})
 	return out
+}
+
+// DesiredBGP computes what self advertises by BGP: every address of a bgp
+// pool, when self may advertise it (Ready, not excluded, matching the pool's
+// node selectors) and something answers behind it (with
+// externalTrafficPolicy Local, a ready endpoint on self; otherwise one
+// anywhere). Every node that qualifies advertises, so routers spread
+// traffic over them (ECMP). Routes are aggregated and merged per prefix.
+func DesiredBGP(cfg *config.Config, self Node, svcs []Svc) ([]bgp.Route, []Announcement) {
+	if cfg == nil || !self.Ready {
+		return nil, nil
+	}
+	var routes []bgp.Route
+	var anns []Announcement
+	for _, s := range svcs {
+		if len(s.ReadyNodes) == 0 || (s.Local && !slices.Contains(s.ReadyNodes, self.Name)) {
+			continue
+		}
+		for _, ip := range s.IPs {
+			pool := cfg.PoolFor(ip)
+			if pool == nil || pool.Protocol != config.BGP || !config.MatchesAny(pool.NodeSelectors, self.Labels) {
+				continue
+			}
+			advs := pool.Advertisements
+			if len(advs) == 0 {
+				advs = []config.Advertisement{{}}
+			}
+			for _, adv := range advs {
+				routes = append(routes, bgp.Route{Prefix: bgp.Aggregate(ip, adv), Communities: adv.Communities,
+					LocalPref: adv.LocalPref, HasLocalPref: adv.HasLocalPref})
+			}
+			anns = append(anns, Announcement{Protocol: config.BGP, IP: ip, Service: s.Key, Pool: pool.Name})
+		}
+	}
+	return bgp.Merge(routes), anns
+}
+
+// PeersFor returns the sessions a node with these labels runs, and the
+// router ID to use: the first peer's router-id, else the node's first IPv4
+// address.
+func PeersFor(cfg *config.Config, self Node) ([]bgp.Peer, netip.Addr) {
+	if cfg == nil {
+		return nil, netip.Addr{}
+	}
+	var out []bgp.Peer
+	var rid netip.Addr
+	for _, p := range cfg.Peers {
+		if !config.MatchesAny(p.NodeSelectors, self.Labels) {
+			continue
+		}
+		out = append(out, bgp.PeerFrom(p))
+		if !rid.IsValid() && p.RouterID.IsValid() {
+			rid = p.RouterID
+		}
+	}
+	for _, a := range self.Addrs {
+		if !rid.IsValid() && a.Is4() {
+			rid = a
+		}
+	}
+	return out, rid
 }

@@ -2,6 +2,7 @@ package speaker
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -20,6 +21,7 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/ptr"
 
+	"github.com/microk8s-metallb/metallb/pkg/bgp"
 	"github.com/microk8s-metallb/metallb/pkg/config"
 	"github.com/microk8s-metallb/metallb/pkg/k8s"
 	"github.com/microk8s-metallb/metallb/pkg/layer2"
@@ -41,9 +43,11 @@ const (
 	speakerComponent = "metallb-speaker"
 )
 
-// Announcer makes the network match a set of claims (layer2 now; BGP next).
-type Announcer interface {
-	SetClaims([]layer2.Claim)
+// BGPAnnouncer makes the BGP sessions and routes match what this node
+// should have (bgp.Manager).
+type BGPAnnouncer interface {
+	Set(ctx context.Context, routerID netip.Addr, peers []bgp.Peer, routes []bgp.Route) error
+	Close()
 }
 
 // Options configure a speaker.
@@ -68,6 +72,8 @@ type Speaker struct {
 	recorder record.EventRecorder
 	watcher  *k8s.ConfigWatcher
 	l2       *layer2.Announcer
+	bgp      BGPAnnouncer
+	bgpErr   string // last BGP error logged, to log each once
 	trigger  chan struct{}
 
 	svcs   cache.Indexer
@@ -122,12 +128,14 @@ func New(ctx context.Context, o Options) *Speaker {
 		}, []string{"ip"}),
 	}
 	s.l2 = layer2.NewAnnouncer(o.Log, s)
+	gobgp := bgp.NewGoBGP(o.Log)
+	s.bgp = bgp.NewManager(o.Log, gobgp)
 	s.watcher = k8s.NewConfigWatcher(k8s.ConfigWatcherOptions{
 		Client: o.Client, Namespace: o.Namespace, Name: o.ConfigMap, Log: o.Log,
 		Recorder: s.recorder, Metrics: o.Metrics, OnConfig: func(*config.Config) { s.poke() },
 	})
 	if o.Metrics != nil {
-		o.Metrics.MustRegister(s.mAnnounced, s.mConflicts)
+		o.Metrics.MustRegister(s.mAnnounced, s.mConflicts, gobgp.Collector())
 		for _, c := range s.mL2 {
 			o.Metrics.MustRegister(c)
 		}
@@ -206,6 +214,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			s.l2.SetClaims(nil)
+			s.bgp.Close() // closing the sessions makes routers withdraw at once
 			return nil
 		case <-s.trigger:
 		case <-timer.C:
@@ -293,14 +302,14 @@ func (s *Speaker) reconcile() {
 		return
 	}
 	var want []Announcement
+	cfg := s.watcher.Current()
+	nodes, svcs := s.nodeList(), s.svcList()
 	if !cutOff {
-		want = Desired(s.watcher.Current(), s.o.NodeName, s.nodeList(), s.svcList())
+		want = Desired(cfg, s.o.NodeName, nodes, svcs)
 	}
 	claims := make([]layer2.Claim, 0, len(want))
 	seen := map[netip.Addr]bool{}
-	next := map[string]Announcement{}
 	for _, a := range want {
-		next[a.IP.String()+"/"+a.Service] = a
 		if !seen[a.IP] {
 			seen[a.IP] = true
 			claims = append(claims, layer2.Claim{IP: a.IP, Interfaces: a.Interfaces})
@@ -308,21 +317,49 @@ func (s *Speaker) reconcile() {
 	}
 	s.l2.SetClaims(claims)
 
+	// BGP does not depend on this speaker's Lease: routers see the sessions
+	// themselves, and an API server outage must not withdraw every route.
+	var self Node
+	for _, n := range nodes {
+		if n.Name == s.o.NodeName {
+			self = n
+		}
+	}
+	peers, routerID := PeersFor(cfg, self)
+	routes, bgpAnns := DesiredBGP(cfg, self, svcs)
+	if len(peers) == 0 {
+		bgpAnns = nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	err := s.bgp.Set(ctx, routerID, peers, routes)
+	cancel()
+	if msg := fmt.Sprint(err); err != nil && msg != s.bgpErr {
+		s.log.Error("BGP", "error", err)
+		s.bgpErr = msg
+	} else if err == nil {
+		s.bgpErr = ""
+	}
+	want = append(want, bgpAnns...)
+
+	next := map[string]Announcement{}
+	for _, a := range want {
+		next[string(a.Protocol)+"/"+a.IP.String()+"/"+a.Service] = a
+	}
 	s.mu.Lock()
 	prev := s.announced
 	s.announced = next
 	s.mu.Unlock()
 	for k, a := range next {
 		if _, had := prev[k]; !had {
-			s.mAnnounced.WithLabelValues(a.Service, s.o.NodeName, a.IP.String(), "layer2").Set(1)
+			s.mAnnounced.WithLabelValues(a.Service, s.o.NodeName, a.IP.String(), string(a.Protocol)).Set(1)
 			if obj := s.service(a.Service); obj != nil {
-				s.recorder.Eventf(obj, corev1.EventTypeNormal, ReasonAssigned, "announcing from node %q with protocol %q", s.o.NodeName, "layer2")
+				s.recorder.Eventf(obj, corev1.EventTypeNormal, ReasonAssigned, "announcing from node %q with protocol %q", s.o.NodeName, a.Protocol)
 			}
 		}
 	}
 	for k, a := range prev {
 		if _, keep := next[k]; !keep {
-			s.mAnnounced.DeleteLabelValues(a.Service, s.o.NodeName, a.IP.String(), "layer2")
+			s.mAnnounced.DeleteLabelValues(a.Service, s.o.NodeName, a.IP.String(), string(a.Protocol))
 		}
 	}
 }
@@ -364,7 +401,16 @@ func (s *Speaker) nodeList() []Node {
 	for _, obj := range s.nodes.List() {
 		n := obj.(*corev1.Node)
 		_, excluded := n.Labels[ExcludeLabel]
-		out = append(out, Node{Name: n.Name, Labels: n.Labels, Eligible: live[n.Name] && nodeReady(n) && !excluded})
+		ready := nodeReady(n) && !excluded
+		node := Node{Name: n.Name, Labels: n.Labels, Eligible: live[n.Name] && ready, Ready: ready}
+		for _, t := range []corev1.NodeAddressType{corev1.NodeInternalIP, corev1.NodeExternalIP} {
+			for _, a := range n.Status.Addresses {
+				if ip, err := netip.ParseAddr(a.Address); err == nil && a.Type == t {
+					node.Addrs = append(node.Addrs, ip)
+				}
+			}
+		}
+		out = append(out, node)
 	}
 	return out
 }

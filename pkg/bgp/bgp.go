@@ -1,0 +1,265 @@
+// Package bgp announces service addresses to the operator's routers.
+//
+// A Manager holds the sessions this node should have and the routes it
+// should advertise, and makes a Session (the BGP implementation, GoBGP v3
+// embedded in the process, see gobgp.go) match them with the fewest changes:
+// a peer whose settings did not change keeps its session when the config is
+// edited; a route whose attributes changed is re-advertised in place. The
+// rest of the project sees only Manager, Peer and Route, so moving to another
+// BGP library touches this package alone.
+package bgp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/microk8s-metallb/metallb/pkg/config"
+)
+
+// Peer is one BGP session as this node runs it.
+type Peer struct {
+	Address       netip.Addr
+	Port          uint16
+	ASN           uint32
+	MyASN         uint32
+	SourceAddress netip.Addr // invalid: the kernel picks
+	HoldTime      time.Duration
+	KeepaliveTime time.Duration
+	Password      string
+	EBGPMultiHop  bool
+}
+
+// Key identifies a session.
+func (p Peer) Key() string { return p.Address.String() }
+
+func (p Peer) String() string {
+	return fmt.Sprintf("%s (AS%d)", netip.AddrPortFrom(p.Address, p.Port), p.ASN)
+}
+
+// PeerFrom turns a configured peer into this node's session settings.
+func PeerFrom(c *config.Peer) Peer {
+	port := c.Port
+	if port == 0 {
+		port = config.DefaultPeerPort
+	}
+	hold := c.HoldTime
+	if hold == 0 {
+		hold = config.DefaultHoldTime
+	}
+	keep := c.KeepaliveTime
+	if keep == 0 {
+		keep = hold / 3
+	}
+	return Peer{Address: c.Address, Port: port, ASN: c.ASN, MyASN: c.MyASN, SourceAddress: c.SourceAddress,
+		HoldTime: hold, KeepaliveTime: keep, Password: c.Password, EBGPMultiHop: c.EBGPMultiHop}
+}
+
+// Route is one advertised prefix with its attributes.
+type Route struct {
+	Prefix       netip.Prefix
+	Communities  []config.Community
+	LocalPref    uint32
+	HasLocalPref bool
+}
+
+func (r Route) key() string { return r.Prefix.String() }
+
+func (r Route) equal(o Route) bool {
+	return r.Prefix == o.Prefix && r.LocalPref == o.LocalPref && r.HasLocalPref == o.HasLocalPref && slices.Equal(r.Communities, o.Communities)
+}
+
+// Session is what Manager needs from a BGP implementation.
+type Session interface {
+	// Start runs the BGP speaker with this router ID and default local AS.
+	Start(ctx context.Context, routerID netip.Addr, asn uint32) error
+	Stop()
+	AddPeer(ctx context.Context, p Peer) error
+	DeletePeer(ctx context.Context, p Peer) error
+	// Advertise adds or replaces the route for r.Prefix.
+	Advertise(ctx context.Context, r Route) error
+	Withdraw(ctx context.Context, prefix netip.Prefix) error
+}
+
+// Manager makes a Session match the desired peers and routes.
+type Manager struct {
+	log  *slog.Logger
+	sess Session
+
+	mu       sync.Mutex
+	started  bool
+	routerID netip.Addr
+	asn      uint32
+	peers    map[string]Peer
+	routes   map[string]Route
+}
+
+// NewManager returns a Manager over sess.
+func NewManager(log *slog.Logger, sess Session) *Manager {
+	return &Manager{log: log, sess: sess, peers: map[string]Peer{}, routes: map[string]Route{}}
+}
+
+// Set makes the session hold exactly peers and routes. routerID is this
+// node's BGP identifier. With no peers the BGP speaker stops.
+func (m *Manager) Set(ctx context.Context, routerID netip.Addr, peers []Peer, routes []Route) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(peers) == 0 {
+		if m.started {
+			m.log.Info("no BGP peers for this node: stopping BGP")
+			m.sess.Stop()
+			m.started = false
+			m.peers, m.routes = map[string]Peer{}, map[string]Route{}
+		}
+		return nil
+	}
+	asn := peers[0].MyASN
+	if m.started && (routerID != m.routerID || asn != m.asn) {
+		m.log.Info("BGP router ID or local AS changed: restarting BGP", "router-id", routerID, "asn", asn)
+		m.sess.Stop()
+		m.started = false
+		m.peers, m.routes = map[string]Peer{}, map[string]Route{}
+	}
+	if !m.started {
+		if !routerID.Is4() {
+			return fmt.Errorf("BGP needs an IPv4 router ID: this node has no IPv4 address; set router-id on its peers")
+		}
+		if err := m.sess.Start(ctx, routerID, asn); err != nil {
+			return fmt.Errorf("start BGP: %w", err)
+		}
+		m.started, m.routerID, m.asn = true, routerID, asn
+	}
+	var errs []error
+	want := map[string]Peer{}
+	for _, p := range peers {
+		want[p.Key()] = p
+	}
+	for k, p := range m.peers {
+		if w, ok := want[k]; !ok || w != p {
+			if err := m.sess.DeletePeer(ctx, p); err != nil {
+				errs = append(errs, fmt.Errorf("remove peer %s: %w", p, err))
+				continue
+			}
+			delete(m.peers, k)
+			if !ok {
+				m.log.Info("BGP peer removed", "peer", p.String())
+			}
+		}
+	}
+	for _, k := range sortedKeys(want) {
+		p := want[k]
+		if _, ok := m.peers[k]; ok {
+			continue
+		}
+		if err := m.sess.AddPeer(ctx, p); err != nil {
+			errs = append(errs, fmt.Errorf("add peer %s: %w", p, err))
+			continue
+		}
+		m.peers[k] = p
+		m.log.Info("BGP peer configured", "peer", p.String(), "my-asn", p.MyASN, "hold-time", p.HoldTime, "md5", p.Password != "")
+	}
+
+	wantR := map[string]Route{}
+	for _, r := range routes {
+		wantR[r.key()] = r
+	}
+	for k, r := range m.routes {
+		if _, ok := wantR[k]; !ok {
+			if err := m.sess.Withdraw(ctx, r.Prefix); err != nil {
+				errs = append(errs, fmt.Errorf("withdraw %s: %w", r.Prefix, err))
+				continue
+			}
+			delete(m.routes, k)
+		}
+	}
+	for _, k := range sortedKeys(wantR) {
+		r := wantR[k]
+		if cur, ok := m.routes[k]; ok && cur.equal(r) {
+			continue
+		}
+		if err := m.sess.Advertise(ctx, r); err != nil {
+			errs = append(errs, fmt.Errorf("advertise %s: %w", r.Prefix, err))
+			continue
+		}
+		m.routes[k] = r
+	}
+	return errors.Join(errs...)
+}
+
+// Close stops BGP: routers withdraw the routes when the sessions close.
+func (m *Manager) Close() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.started {
+		m.sess.Stop()
+		m.started = false
+	}
+}
+
+// Routes returns the advertised prefixes, sorted.
+func (m *Manager) Routes() []string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return sortedKeys(m.routes)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Aggregate returns the prefix an address is advertised as under adv: the
+// address itself (/32, /128) or its aggregate.
+func Aggregate(ip netip.Addr, adv config.Advertisement) netip.Prefix {
+	bits := adv.AggregationLength
+	if ip.Is6() {
+		bits = adv.AggregationLengthV6
+	}
+	if bits == 0 {
+		bits = ip.BitLen()
+	}
+	p, _ := ip.Prefix(bits)
+	return p
+}
+
+// Merge combines routes for the same prefix (several addresses or
+// advertisements aggregating to it): communities are united, the highest
+// local preference wins. The result is sorted by prefix.
+func Merge(routes []Route) []Route {
+	by := map[string]*Route{}
+	for _, r := range routes {
+		cur, ok := by[r.key()]
+		if !ok {
+			c := r
+			c.Communities = slices.Clone(r.Communities)
+			by[r.key()] = &c
+			continue
+		}
+		for _, c := range r.Communities {
+			if !slices.Contains(cur.Communities, c) {
+				cur.Communities = append(cur.Communities, c)
+			}
+		}
+		if r.HasLocalPref && (!cur.HasLocalPref || r.LocalPref > cur.LocalPref) {
+			cur.LocalPref, cur.HasLocalPref = r.LocalPref, true
+		}
+	}
+	out := make([]Route, 0, len(by))
+	for _, k := range sortedKeys(by) {
+		r := *by[k]
+		slices.SortFunc(r.Communities, func(a, b config.Community) int { return strings.Compare(a.String(), b.String()) })
+		out = append(out, r)
+	}
+	return out
+}

@@ -1,0 +1,113 @@
+package bgp
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/microk8s-metallb/metallb/pkg/config"
+)
+
+// recorder is a Session that records calls.
+type recorder struct{ calls []string }
+
+func (r *recorder) Start(_ context.Context, id netip.Addr, asn uint32) error {
+	r.calls = append(r.calls, "start "+id.String())
+	return nil
+}
+func (r *recorder) Stop() { r.calls = append(r.calls, "stop") }
+func (r *recorder) AddPeer(_ context.Context, p Peer) error {
+	r.calls = append(r.calls, "add-peer "+p.Key())
+	return nil
+}
+func (r *recorder) DeletePeer(_ context.Context, p Peer) error {
+	r.calls = append(r.calls, "delete-peer "+p.Key())
+	return nil
+}
+func (r *recorder) Advertise(_ context.Context, rt Route) error {
+	r.calls = append(r.calls, "advertise "+rt.Prefix.String())
+	return nil
+}
+func (r *recorder) Withdraw(_ context.Context, p netip.Prefix) error {
+	r.calls = append(r.calls, "withdraw "+p.String())
+	return nil
+}
+
+func TestManagerChangesOnlyWhatChanged(t *testing.T) {
+	rec := &recorder{}
+	m := NewManager(slog.New(slog.NewTextHandler(io.Discard, nil)), rec)
+	ctx := context.Background()
+	rid := netip.MustParseAddr("198.51.100.11")
+	p1 := Peer{Address: netip.MustParseAddr("198.51.100.254"), Port: 179, ASN: 64500, MyASN: 64501, HoldTime: 3 * time.Second}
+	p2 := Peer{Address: netip.MustParseAddr("198.51.100.253"), Port: 179, ASN: 64500, MyASN: 64501, HoldTime: 3 * time.Second}
+	r1 := Route{Prefix: netip.MustParsePrefix("203.0.113.1/32")}
+	r2 := Route{Prefix: netip.MustParsePrefix("203.0.113.2/32")}
+	step := func(peers []Peer, routes []Route, want ...string) {
+		t.Helper()
+		rec.calls = nil
+		if err := m.Set(ctx, rid, peers, routes); err != nil {
+			t.Fatal(err)
+		}
+		if diff := cmp.Diff(want, rec.calls); diff != "" {
+			t.Errorf("calls (-want +got):\n%s", diff)
+		}
+	}
+	step([]Peer{p1, p2}, []Route{r1, r2},
+		"start 198.51.100.11", "add-peer 198.51.100.253", "add-peer 198.51.100.254", "advertise 203.0.113.1/32", "advertise 203.0.113.2/32")
+	step([]Peer{p1, p2}, []Route{r1, r2}) // nothing changed: nothing done
+	// A community added to one route: re-advertised in place, sessions kept.
+	r1c := r1
+	r1c.Communities = []config.Community{{Parts: [3]uint32{64500, 1}}}
+	step([]Peer{p1, p2}, []Route{r1c, r2}, "advertise 203.0.113.1/32")
+	// A peer's password changes: only that session is rebuilt.
+	p1pw := p1
+	p1pw.Password = "secret"
+	step([]Peer{p1pw, p2}, []Route{r1c}, "delete-peer 198.51.100.254", "add-peer 198.51.100.254", "withdraw 203.0.113.2/32")
+	step([]Peer{p2}, []Route{r1c}, "delete-peer 198.51.100.254")
+	step(nil, nil, "stop")
+	step(nil, nil)
+}
+
+func TestAggregateAndMerge(t *testing.T) {
+	adv := config.Advertisement{AggregationLength: 24, AggregationLengthV6: 64}
+	if got := Aggregate(netip.MustParseAddr("203.0.113.77"), adv).String(); got != "203.0.113.0/24" {
+		t.Errorf("v4 aggregate %s", got)
+	}
+	if got := Aggregate(netip.MustParseAddr("2001:db8::77"), adv).String(); got != "2001:db8::/64" {
+		t.Errorf("v6 aggregate %s", got)
+	}
+	if got := Aggregate(netip.MustParseAddr("203.0.113.77"), config.Advertisement{}).String(); got != "203.0.113.77/32" {
+		t.Errorf("default %s", got)
+	}
+	c1 := config.Community{Parts: [3]uint32{64500, 1}}
+	c2 := config.Community{Large: true, Parts: [3]uint32{64500, 1, 2}}
+	p := netip.MustParsePrefix("203.0.113.0/24")
+	got := Merge([]Route{
+		{Prefix: p, Communities: []config.Community{c2}},
+		{Prefix: p, Communities: []config.Community{c1, c2}, LocalPref: 50, HasLocalPref: true},
+		{Prefix: p, LocalPref: 200, HasLocalPref: true},
+	})
+	want := []Route{{Prefix: p, Communities: []config.Community{c1, c2}, LocalPref: 200, HasLocalPref: true}}
+	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
+		t.Errorf("merge (-want +got):\n%s", diff)
+	}
+}
+
+func TestExplain(t *testing.T) {
+	for _, tc := range []struct{ reason, want string }{
+		{"hold-timer-expired", "hold timer expired: no keepalive from the peer within the hold time"},
+		{"deconfigured", "the peer was removed or changed in the config"},
+	} {
+		if got := explainDown(tc.reason); got != tc.want {
+			t.Errorf("explainDown(%q) = %q", tc.reason, got)
+		}
+	}
+	if got := explainConnect(context.DeadlineExceeded, true); got == "" {
+		t.Error("no explanation")
+	}
+}

@@ -1,0 +1,375 @@
+package bgp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	api "github.com/osrg/gobgp/v3/api"
+	gobgplog "github.com/osrg/gobgp/v3/pkg/log"
+	"github.com/osrg/gobgp/v3/pkg/server"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/anypb"
+
+	"github.com/microk8s-metallb/metallb/pkg/metrics"
+)
+
+// ConnectRetry is how long GoBGP waits between two connection attempts.
+const ConnectRetry = 2 * time.Second
+
+// GoBGP is a Session on an embedded GoBGP v3 server. It does not listen on
+// port 179: every session is initiated by this side.
+type GoBGP struct {
+	log *slog.Logger
+
+	mu     sync.Mutex
+	srv    *server.BgpServer
+	cancel context.CancelFunc
+	peers  map[string]Peer // for messages about failures
+}
+
+// NewGoBGP returns a stopped GoBGP session set.
+func NewGoBGP(log *slog.Logger) *GoBGP {
+	return &GoBGP{log: log, peers: map[string]Peer{}}
+}
+
+// Start implements Session.
+func (g *GoBGP) Start(ctx context.Context, routerID netip.Addr, asn uint32) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	srv := server.NewBgpServer(server.LoggerOption(&logAdapter{g: g}))
+	go srv.Serve()
+	if err := srv.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
+		Asn: asn, RouterId: routerID.String(), ListenPort: -1,
+	}}); err != nil {
+		srv.Stop()
+		return err
+	}
+	wctx, cancel := context.WithCancel(context.Background())
+	if err := srv.WatchEvent(wctx, &api.WatchEventRequest{Peer: &api.WatchEventRequest_Peer{}}, g.peerEvent); err != nil {
+		cancel()
+		srv.Stop()
+		return err
+	}
+	g.srv, g.cancel = srv, cancel
+	return nil
+}
+
+// Stop implements Session.
+func (g *GoBGP) Stop() {
+	g.mu.Lock()
+	srv, cancel := g.srv, g.cancel
+	g.srv, g.cancel = nil, nil
+	g.peers = map[string]Peer{}
+	g.mu.Unlock()
+	if srv != nil {
+		cancel()
+		srv.Stop()
+	}
+}
+
+func (g *GoBGP) server() (*server.BgpServer, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.srv == nil {
+		return nil, errors.New("BGP is not running")
+	}
+	return g.srv, nil
+}
+
+func family(a netip.Addr) *api.Family {
+	if a.Is4() {
+		return &api.Family{Afi: api.Family_AFI_IP, Safi: api.Family_SAFI_UNICAST}
+	}
+	return &api.Family{Afi: api.Family_AFI_IP6, Safi: api.Family_SAFI_UNICAST}
+}
+
+// AddPeer implements Session.
+func (g *GoBGP) AddPeer(ctx context.Context, p Peer) error {
+	srv, err := g.server()
+	if err != nil {
+		return err
+	}
+	peer := &api.Peer{
+		Conf: &api.PeerConf{NeighborAddress: p.Address.String(), PeerAsn: p.ASN, LocalAsn: p.MyASN, AuthPassword: p.Password},
+		Timers: &api.Timers{Config: &api.TimersConfig{
+			HoldTime: uint64(p.HoldTime / time.Second), KeepaliveInterval: uint64(max(1, p.KeepaliveTime/time.Second)),
+			ConnectRetry: uint64(ConnectRetry / time.Second),
+		}},
+		Transport: &api.Transport{RemotePort: uint32(p.Port), PassiveMode: false},
+		AfiSafis:  []*api.AfiSafi{{Config: &api.AfiSafiConfig{Family: family(p.Address), Enabled: true}}},
+	}
+	if p.SourceAddress.IsValid() {
+		peer.Transport.LocalAddress = p.SourceAddress.String()
+	}
+	if p.EBGPMultiHop {
+		peer.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: 255}
+	}
+	g.mu.Lock()
+	g.peers[p.Key()] = p
+	g.mu.Unlock()
+	return srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peer})
+}
+
+// DeletePeer implements Session.
+func (g *GoBGP) DeletePeer(ctx context.Context, p Peer) error {
+	srv, err := g.server()
+	if err != nil {
+		return err
+	}
+	g.mu.Lock()
+	delete(g.peers, p.Key())
+	g.mu.Unlock()
+	return srv.DeletePeer(ctx, &api.DeletePeerRequest{Address: p.Address.String()})
+}
+
+func apiPath(r Route) (*api.Path, error) {
+	nlri, err := anypb.New(&api.IPAddressPrefix{Prefix: r.Prefix.Addr().String(), PrefixLen: uint32(r.Prefix.Bits())})
+	if err != nil {
+		return nil, err
+	}
+	fam := family(r.Prefix.Addr())
+	attrs := []proto.Message{&api.OriginAttribute{Origin: 0}}
+	if r.Prefix.Addr().Is4() {
+		attrs = append(attrs, &api.NextHopAttribute{NextHop: "0.0.0.0"}) // the session's local address
+	} else {
+		attrs = append(attrs, &api.MpReachNLRIAttribute{Family: fam, NextHops: []string{"::"}, Nlris: []*anypb.Any{nlri}})
+	}
+	var std []uint32
+	var large []*api.LargeCommunity
+	for _, c := range r.Communities {
+		if c.Large {
+			large = append(large, &api.LargeCommunity{GlobalAdmin: c.Parts[0], LocalData1: c.Parts[1], LocalData2: c.Parts[2]})
+		} else {
+			std = append(std, c.Parts[0]<<16|c.Parts[1])
+		}
+	}
+	if len(std) > 0 {
+		attrs = append(attrs, &api.CommunitiesAttribute{Communities: std})
+	}
+	if len(large) > 0 {
+		attrs = append(attrs, &api.LargeCommunitiesAttribute{Communities: large})
+	}
+	if r.HasLocalPref {
+		attrs = append(attrs, &api.LocalPrefAttribute{LocalPref: r.LocalPref})
+	}
+	pattrs := make([]*anypb.Any, 0, len(attrs))
+	for _, a := range attrs {
+		x, err := anypb.New(a)
+		if err != nil {
+			return nil, err
+		}
+		pattrs = append(pattrs, x)
+	}
+	return &api.Path{Family: fam, Nlri: nlri, Pattrs: pattrs}, nil
+}
+
+// Advertise implements Session.
+func (g *GoBGP) Advertise(ctx context.Context, r Route) error {
+	srv, err := g.server()
+	if err != nil {
+		return err
+	}
+	p, err := apiPath(r)
+	if err != nil {
+		return err
+	}
+	_, err = srv.AddPath(ctx, &api.AddPathRequest{TableType: api.TableType_GLOBAL, Path: p})
+	return err
+}
+
+// Withdraw implements Session.
+func (g *GoBGP) Withdraw(ctx context.Context, prefix netip.Prefix) error {
+	srv, err := g.server()
+	if err != nil {
+		return err
+	}
+	p, err := apiPath(Route{Prefix: prefix})
+	if err != nil {
+		return err
+	}
+	return srv.DeletePath(ctx, &api.DeletePathRequest{TableType: api.TableType_GLOBAL, Family: p.Family, Path: p})
+}
+
+func (g *GoBGP) peerEvent(r *api.WatchEventResponse) {
+	pe := r.GetPeer()
+	if pe == nil || pe.Type != api.WatchEventResponse_PeerEvent_STATE || pe.Peer == nil || pe.Peer.State == nil {
+		return
+	}
+	st := pe.Peer.State
+	state := strings.ToLower(strings.TrimPrefix(st.SessionState.String(), "SESSION_STATE_"))
+	if st.SessionState == api.PeerState_ESTABLISHED {
+		g.log.Info("BGP session established", "peer", st.NeighborAddress, "peer-asn", st.PeerAsn, "router-id", st.RouterId)
+		return
+	}
+	g.log.Debug("BGP session state", "peer", st.NeighborAddress, "state", state)
+}
+
+// logAdapter sends GoBGP's logs to slog: session changes with their reason
+// at info/warn, connection failures explained (once per peer and minute),
+// the rest at debug.
+type logAdapter struct {
+	g     *GoBGP
+	mu    sync.Mutex
+	level gobgplog.LogLevel
+	last  map[string]time.Time
+}
+
+func (l *logAdapter) attrs(f gobgplog.Fields) []any {
+	var out []any
+	for k, v := range f {
+		switch k {
+		case "Topic", gobgplog.FieldFacility:
+			continue
+		case "Key":
+			k = "peer"
+		}
+		out = append(out, strings.ToLower(k), fmt.Sprint(v))
+	}
+	return out
+}
+
+func (l *logAdapter) Panic(msg string, f gobgplog.Fields) { l.g.log.Error("gobgp: "+msg, l.attrs(f)...) }
+func (l *logAdapter) Fatal(msg string, f gobgplog.Fields) { l.g.log.Error("gobgp: "+msg, l.attrs(f)...) }
+func (l *logAdapter) Error(msg string, f gobgplog.Fields) { l.g.log.Error("gobgp: "+msg, l.attrs(f)...) }
+func (l *logAdapter) Warn(msg string, f gobgplog.Fields)  { l.g.log.Warn("gobgp: "+msg, l.attrs(f)...) }
+
+func (l *logAdapter) Info(msg string, f gobgplog.Fields) {
+	switch msg {
+	case "Peer Down":
+		l.g.log.Warn("BGP session down", append(l.attrs(f), "why", explainDown(fmt.Sprint(f["Reason"])))...)
+	case "Peer Up":
+		// peerEvent logs it with more detail.
+	default:
+		l.g.log.Debug("gobgp: "+msg, l.attrs(f)...)
+	}
+}
+
+func (l *logAdapter) Debug(msg string, f gobgplog.Fields) {
+	if msg != "failed to connect" {
+		l.g.log.Debug("gobgp: "+msg, l.attrs(f)...)
+		return
+	}
+	key := fmt.Sprint(f["Key"])
+	l.mu.Lock()
+	if l.last == nil {
+		l.last = map[string]time.Time{}
+	}
+	recent := time.Since(l.last[key]) < time.Minute
+	if !recent {
+		l.last[key] = time.Now()
+	}
+	l.mu.Unlock()
+	if recent {
+		return
+	}
+	l.g.mu.Lock()
+	p, known := l.g.peers[key]
+	l.g.mu.Unlock()
+	err, _ := f["Error"].(error)
+	l.g.log.Warn("BGP peer unreachable", "peer", key, "error", fmt.Sprint(f["Error"]), "why", explainConnect(err, known && p.Password != ""))
+}
+
+// SetLevel implements gobgplog.Logger; connection failures are only logged
+// by GoBGP at debug level, so it always runs at debug and filters here.
+func (l *logAdapter) SetLevel(level gobgplog.LogLevel) { l.level = level }
+
+// GetLevel implements gobgplog.Logger.
+func (l *logAdapter) GetLevel() gobgplog.LogLevel { return gobgplog.DebugLevel }
+
+// explainConnect says why a TCP connection to a peer failed, in operator's
+// terms.
+func explainConnect(err error, md5 bool) string {
+	var errno syscall.Errno
+	switch {
+	case errors.Is(err, os.ErrDeadlineExceeded) || (err != nil && strings.Contains(err.Error(), "i/o timeout")):
+		if md5 {
+			return "no answer to the TCP handshake: with a password set this is usually a TCP MD5 mismatch (the router silently drops segments whose signature is wrong or missing); check that both sides use the same password"
+		}
+		return "no answer to the TCP handshake: the router is down, unreachable, or filters port 179 from this address"
+	case errors.As(err, &errno) && errno == syscall.ECONNREFUSED, err != nil && strings.Contains(err.Error(), "connection refused"):
+		return "connection refused: the router does not accept BGP from this address (check its neighbor configuration and port)"
+	case err != nil && strings.Contains(err.Error(), "no route to host"):
+		return "no route to the peer: set ebgp-multihop or source-address, or fix routing"
+	}
+	return "the TCP connection failed"
+}
+
+// explainDown turns GoBGP's session-down reason into words.
+func explainDown(reason string) string {
+	switch {
+	case strings.Contains(reason, "hold-timer-expired"):
+		return "hold timer expired: no keepalive from the peer within the hold time"
+	case strings.Contains(reason, "notification-received"):
+		return "the peer closed the session with a NOTIFICATION (" + reason + ")"
+	case strings.Contains(reason, "notification-sent"):
+		return "this side closed the session with a NOTIFICATION (" + reason + ")"
+	case strings.Contains(reason, "read-failed"), strings.Contains(reason, "write-failed"):
+		return "the TCP connection broke (" + reason + ")"
+	case strings.Contains(reason, "deconfigured"):
+		return "the peer was removed or changed in the config"
+	}
+	return reason
+}
+
+// Collector returns Prometheus metrics read from the running sessions:
+// metallb_bgp_session_up, metallb_bgp_announced_prefixes_total,
+// metallb_bgp_updates_total, each labelled with the peer.
+func (g *GoBGP) Collector() prometheus.Collector { return collector{g} }
+
+type collector struct{ g *GoBGP }
+
+var (
+	descUp = prometheus.NewDesc(metrics.Namespace+"_bgp_session_up",
+		"1 when the BGP session with the peer is established.", []string{"peer"}, nil)
+	descPrefixes = prometheus.NewDesc(metrics.Namespace+"_bgp_announced_prefixes_total",
+		"Prefixes currently advertised to the peer.", []string{"peer"}, nil)
+	descUpdates = prometheus.NewDesc(metrics.Namespace+"_bgp_updates_total",
+		"BGP UPDATE messages sent to the peer.", []string{"peer"}, nil)
+)
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descUp
+	ch <- descPrefixes
+	ch <- descUpdates
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	srv, err := c.g.server()
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = srv.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: true}, func(p *api.Peer) {
+		if p.State == nil {
+			return
+		}
+		addr := p.State.NeighborAddress
+		up := 0.0
+		if p.State.SessionState == api.PeerState_ESTABLISHED {
+			up = 1
+		}
+		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up, addr)
+		var adv uint64
+		for _, af := range p.AfiSafis {
+			if af.State != nil {
+				adv += af.State.Advertised
+			}
+		}
+		ch <- prometheus.MustNewConstMetric(descPrefixes, prometheus.GaugeValue, float64(adv), addr)
+		var upd uint64
+		if m := p.State.Messages; m != nil && m.Sent != nil {
+			upd = m.Sent.Update
+		}
+		ch <- prometheus.MustNewConstMetric(descUpdates, prometheus.CounterValue, float64(upd), addr)
+	})
+}

@@ -1,0 +1,125 @@
+package install
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"net/netip"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/microk8s-metallb/metallb/pkg/iprange"
+	"github.com/microk8s-metallb/metallb/pkg/netcheck"
+)
+
+// fakeHost is a DHCP-configured host at 192.0.2.10/24 behind 192.0.2.1.
+type fakeHost struct{}
+
+func (fakeHost) Subnets() ([]netcheck.Subnet, error) {
+	return []netcheck.Subnet{{Interface: "eth0", Prefix: netip.MustParsePrefix("192.0.2.10/24"), Dynamic: true}}, nil
+}
+func (fakeHost) Gateways() ([]netip.Addr, string, error) {
+	return []netip.Addr{netip.MustParseAddr("192.0.2.1")}, "eth0", nil
+}
+func (fakeHost) Leases() []netcheck.Lease        { return nil }
+func (fakeHost) DHCPScopes() []netcheck.Sourced { return nil }
+func (fakeHost) ClusterCIDRs() (svc, pod []netcheck.Sourced, err error) {
+	return nil, nil, nil
+}
+
+// script answers prompts in order and records what was asked.
+type script struct {
+	answers []string
+	asked   []string
+}
+
+func (s *script) next(q string) (string, error) {
+	s.asked = append(s.asked, q)
+	if len(s.answers) == 0 {
+		return "", ErrAborted
+	}
+	a := s.answers[0]
+	s.answers = s.answers[1:]
+	return a, nil
+}
+
+func (s *script) Input(message, def, _ string, validate func(string) error) (string, error) {
+	for {
+		a, err := s.next(message + " [" + def + "]")
+		if err != nil {
+			return "", err
+		}
+		if a == "" {
+			a = def
+		}
+		if err := validate(a); err != nil {
+			s.asked = append(s.asked, "invalid: "+err.Error())
+			continue
+		}
+		return a, nil
+	}
+}
+
+func (s *script) Confirm(message string, def bool) (bool, error) {
+	a, err := s.next(message)
+	return a == "y", err
+}
+
+func TestPromptAsksForTheDHCPScopeAndAvoidsIt(t *testing.T) {
+	p := &script{answers: []string{"192.0.2.200-192.0.2.254", "192.0.2.210", "", "y"}}
+	var out bytes.Buffer
+	e := &Enable{Prompt: p, Out: &out, Host: fakeHost{}, DryRun: true, NoProbe: true, Yes: true,
+		Image: func(context.Context, bool) (string, error) { return "localhost/microk8s-metallb:test", nil }}
+	if err := e.Run(context.Background()); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	want := []string{
+		"DHCP scope of this network (its dynamic range, e.g. 192.168.1.100-192.168.1.199; empty if unknown) []",
+		// The suggestion avoids the scope the user gave.
+		"Address range(s) for LoadBalancer Services [192.0.2.189-192.0.2.199]",
+		"invalid: 192.0.2.210 overlaps the DHCP scope 192.0.2.200-192.0.2.254 (the DHCP scope you entered) on 192.0.2.210: the DHCP server may lease these addresses to other hosts; choose addresses outside the scope, or shrink the scope on the DHCP server",
+		"Address range(s) for LoadBalancer Services [192.0.2.189-192.0.2.199]",
+		"Install now?",
+	}
+	if diff := cmp.Diff(want, p.asked); diff != "" {
+		t.Errorf("questions (-want +got):\n%s", diff)
+	}
+	if !strings.Contains(out.String(), "      - 192.0.2.189-192.0.2.199\n") {
+		t.Errorf("the dry run does not hold the accepted range:\n%s", out.String())
+	}
+}
+
+func TestPromptNoAtTheEndAppliesNothing(t *testing.T) {
+	p := &script{answers: []string{"", "", "n"}}
+	var out bytes.Buffer
+	imageCalled := false
+	e := &Enable{Prompt: p, Out: &out, Host: fakeHost{}, DryRun: true, NoProbe: true, Yes: true,
+		Image: func(context.Context, bool) (string, error) { imageCalled = true; return "x", nil }}
+	if err := e.Run(context.Background()); !errors.Is(err, ErrAborted) {
+		t.Fatalf("err = %v, want ErrAborted", err)
+	}
+	if imageCalled || strings.Contains(out.String(), "kind:") {
+		t.Error("something was done after the user said no")
+	}
+}
+
+func TestWarningsNeedYesWithoutATerminal(t *testing.T) {
+	var out bytes.Buffer
+	e := &Enable{Args: []string{"203.0.113.10-203.0.113.20"}, Out: &out, Host: fakeHost{}, DryRun: true, NoProbe: true,
+		Image: func(context.Context, bool) (string, error) { return "x", nil }}
+	err := e.Run(context.Background())
+	if err == nil || err.Error() != "2 warning(s) above: re-run with --yes to install anyway, or choose another range" {
+		t.Fatalf("err = %v", err)
+	}
+	e.Yes = true
+	out.Reset()
+	if err := e.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rs, _ := iprange.ParseList("203.0.113.10-203.0.113.20")
+	if !strings.Contains(out.String(), "- "+rs[0].String()) {
+		t.Errorf("dry run:\n%s", out.String())
+	}
+}
