@@ -237,10 +237,16 @@ func (l *logAdapter) attrs(f gobgplog.Fields) []any {
 	return out
 }
 
-func (l *logAdapter) Panic(msg string, f gobgplog.Fields) { l.g.log.Error("gobgp: "+msg, l.attrs(f)...) }
-func (l *logAdapter) Fatal(msg string, f gobgplog.Fields) { l.g.log.Error("gobgp: "+msg, l.attrs(f)...) }
-func (l *logAdapter) Error(msg string, f gobgplog.Fields) { l.g.log.Error("gobgp: "+msg, l.attrs(f)...) }
-func (l *logAdapter) Warn(msg string, f gobgplog.Fields)  { l.g.log.Warn("gobgp: "+msg, l.attrs(f)...) }
+func (l *logAdapter) Panic(msg string, f gobgplog.Fields) {
+	l.g.log.Error("gobgp: "+msg, l.attrs(f)...)
+}
+func (l *logAdapter) Fatal(msg string, f gobgplog.Fields) {
+	l.g.log.Error("gobgp: "+msg, l.attrs(f)...)
+}
+func (l *logAdapter) Error(msg string, f gobgplog.Fields) {
+	l.g.log.Error("gobgp: "+msg, l.attrs(f)...)
+}
+func (l *logAdapter) Warn(msg string, f gobgplog.Fields) { l.g.log.Warn("gobgp: "+msg, l.attrs(f)...) }
 
 func (l *logAdapter) Info(msg string, f gobgplog.Fields) {
 	switch msg {

@@ -23,7 +23,7 @@ func (fakeHost) Subnets() ([]netcheck.Subnet, error) {
 func (fakeHost) Gateways() ([]netip.Addr, string, error) {
 	return []netip.Addr{netip.MustParseAddr("192.0.2.1")}, "eth0", nil
 }
-func (fakeHost) Leases() []netcheck.Lease        { return nil }
+func (fakeHost) Leases() []netcheck.Lease       { return nil }
 func (fakeHost) DHCPScopes() []netcheck.Sourced { return nil }
 func (fakeHost) ClusterCIDRs() (svc, pod []netcheck.Sourced, err error) {
 	return nil, nil, nil
