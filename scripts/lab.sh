@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# A network-namespace lab: a bridge with three node namespaces and a client
-# namespace, all on documentation addresses (198.51.100.0/24, 2001:db8::/64).
+# A network-namespace lab: a bridge with three node namespaces, a client
+# namespace and a router namespace (.254, the nodes' default gateway, where
+# BGP tests run BIRD; it forwards nothing), all on documentation addresses
+# (198.51.100.0/24, 2001:db8::/64).
 # The host side of the bridge holds 198.51.100.1 so that a control plane
 # bound to it is reachable from the nodes; nothing is routed anywhere else.
 #
@@ -12,7 +14,7 @@
 set -euo pipefail
 P=${LAB_PREFIX:-mlb}
 BR=${P}br
-declare -A HOSTS=([node-a]=11 [node-b]=12 [node-c]=13 [client]=100)
+declare -A HOSTS=([node-a]=11 [node-b]=12 [node-c]=13 [client]=100 [router]=254)
 
 down() {
   for n in "${!HOSTS[@]}"; do
@@ -37,9 +39,11 @@ up() {
     ip -n "$ns" link set eth0 up
     ip -n "$ns" addr add "198.51.100.$i/24" dev eth0
     ip -n "$ns" -6 addr add "2001:db8::$i/64" dev eth0 nodad
-    # A default gateway that no host holds: the installer's checks see one,
-    # and traffic to any other address dies unanswered inside the lab.
-    ip -n "$ns" route add default via 198.51.100.254 dev eth0
+    # The router as default gateway: the installer's checks see one, and
+    # traffic to any other address dies there (it does not forward).
+    if [ "$n" != router ]; then
+      ip -n "$ns" route add default via 198.51.100.254 dev eth0
+    fi
     # The speaker, not the kernel, answers ARP for service addresses.
     ip netns exec "$ns" sh -c 'echo 1 > /proc/sys/net/ipv4/conf/all/arp_ignore; echo 2 > /proc/sys/net/ipv4/conf/all/arp_announce'
   done

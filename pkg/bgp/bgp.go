@@ -50,10 +50,7 @@ func PeerFrom(c *config.Peer) Peer {
 	if port == 0 {
 		port = config.DefaultPeerPort
 	}
-	hold := c.HoldTime
-	if hold == 0 {
-		hold = config.DefaultHoldTime
-	}
+	hold := c.HoldTime // the parser defaults it; 0 asks for no keepalives
 	keep := c.KeepaliveTime
 	if keep == 0 {
 		keep = hold / 3

@@ -33,10 +33,14 @@ type cluster struct {
 	env      *testenv.Env
 	c        kubernetes.Interface
 	speakers map[string]*exec.Cmd
+	logs     map[string]string // node → its speaker's log
 	bin      string
 }
 
-func startCluster(t testing.TB) *cluster {
+func startCluster(t testing.TB) *cluster { return startClusterWith(t, labConfig) }
+
+// startClusterWith starts the lab cluster with config in the ConfigMap.
+func startClusterWith(t testing.TB, config string) *cluster {
 	t.Helper()
 	Require(t)
 	l := Up(t)
@@ -49,13 +53,14 @@ func startCluster(t testing.TB) *cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(env.Stop)
-	cl := &cluster{Lab: l, env: env, c: env.Client, speakers: map[string]*exec.Cmd{}, bin: testenv.Binary(t)}
+	cl := &cluster{Lab: l, env: env, c: env.Client, speakers: map[string]*exec.Cmd{}, logs: map[string]string{}, bin: testenv.Binary(t)}
 	c := env.Client
-	for _, n := range Nodes {
+	for i, n := range Nodes {
 		node, err := c.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n, Labels: map[string]string{"kubernetes.io/hostname": n}}}, metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
+		node.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("198.51.100.%d", 11+i)}}
 		node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: metav1.Now()}}
 		if _, err := c.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
@@ -67,7 +72,7 @@ func startCluster(t testing.TB) *cluster {
 		}
 	}
 	if _, err := c.CoreV1().ConfigMaps("metallb-system").Create(ctx, &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: "config"}, Data: map[string]string{"config": labConfig},
+		ObjectMeta: metav1.ObjectMeta{Name: "config"}, Data: map[string]string{"config": config},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +88,7 @@ func startCluster(t testing.TB) *cluster {
 }
 
 func (cl *cluster) startSpeaker(t testing.TB, node string) {
-	cl.speakers[node] = StartProcess(t, node, "speaker-"+node+".log", cl.bin, "speaker",
+	cl.speakers[node], cl.logs[node] = StartProcessLog(t, node, "speaker-"+node+".log", cl.bin, "speaker",
 		"--node-name", node, "--kubeconfig", cl.env.Kubeconfig, "--metrics-addr", ":7473", "--log-level", "debug")
 }
 

@@ -215,6 +215,13 @@ func Arping(ctx context.Context, ip string, count int) (map[string]int, string) 
 // killed when the test ends.
 func StartProcess(t testing.TB, host, logName string, args ...string) *exec.Cmd {
 	t.Helper()
+	cmd, _ := StartProcessLog(t, host, logName, args...)
+	return cmd
+}
+
+// StartProcessLog is StartProcess that also returns the log's path.
+func StartProcessLog(t testing.TB, host, logName string, args ...string) (*exec.Cmd, string) {
+	t.Helper()
 	cmd := exec.Command("ip", append([]string{"netns", "exec", NS(host)}, args...)...)
 	logPath := filepath.Join(t.TempDir(), logName)
 	f, err := os.Create(logPath)
@@ -238,7 +245,7 @@ func StartProcess(t testing.TB, host, logName string, args ...string) *exec.Cmd 
 			t.Logf("%s log:\n%s", logName, b)
 		}
 	})
-	return cmd
+	return cmd, logPath
 }
 
 // HTTPGet fetches http://addr/path from inside a lab host (HTTP/1.0, so the
