@@ -28,7 +28,7 @@ func newSpeakerCmd(g *globals) *cobra.Command {
 	o := &speakerOptions{}
 	cmd := &cobra.Command{
 		Use:   "speaker",
-		Short: "Announce assigned IPs by layer2 (ARP/NDP) (runs as a DaemonSet; BGP comes next)",
+		Short: "Announce assigned IPs by layer2 (ARP/NDP) and BGP (runs as a DaemonSet)",
 		Args:  cobra.NoArgs,
 		RunE:  func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context(), g) },
 	}

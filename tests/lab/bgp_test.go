@@ -165,7 +165,6 @@ func TestBGP(t *testing.T) {
 		if out, err := Exec(ctx, "node-a", "ip", "link", "set", "eth0", "down").CombinedOutput(); err != nil {
 			t.Fatalf("%v: %s", err, out)
 		}
-		start := time.Now()
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		took := WaitNextHops(t, vip+"/32", allNodes[1:], 10*time.Second)
 		t.Logf("hold-time expiry: node-a's next hop withdrawn %v after it went silent (hold time 3 s)", took.Round(time.Millisecond))
@@ -183,7 +182,7 @@ func TestBGP(t *testing.T) {
 				t.Fatalf("%v: %v: %s", args, err, out)
 			}
 		}
-		start = time.Now()
+		start := time.Now()
 		cl.startSpeaker(outer, "node-a")
 		took = WaitNextHops(t, vip+"/32", allNodes, 30*time.Second)
 		t.Logf("speaker restarted: session re-established and route re-advertised %v after the start", took.Round(time.Millisecond))
