@@ -9,9 +9,11 @@
 // Liveness of speakers: each speaker renews a Lease
 // (metallb-speaker-<node>) every LeaseRenew; a speaker whose Lease is older
 // than LeaseDuration is dead, so its addresses move within about
-// LeaseDuration. A speaker that cannot renew its own Lease for LeaseDuration
-// withdraws every layer2 announcement, so a partitioned node stops answering
-// before another takes over. BGP routes do not depend on the Lease: routers
+// LeaseDuration — as judged only by speakers that are themselves in touch
+// with the API server. A speaker that cannot renew its own Lease keeps its
+// layer2 claims (the API server may be down for everyone) but yields an
+// address as soon as another host announces it (a takeover by a speaker
+// that saw its Lease expire). BGP routes do not depend on the Lease: routers
 // watch the sessions themselves (hold time), and an API server outage must
 // not withdraw every route of the cluster.
 package speaker

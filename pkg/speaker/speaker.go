@@ -31,7 +31,7 @@ import (
 // Default liveness timing of speakers.
 const (
 	DefaultLeaseRenew    = 250 * time.Millisecond
-	DefaultLeaseDuration = time.Second
+	DefaultLeaseDuration = 900 * time.Millisecond
 )
 
 // Labels and reasons.
@@ -82,6 +82,8 @@ type Speaker struct {
 
 	mu        sync.Mutex
 	announced map[string]Announcement // ip/service → what
+	claims    []layer2.Claim          // the layer2 claims last computed with the API reachable
+	yielded   map[netip.Addr]bool     // taken over by another host while cut off
 	selfOK    time.Time               // last successful renewal of our Lease
 	// seen is when, by this node's clock, each speaker's Lease was last seen
 	// renewed: comparing with the renewer's own timestamps would make
@@ -289,24 +291,30 @@ func (s *Speaker) renewLease(ctx context.Context) {
 func (s *Speaker) reconcile() {
 	s.mu.Lock()
 	cutOff := time.Since(s.selfOK) > s.o.LeaseDuration
-	alone := true
-	for holder := range s.seen {
-		if holder != s.o.NodeName {
-			alone = false
-		}
+	if !cutOff {
+		s.yielded = nil
 	}
 	s.mu.Unlock()
-	if cutOff && alone {
-		// No other speaker could take over: withdrawing would only cut
-		// traffic (e.g. a single-node cluster while its API server restarts).
+	if cutOff {
+		// Cut off from the API server, this speaker cannot know whether the
+		// others can still see it. If they cannot, they elect new owners,
+		// which announce themselves (gratuitous ARP / unsolicited NA):
+		// Conflict then yields those addresses. If the API server is down
+		// for everyone, nobody takes over and the addresses keep working.
+		s.mu.Lock()
+		keep := make([]layer2.Claim, 0, len(s.claims))
+		for _, c := range s.claims {
+			if !s.yielded[c.IP] {
+				keep = append(keep, c)
+			}
+		}
+		s.mu.Unlock()
+		s.l2.SetClaims(keep)
 		return
 	}
-	var want []Announcement
 	cfg := s.watcher.Current()
 	nodes, svcs := s.nodeList(), s.svcList()
-	if !cutOff {
-		want = Desired(cfg, s.o.NodeName, nodes, svcs)
-	}
+	want := Desired(cfg, s.o.NodeName, nodes, svcs)
 	claims := make([]layer2.Claim, 0, len(want))
 	seen := map[netip.Addr]bool{}
 	for _, a := range want {
@@ -316,6 +324,9 @@ func (s *Speaker) reconcile() {
 		}
 	}
 	s.l2.SetClaims(claims)
+	s.mu.Lock()
+	s.claims = claims
+	s.mu.Unlock()
 
 	// BGP does not depend on this speaker's Lease: routers see the sessions
 	// themselves, and an API server outage must not withdraw every route.
@@ -391,8 +402,13 @@ func (s *Speaker) leaseSeen(obj any) {
 func (s *Speaker) nodeList() []Node {
 	live := map[string]bool{}
 	s.mu.Lock()
+	// Only a speaker in touch with the API server can tell that another
+	// stopped renewing: if this one's last renewal is older than half the
+	// timeout, a Lease that expired after that renewal is not evidence (the
+	// API server may be down for everyone, and nobody should take over).
+	blind := time.Since(s.selfOK) > s.o.LeaseDuration/2
 	for holder, at := range s.seen {
-		if time.Since(at) <= s.o.LeaseDuration {
+		if time.Since(at) <= s.o.LeaseDuration || (blind && !at.Add(s.o.LeaseDuration).Before(s.selfOK)) {
 			live[holder] = true
 		}
 	}
@@ -465,6 +481,24 @@ func (s *Speaker) svcList() []Svc {
 
 // Conflict implements layer2.Events.
 func (s *Speaker) Conflict(ip netip.Addr, ifname string, mac net.HardwareAddr) {
+	s.mu.Lock()
+	if time.Since(s.selfOK) > s.o.LeaseDuration {
+		// Cut off from the API server: another speaker has taken the
+		// address over (it saw this one's Lease expire). Yield at once.
+		first := !s.yielded[ip]
+		if s.yielded == nil {
+			s.yielded = map[netip.Addr]bool{}
+		}
+		s.yielded[ip] = true
+		s.mu.Unlock()
+		if first {
+			s.log.Warn("cut off from the API server and another host announces the address: yielding it",
+				"ip", ip, "interface", ifname, "mac", mac.String())
+			s.poke()
+		}
+		return
+	}
+	s.mu.Unlock()
 	s.mConflicts.WithLabelValues(ip.String()).Inc()
 	s.mu.Lock()
 	var keys []string

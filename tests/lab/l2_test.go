@@ -351,3 +351,42 @@ func TestLayer2PartitionedSpeakerStops(t *testing.T) {
 		t.Fatalf("after the partition: %v, want only %s\n%s", macs, cl.MACs[next], out)
 	}
 }
+
+// TestLayer2APIServerOutageKeepsTraffic cuts every node off from the API
+// server at once (as when the control plane restarts): nobody can take
+// over, so the announcing node keeps answering, alone.
+func TestLayer2APIServerOutageKeepsTraffic(t *testing.T) {
+	cl := startCluster(t)
+	for _, n := range Nodes {
+		Serve(t, n, 8080)
+	}
+	cl.addBackend(t, "web-0", "web", "node-a")
+	ip := cl.createService(t, "web", "web", false)
+	for _, n := range Nodes {
+		if out, err := Exec(context.Background(), n, "ip", "addr", "add", ip+"/32", "dev", "lo").CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v %s", n, err, out)
+		}
+	}
+	owner := election.Owner(netip.MustParseAddr(ip), Nodes)
+	waitOneMAC(t, ip, cl.MACs[owner], 20*time.Second)
+	for _, n := range Nodes {
+		if out, err := Exec(context.Background(), n, "ip", "route", "add", "blackhole", "198.51.100.1/32").CombinedOutput(); err != nil {
+			t.Fatalf("%v %s", err, out)
+		}
+	}
+	time.Sleep(3 * time.Second) // three times the liveness timeout
+	if macs, out := Arping(context.Background(), ip, 5); len(macs) != 1 || macs[cl.MACs[owner]] == 0 {
+		t.Fatalf("during the API outage: %v, want only %s (%s)\n%s", macs, owner, cl.MACs[owner], out)
+	}
+	if reply, err := Dial("client", ip+":8080", 2*time.Second); err != nil || reply != owner {
+		t.Fatalf("TCP during the API outage: %q, %v", reply, err)
+	}
+	// The API server comes back: still exactly the same owner.
+	for _, n := range Nodes {
+		_ = Exec(context.Background(), n, "ip", "route", "del", "blackhole", "198.51.100.1/32").Run()
+	}
+	time.Sleep(2 * time.Second)
+	if macs, out := Arping(context.Background(), ip, 3); len(macs) != 1 || macs[cl.MACs[owner]] == 0 {
+		t.Fatalf("after the outage: %v, want only %s\n%s", macs, owner, out)
+	}
+}
