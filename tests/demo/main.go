@@ -88,7 +88,7 @@ func run(ctx context.Context, bin string, keep bool) error {
 	}()
 	fmt.Printf("ready in %v at %s\n", time.Since(start).Round(time.Millisecond), env.APIServerURL)
 	c := env.Client
-	if err := createNodes(ctx, c); err != nil {
+	if err := lab.CreateNodes(ctx, c); err != nil {
 		return err
 	}
 
@@ -185,22 +185,6 @@ func run(ctx context.Context, bin string, keep bool) error {
 	macs, _ := lab.Arping(ctx, ip, 1)
 	fmt.Printf("arping %s: %d replies\n", ip, len(macs))
 	say("done: Service <pending> → metallb enabled → %s answered by %s and served over TCP → metallb disabled", ip, owner)
-	return nil
-}
-
-func createNodes(ctx context.Context, c kubernetes.Interface) error {
-	for i, n := range lab.Nodes {
-		node, err := c.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n,
-			Labels: map[string]string{"kubernetes.io/hostname": n, "kubernetes.io/os": "linux"}}}, metav1.CreateOptions{})
-		if err != nil {
-			return err
-		}
-		node.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("198.51.100.%d", 11+i)}}
-		node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: metav1.Now()}}
-		if _, err := c.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
-			return err
-		}
-	}
 	return nil
 }
 

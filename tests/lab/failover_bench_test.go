@@ -83,17 +83,10 @@ func (w *arpWatch) seen(mac string) (time.Time, bool) {
 // again. Run it with scripts/bench-failover.sh.
 func BenchmarkFailover(b *testing.B) {
 	cl := startCluster(b)
-	for _, n := range Nodes {
-		Serve(b, n, 8080)
-	}
 	cl.addBackend(b, "web-0", "web", "node-a")
 	ipStr := cl.createService(b, "web", "web", false)
 	ip := netip.MustParseAddr(ipStr)
-	for _, n := range Nodes {
-		if out, err := Exec(context.Background(), n, "ip", "addr", "add", ipStr+"/32", "dev", "lo").CombinedOutput(); err != nil {
-			b.Fatalf("%v %s", err, out)
-		}
-	}
+	DeliverVIP(b, ipStr)
 	w := watchARP(b, ip)
 	const trials = 20
 	var garp, tcp []time.Duration

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -39,29 +38,8 @@ type snapCluster struct {
 
 func startSnapCluster(t *testing.T) *snapCluster {
 	t.Helper()
-	Require(t)
-	l := Up(t)
-	ctx := context.Background()
-	env, err := testenv.Start(ctx, testenv.Options{Address: "198.51.100.1"})
-	if err != nil {
-		if !testenv.InCI() && strings.Contains(err.Error(), "not built") {
-			t.Skip(err)
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(env.Stop)
+	l, env := UpWithControlPlane(t)
 	sc := &snapCluster{Lab: l, env: env, c: env.Client, bin: testenv.Binary(t)}
-	for i, n := range Nodes {
-		node, err := sc.c.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n}}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		node.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("198.51.100.%d", 11+i)}}
-		node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: metav1.Now()}}
-		if _, err := sc.c.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	dir := t.TempDir()
 	sc.snap, sc.snapData, sc.snapCommon = filepath.Join(dir, "snap"), filepath.Join(dir, "data"), filepath.Join(dir, "common")
 	kc, err := os.ReadFile(env.Kubeconfig)

@@ -42,30 +42,10 @@ func startCluster(t testing.TB) *cluster { return startClusterWith(t, labConfig)
 // startClusterWith starts the lab cluster with config in the ConfigMap.
 func startClusterWith(t testing.TB, config string) *cluster {
 	t.Helper()
-	Require(t)
-	l := Up(t)
+	l, env := UpWithControlPlane(t)
 	ctx := context.Background()
-	env, err := testenv.Start(ctx, testenv.Options{Address: "198.51.100.1"})
-	if err != nil {
-		if !testenv.InCI() && strings.Contains(err.Error(), "not built") {
-			t.Skip(err)
-		}
-		t.Fatal(err)
-	}
-	t.Cleanup(env.Stop)
 	cl := &cluster{Lab: l, env: env, c: env.Client, speakers: map[string]*exec.Cmd{}, logs: map[string]string{}, bin: testenv.Binary(t)}
 	c := env.Client
-	for i, n := range Nodes {
-		node, err := c.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n, Labels: map[string]string{"kubernetes.io/hostname": n}}}, metav1.CreateOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		node.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("198.51.100.%d", 11+i)}}
-		node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: metav1.Now()}}
-		if _, err := c.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	for _, ns := range []string{"metallb-system", "demo"} {
 		if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
@@ -159,16 +139,9 @@ func waitOneMAC(t testing.TB, ip, want string, timeout time.Duration) {
 
 func TestLayer2ARPAndTCP(t *testing.T) {
 	cl := startCluster(t)
-	for _, n := range Nodes {
-		Serve(t, n, 8080)
-	}
 	cl.addBackend(t, "web-0", "web", "node-b")
 	ip := cl.createService(t, "web", "web", false)
-	for _, n := range Nodes {
-		if out, err := Exec(context.Background(), n, "ip", "addr", "add", ip+"/32", "dev", "lo").CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v %s", n, err, out)
-		}
-	}
+	DeliverVIP(t, ip)
 	owner := election.Owner(netip.MustParseAddr(ip), Nodes)
 	t.Logf("service web got %s; elected owner %s (MAC %s)", ip, owner, cl.MACs[owner])
 	waitOneMAC(t, ip, cl.MACs[owner], 20*time.Second)
@@ -294,16 +267,9 @@ func TestLayer2ConflictEvent(t *testing.T) {
 // table must then hold the elected node's MAC.
 func TestLayer2NDP(t *testing.T) {
 	cl := startCluster(t)
-	for _, n := range Nodes {
-		Serve(t, n, 8080)
-	}
 	cl.addBackend(t, "web-0", "web", "node-a")
 	ip := cl.createService(t, "web6", "web", false, corev1.IPv6Protocol)
-	for _, n := range Nodes {
-		if out, err := Exec(context.Background(), n, "ip", "addr", "add", ip+"/128", "dev", "lo").CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v %s", n, err, out)
-		}
-	}
+	DeliverVIP(t, ip)
 	owner := election.Owner(netip.MustParseAddr(ip), Nodes)
 	t.Logf("service web6 got %s; elected owner %s (MAC %s)", ip, owner, cl.MACs[owner])
 	var reply, neigh string
@@ -357,16 +323,9 @@ func TestLayer2PartitionedSpeakerStops(t *testing.T) {
 // over, so the announcing node keeps answering, alone.
 func TestLayer2APIServerOutageKeepsTraffic(t *testing.T) {
 	cl := startCluster(t)
-	for _, n := range Nodes {
-		Serve(t, n, 8080)
-	}
 	cl.addBackend(t, "web-0", "web", "node-a")
 	ip := cl.createService(t, "web", "web", false)
-	for _, n := range Nodes {
-		if out, err := Exec(context.Background(), n, "ip", "addr", "add", ip+"/32", "dev", "lo").CombinedOutput(); err != nil {
-			t.Fatalf("%s: %v %s", n, err, out)
-		}
-	}
+	DeliverVIP(t, ip)
 	owner := election.Owner(netip.MustParseAddr(ip), Nodes)
 	waitOneMAC(t, ip, cl.MACs[owner], 20*time.Second)
 	for _, n := range Nodes {

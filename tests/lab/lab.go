@@ -20,6 +20,9 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/microk8s-metallb/metallb/tests/testenv"
 )
@@ -117,6 +120,60 @@ func Create() (*Lab, error) {
 func Down() error {
 	_, err := labScript("down")
 	return err
+}
+
+// CreateNodes creates the lab's nodes in the API, Ready, each with its lab
+// address as InternalIP: there is no kubelet to do it.
+func CreateNodes(ctx context.Context, c kubernetes.Interface) error {
+	for i, n := range Nodes {
+		node, err := c.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: n,
+			Labels: map[string]string{"kubernetes.io/hostname": n, "kubernetes.io/os": "linux"}}}, metav1.CreateOptions{})
+		if err != nil {
+			return err
+		}
+		node.Status.Addresses = []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: fmt.Sprintf("198.51.100.%d", 11+i)}}
+		node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue, LastHeartbeatTime: metav1.Now()}}
+		if _, err := c.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// UpWithControlPlane creates the lab, a control plane listening on the
+// bridge (198.51.100.1) and the lab's Nodes; all go when the test ends.
+func UpWithControlPlane(t testing.TB) (*Lab, *testenv.Env) {
+	t.Helper()
+	Require(t)
+	l := Up(t)
+	env, err := testenv.Start(context.Background(), testenv.Options{Address: "198.51.100.1"})
+	if err != nil {
+		if !testenv.InCI() && strings.Contains(err.Error(), "not built") {
+			t.Skip(err)
+		}
+		t.Fatal(err)
+	}
+	t.Cleanup(env.Stop)
+	if err := CreateNodes(context.Background(), env.Client); err != nil {
+		t.Fatal(err)
+	}
+	return l, env
+}
+
+// DeliverVIP stands in for kube-proxy: every node holds ip on lo and answers
+// TCP on port 8080 with its name.
+func DeliverVIP(t testing.TB, ip string) {
+	t.Helper()
+	bits := "/32"
+	if strings.Contains(ip, ":") {
+		bits = "/128"
+	}
+	for _, n := range Nodes {
+		Serve(t, n, 8080)
+		if out, err := Exec(context.Background(), n, "ip", "addr", "add", ip+bits, "dev", "lo").CombinedOutput(); err != nil {
+			t.Fatalf("%s: %v %s", n, err, out)
+		}
+	}
 }
 
 // Exec runs a command in a lab namespace.
