@@ -90,7 +90,7 @@ func (o *enableOptions) run(ctx context.Context, g *globals, args []string) erro
 		e.Client, e.Dyn = client, dyn
 	}
 	_, e.TTY = isTerminal(g.out)
-	if in, ok := isTerminal(g.in); ok && len(args) == 0 {
+	if in, ok := isTerminal(g.in); ok {
 		out, _ := g.out.(*os.File)
 		errf, _ := g.err.(*os.File)
 		if out != nil && errf != nil {

@@ -68,7 +68,7 @@ type Enable struct {
 	Timeout   time.Duration // how long to wait for the workloads
 	ProbeMax  int           // addresses probed at most (default 512)
 
-	Prompt Prompter  // nil without a terminal
+	Prompt Prompter  // nil without a terminal; with Args, only asked about warnings
 	Stdin  io.Reader // read for a range when there is no argument and no terminal
 	Out    io.Writer // progress and findings
 	TTY    bool      // Out is a terminal: progress lines rewrite themselves
@@ -106,7 +106,7 @@ func (e *Enable) Run(ctx context.Context) error {
 	for _, u := range moved {
 		fmt.Fprintf(e.Out, "note: %s\n", u)
 	}
-	if e.Prompt != nil {
+	if e.Prompt != nil && len(e.Args) == 0 {
 		fmt.Fprintf(e.Out, "\nmetallb will be installed in namespace %s with the layer2 pool \"default\": %s (%s addresses).\n",
 			e.Namespace, iprange.Join(ranges), iprange.Total(ranges))
 		ok, err := e.Prompt.Confirm("Install now?", true)

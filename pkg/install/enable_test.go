@@ -123,3 +123,16 @@ func TestWarningsNeedYesWithoutATerminal(t *testing.T) {
 		t.Errorf("dry run:\n%s", out.String())
 	}
 }
+
+func TestWarningsAskOnATerminalWithArgs(t *testing.T) {
+	p := &script{answers: []string{"y"}}
+	var out bytes.Buffer
+	e := &Enable{Args: []string{"203.0.113.10-203.0.113.20"}, Prompt: p, Out: &out, Host: fakeHost{}, DryRun: true, NoProbe: true,
+		Image: func(context.Context, bool) (string, error) { return "x", nil }}
+	if err := e.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"Use this range despite the warning(s)?"}, p.asked); diff != "" {
+		t.Errorf("questions (-want +got):\n%s", diff)
+	}
+}
