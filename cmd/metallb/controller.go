@@ -61,6 +61,7 @@ func (o *controllerOptions) run(ctx context.Context, g *globals) error {
 		c := controller.New(ctx, controller.Options{
 			Client: client, Log: g.log, Metrics: reg, Namespace: o.namespace,
 			ConfigMap: o.configMap, LBClass: o.lbClass, Workers: o.workers,
+			Level: &g.level, BaseLevel: g.level.Level(),
 		})
 		if err := c.Run(ctx); err != nil {
 			g.log.Error("controller stopped", "error", err)

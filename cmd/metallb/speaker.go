@@ -60,6 +60,7 @@ func (o *speakerOptions) run(ctx context.Context, g *globals) error {
 		Client: client, Log: g.log.With("node", o.nodeName), Metrics: reg, NodeName: o.nodeName,
 		Namespace: o.namespace, ConfigMap: o.configMap, LBClass: o.lbClass,
 		LeaseRenew: o.renew, LeaseDuration: o.timeout,
+		Level: &g.level, BaseLevel: g.level.Level(),
 	})
 	return s.Run(ctx)
 }

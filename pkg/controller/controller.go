@@ -54,6 +54,10 @@ type Options struct {
 	// LBClass: the loadBalancerClass we serve; empty: only class-less Services.
 	LBClass string
 	Workers int
+	// Level, when set, follows the ConfigMap's log-level annotation
+	// (k8s.LogLevelAnnotation), back to BaseLevel without it.
+	Level     *slog.LevelVar
+	BaseLevel slog.Level
 }
 
 // Controller assigns addresses to LoadBalancer Services.
@@ -93,7 +97,7 @@ func New(ctx context.Context, o Options) *Controller {
 	}
 	c.watcher = k8s.NewConfigWatcher(k8s.ConfigWatcherOptions{
 		Client: o.Client, Namespace: o.Namespace, Name: o.ConfigMap, Log: o.Log,
-		Recorder: c.recorder, Metrics: o.Metrics,
+		Recorder: c.recorder, Metrics: o.Metrics, Level: o.Level, BaseLevel: o.BaseLevel,
 		OnConfig: func(*config.Config) { c.queue.Add(configKey) },
 	})
 	return c

@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/microk8s-metallb/metallb/pkg/config"
+	"github.com/microk8s-metallb/metallb/pkg/logging"
 	"github.com/microk8s-metallb/metallb/pkg/metrics"
 )
 
@@ -27,6 +28,10 @@ const (
 	ConfigKey         = "config"
 	ReasonInvalid     = "InvalidConfig"
 	ReasonConfigValid = "ConfigLoaded"
+	// LogLevelAnnotation on the ConfigMap sets the log level of every
+	// controller and speaker while they run (debug, info, warn, error);
+	// without it they log at their --log-level.
+	LogLevelAnnotation = "metallb.io/log-level"
 )
 
 // ConfigWatcher keeps the config in force: it watches the ConfigMap, accepts
@@ -40,6 +45,8 @@ type ConfigWatcher struct {
 	log       *slog.Logger
 	recorder  record.EventRecorder
 	onConfig  func(*config.Config)
+	level     *slog.LevelVar
+	baseLevel slog.Level
 
 	loaded, stale prometheus.Gauge
 	reloads       *prometheus.CounterVec
@@ -61,13 +68,17 @@ type ConfigWatcherOptions struct {
 	Metrics   *metrics.Registry    // nil: no metrics
 	// OnConfig is called with every newly accepted config, one call at a time.
 	OnConfig func(*config.Config)
+	// Level, when set, follows the ConfigMap's LogLevelAnnotation, and
+	// returns to BaseLevel when the annotation goes.
+	Level     *slog.LevelVar
+	BaseLevel slog.Level
 }
 
 // NewConfigWatcher builds a watcher; Run starts it.
 func NewConfigWatcher(o ConfigWatcherOptions) *ConfigWatcher {
 	w := &ConfigWatcher{
 		client: o.Client, namespace: o.Namespace, name: o.Name, log: o.Log,
-		recorder: o.Recorder, onConfig: o.OnConfig,
+		recorder: o.Recorder, onConfig: o.OnConfig, level: o.Level, baseLevel: o.BaseLevel,
 		loaded: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: metrics.Namespace, Subsystem: "k8s_client", Name: "config_loaded_bool",
 			Help: "1 if a valid configuration has been loaded.",
@@ -143,6 +154,7 @@ func (w *ConfigWatcher) handle(cm *corev1.ConfigMap) {
 	}
 	w.lastRV = cm.ResourceVersion
 	w.mu.Unlock()
+	w.applyLogLevel(cm)
 
 	data, ok := cm.Data[ConfigKey]
 	var cfg *config.Config
@@ -157,6 +169,27 @@ func (w *ConfigWatcher) handle(cm *corev1.ConfigMap) {
 		return
 	}
 	w.accept(cm, cfg)
+}
+
+// applyLogLevel follows the log-level annotation, whatever the config's
+// validity: debugging a refused config is when it is needed most.
+func (w *ConfigWatcher) applyLogLevel(cm *corev1.ConfigMap) {
+	if w.level == nil {
+		return
+	}
+	want := w.baseLevel
+	if v, ok := cm.Annotations[LogLevelAnnotation]; ok {
+		lvl, err := logging.ParseLevel(v)
+		if err != nil {
+			w.log.Warn("ignoring the log-level annotation", "annotation", LogLevelAnnotation, "error", err)
+			return
+		}
+		want = lvl
+	}
+	if w.level.Level() != want {
+		w.log.Info("log level changed", "level", want.String(), "annotation", LogLevelAnnotation)
+		w.level.Set(want)
+	}
 }
 
 func (w *ConfigWatcher) accept(cm *corev1.ConfigMap, cfg *config.Config) {

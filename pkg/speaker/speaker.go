@@ -63,6 +63,10 @@ type Options struct {
 	// how long without a renewal a speaker counts as dead (and how long this
 	// one keeps announcing when it cannot renew). Zero: the defaults.
 	LeaseRenew, LeaseDuration time.Duration
+	// Level, when set, follows the ConfigMap's log-level annotation
+	// (k8s.LogLevelAnnotation), back to BaseLevel without it.
+	Level     *slog.LevelVar
+	BaseLevel slog.Level
 }
 
 // Speaker announces this node's share of the addresses.
@@ -135,6 +139,7 @@ func New(ctx context.Context, o Options) *Speaker {
 	s.watcher = k8s.NewConfigWatcher(k8s.ConfigWatcherOptions{
 		Client: o.Client, Namespace: o.Namespace, Name: o.ConfigMap, Log: o.Log,
 		Recorder: s.recorder, Metrics: o.Metrics, OnConfig: func(*config.Config) { s.poke() },
+		Level: o.Level, BaseLevel: o.BaseLevel,
 	})
 	if o.Metrics != nil {
 		o.Metrics.MustRegister(s.mAnnounced, s.mConflicts, gobgp.Collector())

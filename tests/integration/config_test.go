@@ -158,3 +158,52 @@ func gaugeValue(t *testing.T, reg *metrics.Registry, name string) float64 {
 	t.Fatalf("metric %s not found", name)
 	return 0
 }
+
+// TestLogLevelFollowsTheAnnotation changes the log level of a running
+// watcher through the ConfigMap, without a restart.
+func TestLogLevelFollowsTheAnnotation(t *testing.T) {
+	env := cluster.Require(t)
+	c := env.Client
+	ns := newNamespace(t, c)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	cm, err := c.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "config", Namespace: ns},
+		Data:       map[string]string{"config": "address-pools: []\n"},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var level slog.LevelVar
+	level.Set(slog.LevelInfo)
+	w := k8s.NewConfigWatcher(k8s.ConfigWatcherOptions{Client: c, Namespace: ns, Name: "config", Log: testLogger(t),
+		Level: &level, BaseLevel: slog.LevelInfo})
+	go w.Run(ctx)
+	annotate := func(v string) {
+		t.Helper()
+		cur, err := c.CoreV1().ConfigMaps(ns).Get(ctx, cm.Name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v == "" {
+			delete(cur.Annotations, k8s.LogLevelAnnotation)
+		} else {
+			if cur.Annotations == nil {
+				cur.Annotations = map[string]string{}
+			}
+			cur.Annotations[k8s.LogLevelAnnotation] = v
+		}
+		if _, err := c.CoreV1().ConfigMaps(ns).Update(ctx, cur, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	annotate("debug")
+	eventually(t, 5*time.Second, "level debug", func() bool { return level.Level() == slog.LevelDebug })
+	annotate("loud") // invalid: ignored, level kept
+	time.Sleep(300 * time.Millisecond)
+	if level.Level() != slog.LevelDebug {
+		t.Errorf("an invalid annotation changed the level to %v", level.Level())
+	}
+	annotate("")
+	eventually(t, 5*time.Second, "back to info", func() bool { return level.Level() == slog.LevelInfo })
+}

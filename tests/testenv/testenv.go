@@ -198,7 +198,7 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 		"--kubeconfig="+env.Kubeconfig,
 		"--authentication-kubeconfig="+env.Kubeconfig,
 		"--authorization-kubeconfig="+env.Kubeconfig,
-		"--controllers=namespace-controller,serviceaccount-controller,serviceaccount-token-controller,garbage-collector-controller,endpointslice-controller",
+		"--controllers=namespace-controller,serviceaccount-controller,serviceaccount-token-controller,garbage-collector-controller,endpointslice-controller,resourcequota-controller",
 		"--service-account-private-key-file="+saKey,
 		"--use-service-account-credentials=false",
 		"--leader-elect=false",
