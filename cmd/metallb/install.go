@@ -11,6 +11,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
@@ -153,6 +154,11 @@ func (o *enableOptions) imageFunc(g *globals, client kubernetes.Interface) insta
 		fmt.Fprintf(g.out, "importing image %s into containerd\n", ref)
 		if err := image.Import(ctx, exe, ref, ctr); err != nil {
 			return "", err
+		}
+		if client != nil {
+			if nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err == nil && len(nodes.Items) > 1 {
+				fmt.Fprintf(g.out, "warning: the image is imported on this node only; the %d other nodes need it too: import it there (microk8s ctr image import), or re-run with --image REF from a registry\n", len(nodes.Items)-1)
+			}
 		}
 		return ref, nil
 	}
