@@ -168,7 +168,7 @@ func TestBGP(t *testing.T) {
 		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
 		took := WaitNextHops(t, vip+"/32", allNodes[1:], 10*time.Second)
 		t.Logf("hold-time expiry: node-a's next hop withdrawn %v after it went silent (hold time 3 s)", took.Round(time.Millisecond))
-		if took < 2*time.Second {
+		if took < 1500*time.Millisecond { // expiry comes 2-3 s after the last keepalive
 			t.Errorf("withdrawn after %v: faster than the hold time allows, so it was not the hold timer", took)
 		}
 		// Up again, with what the kernel dropped on down (IPv6 address,
