@@ -12,10 +12,13 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	authv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/tools/clientcmd"
+	clientcmdapi "k8s.io/client-go/tools/clientcmd/api"
 )
 
 // Kubelet stands in for the kubelets of the lab's nodes, for the metallb
@@ -23,7 +26,8 @@ import (
 // DaemonSet's pods as processes in the node namespaces, exactly as their pod
 // templates say (command, args, env resolved from the downward API and
 // Secrets; the container's "/metallb" is this checkout's binary; KUBECONFIG
-// stands in for the in-cluster service account), waits for their readiness
+// holds a token of the pod's ServiceAccount, so RBAC applies as in the
+// cluster), waits for their readiness
 // probe, and reports the workloads' status as the real controllers would.
 //
 // With Run false it starts nothing and only reports the workloads ready.
@@ -162,7 +166,11 @@ func (k *Kubelet) start(ctx context.Context, key, node string, gen int64, spec c
 		return fmt.Errorf("container runs %q, not /metallb", argv)
 	}
 	argv[0] = k.Binary
-	env := []string{"KUBECONFIG=" + k.Kubeconfig, "PATH=" + os.Getenv("PATH")}
+	kubeconfig, err := k.podKubeconfig(ctx, key, spec.ServiceAccountName)
+	if err != nil {
+		return err
+	}
+	env := []string{"KUBECONFIG=" + kubeconfig, "PATH=" + os.Getenv("PATH")}
 	for _, e := range c.Env {
 		v := e.Value
 		if f := e.ValueFrom; f != nil {
@@ -203,6 +211,30 @@ func (k *Kubelet) start(ctx context.Context, key, node string, gen int64, spec c
 	k.procs[key] = &proc{cmd: cmd, generation: gen, log: f, exited: exited}
 	k.mu.Unlock()
 	return nil
+}
+
+// podKubeconfig stands in for the in-cluster service account: a kubeconfig
+// with a token of the pod's ServiceAccount (TokenRequest), so the process has
+// exactly the permissions the manifests' RBAC grants it.
+func (k *Kubelet) podKubeconfig(ctx context.Context, key, sa string) (string, error) {
+	if sa == "" {
+		return "", fmt.Errorf("the pod template names no serviceAccountName")
+	}
+	exp := int64(3600)
+	tok, err := k.Client.CoreV1().ServiceAccounts(k.Namespace).CreateToken(ctx, sa,
+		&authv1.TokenRequest{Spec: authv1.TokenRequestSpec{ExpirationSeconds: &exp}}, metav1.CreateOptions{})
+	if err != nil {
+		return "", fmt.Errorf("token for ServiceAccount %s: %w", sa, err) // retried: the account may come later
+	}
+	cfg, err := clientcmd.LoadFromFile(k.Kubeconfig)
+	if err != nil {
+		return "", err
+	}
+	for name := range cfg.AuthInfos {
+		cfg.AuthInfos[name] = &clientcmdapi.AuthInfo{Token: tok.Status.Token}
+	}
+	path := filepath.Join(k.LogDir, strings.ReplaceAll(key, "/", "-")+".kubeconfig")
+	return path, clientcmd.WriteToFile(*cfg, path)
 }
 
 func (k *Kubelet) stop(key string) {
