@@ -500,8 +500,18 @@ func (tm *term) expect(from int, s string) int {
 	return 0
 }
 
+// send types s once the program has been quiet for a moment: survey asks
+// the terminal for the cursor position after drawing a prompt, and keys
+// typed before the answer would be read as part of it.
 func (tm *term) send(s string) {
 	tm.t.Helper()
+	last, quiet := tm.screen(), time.Now()
+	for time.Since(quiet) < 300*time.Millisecond {
+		time.Sleep(20 * time.Millisecond)
+		if cur := tm.screen(); cur != last {
+			last, quiet = cur, time.Now()
+		}
+	}
 	if _, err := tm.pty.Write([]byte(s)); err != nil {
 		tm.t.Fatal(err)
 	}
