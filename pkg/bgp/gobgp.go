@@ -34,6 +34,7 @@ type GoBGP struct {
 	srv    *server.BgpServer
 	cancel context.CancelFunc
 	peers  map[string]Peer // for messages about failures
+	logs   *logAdapter
 }
 
 // NewGoBGP returns a stopped GoBGP session set.
@@ -45,7 +46,8 @@ func NewGoBGP(log *slog.Logger) *GoBGP {
 func (g *GoBGP) Start(ctx context.Context, routerID netip.Addr, asn uint32) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	srv := server.NewBgpServer(server.LoggerOption(&logAdapter{g: g}))
+	g.logs = &logAdapter{g: g}
+	srv := server.NewBgpServer(server.LoggerOption(g.logs))
 	go srv.Serve()
 	if err := srv.StartBgp(ctx, &api.StartBgpRequest{Global: &api.Global{
 		Asn: asn, RouterId: routerID.String(), ListenPort: -1,
@@ -115,7 +117,9 @@ func (g *GoBGP) AddPeer(ctx context.Context, p Peer) error {
 	}
 	g.mu.Lock()
 	g.peers[p.Key()] = p
+	logs := g.logs
 	g.mu.Unlock()
+	logs.forget(p.Key()) // a changed peer deserves a fresh diagnosis
 	return srv.AddPeer(ctx, &api.AddPeerRequest{Peer: peer})
 }
 
@@ -282,6 +286,13 @@ func (l *logAdapter) Debug(msg string, f gobgplog.Fields) {
 	l.g.mu.Unlock()
 	err, _ := f["Error"].(error)
 	l.g.log.Warn("BGP peer unreachable", "peer", key, "error", fmt.Sprint(f["Error"]), "why", explainConnect(err, known && p.Password != ""))
+}
+
+// forget lets the next connection failure to key be logged at once.
+func (l *logAdapter) forget(key string) {
+	l.mu.Lock()
+	delete(l.last, key)
+	l.mu.Unlock()
 }
 
 // SetLevel implements gobgplog.Logger; connection failures are only logged
