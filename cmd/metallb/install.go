@@ -182,16 +182,7 @@ func newDisableCmd(g *globals) *cobra.Command {
 				return err
 			}
 			_, tty := isTerminal(g.out)
-			last := time.Time{}
-			progress := func(line string) {
-				if tty {
-					fmt.Fprintf(g.out, "\r%s", line)
-				} else if time.Since(last) > 5*time.Second {
-					fmt.Fprintln(g.out, line)
-					last = time.Now()
-				}
-			}
-			if err := install.Disable(cmd.Context(), client, o.namespace, o.timeout, progress); err != nil {
+			if err := install.Disable(cmd.Context(), client, o.namespace, o.timeout, install.NewProgress(g.out, tty)); err != nil {
 				return err
 			}
 			if tty {

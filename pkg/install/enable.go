@@ -145,33 +145,11 @@ func (e *Enable) Run(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintf(e.Out, "Secret %s/%s %s\n", e.Namespace, MemberlistSecret, map[bool]string{true: "created", false: "kept"}[created])
-	if err := Wait(ctx, e.Client, e.Namespace, e.Timeout, e.progress()); err != nil {
+	if err := Wait(ctx, e.Client, e.Namespace, e.Timeout, NewProgress(e.Out, e.TTY)); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.Out, "metallb is enabled: LoadBalancer Services get addresses from %s.\n", iprange.Join(ranges))
 	return nil
-}
-
-// progress prints waiting lines: rewritten in place on a terminal, at most
-// every 5 s otherwise.
-func (e *Enable) progress() Progress {
-	var last time.Time
-	var lastLen int
-	return func(line string) {
-		if e.TTY {
-			pad := max(0, lastLen-len(line))
-			fmt.Fprintf(e.Out, "\r%s%s", line, strings.Repeat(" ", pad))
-			lastLen = len(line)
-			if !strings.HasPrefix(line, "waiting") {
-				fmt.Fprintln(e.Out) // the last line stays
-			}
-			return
-		}
-		if time.Since(last) >= 5*time.Second || !strings.HasPrefix(line, "waiting") {
-			fmt.Fprintln(e.Out, line)
-			last = time.Now()
-		}
-	}
 }
 
 // facts gathers what the checks need from the host and the cluster. It

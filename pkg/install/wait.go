@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"time"
@@ -25,6 +26,29 @@ const (
 // Progress receives one line about what is being waited for; a terminal
 // rewrites it in place, a log appends it.
 type Progress func(line string)
+
+// NewProgress prints progress lines to out: on a terminal each "waiting"
+// line overwrites the previous one and any other line stays; elsewhere a
+// "waiting" line is printed at most every 5 s, any other line always.
+func NewProgress(out io.Writer, tty bool) Progress {
+	var last time.Time
+	var lastLen int
+	return func(line string) {
+		waiting := strings.HasPrefix(line, "waiting")
+		if tty {
+			fmt.Fprintf(out, "\r%s%s", line, strings.Repeat(" ", max(0, lastLen-len(line))))
+			lastLen = len(line)
+			if !waiting {
+				fmt.Fprintln(out) // the last line stays
+			}
+			return
+		}
+		if time.Since(last) >= 5*time.Second || !waiting {
+			fmt.Fprintln(out, line)
+			last = time.Now()
+		}
+	}
+}
 
 // deploymentAvailable says whether d has rolled out and is Available, and
 // if not, what is missing.
