@@ -141,3 +141,25 @@ func EnsureMemberlistSecret(ctx context.Context, client kubernetes.Interface, na
 		return false, fmt.Errorf("create Secret %s/%s: %w", namespace, MemberlistSecret, err)
 	}
 }
+
+// Installed lists what the installer created and is still there (every kind
+// it applies, selected by the part-of label), as "Kind/name" →
+// resourceVersion.
+func Installed(ctx context.Context, dyn dynamic.Interface, namespace string) (map[string]string, error) {
+	out := map[string]string{}
+	sel := metav1.ListOptions{LabelSelector: PartOfSelector}
+	for kind, res := range resources {
+		var ri dynamic.ResourceInterface = dyn.Resource(res.gvr)
+		if res.namespaced {
+			ri = dyn.Resource(res.gvr).Namespace(namespace)
+		}
+		list, err := ri.List(ctx, sel)
+		if err != nil {
+			return nil, fmt.Errorf("list %s: %w", res.gvr.Resource, err)
+		}
+		for _, o := range list.Items {
+			out[kind+"/"+o.GetName()] = o.GetResourceVersion()
+		}
+	}
+	return out, nil
+}

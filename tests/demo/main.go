@@ -102,7 +102,7 @@ func run(ctx context.Context, bin string, keep bool) error {
 		return err
 	}
 	defer stopCtr()
-	snap, err := standInSnap(dir, env.Kubeconfig, ctr)
+	snap, err := lab.NewSnap(dir, env.Kubeconfig, ctr)
 	if err != nil {
 		return err
 	}
@@ -189,56 +189,24 @@ func run(ctx context.Context, bin string, keep bool) error {
 }
 
 // containerdClient starts a private containerd when Debian's is installed,
-// so the hook's image import is real; otherwise the wrapper keeps the file.
-func containerdClient() (ctr string, stop func(), err error) {
+// so the hook's image import is real, and returns the microk8s-ctr.wrapper
+// for it; otherwise the wrapper only keeps the file.
+func containerdClient() (wrapper string, stop func(), err error) {
 	if m := testenv.ContainerdMissing(); m != "" {
 		fmt.Printf("(containerd %s: the image import is only recorded)\n", m)
-		return "", func() {}, nil
+		return lab.RecordingCtr, func() {}, nil
 	}
 	cd, err := testenv.StartContainerd()
 	if err != nil {
 		return "", nil, err
 	}
-	return strings.Join(cd.Ctr, " "), cd.Stop, nil
-}
-
-// standInSnap writes what MicroK8s gives a hook: $SNAP with the kubectl
-// and containerd wrappers, $SNAP_DATA with the kubeconfig and args files.
-func standInSnap(dir, kubeconfig, ctr string) ([]string, error) {
-	snap, data, common := filepath.Join(dir, "snap"), filepath.Join(dir, "snap-data"), filepath.Join(dir, "snap-common")
-	kc, err := os.ReadFile(kubeconfig)
-	if err != nil {
-		return nil, err
-	}
-	ctrWrapper := "#!/bin/sh\nexec " + ctr + " \"$@\"\n"
-	if ctr == "" {
-		ctrWrapper = "#!/bin/sh\n[ \"$1 $2\" = \"image import\" ] && cp \"$3\" \"$(dirname \"$0\")/imported.tar\"\n"
-	}
-	files := map[string]string{
-		filepath.Join(snap, "microk8s-ctr.wrapper"):         ctrWrapper,
-		filepath.Join(snap, "microk8s-kubectl.wrapper"):     "#!/bin/sh\necho 'no kubectl in the demo' >&2; exit 1\n",
-		filepath.Join(data, "credentials", "client.config"): string(kc),
-		filepath.Join(data, "args", "kube-apiserver"):       "--service-cluster-ip-range=10.152.183.0/24\n",
-		filepath.Join(data, "args", "kube-proxy"):           "--cluster-cidr=10.1.0.0/16\n",
-		filepath.Join(common, "README"):                     "stand-in $SNAP_COMMON\n",
-	}
-	for p, body := range files {
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return nil, err
-		}
-		if err := os.WriteFile(p, []byte(body), 0o755); err != nil {
-			return nil, err
-		}
-	}
-	return []string{"SNAP=" + snap, "SNAP_DATA=" + data, "SNAP_COMMON=" + common}, nil
+	return lab.ExecCtr(strings.Join(cd.Ctr, " ")), cd.Stop, nil
 }
 
 // hook runs ./enable or ./disable inside node-a with the snap's environment,
 // its output indented.
-func hook(ctx context.Context, l *lab.Lab, snapEnv []string, name string, args ...string) error {
-	cmd := lab.Exec(ctx, "node-a", append([]string{filepath.Join(l.Root, name)}, args...)...)
-	cmd.Env = append([]string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}, snapEnv...)
-	cmd.Stdin = nil
+func hook(ctx context.Context, l *lab.Lab, snap *lab.Snap, name string, args ...string) error {
+	cmd := snap.Hook(ctx, l.Root, name, nil, args...)
 	pr, pw := io.Pipe()
 	cmd.Stdout, cmd.Stderr = pw, pw
 	done := make(chan struct{})

@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/microk8s-metallb/metallb/tests/testenv"
 )
 
 // Bird is a BIRD 2 router running in the lab's router namespace with its
@@ -30,7 +32,7 @@ func RequireBird(t testing.TB) {
 	for _, tool := range []string{"bird", "birdc"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			msg := "the BGP lab needs BIRD 2 (scripts/setup.sh installs Debian's bird2)"
-			if os.Getenv("CI") == "true" {
+			if testenv.InCI() {
 				t.Fatal(msg)
 			}
 			t.Skip(msg)

@@ -19,69 +19,37 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/microk8s-metallb/metallb/pkg/install"
 	"github.com/microk8s-metallb/metallb/tests/testenv"
 )
 
-// snapCluster is a lab with a control plane and a stand-in MicroK8s: $SNAP
-// holds the wrappers MicroK8s provides (the containerd client records the
-// image it is given), $SNAP_DATA the kubeconfig and the args files.
+// snapCluster is a lab with a control plane and a stand-in MicroK8s whose
+// containerd client records the image it is given.
 type snapCluster struct {
 	*Lab
-	env                        *testenv.Env
-	c                          kubernetes.Interface
-	bin                        string
-	snap, snapData, snapCommon string
+	env  *testenv.Env
+	c    kubernetes.Interface
+	bin  string
+	snap *Snap
 }
 
 func startSnapCluster(t *testing.T) *snapCluster {
 	t.Helper()
 	l, env := UpWithControlPlane(t)
-	sc := &snapCluster{Lab: l, env: env, c: env.Client, bin: testenv.Binary(t)}
-	dir := t.TempDir()
-	sc.snap, sc.snapData, sc.snapCommon = filepath.Join(dir, "snap"), filepath.Join(dir, "data"), filepath.Join(dir, "common")
-	kc, err := os.ReadFile(env.Kubeconfig)
+	snap, err := NewSnap(t.TempDir(), env.Kubeconfig, RecordingCtr)
 	if err != nil {
 		t.Fatal(err)
 	}
-	files := map[string]string{
-		filepath.Join(sc.snap, "microk8s-ctr.wrapper"): `#!/bin/sh
-# Stand-in for MicroK8s's containerd client: keeps the imported image.
-[ "$1 $2" = "image import" ] || { echo "unexpected ctr call: $*" >&2; exit 1; }
-cp "$3" "$(dirname "$0")/imported.tar" && echo "unpacking $(basename "$3")...done"
-`,
-		filepath.Join(sc.snap, "microk8s-kubectl.wrapper"):         "#!/bin/sh\necho 'kubectl is not used by the installer' >&2; exit 1\n",
-		filepath.Join(sc.snapData, "credentials", "client.config"): string(kc),
-		filepath.Join(sc.snapData, "args", "kube-apiserver"):       "--service-cluster-ip-range=10.152.183.0/24\n--secure-port=16443\n",
-		filepath.Join(sc.snapData, "args", "kube-proxy"):           "--cluster-cidr=10.1.0.0/16\n",
-	}
-	for p, body := range files {
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, []byte(body), 0o755); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.MkdirAll(sc.snapCommon, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	return sc
+	return &snapCluster{Lab: l, env: env, c: env.Client, bin: testenv.Binary(t), snap: snap}
 }
 
-// hook returns the command MicroK8s would run for "microk8s enable|disable
-// metallb...": the repository's hook script with the snap's environment,
-// here inside node-a's namespace so that it only sees lab interfaces.
+// hook runs the repository's hook as MicroK8s would, with this checkout's
+// binary.
 func (sc *snapCluster) hook(ctx context.Context, name string, args ...string) *exec.Cmd {
-	cmd := Exec(ctx, "node-a", append([]string{filepath.Join(sc.Root, name)}, args...)...)
-	cmd.Env = []string{
-		"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME"),
-		"SNAP=" + sc.snap, "SNAP_DATA=" + sc.snapData, "SNAP_COMMON=" + sc.snapCommon,
-		"METALLB_BIN=" + sc.bin,
-	}
-	return cmd
+	return sc.snap.Hook(ctx, sc.Root, name, []string{"METALLB_BIN=" + sc.bin}, args...)
 }
 
 type hookResult struct {
@@ -123,68 +91,13 @@ func (sc *snapCluster) kubelet(t *testing.T, run bool) func() {
 // objects lists everything of ours with its resourceVersion.
 func (sc *snapCluster) objects(t *testing.T) map[string]string {
 	t.Helper()
-	ctx := context.Background()
-	out := map[string]string{}
-	add := func(kind string, items []metav1.Object) {
-		for _, o := range items {
-			out[kind+"/"+o.GetName()] = o.GetResourceVersion()
-		}
+	dyn, err := dynamic.NewForConfig(sc.env.Config)
+	if err != nil {
+		t.Fatal(err)
 	}
-	ns := "metallb-system"
-	sel := metav1.ListOptions{LabelSelector: install.PartOfSelector}
-	if n, err := sc.c.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err == nil {
-		add("Namespace", []metav1.Object{n})
-	}
-	must := func(err error) {
-		if err != nil {
-			t.Fatal(err)
-		}
-	}
-	cm, err := sc.c.CoreV1().ConfigMaps(ns).List(ctx, sel)
-	must(err)
-	for i := range cm.Items {
-		add("ConfigMap", []metav1.Object{&cm.Items[i]})
-	}
-	sec, err := sc.c.CoreV1().Secrets(ns).List(ctx, sel)
-	must(err)
-	for i := range sec.Items {
-		add("Secret", []metav1.Object{&sec.Items[i]})
-	}
-	sa, err := sc.c.CoreV1().ServiceAccounts(ns).List(ctx, sel)
-	must(err)
-	for i := range sa.Items {
-		add("ServiceAccount", []metav1.Object{&sa.Items[i]})
-	}
-	rbac := sc.c.RbacV1()
-	cr, err := rbac.ClusterRoles().List(ctx, sel)
-	must(err)
-	for i := range cr.Items {
-		add("ClusterRole", []metav1.Object{&cr.Items[i]})
-	}
-	crb, err := rbac.ClusterRoleBindings().List(ctx, sel)
-	must(err)
-	for i := range crb.Items {
-		add("ClusterRoleBinding", []metav1.Object{&crb.Items[i]})
-	}
-	r, err := rbac.Roles(ns).List(ctx, sel)
-	must(err)
-	for i := range r.Items {
-		add("Role", []metav1.Object{&r.Items[i]})
-	}
-	rb, err := rbac.RoleBindings(ns).List(ctx, sel)
-	must(err)
-	for i := range rb.Items {
-		add("RoleBinding", []metav1.Object{&rb.Items[i]})
-	}
-	d, err := sc.c.AppsV1().Deployments(ns).List(ctx, sel)
-	must(err)
-	for i := range d.Items {
-		add("Deployment", []metav1.Object{&d.Items[i]})
-	}
-	ds, err := sc.c.AppsV1().DaemonSets(ns).List(ctx, sel)
-	must(err)
-	for i := range ds.Items {
-		add("DaemonSet", []metav1.Object{&ds.Items[i]})
+	out, err := install.Installed(context.Background(), dyn, "metallb-system")
+	if err != nil {
+		t.Fatal(err)
 	}
 	return out
 }
@@ -313,7 +226,7 @@ func TestInstallerHooks(t *testing.T) {
 		if !strings.Contains(r.out, "importing image "+img+" into containerd") {
 			t.Errorf("the image was not imported")
 		}
-		if fi, err := os.Stat(filepath.Join(sc.snap, "imported.tar")); err != nil || fi.Size() < 1<<20 {
+		if fi, err := os.Stat(filepath.Join(sc.snap.Dir, "imported.tar")); err != nil || fi.Size() < 1<<20 {
 			t.Errorf("imported image: %v", err)
 		}
 		n, err := sc.c.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
