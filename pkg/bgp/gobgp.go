@@ -221,10 +221,9 @@ func (g *GoBGP) peerEvent(r *api.WatchEventResponse) {
 // at info/warn, connection failures explained (once per peer and minute),
 // the rest at debug.
 type logAdapter struct {
-	g     *GoBGP
-	mu    sync.Mutex
-	level gobgplog.LogLevel
-	last  map[string]time.Time
+	g    *GoBGP
+	mu   sync.Mutex
+	last map[string]time.Time
 }
 
 func (l *logAdapter) attrs(f gobgplog.Fields) []any {
@@ -297,7 +296,7 @@ func (l *logAdapter) forget(key string) {
 
 // SetLevel implements gobgplog.Logger; connection failures are only logged
 // by GoBGP at debug level, so it always runs at debug and filters here.
-func (l *logAdapter) SetLevel(level gobgplog.LogLevel) { l.level = level }
+func (l *logAdapter) SetLevel(gobgplog.LogLevel) {}
 
 // GetLevel implements gobgplog.Logger.
 func (l *logAdapter) GetLevel() gobgplog.LogLevel { return gobgplog.DebugLevel }
