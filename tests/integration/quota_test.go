@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -38,6 +39,11 @@ func TestResourceQuotaLimitsLoadBalancers(t *testing.T) {
 		t.Fatalf("a third LoadBalancer Service was not refused: %v", err)
 	}
 	t.Logf("refused: %v", err)
-	waitIngress(t, c, ns, "a", "192.0.2.10")
-	waitIngress(t, c, ns, "b", "192.0.2.11")
+	// The two admitted Services get the pool's first two addresses, in
+	// whichever order the controller's workers take them.
+	eventually(t, 10*time.Second, "addresses for a and b", func() bool {
+		got := []string{ingressOf(t, c, ns, "a"), ingressOf(t, c, ns, "b")}
+		sort.Strings(got)
+		return got[0] == "192.0.2.10" && got[1] == "192.0.2.11"
+	})
 }
