@@ -28,8 +28,11 @@ type Values struct {
 	PullPolicy string // IfNotPresent for an imported image, Always for :latest
 	LogLevel   string
 	Config     string // the ConfigMap's config key, MetalLB v0.12 YAML
-	PartOf     string // value of app.kubernetes.io/part-of, which disable selects on
-	ManagedBy  string
+	// AllowAddressChanges annotates the ConfigMap so that the controller
+	// accepts a config that renumbers Services.
+	AllowAddressChanges bool
+	PartOf              string // value of app.kubernetes.io/part-of, which disable selects on
+	ManagedBy           string
 }
 
 // PartOf is the app.kubernetes.io/part-of label on every object the

@@ -1,6 +1,8 @@
 package manifests_test
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -78,6 +80,29 @@ func TestLeastPrivilege(t *testing.T) {
 		for _, r := range rules(objs[kind]) {
 			if strings.Contains(r, "secrets") || strings.Contains(r, "*") {
 				t.Errorf("%s grants %s cluster-wide", kind, r)
+			}
+		}
+	}
+	// The only namespaced write on ConfigMaps: the controller's update of
+	// its own accepted copy, by name. Speakers write none.
+	for _, kind := range []string{"Role/controller", "Role/speaker"} {
+		for _, r := range objs[kind]["rules"].([]any) {
+			m := r.(map[string]any)
+			if !slices.Contains(m["resources"].([]any), any("configmaps")) {
+				continue
+			}
+			var writes []any
+			for _, v := range m["verbs"].([]any) {
+				if v != "get" && v != "list" && v != "watch" {
+					writes = append(writes, v)
+				}
+			}
+			if len(writes) == 0 {
+				continue
+			}
+			names, _ := m["resourceNames"].([]any)
+			if kind != "Role/controller" || fmt.Sprint(writes) != "[update]" || fmt.Sprint(names) != "[config-accepted]" {
+				t.Errorf("%s may %v ConfigMaps %v", kind, writes, names)
 			}
 		}
 	}

@@ -27,6 +27,7 @@ type validateOptions struct {
 	kubeconfig  string
 	namespace   string
 	name        string
+	allow       bool
 }
 
 func newConfigValidateCmd(g *globals) *cobra.Command {
@@ -41,8 +42,9 @@ or every error with its line. Exit code 0 when valid, 1 otherwise.
   metallb config validate < config.yaml       standard input
   metallb config validate --from-cluster      the live ConfigMap
   metallb config validate --from-cluster -f new.yaml
-                                              a new config, plus the Services whose
-                                              current IPs it would no longer cover`,
+                                              a new config, judged as the controller
+                                              would: refused (exit 1) when it would take
+                                              or change a Service's address`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd, g) },
 	}
@@ -52,6 +54,7 @@ or every error with its line. Exit code 0 when valid, 1 otherwise.
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig (default: $KUBECONFIG, in-cluster, MicroK8s, ~/.kube/config)")
 	f.StringVar(&o.namespace, "namespace", k8s.DefaultNamespace, "namespace of the ConfigMap")
 	f.StringVar(&o.name, "configmap", k8s.DefaultConfigMap, "name of the ConfigMap")
+	f.BoolVar(&o.allow, "allow-address-changes", false, "judge as if the ConfigMap had the "+k8s.AllowChangesAnnotation+" annotation")
 	return cmd
 }
 
@@ -111,12 +114,16 @@ func (o *validateOptions) run(cmd *cobra.Command, g *globals) error {
 		if err != nil {
 			return err
 		}
-		unc, err := k8s.UncoveredServices(ctx, client, cfg)
+		affected, err := k8s.AddressImpact(ctx, client, o.namespace, o.name, "", cfg)
 		if err != nil {
 			return err
 		}
-		for _, u := range unc {
-			fmt.Fprintf(g.out, "  warning: %s\n", u)
+		if len(affected) > 0 && !o.allow {
+			fmt.Fprintf(g.out, "refused by the controller: %v\n", &k8s.AddressChangeError{Affected: affected, Namespace: o.namespace, Name: o.name})
+			return exitError{code: 1}
+		}
+		for _, a := range affected {
+			fmt.Fprintf(g.out, "  renumbered (allowed): %s\n", a)
 		}
 	}
 	return nil

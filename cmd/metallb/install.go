@@ -23,17 +23,19 @@ import (
 )
 
 type enableOptions struct {
-	kubeconfig string
-	namespace  string
-	dhcpRange  string
-	yes        bool
-	noProbe    bool
-	dryRun     bool
-	image      string
-	ctr        string
-	timeout    time.Duration
-	probeMax   int
-	hostRoot   string
+	kubeconfig   string
+	namespace    string
+	dhcpRange    string
+	yes          bool
+	noProbe      bool
+	dryRun       bool
+	image        string
+	ctr          string
+	timeout      time.Duration
+	probeMax     int
+	hostRoot     string
+	allowChanges bool
+	saved        string
 }
 
 func newEnableCmd(g *globals) *cobra.Command {
@@ -66,6 +68,8 @@ Running it again with another range changes only the pool.`,
 	f.IntVar(&o.probeMax, "probe-max", 512, "probe at most this many addresses")
 	f.StringVar(&o.hostRoot, "host-root", "/", "read the host's files (leases, DHCP server config) below this directory")
 	_ = f.MarkHidden("host-root")
+	f.BoolVar(&o.allowChanges, "allow-address-changes", false, "apply a range that leaves Services' current addresses out, renumbering them")
+	f.StringVar(&o.saved, "saved-config", install.SavedConfigPath(os.Getenv("SNAP_COMMON")), "the configuration saved by disable, restored when the cluster has none")
 	return cmd
 }
 
@@ -81,6 +85,7 @@ func (o *enableOptions) run(ctx context.Context, g *globals, args []string) erro
 	}
 	e := &install.Enable{
 		Args: args, DHCPRange: o.dhcpRange, Yes: o.yes, NoProbe: o.noProbe, DryRun: o.dryRun,
+		AllowAddressChanges: o.allowChanges, SavedPath: o.saved,
 		Namespace: o.namespace, LogLevel: g.logLevel, Timeout: o.timeout, ProbeMax: o.probeMax,
 		Stdin: g.in, Out: g.out,
 		Host:  hostnet.Host{Root: o.hostRoot, SnapData: os.Getenv("SNAP_DATA")},
@@ -168,6 +173,8 @@ type disableOptions struct {
 	kubeconfig string
 	namespace  string
 	timeout    time.Duration
+	saved      string
+	purge      bool
 }
 
 func newDisableCmd(g *globals) *cobra.Command {
@@ -179,6 +186,9 @@ func newDisableCmd(g *globals) *cobra.Command {
 		RunE: func(cmd *cobra.Command, args []string) error {
 			client, _, err := clients(o.kubeconfig, "metallb-installer")
 			if err != nil {
+				return err
+			}
+			if err := o.keepOrForget(cmd.Context(), g, client); err != nil {
 				return err
 			}
 			_, tty := isTerminal(g.out)
@@ -196,5 +206,31 @@ func newDisableCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig (default: $KUBECONFIG, MicroK8s's $SNAP_DATA/credentials/client.config, ~/.kube/config)")
 	f.StringVar(&o.namespace, "namespace", k8s.DefaultNamespace, "namespace metallb was installed into")
 	f.DurationVar(&o.timeout, "timeout", 2*time.Minute, "how long to wait for the namespace to go")
+	f.StringVar(&o.saved, "saved-config", install.SavedConfigPath(os.Getenv("SNAP_COMMON")), "where to save the configuration for the next enable")
+	f.BoolVar(&o.purge, "purge", false, "forget the configuration instead of saving it")
 	return cmd
+}
+
+// keepOrForget saves the configuration for the next enable, or forgets it
+// (--purge).
+func (o *disableOptions) keepOrForget(ctx context.Context, g *globals, client kubernetes.Interface) error {
+	if o.purge {
+		gone, err := install.ForgetSaved(o.saved)
+		if gone {
+			fmt.Fprintf(g.out, "forgot the saved configuration (%s)\n", o.saved)
+		}
+		return err
+	}
+	if o.saved == "" {
+		fmt.Fprintln(g.out, "note: the configuration is not saved ($SNAP_COMMON is not set; pass --saved-config PATH to keep it)")
+		return nil
+	}
+	from, err := install.SaveConfig(ctx, client, o.namespace, o.saved)
+	if err != nil {
+		return fmt.Errorf("%w; nothing was removed (pass --purge to remove metallb without saving)", err)
+	}
+	if from != "" {
+		fmt.Fprintf(g.out, "saved the configuration (%s) to %s: the next enable restores its pools and peers; disable --purge forgets it\n", from, o.saved)
+	}
+	return nil
 }

@@ -6,14 +6,34 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 )
 
+// stopGrace is how long a command may take to stop after SIGTERM or Ctrl-C
+// (withdrawing announcements, closing BGP sessions) before the process exits
+// anyway: work that does not watch its context (a huge config being parsed)
+// must not keep it alive.
+const stopGrace = 800 * time.Millisecond
+
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	ctx, cancel := context.WithCancel(context.Background())
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		sig := <-sigs
+		cancel()
+		select {
+		case <-sigs: // a second signal: stop now
+		case <-time.After(stopGrace):
+			fmt.Fprintf(os.Stderr, "metallb: stopped by %v before finishing\n", sig)
+		}
+		os.Exit(128 + int(sig.(syscall.Signal)))
+	}()
 	code := run(ctx, os.Args[1:], streams{in: os.Stdin, out: os.Stdout, err: os.Stderr})
-	stop()
+	cancel()
 	os.Exit(code)
 }

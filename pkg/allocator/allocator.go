@@ -168,8 +168,8 @@ func (a *Allocator) Assign(svc Service, current []netip.Addr) (Assignment, error
 	}
 	// Keep what the Service has, if it still fits.
 	for _, keep := range [][]netip.Addr{heldIPs(prev, hadPrev), current} {
-		if len(keep) > 0 && a.fits(svc, keep) {
-			if as, err := a.take(svc, keep); err == nil {
+		if len(keep) > 0 {
+			if as, err := a.keep(svc, keep); err == nil {
 				return as, nil
 			}
 		}
@@ -188,27 +188,62 @@ func heldIPs(h *held, ok bool) []netip.Addr {
 	return h.IPs
 }
 
-// fits reports whether ips are exactly the families svc wants now, so kept
-// addresses follow spec changes (e.g. SingleStack to dual-stack).
-func (a *Allocator) fits(svc Service, ips []netip.Addr) bool {
+// keep takes again the addresses a Service holds, those of the families it
+// still wants (so kept addresses follow spec changes: a family added or
+// dropped), in the order of its families. A family it wants and lacks is
+// added from the same pool when there is room; without room it keeps what
+// it has if that is enough (PreferDualStack), so it never moves for lack of
+// a second family.
+func (a *Allocator) keep(svc Service, ips []netip.Addr) (Assignment, error) {
 	fams, required := svc.wantFamilies()
-	if len(ips) < required || len(ips) > len(fams) {
-		return false
+	byFam := map[Family]netip.Addr{}
+	for _, ip := range ips {
+		f := familyOf(ip)
+		if _, dup := byFam[f]; dup || !slices.Contains(fams, f) {
+			continue
+		}
+		byFam[f] = ip
 	}
-	for i, ip := range ips {
-		if familyOf(ip) != fams[i] {
-			return false
+	if len(byFam) == 0 {
+		return Assignment{}, ErrNoPool
+	}
+	var kept []netip.Addr
+	for _, f := range fams {
+		if ip, ok := byFam[f]; ok {
+			kept = append(kept, ip)
 		}
 	}
-	if len(ips) < len(fams) {
-		// PreferDualStack with one address: keep it only if the pool has no
-		// room for the other family now.
-		p := a.poolOf(ips[0])
-		if p != nil && p.hasFamily(fams[len(ips)]) {
-			return false
+	as, err := a.take(svc, kept)
+	if err != nil || len(kept) == len(fams) {
+		return as, err
+	}
+	p := a.byKey[as.Pool]
+	var grown []netip.Addr
+	for _, f := range fams {
+		ip, ok := byFam[f]
+		if !ok {
+			if ip, ok = a.shareable(p, svc, f); !ok {
+				ip, ok = p.lowestFree(f)
+			}
+		}
+		if ok {
+			grown = append(grown, ip)
 		}
 	}
-	return true
+	if len(grown) > len(kept) {
+		a.Release(svc.Key)
+		if as, err := a.takeIn(p, svc, grown); err == nil {
+			return as, nil
+		}
+		if as, err = a.take(svc, kept); err != nil {
+			return as, err
+		}
+	}
+	if len(kept) < required {
+		a.Release(svc.Key)
+		return Assignment{}, ErrPoolExhausted
+	}
+	return as, nil
 }
 
 func checkRequestFamilies(svc *Service) error {

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+
+	"github.com/microk8s-metallb/metallb/pkg/config/configtest"
 )
 
 // bigConfig has 1,000 pools (alternating IPv4 /28 layer2 and IPv6 /64 bgp) and
@@ -36,5 +38,18 @@ func BenchmarkParse1000Pools100Peers(b *testing.B) {
 		if len(cfg.Pools) != 1000 || len(cfg.Peers) != 100 {
 			b.Fatalf("got %d pools, %d peers", len(cfg.Pools), len(cfg.Peers))
 		}
+	}
+}
+
+func BenchmarkParseHostile(b *testing.B) {
+	for _, in := range configtest.Hostile() {
+		b.Run(in.Short, func(b *testing.B) {
+			data := []byte(in.Text)
+			b.SetBytes(int64(len(data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				_, _ = Parse(data)
+			}
+		})
 	}
 }

@@ -36,34 +36,34 @@ func (d *decoder) checkPoolNames(pools []*rawPool) {
 	}
 }
 
+// maxOverlapErrors caps the overlaps reported one by one: a list of
+// thousands of copies of one range says what is wrong in a few lines.
+const maxOverlapErrors = 20
+
 func (d *decoder) checkOverlaps(pools []*rawPool) {
 	type owner struct {
 		pool *rawPool
 		idx  int
 	}
-	var all []iprange.Range
-	var owners []owner
+	n := 0
+	for _, p := range pools {
+		n += len(p.Ranges)
+	}
+	all := make([]iprange.Range, 0, n)
+	owners := make([]owner, 0, n)
 	for _, p := range pools {
 		for i, r := range p.Ranges {
 			all = append(all, r)
 			owners = append(owners, owner{p, i})
 		}
 	}
-	// Overlaps reports pairs by value; map each range back to its owners.
-	for _, o := range iprange.Overlaps(all) {
-		var a, b *owner
-		for i := range all {
-			if all[i] == o.A && a == nil {
-				a = &owners[i]
-			} else if all[i] == o.B && b == nil && a != nil {
-				b = &owners[i]
-			}
-		}
-		if a == nil || b == nil {
-			continue
-		}
+	overlaps, total := iprange.Overlaps(all, maxOverlapErrors)
+	for _, o := range overlaps {
+		a, b := owners[o.IA], owners[o.IB]
 		line := a.pool.addrNodes[a.idx].Line
 		if a.pool == b.pool {
+			// The later one is the one to remove or merge.
+			line = b.pool.addrNodes[b.idx].Line
 			d.errs = append(d.errs, Error{Line: line, Msg: fmt.Sprintf(
 				"%s.addresses: %s and %s overlap on %s: list each address once",
 				a.pool.path, o.A, o.B, o.Shared)})
@@ -72,6 +72,11 @@ func (d *decoder) checkOverlaps(pools []*rawPool) {
 		d.errs = append(d.errs, Error{Line: line, Msg: fmt.Sprintf(
 			"address-pools: pools %q (%s, line %d) and %q (%s, line %d) overlap on %s: an address may belong to one pool only",
 			a.pool.Name, o.A, line, b.pool.Name, o.B, b.pool.addrNodes[b.idx].Line, o.Shared)})
+	}
+	if more := total - len(overlaps); more > 0 {
+		last := owners[overlaps[len(overlaps)-1].IB]
+		d.errs = append(d.errs, Error{Line: last.pool.addrNodes[last.idx].Line, Msg: fmt.Sprintf(
+			"address-pools: %d more overlapping ranges: an address may be listed once, in one pool only", more)})
 	}
 }
 

@@ -163,7 +163,11 @@ func (d *decoder) pool(n *yaml.Node, i int) *rawPool {
 		"addresses": func(v *yaml.Node) {
 			seen["addresses"] = v
 			d.list(v, path+".addresses", func(j int, item *yaml.Node) {
-				s := d.str(item, fmt.Sprintf("%s.addresses[%d]", path, j))
+				if item.Kind != yaml.ScalarNode || item.Tag == "!!null" {
+					d.str(item, fmt.Sprintf("%s.addresses[%d]", path, j)) // the error
+					return
+				}
+				s := item.Value
 				if s == "" {
 					return
 				}

@@ -2,6 +2,7 @@ package config
 
 import (
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -126,6 +127,17 @@ func TestParseErrors(t *testing.T) {
 			[]string{`line 3: address-pools[0] (a).protocol: "bgpp": want layer2 or bgp`,
 				`line 4: address-pools[0] (a).addresses[0]: 192.0.2.9-192.0.2.1: start is after end`,
 				`line 4: address-pools[0] (a).addresses[1]: 1.2.3: not an IP address`}},
+		// Hostile sizes: a few lines say what is wrong, however long the list.
+		{"one range listed 25 times", pool("name: a", "protocol: layer2", "addresses:"+strings.Repeat("\n  - 192.0.2.0/24", 25)),
+			append(copyOverlaps(20, 6, "192.0.2.0/24"), "line 25: address-pools: 4 more overlapping ranges: an address may be listed once, in one pool only")},
+		{"30 pools on one range", manyPools(30, "198.51.100.0/24"),
+			append(poolOverlaps(20, "198.51.100.0/24"), "line 22: address-pools: 9 more overlapping ranges: an address may be listed once, in one pool only")},
+		{"nested ranges", pool("name: a", "protocol: layer2", "addresses: [10.0.0.0/8, 10.1.0.0/16, 10.1.2.0/24, 10.1.2.3]"), []string{
+			"line 4: address-pools[0] (a).addresses: 10.0.0.0/8 and 10.1.0.0/16 overlap on 10.1.0.0/16: list each address once",
+			"line 4: address-pools[0] (a).addresses: 10.0.0.0/8 and 10.1.2.0/24 overlap on 10.1.2.0/24: list each address once",
+			"line 4: address-pools[0] (a).addresses: 10.0.0.0/8 and 10.1.2.3 overlap on 10.1.2.3: list each address once"}},
+		{"IPv6 /64 listed twice beside IPv4", pool("name: a", "protocol: layer2", `addresses: [192.0.2.0/24, "2001:db8::/64", "2001:db8::/64"]`), []string{
+			"line 4: address-pools[0] (a).addresses: 2001:db8::/64 and 2001:db8::/64 overlap on 2001:db8::/64: list each address once"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -143,4 +155,34 @@ func TestParseErrors(t *testing.T) {
 			}
 		})
 	}
+}
+
+// copyOverlaps are the errors for n copies of r in one pool's list, the
+// first of them on line first: each reported on the line of the copy.
+func copyOverlaps(n, first int, r string) []string {
+	var out []string
+	for i := range n {
+		out = append(out, fmt.Sprintf("line %d: address-pools[0] (a).addresses: %s and %s overlap on %s: list each address once", first+i, r, r, r))
+	}
+	return out
+}
+
+// manyPools is n layer2 pools named p0... all holding r, one per line.
+func manyPools(n int, r string) string {
+	var b strings.Builder
+	b.WriteString("address-pools:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "- {name: p%d, protocol: layer2, addresses: [%s]}\n", i, r)
+	}
+	return b.String()
+}
+
+// poolOverlaps are the errors for the first n of manyPools' overlaps: each
+// pool against p0.
+func poolOverlaps(n int, r string) []string {
+	var out []string
+	for i := 1; i <= n; i++ {
+		out = append(out, fmt.Sprintf("line 2: address-pools: pools \"p0\" (%s, line 2) and \"p%d\" (%s, line %d) overlap on %s: an address may belong to one pool only", r, i, r, i+2, r))
+	}
+	return out
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"slices"
 	"sync"
 	"time"
 
@@ -37,7 +36,6 @@ const (
 	ReasonCleared          = "ClearAssignment"
 	ReasonPoolNearlyFull   = "PoolNearlyFull"
 	ReasonPoolFull         = "PoolExhausted"
-	configKey              = "\x00config" // queue key for config changes
 	nearlyFullThreshold    = 0.9
 	defaultWorkers         = 8
 	componentName          = "metallb-controller"
@@ -69,10 +67,12 @@ type Controller struct {
 	queue    workqueue.TypedRateLimitingInterface[string]
 	lister   corelisters.ServiceLister
 	watcher  *k8s.ConfigWatcher
+	accepted *k8s.AcceptedWriter
 	m        *ctrlMetrics
 
 	mu       sync.Mutex // guards everything below
 	alloc    *allocator.Allocator
+	inForce  *config.Config // the config the allocator runs on
 	restored bool
 	pending  map[string]bool // Services that failed for lack of room
 	poolWarn map[string]int  // last usage level warned about per pool (0, 90, 100)
@@ -95,10 +95,18 @@ func New(ctx context.Context, o Options) *Controller {
 		poolWarn: map[string]int{},
 		m:        newMetrics(o.Metrics),
 	}
+	if o.Namespace == "" {
+		o.Namespace = k8s.DefaultNamespace
+	}
+	if o.ConfigMap == "" {
+		o.ConfigMap = k8s.DefaultConfigMap
+	}
+	c.opts = o
+	c.accepted = &k8s.AcceptedWriter{Client: o.Client, Namespace: o.Namespace, Name: k8s.AcceptedName(o.ConfigMap), Log: o.Log}
 	c.watcher = k8s.NewConfigWatcher(k8s.ConfigWatcherOptions{
 		Client: o.Client, Namespace: o.Namespace, Name: o.ConfigMap, Log: o.Log,
 		Recorder: c.recorder, Metrics: o.Metrics, Level: o.Level, BaseLevel: o.BaseLevel,
-		OnConfig: func(*config.Config) { c.queue.Add(configKey) },
+		Install: c.install, OnState: c.accepted.Set,
 	})
 	return c
 }
@@ -117,14 +125,31 @@ func (c *Controller) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("watch services: %w", err)
 	}
-	go c.watcher.Run(ctx)
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
 	c.log.Info("waiting for caches")
-	if !cache.WaitForCacheSync(ctx.Done(), svcInf.Informer().HasSynced, c.watcher.HasSynced) {
+	if !cache.WaitForCacheSync(ctx.Done(), svcInf.Informer().HasSynced) {
 		return ctx.Err()
 	}
 	c.log.Info("caches synced", "services", len(c.listAll()))
+	// Run on the last accepted config first, so that the ConfigMap (which
+	// may have changed, or broken, while no controller ran) is judged
+	// against the assignments it would change.
+	c.seed(ctx)
+	go c.accepted.Run(ctx)
+	go c.watcher.Run(ctx)
+	if !cache.WaitForCacheSync(ctx.Done(), c.watcher.HasSynced) {
+		return ctx.Err()
+	}
+	if c.watcher.Stale() || !c.watcher.Seen() {
+		c.mu.Lock()
+		running := c.restored
+		c.mu.Unlock()
+		if running {
+			c.log.Warn("the ConfigMap is missing or refused: running on the last accepted configuration",
+				"configmap", c.opts.Namespace+"/"+c.opts.ConfigMap, "accepted", c.opts.Namespace+"/"+k8s.AcceptedName(c.opts.ConfigMap))
+		}
+	}
 	if c.opts.Metrics != nil {
 		c.opts.Metrics.SetReady(true)
 	}
@@ -163,12 +188,7 @@ func (c *Controller) processNext(ctx context.Context) bool {
 		return false
 	}
 	defer c.queue.Done(key)
-	var err error
-	if key == configKey {
-		c.applyConfig()
-	} else {
-		err = c.sync(ctx, key)
-	}
+	err := c.sync(ctx, key)
 	switch {
 	case err == nil:
 		c.queue.Forget(key)
@@ -182,68 +202,85 @@ func (c *Controller) processNext(ctx context.Context) bool {
 	return true
 }
 
-// applyConfig installs the config in force. The first time, it also re-learns
-// every assignment from Service status before anything new is assigned.
-func (c *Controller) applyConfig() {
-	cfg := c.watcher.Current()
-	if cfg == nil {
+// seed puts the last accepted config in force and re-learns every
+// assignment under it, before the ConfigMap is judged.
+func (c *Controller) seed(ctx context.Context) {
+	name := k8s.AcceptedName(c.opts.ConfigMap)
+	text, err := k8s.ConfigText(ctx, c.client, c.opts.Namespace, name)
+	if err != nil || text == "" {
+		if err != nil {
+			c.log.Warn("cannot read the last accepted configuration", "error", err)
+		}
 		return
 	}
+	if err := c.watcher.Seed(text); err != nil {
+		c.log.Error("the last accepted configuration does not parse: judging the ConfigMap on its own", "configmap", c.opts.Namespace+"/"+name, "error", err)
+		return
+	}
+	cfg := c.watcher.Current()
 	svcs := c.listAll()
 	c.mu.Lock()
-	dropped := c.alloc.SetConfig(cfg)
+	c.alloc.SetConfig(cfg)
+	c.inForce = cfg
+	c.restore(svcs)
+	c.restored = true
+	c.updatePoolMetrics()
+	c.mu.Unlock()
+	c.log.Info("running on the last accepted configuration", "configmap", c.opts.Namespace+"/"+name, "pools", len(cfg.Pools))
+}
+
+// install puts a new config in force, unless it would take or change the
+// addresses Services hold and the ConfigMap does not allow that. The check
+// and the switch happen under one lock, so no assignment slips between
+// them. The first time, it also re-learns every assignment from Service
+// status before anything new is assigned.
+//
+// MetalLB v0.12 refused such edits too ("new config not compatible with
+// assigned IPs"); the annotation is the way to renumber on purpose.
+func (c *Controller) install(cfg *config.Config, cm *corev1.ConfigMap) error {
+	allow := cm.Annotations[k8s.AllowChangesAnnotation] == "true"
+	svcs := c.listAll()
+	c.mu.Lock()
+	// The very first config (no accepted copy: a fresh install) has nothing
+	// to be judged against; restore keeps what it can.
+	var affected []allocator.Affected
+	if c.inForce != nil {
+		affected = allocator.Impact(c.inForce, cfg, c.alloc.Holdings())
+	}
+	if len(affected) > 0 && !allow {
+		c.mu.Unlock()
+		return &k8s.AddressChangeError{Affected: affected, Namespace: c.opts.Namespace, Name: c.opts.ConfigMap}
+	}
+	c.alloc.SetConfig(cfg)
+	c.inForce = cfg
 	if !c.restored {
 		c.restore(svcs)
 		c.restored = true
 	}
 	c.updatePoolMetrics()
 	c.mu.Unlock()
-	if len(dropped) > 0 {
-		c.log.Warn("config change leaves assigned addresses outside every pool: those Services will move", "services", len(dropped))
+	if len(affected) > 0 {
+		c.log.Warn("configuration accepted with address changes, as the ConfigMap allows: those Services move",
+			"annotation", k8s.AllowChangesAnnotation, "services", len(affected))
 	}
 	for _, s := range svcs {
 		c.enqueue(s)
 	}
+	return nil
 }
 
 // restore re-learns assignments from status, oldest Service first, so that if
 // two Services claim one address the older keeps it. Caller holds c.mu.
 func (c *Controller) restore(svcs []*corev1.Service) {
-	svcs = slices.Clone(svcs)
-	slices.SortFunc(svcs, func(a, b *corev1.Service) int {
-		if d := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); d != 0 {
-			return d
-		}
-		return compareKeys(a, b)
-	})
 	n := 0
-	for _, s := range svcs {
-		ips := k8s.IngressIPs(s)
-		if len(ips) == 0 || !owned(s, c.opts.LBClass) {
-			continue
-		}
-		req, err := allocator.ParseRequest(s.Annotations, s.Spec.LoadBalancerIP)
-		if err != nil {
-			req = allocator.Request{}
-		}
-		if _, err := c.alloc.Restore(toRequest(s, req), ips); err != nil {
-			c.log.Warn("cannot keep the address in status", "service", s.Namespace+"/"+s.Name, "ip", ipList(ips), "error", err)
+	for _, h := range k8s.Holdings(svcs, c.opts.LBClass) {
+		if _, err := c.alloc.Restore(h.Service, h.IPs); err != nil {
+			c.log.Warn("cannot keep the address in status", "service", h.Service.Key, "ip", ipList(h.IPs), "error", err)
 			continue
 		}
 		n++
 	}
 	c.log.Info("re-learnt assignments from Service status", "services", n)
-}
-
-func compareKeys(a, b *corev1.Service) int {
-	ka, kb := a.Namespace+"/"+a.Name, b.Namespace+"/"+b.Name
-	switch {
-	case ka < kb:
-		return -1
-	case ka > kb:
-		return 1
-	}
-	return 0
 }
 
 func (c *Controller) sync(ctx context.Context, key string) error {
@@ -260,7 +297,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	if err != nil {
 		return err
 	}
-	if !owned(svc, c.opts.LBClass) {
+	if !k8s.Owned(svc, c.opts.LBClass) {
 		return c.disown(ctx, svc, key)
 	}
 	c.mu.Lock()
@@ -278,7 +315,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		return nil
 	}
 	c.mu.Lock()
-	as, err := c.alloc.Assign(toRequest(svc, req), current)
+	as, err := c.alloc.Assign(k8s.AllocatorService(svc, req), current)
 	if err != nil {
 		if errors.Is(err, allocator.ErrPoolExhausted) {
 			c.pending[key] = true
@@ -382,6 +419,8 @@ func (c *Controller) release(key string) {
 	c.mu.Unlock()
 	if held {
 		c.log.Info("released", "service", key)
+		// A refused edit may have been refused for this Service's sake.
+		c.watcher.Retry()
 	}
 	for _, k := range retry {
 		c.queue.Add(k)

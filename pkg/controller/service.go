@@ -6,49 +6,7 @@ import (
 	"strings"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/labels"
-
-	"github.com/microk8s-metallb/metallb/pkg/allocator"
-	"github.com/microk8s-metallb/metallb/pkg/k8s"
 )
-
-// owned reports whether the Service is ours: type LoadBalancer, and a
-// loadBalancerClass equal to class (none when class is empty).
-func owned(svc *corev1.Service, class string) bool {
-	return svc.Spec.Type == corev1.ServiceTypeLoadBalancer && svc.DeletionTimestamp == nil && k8s.ServesClass(svc, class)
-}
-
-// toRequest turns a Service into the allocator's view of it.
-func toRequest(svc *corev1.Service, req allocator.Request) allocator.Service {
-	s := allocator.Service{
-		Key:        svc.Namespace + "/" + svc.Name,
-		Namespace:  svc.Namespace,
-		Labels:     svc.Labels,
-		Pool:       req.Pool,
-		Requested:  req.Requested,
-		SharingKey: req.SharingKey,
-		Local:      svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
-		Selector:   labels.SelectorFromSet(svc.Spec.Selector).String(),
-	}
-	for _, p := range svc.Spec.Ports {
-		proto := string(p.Protocol)
-		if proto == "" {
-			proto = "TCP"
-		}
-		s.Ports = append(s.Ports, allocator.Port{Protocol: proto, Port: p.Port})
-	}
-	for _, f := range svc.Spec.IPFamilies {
-		if f == corev1.IPv6Protocol {
-			s.Families = append(s.Families, allocator.IPv6)
-		} else {
-			s.Families = append(s.Families, allocator.IPv4)
-		}
-	}
-	if svc.Spec.IPFamilyPolicy != nil {
-		s.Policy = allocator.FamilyPolicy(*svc.Spec.IPFamilyPolicy)
-	}
-	return s
-}
 
 func ingressFor(ips []netip.Addr) []corev1.LoadBalancerIngress {
 	vip := corev1.LoadBalancerIPModeVIP

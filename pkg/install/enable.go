@@ -18,6 +18,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/microk8s-metallb/metallb/manifests"
+	"github.com/microk8s-metallb/metallb/pkg/allocator"
 	"github.com/microk8s-metallb/metallb/pkg/arpprobe"
 	"github.com/microk8s-metallb/metallb/pkg/config"
 	"github.com/microk8s-metallb/metallb/pkg/iprange"
@@ -63,10 +64,16 @@ type Enable struct {
 	Yes       bool     // --yes: accept warnings
 	NoProbe   bool     // --no-probe
 	DryRun    bool     // --dry-run: print the manifests, apply nothing
-	Namespace string
-	LogLevel  string
-	Timeout   time.Duration // how long to wait for the workloads
-	ProbeMax  int           // addresses probed at most (default 512)
+	// SavedPath is where disable saved the configuration (SavedConfigPath);
+	// when the cluster has none, enable restores it. "": nothing saved.
+	SavedPath string
+	// AllowAddressChanges (--allow-address-changes): a range that leaves
+	// Services' addresses out is applied, and those Services renumbered.
+	AllowAddressChanges bool
+	Namespace           string
+	LogLevel            string
+	Timeout             time.Duration // how long to wait for the workloads
+	ProbeMax            int           // addresses probed at most (default 512)
 
 	Prompt Prompter  // nil without a terminal; with Args, only asked about warnings
 	Stdin  io.Reader // read for a range when there is no argument and no terminal
@@ -95,16 +102,25 @@ func (e *Enable) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ranges, err := e.ranges(ctx, &f, mainSubnet, dynamic)
+	cur, saved, err := e.current(ctx)
 	if err != nil {
 		return err
 	}
-	cfgText, moved, err := e.config(ctx, ranges)
+	ranges, err := e.ranges(ctx, &f, mainSubnet, dynamic, saved)
 	if err != nil {
 		return err
 	}
-	for _, u := range moved {
-		fmt.Fprintf(e.Out, "note: %s\n", u)
+	cfgText, moved, err := e.config(ctx, cur, ranges)
+	if err != nil {
+		return err
+	}
+	if len(moved) > 0 {
+		if !e.AllowAddressChanges {
+			return &k8s.AddressChangeError{Affected: moved, Fix: "choose a range that keeps them, or pass --allow-address-changes to renumber them"}
+		}
+		for _, u := range moved {
+			fmt.Fprintf(e.Out, "note: %s: it will be renumbered (--allow-address-changes)\n", u)
+		}
 	}
 	if e.Prompt != nil && len(e.Args) == 0 {
 		fmt.Fprintf(e.Out, "\nmetallb will be installed in namespace %s with the layer2 pool \"default\": %s (%s addresses).\n",
@@ -121,7 +137,7 @@ func (e *Enable) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	stream, err := manifests.Render(manifests.Values{Namespace: e.Namespace, Image: ref, LogLevel: e.LogLevel, Config: string(cfgText)})
+	stream, err := manifests.Render(manifests.Values{Namespace: e.Namespace, Image: ref, LogLevel: e.LogLevel, Config: string(cfgText), AllowAddressChanges: len(moved) > 0})
 	if err != nil {
 		return err
 	}
@@ -144,7 +160,14 @@ func (e *Enable) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.Out, "Secret %s/%s %s\n", e.Namespace, MemberlistSecret, map[bool]string{true: "created", false: "kept"}[created])
+	fmt.Fprintf(e.Out, "Secret %s/%s %s\n", e.Namespace, MemberlistSecret, createdOrKept(created))
+	// The controller keeps its last accepted config there and may only
+	// update it: create it once; an existing one is the controller's.
+	created, err = k8s.EnsureAccepted(ctx, e.Client, e.Namespace, k8s.DefaultConfigMap, string(cfgText))
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.Out, "ConfigMap %s/%s %s\n", e.Namespace, k8s.AcceptedName(k8s.DefaultConfigMap), createdOrKept(created))
 	if err := Wait(ctx, e.Client, e.Namespace, e.Timeout, NewProgress(e.Out, e.TTY)); err != nil {
 		return err
 	}
@@ -211,7 +234,7 @@ func (e *Enable) facts(ctx context.Context) (netcheck.Facts, netcheck.Subnet, bo
 
 // ranges gets the ranges from the arguments, a prompt or stdin, and checks
 // them (probing for live hosts) until they pass or the user gives up.
-func (e *Enable) ranges(ctx context.Context, f *netcheck.Facts, main netcheck.Subnet, dynamic bool) ([]iprange.Range, error) {
+func (e *Enable) ranges(ctx context.Context, f *netcheck.Facts, main netcheck.Subnet, dynamic bool, saved []iprange.Range) ([]iprange.Range, error) {
 	if len(e.Args) > 0 {
 		rs, err := ParseRangeArgs(e.Args)
 		if err != nil {
@@ -221,6 +244,10 @@ func (e *Enable) ranges(ctx context.Context, f *netcheck.Facts, main netcheck.Su
 	}
 	if e.Prompt == nil {
 		text, err := readPiped(e.Stdin, 500*time.Millisecond)
+		if errors.Is(err, ErrUsage) && len(saved) > 0 {
+			fmt.Fprintf(e.Out, "using the saved pool \"default\": %s\n", iprange.Join(saved))
+			return saved, e.checkAll(ctx, saved, f)
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -255,6 +282,9 @@ func (e *Enable) ranges(ctx context.Context, f *netcheck.Facts, main netcheck.Su
 		def := ""
 		if r, ok := netcheck.Suggest(main, *f); ok {
 			def = r.String()
+		}
+		if len(saved) > 0 {
+			def = iprange.Join(saved)
 		}
 		text, err := e.Prompt.Input("Address range(s) for LoadBalancer Services", def,
 			"A range (192.168.1.240-192.168.1.250), a CIDR (192.168.1.240/29), or a comma-separated list. Use free addresses of this host's subnet, outside the DHCP scope.",
@@ -407,30 +437,54 @@ func (e *Enable) probe(ctx context.Context, rs []iprange.Range, f *netcheck.Fact
 	return warnings, nil
 }
 
-// config returns the ConfigMap's new config text: the current one with the
-// "default" pool set to rs (or a new one), and the Services that would move.
-func (e *Enable) config(ctx context.Context, rs []iprange.Range) ([]byte, []k8s.Uncovered, error) {
-	var cur string
+func createdOrKept(created bool) string {
+	if created {
+		return "created"
+	}
+	return "kept"
+}
+
+// current returns the config text to start from: the cluster's ConfigMap,
+// or, when the cluster has none, what disable saved (and then the saved
+// "default" pool's ranges, to offer again).
+func (e *Enable) current(ctx context.Context) (string, []iprange.Range, error) {
 	if e.Client != nil {
 		cm, err := e.Client.CoreV1().ConfigMaps(e.Namespace).Get(ctx, k8s.DefaultConfigMap, metav1.GetOptions{})
 		switch {
 		case err == nil:
-			cur = cm.Data[k8s.ConfigKey]
+			return cm.Data[k8s.ConfigKey], nil, nil
 		case !apierrors.IsNotFound(err):
-			return nil, nil, fmt.Errorf("read the current config: %w", err)
+			return "", nil, fmt.Errorf("read the current config: %w", err)
 		}
 	}
+	text, err := LoadSaved(e.SavedPath)
+	if err != nil || text == "" {
+		return "", nil, err
+	}
+	cfg, _ := config.Parse([]byte(text)) // LoadSaved checked it
+	fmt.Fprintf(e.Out, "restoring the configuration saved by disable (%s): %d pool(s), %d BGP peer(s)\n", e.SavedPath, len(cfg.Pools), len(cfg.Peers))
+	var def []iprange.Range
+	if p := cfg.Pool("default"); p != nil {
+		def = p.Ranges
+	}
+	return text, def, nil
+}
+
+// config returns the new config text: cur with the "default" pool set to rs
+// (or a new one), and the Services whose addresses it would take or change
+// (the controller's verdict).
+func (e *Enable) config(ctx context.Context, cur string, rs []iprange.Range) ([]byte, []allocator.Affected, error) {
 	text, err := config.SetPool([]byte(cur), "default", rs)
 	if err != nil {
 		return nil, nil, err
 	}
-	var moved []k8s.Uncovered
+	var moved []allocator.Affected
 	if cur != "" && e.Client != nil {
 		cfg, err := config.Parse(text)
 		if err != nil {
 			return nil, nil, err
 		}
-		if moved, err = k8s.UncoveredServices(ctx, e.Client, cfg); err != nil {
+		if moved, err = k8s.AddressImpact(ctx, e.Client, e.Namespace, k8s.DefaultConfigMap, "", cfg); err != nil {
 			return nil, nil, err
 		}
 	}

@@ -49,6 +49,9 @@ func FuzzParseList(f *testing.F) {
 		if err == nil && len(rs) == 0 {
 			t.Fatalf("ParseList(%q) returned no ranges and no error", s)
 		}
-		_ = Overlaps(rs)
+		first, total := Overlaps(rs, 3)
+		if len(first) > 3 || total < len(first) {
+			t.Fatalf("Overlaps(%q, 3) = %d pairs of %d", s, len(first), total)
+		}
 	})
 }

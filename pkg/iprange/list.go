@@ -17,6 +17,14 @@ var spacedDash = regexp.MustCompile(`\s*-\s*`)
 // "192.0.2.10-192.0.2.20, 198.51.100.0/28 2001:db8::/120". Every bad element
 // is reported, joined in one error.
 func ParseList(s string) ([]Range, error) {
+	if s != "" && !strings.ContainsAny(s, " ,\t\n") {
+		// One range, the common case: no list to split.
+		r, err := Parse(s)
+		if err != nil {
+			return nil, err
+		}
+		return []Range{r}, nil
+	}
 	s = spacedDash.ReplaceAllString(strings.TrimSpace(s), "-")
 	fields := strings.FieldsFunc(s, func(r rune) bool { return r == ',' || r == ' ' || r == '\t' || r == '\n' })
 	if len(fields) == 0 {
@@ -42,53 +50,53 @@ func ParseList(s string) ([]Range, error) {
 type Overlap struct {
 	A, B   Range // the two ranges, in list order
 	Shared Range // the addresses both hold
+	// IA and IB are the indexes of A and B in the list.
+	IA, IB int
 }
 
 func (o Overlap) String() string {
 	return fmt.Sprintf("%s and %s overlap on %s", o.A, o.B, o.Shared)
 }
 
-// Overlaps returns every pair of ranges in rs that share addresses. It sorts a
-// copy, so it is O(n log n) plus the number of overlaps.
-func Overlaps(rs []Range) []Overlap {
-	type item struct {
-		r   Range
-		idx int
+// Overlaps finds the ranges of rs that share addresses with another: each
+// range that overlaps one that starts before it (or at the same address,
+// earlier in the list) is counted once, paired with the earlier range that
+// reaches furthest. It returns the first limit pairs (by address; limit < 0:
+// all) and how many there are, so a list of n copies of one range costs a
+// sort and one sweep, O(n log n), never n² pairs.
+func Overlaps(rs []Range, limit int) (first []Overlap, total int) {
+	idx := make([]int, len(rs))
+	for i := range idx {
+		idx[i] = i
 	}
-	items := make([]item, len(rs))
-	for i, r := range rs {
-		items[i] = item{r, i}
-	}
-	slices.SortFunc(items, func(a, b item) int {
-		if a.r.Is4() != b.r.Is4() {
-			if a.r.Is4() {
+	slices.SortFunc(idx, func(a, b int) int {
+		ra, rb := &rs[a], &rs[b]
+		if ra.Is4() != rb.Is4() {
+			if ra.Is4() {
 				return -1
 			}
 			return 1
 		}
-		return cmp.Or(a.r.first.Compare(b.r.first), a.idx-b.idx)
+		return cmp.Or(ra.first.Compare(rb.first), a-b)
 	})
-	var out []Overlap
-	for i := range items {
-		for j := i + 1; j < len(items); j++ {
-			shared, ok := items[i].r.Intersect(items[j].r)
-			if !ok {
-				if items[i].r.Is4() != items[j].r.Is4() || items[j].r.first.Compare(items[i].r.last) > 0 {
-					break
+	reach := -1 // index of the range seen so far that ends last, in this family
+	for _, i := range idx {
+		r := &rs[i]
+		if reach >= 0 && rs[reach].Is4() == r.Is4() {
+			if shared, ok := rs[reach].Intersect(*r); ok {
+				total++
+				if limit < 0 || len(first) < limit {
+					a, b := min(reach, i), max(reach, i)
+					first = append(first, Overlap{A: rs[a], B: rs[b], Shared: shared, IA: a, IB: b})
 				}
+			}
+			if r.last.Compare(rs[reach].last) <= 0 {
 				continue
 			}
-			a, b := items[i], items[j]
-			if a.idx > b.idx {
-				a, b = b, a
-			}
-			out = append(out, Overlap{A: a.r, B: b.r, Shared: shared})
 		}
+		reach = i
 	}
-	slices.SortFunc(out, func(x, y Overlap) int {
-		return cmp.Or(x.A.first.Compare(y.A.first), x.B.first.Compare(y.B.first))
-	})
-	return out
+	return first, total
 }
 
 // Total returns the number of addresses in rs (overlaps counted twice).

@@ -207,7 +207,8 @@ func TestOverlaps(t *testing.T) {
 		rs = append(rs, mustParse(t, s))
 	}
 	var got []string
-	for _, o := range Overlaps(rs) {
+	overlaps, _ := Overlaps(rs, -1)
+	for _, o := range overlaps {
 		got = append(got, o.String())
 	}
 	want := []string{

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
@@ -45,17 +46,25 @@ type ConfigWatcher struct {
 	log       *slog.Logger
 	recorder  record.EventRecorder
 	onConfig  func(*config.Config)
+	install   func(*config.Config, *corev1.ConfigMap) error
+	onState   func(ConfigState)
+	mirror    bool
 	level     *slog.LevelVar
 	baseLevel slog.Level
 
 	loaded, stale prometheus.Gauge
 	reloads       *prometheus.CounterVec
 
-	mu      sync.Mutex
-	current *config.Config
-	isStale bool
-	lastRV  string
-	synced  cache.InformerSynced
+	mu          sync.Mutex
+	current     *config.Config
+	currentText string
+	isStale     bool
+	reason      string
+	since       time.Time
+	lastRV      string
+	last        *corev1.ConfigMap // last seen, for Retry
+	exists      bool              // the ConfigMap exists
+	synced      cache.InformerSynced
 }
 
 // ConfigWatcherOptions configure NewConfigWatcher.
@@ -68,6 +77,16 @@ type ConfigWatcherOptions struct {
 	Metrics   *metrics.Registry    // nil: no metrics
 	// OnConfig is called with every newly accepted config, one call at a time.
 	OnConfig func(*config.Config)
+	// Install, when set, puts a valid new config in force, or refuses it
+	// with an error saying why (the controller refuses edits that would take
+	// addresses from Services). A refused config is treated like an invalid
+	// one: the config in force stays, and the refusal is visible.
+	Install func(*config.Config, *corev1.ConfigMap) error
+	// OnState is called after every decision with the state to publish.
+	OnState func(ConfigState)
+	// MirrorState: the ConfigMap is the controller's accepted copy, and its
+	// StateAnnotation sets the stale metric (the speakers).
+	MirrorState bool
 	// Level, when set, follows the ConfigMap's LogLevelAnnotation, and
 	// returns to BaseLevel when the annotation goes.
 	Level     *slog.LevelVar
@@ -78,7 +97,8 @@ type ConfigWatcherOptions struct {
 func NewConfigWatcher(o ConfigWatcherOptions) *ConfigWatcher {
 	w := &ConfigWatcher{
 		client: o.Client, namespace: o.Namespace, name: o.Name, log: o.Log,
-		recorder: o.Recorder, onConfig: o.OnConfig, level: o.Level, baseLevel: o.BaseLevel,
+		recorder: o.Recorder, onConfig: o.OnConfig, install: o.Install, onState: o.OnState, mirror: o.MirrorState,
+		level: o.Level, baseLevel: o.BaseLevel,
 		loaded: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: metrics.Namespace, Subsystem: "k8s_client", Name: "config_loaded_bool",
 			Help: "1 if a valid configuration has been loaded.",
@@ -139,11 +159,45 @@ func (w *ConfigWatcher) Current() *config.Config {
 	return w.current
 }
 
+// Seen reports whether the ConfigMap exists.
+func (w *ConfigWatcher) Seen() bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.exists
+}
+
 // Stale reports whether the ConfigMap holds a config that was refused.
 func (w *ConfigWatcher) Stale() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.isStale
+}
+
+// Seed puts a config in force before the watch starts (the controller's
+// accepted copy, after a restart). It is not published: it is what was.
+func (w *ConfigWatcher) Seed(text string) error {
+	cfg, err := config.Parse([]byte(text))
+	if err != nil {
+		return err
+	}
+	w.mu.Lock()
+	w.current, w.currentText, w.since = cfg, text, time.Now()
+	w.mu.Unlock()
+	w.loaded.Set(1)
+	return nil
+}
+
+// Retry judges the last seen ConfigMap again if it was refused while valid
+// (what made it dangerous may be gone, e.g. the Services it would move).
+func (w *ConfigWatcher) Retry() {
+	w.mu.Lock()
+	cm := w.last
+	retry := w.isStale && cm != nil
+	w.lastRV = ""
+	w.mu.Unlock()
+	if retry {
+		w.handle(cm)
+	}
 }
 
 func (w *ConfigWatcher) handle(cm *corev1.ConfigMap) {
@@ -152,23 +206,42 @@ func (w *ConfigWatcher) handle(cm *corev1.ConfigMap) {
 		w.mu.Unlock()
 		return
 	}
-	w.lastRV = cm.ResourceVersion
+	w.lastRV, w.exists = cm.ResourceVersion, true
 	w.mu.Unlock()
 	w.applyLogLevel(cm)
 
 	data, ok := cm.Data[ConfigKey]
 	var cfg *config.Config
 	var err error
+	valid := false
 	if !ok {
 		err = fmt.Errorf("the ConfigMap has no %q key", ConfigKey)
 	} else {
 		cfg, err = config.Parse([]byte(data))
 	}
+	if err == nil {
+		valid = true
+		if w.install != nil {
+			err = w.install(cfg, cm)
+		}
+	}
 	if err != nil {
-		w.reject(cm, err)
+		w.reject(cm, err, valid)
+	} else {
+		w.accept(cm, cfg, data)
+	}
+	w.publish(cm)
+}
+
+// publish hands the state to OnState.
+func (w *ConfigWatcher) publish(cm *corev1.ConfigMap) {
+	if w.onState == nil {
 		return
 	}
-	w.accept(cm, cfg)
+	w.mu.Lock()
+	st := ConfigState{Text: w.currentText, Stale: w.isStale, Reason: w.reason, Since: w.since, LogLevel: cm.Annotations[LogLevelAnnotation]}
+	w.mu.Unlock()
+	w.onState(st)
 }
 
 // applyLogLevel follows the log-level annotation, whatever the config's
@@ -192,19 +265,30 @@ func (w *ConfigWatcher) applyLogLevel(cm *corev1.ConfigMap) {
 	}
 }
 
-func (w *ConfigWatcher) accept(cm *corev1.ConfigMap, cfg *config.Config) {
+func (w *ConfigWatcher) accept(cm *corev1.ConfigMap, cfg *config.Config, text string) {
+	// The controller's copy says whether the operator's ConfigMap was
+	// refused: the speakers show the same stale state.
+	mirrored := w.mirror && cm.Annotations[StateAnnotation] == stateStale
 	w.mu.Lock()
-	wasStale := w.isStale
-	w.current, w.isStale = cfg, false
+	wasStale, changed := w.isStale, w.currentText != text
+	if wasStale != mirrored || w.since.IsZero() {
+		w.since = time.Now()
+	}
+	w.current, w.currentText, w.isStale, w.reason, w.last = cfg, text, mirrored, "", cm
+	if mirrored {
+		w.reason = cm.Annotations[StateReasonAnnotation]
+	}
 	w.mu.Unlock()
 	w.loaded.Set(1)
-	w.stale.Set(0)
+	w.stale.Set(boolFloat(mirrored))
 	w.reloads.WithLabelValues("accepted").Inc()
-	w.log.Info("configuration loaded", "configmap", w.namespace+"/"+w.name, "pools", len(cfg.Pools), "peers", len(cfg.Peers))
-	for _, warn := range cfg.Warnings {
-		w.log.Warn("configuration warning", "configmap", w.namespace+"/"+w.name, "warning", warn)
+	if changed {
+		w.log.Info("configuration loaded", "configmap", w.namespace+"/"+w.name, "pools", len(cfg.Pools), "peers", len(cfg.Peers))
+		for _, warn := range cfg.Warnings {
+			w.log.Warn("configuration warning", "configmap", w.namespace+"/"+w.name, "warning", warn)
+		}
 	}
-	if wasStale && w.recorder != nil {
+	if wasStale && !mirrored && w.recorder != nil {
 		w.recorder.Event(cm, corev1.EventTypeNormal, ReasonConfigValid, "configuration is valid again and in force")
 	}
 	if w.onConfig != nil {
@@ -212,20 +296,36 @@ func (w *ConfigWatcher) accept(cm *corev1.ConfigMap, cfg *config.Config) {
 	}
 }
 
-func (w *ConfigWatcher) reject(cm *corev1.ConfigMap, err error) {
+func boolFloat(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// reject keeps the config in force. valid: the config parsed but Install
+// refused it.
+func (w *ConfigWatcher) reject(cm *corev1.ConfigMap, err error, valid bool) {
 	w.mu.Lock()
-	w.isStale = true
+	if !w.isStale || w.since.IsZero() {
+		w.since = time.Now()
+	}
+	w.isStale, w.reason, w.last = true, err.Error(), cm
 	hasGood := w.current != nil
 	w.mu.Unlock()
 	w.stale.Set(1)
 	w.reloads.WithLabelValues("rejected").Inc()
-	kept := "no valid configuration has been loaded yet, so nothing is assigned or announced"
+	kept := "no configuration has been accepted yet, so nothing is assigned or announced"
 	if hasGood {
-		kept = "the last valid configuration stays in force"
+		kept = "the last accepted configuration stays in force"
 	}
-	w.log.Error("configuration refused", "configmap", w.namespace+"/"+w.name, "error", err.Error(), "kept", kept)
+	what := "configuration refused"
+	if valid {
+		what = "configuration refused, although valid"
+	}
+	w.log.Error(what, "configmap", w.namespace+"/"+w.name, "error", err.Error(), "kept", kept)
 	if w.recorder != nil {
-		msg := fmt.Sprintf("configuration refused (%s): %s", kept, strings.ReplaceAll(err.Error(), "\n", "; "))
+		msg := fmt.Sprintf("%s (%s): %s", what, kept, strings.ReplaceAll(err.Error(), "\n", "; "))
 		if len(msg) > 1000 {
 			msg = msg[:1000] + "..."
 		}
@@ -235,7 +335,7 @@ func (w *ConfigWatcher) reject(cm *corev1.ConfigMap, err error) {
 
 func (w *ConfigWatcher) handleDelete() {
 	w.mu.Lock()
-	w.lastRV = ""
+	w.lastRV, w.exists, w.last = "", false, nil
 	has := w.current != nil
 	if has {
 		w.isStale = true

@@ -108,8 +108,12 @@ func Check(ranges []iprange.Range, f Facts) []Finding {
 	add := func(s Severity, format string, a ...any) {
 		out = append(out, Finding{s, fmt.Sprintf(format, a...)})
 	}
-	for _, o := range iprange.Overlaps(ranges) {
+	overlaps, total := iprange.Overlaps(ranges, 20)
+	for _, o := range overlaps {
 		add(Error, "%s: list each address once (merge them into one range, or remove the shared part)", o)
+	}
+	if more := total - len(overlaps); more > 0 {
+		add(Error, "%d more overlapping ranges: list each address once", more)
 	}
 	for _, r := range ranges {
 		for _, res := range reserved {

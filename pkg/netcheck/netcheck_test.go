@@ -10,7 +10,7 @@ import (
 	"github.com/microk8s-metallb/metallb/pkg/iprange"
 )
 
-func mustRange(t *testing.T, s string) iprange.Range {
+func mustRange(t testing.TB, s string) iprange.Range {
 	t.Helper()
 	r, err := iprange.Parse(s)
 	if err != nil {
@@ -180,6 +180,12 @@ func TestSuggest(t *testing.T) {
 		{"small /28", "192.0.2.1/28", func(f *Facts) { f.Gateways = []netip.Addr{netip.MustParseAddr("192.0.2.1")} }, "192.0.2.12-192.0.2.14"},
 		{"/30 is too small", "192.0.2.1/30", nil, ""},
 		{"IPv6 is not suggested", "2001:db8::11/64", nil, ""},
+		{"a /8 whose DHCP scope covers nearly all of it", "10.1.2.3/8", func(f *Facts) {
+			f.DHCPScopes = []Sourced{{Range: mustRange(t, "10.0.1.0-10.255.255.250"), Source: "dnsmasq"}}
+		}, "10.0.0.245-10.0.0.255"},
+		{"a /8 with no room at all", "10.1.2.3/8", func(f *Facts) {
+			f.DHCPScopes = []Sourced{{Range: mustRange(t, "10.0.0.1-10.255.255.254"), Source: "dnsmasq"}}
+		}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := labFacts(t)
@@ -204,6 +210,21 @@ func TestFindingsNameAFix(t *testing.T) {
 	for _, f := range Check(rs, labFacts(t)) {
 		if !strings.ContainsAny(f.Message, ";:") {
 			t.Errorf("finding without a fix: %s", f)
+		}
+	}
+}
+
+// BenchmarkSuggestSlash8 is the prompt's suggestion on a /8 whose DHCP
+// scope and 10,000 leases leave room only at the bottom.
+func BenchmarkSuggestSlash8(b *testing.B) {
+	f := Facts{DHCPScopes: []Sourced{{Range: mustRange(b, "10.0.1.0-10.255.255.250"), Source: "dnsmasq"}}}
+	for i := range 10000 {
+		f.Leases = append(f.Leases, Lease{Addr: netip.AddrFrom4([4]byte{10, 0, byte(i / 256 % 256), byte(i % 256)})})
+	}
+	s := Subnet{Interface: "eth0", Prefix: netip.MustParsePrefix("10.1.2.3/8")}
+	for b.Loop() {
+		if _, ok := Suggest(s, f); ok {
+			b.Fatal("room found where there is none")
 		}
 	}
 }

@@ -2,6 +2,7 @@ package netcheck
 
 import (
 	"net/netip"
+	"slices"
 
 	"github.com/microk8s-metallb/metallb/pkg/iprange"
 )
@@ -20,37 +21,57 @@ func Suggest(s Subnet, f Facts) (iprange.Range, bool) {
 		return iprange.Range{}, false
 	}
 	sub := iprange.FromPrefix(p)
-	usable := uint64(1)<<(32-p.Bits()) - 2
+	n := uint64(1)<<(32-p.Bits()) - 2
 	size := uint64(SuggestSize)
-	if usable/4 < size {
-		size = usable / 4
+	if n/4 < size {
+		size = n / 4
 	}
-	taken := func(a netip.Addr) bool {
-		for _, r := range takenRanges(f) {
-			if r.Contains(a) {
-				return true
-			}
+	usable, _ := iprange.New(sub.First().Next(), sub.Last().Prev())
+	taken := mergedWithin(usable, takenRanges(f))
+	// The gaps between taken ranges, from the top: the first that holds
+	// size addresses gives the block at its top. A step per taken range,
+	// whatever the subnet's size (a /8 is 16M addresses).
+	hi := usable.Last()
+	for i := len(taken); i >= 0; i-- {
+		lo := usable.First()
+		if i > 0 {
+			lo = taken[i-1].Last().Next()
 		}
-		return false
-	}
-	// Walk down from the last usable address, looking for size free in a row.
-	run := uint64(0)
-	var last netip.Addr
-	for a := sub.Last().Prev(); a != sub.First(); a = a.Prev() {
-		if taken(a) {
-			run = 0
-			continue
-		}
-		if run == 0 {
-			last = a
-		}
-		run++
-		if run == size {
-			r, _ := iprange.New(a, last)
+		if gap, err := iprange.New(lo, hi); err == nil && gap.SizeFloat() >= float64(size) {
+			from, _ := gap.NthUint64(uint64(gap.SizeFloat()) - size)
+			r, _ := iprange.New(from, hi)
 			return r, true
+		}
+		if i > 0 {
+			if hi = taken[i-1].First().Prev(); !usable.Contains(hi) {
+				break
+			}
 		}
 	}
 	return iprange.Range{}, false
+}
+
+// mergedWithin clips rs to within, sorts them and merges those that overlap
+// or touch.
+func mergedWithin(within iprange.Range, rs []iprange.Range) []iprange.Range {
+	var clipped []iprange.Range
+	for _, r := range rs {
+		if c, ok := within.Intersect(r); ok {
+			clipped = append(clipped, c)
+		}
+	}
+	slices.SortFunc(clipped, func(a, b iprange.Range) int { return a.First().Compare(b.First()) })
+	var out []iprange.Range
+	for _, r := range clipped {
+		if n := len(out); n > 0 && !out[n-1].Last().Next().Less(r.First()) {
+			if out[n-1].Last().Less(r.Last()) {
+				out[n-1], _ = iprange.New(out[n-1].First(), r.Last())
+			}
+			continue
+		}
+		out = append(out, r)
+	}
+	return out
 }
 
 func takenRanges(f Facts) []iprange.Range {

@@ -136,9 +136,16 @@ func New(ctx context.Context, o Options) *Speaker {
 	s.l2 = layer2.NewAnnouncer(o.Log, s)
 	gobgp := bgp.NewGoBGP(o.Log)
 	s.bgp = bgp.NewManager(o.Log, gobgp)
+	if o.ConfigMap == "" {
+		o.ConfigMap = k8s.DefaultConfigMap
+	}
+	// The speakers run on the config the controller accepted: one judge for
+	// every edit, and the same config on every node. The copy also survives
+	// a broken or deleted ConfigMap across restarts. The controller raises
+	// the Events about the operator's ConfigMap.
 	s.watcher = k8s.NewConfigWatcher(k8s.ConfigWatcherOptions{
-		Client: o.Client, Namespace: o.Namespace, Name: o.ConfigMap, Log: o.Log,
-		Recorder: s.recorder, Metrics: o.Metrics, OnConfig: func(*config.Config) { s.poke() },
+		Client: o.Client, Namespace: o.Namespace, Name: k8s.AcceptedName(o.ConfigMap), Log: o.Log,
+		Metrics: o.Metrics, OnConfig: func(*config.Config) { s.poke() }, MirrorState: true,
 		Level: o.Level, BaseLevel: o.BaseLevel,
 	})
 	if o.Metrics != nil {
@@ -252,7 +259,27 @@ func (s *Speaker) renewLease(ctx context.Context) {
 	t := time.NewTicker(s.o.LeaseRenew)
 	defer t.Stop()
 	var cur *coordinationv1.Lease // last written: one Update per renewal
+	waiting := false
 	for {
+		// A speaker with no config announces nothing: it must not be
+		// elected for an address, so it stays out of the live set.
+		if s.watcher.Current() == nil {
+			if !waiting {
+				s.log.Warn("no accepted configuration yet: this speaker announces nothing and takes no part in elections",
+					"configmap", s.o.Namespace+"/"+k8s.AcceptedName(s.o.ConfigMap))
+				waiting = true
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			continue
+		}
+		if waiting {
+			s.log.Info("configuration received: this speaker takes part in elections")
+			waiting = false
+		}
 		rctx, cancel := context.WithTimeout(ctx, s.o.LeaseDuration)
 		var err error
 		if cur == nil {

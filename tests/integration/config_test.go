@@ -119,7 +119,7 @@ func TestConfigReloadKeepsLastGood(t *testing.T) {
 		return len(evs) > 0
 	})
 	if evs[0].Type != corev1.EventTypeWarning || !strings.Contains(evs[0].Message, `unknown key "adresses" (did you mean "addresses"?)`) ||
-		!strings.Contains(evs[0].Message, "the last valid configuration stays in force") {
+		!strings.Contains(evs[0].Message, "the last accepted configuration stays in force") {
 		t.Errorf("event = %s %q", evs[0].Type, evs[0].Message)
 	}
 

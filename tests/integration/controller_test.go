@@ -226,19 +226,6 @@ func TestControllerAnnotationsAndClasses(t *testing.T) {
 	waitIngress(t, c, ns, "six", "2001:db8::")
 }
 
-func TestControllerConfigEditMovesService(t *testing.T) {
-	env := cluster.Require(t)
-	c := env.Client
-	ns := newNamespace(t, c)
-	startController(t, c, ns, "address-pools:\n- {name: old, protocol: layer2, addresses: [192.0.2.50/31]}\n- {name: keep, protocol: layer2, addresses: [192.0.2.60/31]}\n")
-	createSvc(t, c, ns, lbService("mover"))
-	waitIngress(t, c, ns, "mover", "192.0.2.50")
-
-	setConfig(t, c, ns, "address-pools:\n- {name: keep, protocol: layer2, addresses: [192.0.2.60/31]}\n")
-	waitIngress(t, c, ns, "mover", "192.0.2.60")
-	waitEvent(t, c, ns, "mover", controller.ReasonChanged, "Moved from [192.0.2.50] to [192.0.2.60]")
-}
-
 func TestControllerNoConfigYet(t *testing.T) {
 	env := cluster.Require(t)
 	c := env.Client

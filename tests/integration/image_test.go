@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"fmt"
+	"os"
 	"os/exec"
 	"strings"
 	"testing"
@@ -66,7 +68,7 @@ func TestImageImportIntoContainerd(t *testing.T) {
 		t.Logf("runc not installed: not running the image")
 		return
 	}
-	out, err = exec.CommandContext(ctx, ctr[0], append(ctr[1:], "run", "--rm", ref, "mlb-image-test", image.Path, "version")...).CombinedOutput()
+	out, err = exec.CommandContext(ctx, ctr[0], append(ctr[1:], "run", "--rm", ref, fmt.Sprintf("mlb-image-test-%d", os.Getpid()), image.Path, "version")...).CombinedOutput()
 	if err != nil {
 		t.Fatalf("run %s: %v\n%s", ref, err, out)
 	}

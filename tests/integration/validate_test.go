@@ -2,6 +2,7 @@ package integration
 
 import (
 	"context"
+	"errors"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,10 +13,11 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// TestValidateFromClusterListsMovedServices runs the real binary against the
+// TestValidateFromClusterGivesTheControllersVerdict runs the real binary against the
 // real API server: the live ConfigMap validates, and a new config that drops
-// a Service's address is flagged before it is applied.
-func TestValidateFromClusterListsMovedServices(t *testing.T) {
+// a Service's address is refused, with the controller's words, before it is
+// applied.
+func TestValidateFromClusterGivesTheControllersVerdict(t *testing.T) {
 	env := cluster.Require(t)
 	c := env.Client
 	ns := newNamespace(t, c)
@@ -42,8 +44,25 @@ func TestValidateFromClusterListsMovedServices(t *testing.T) {
 		t.Fatal(err)
 	}
 	out, err = exec.Command(bin, "config", "validate", "--from-cluster", "-f", newCfg, "--kubeconfig", env.Kubeconfig, "--namespace", ns).CombinedOutput()
-	want := "warning: " + ns + "/web: 192.0.2.5 is in no pool of the new config: the controller would move the Service to a new IP"
-	if err != nil || !strings.Contains(string(out), want) {
-		t.Fatalf("validate new config: %v\n%s\nwant a line %q", err, out, want)
+	want := "refused by the controller: the new config would take or change the addresses of 1 Service(s); keep their addresses in a pool of the same protocol, or, to renumber them on purpose, annotate the ConfigMap (kubectl -n " +
+		ns + " annotate configmap config metallb.io/allow-address-changes=true): " + ns + "/web [192.0.2.5]: 192.0.2.5 is in no pool of the new config\n"
+	if code := exitCode(err); code != 1 || !strings.HasSuffix(string(out), want) {
+		t.Fatalf("validate new config: exit %d\n%s\nwant exit 1 and the line %q", code, out, want)
 	}
+	out, err = exec.Command(bin, "config", "validate", "--from-cluster", "-f", newCfg, "--allow-address-changes", "--kubeconfig", env.Kubeconfig, "--namespace", ns).CombinedOutput()
+	want = "  renumbered (allowed): " + ns + "/web [192.0.2.5]: 192.0.2.5 is in no pool of the new config\n"
+	if err != nil || !strings.HasSuffix(string(out), want) {
+		t.Fatalf("validate new config with --allow-address-changes: %v\n%s\nwant the line %q", err, out, want)
+	}
+}
+
+func exitCode(err error) int {
+	var ee *exec.ExitError
+	if errors.As(err, &ee) {
+		return ee.ExitCode()
+	}
+	if err != nil {
+		return -1
+	}
+	return 0
 }

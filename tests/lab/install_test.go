@@ -200,7 +200,7 @@ func TestInstallerHooks(t *testing.T) {
 		want := []string{
 			"ClusterRole/metallb-system:controller", "ClusterRole/metallb-system:speaker",
 			"ClusterRoleBinding/metallb-system:controller", "ClusterRoleBinding/metallb-system:speaker",
-			"ConfigMap/config", "DaemonSet/speaker", "Deployment/controller", "Namespace/metallb-system",
+			"ConfigMap/config", "ConfigMap/config-accepted", "DaemonSet/speaker", "Deployment/controller", "Namespace/metallb-system",
 			"Role/controller", "Role/speaker", "RoleBinding/controller", "RoleBinding/speaker",
 			"Secret/memberlist", "ServiceAccount/controller", "ServiceAccount/speaker",
 		}
@@ -269,10 +269,52 @@ func TestInstallerHooks(t *testing.T) {
 		}
 	})
 
-	t.Run("disable removes everything", func(t *testing.T) {
+	t.Run("custom pools and BGP peers survive disable and enable", func(t *testing.T) {
+		cm, err := sc.c.CoreV1().ConfigMaps(ns).Get(ctx, "config", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cm.Data["config"] = "# ours\naddress-pools:\n- {name: default, protocol: layer2, addresses: [198.51.100.220-198.51.100.230]}\n" +
+			"- {name: routed, protocol: bgp, addresses: [203.0.113.0/28]}\n" +
+			"peers:\n- {peer-address: 198.51.100.254, peer-asn: 64500, my-asn: 64500, password: s3cret}\n"
+		if _, err := sc.c.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		saved := filepath.Join(sc.snap.Common, "metallb", "config.yaml")
 		r := sc.run(t, nil, "disable")
-		if r.code != 0 {
+		if r.code != 0 || !strings.Contains(r.out, "saved the configuration (ConfigMap metallb-system/config) to "+saved+": the next enable restores its pools and peers; disable --purge forgets it") {
 			t.Fatalf("exit %d", r.code)
+		}
+		if fi, err := os.Stat(saved); err != nil || fi.Mode().Perm() != 0o600 {
+			t.Fatalf("saved file: %v %v", fi, err)
+		}
+		r = sc.run(t, nil, "enable", "198.51.100.240-198.51.100.245")
+		if r.code != 0 || !strings.Contains(r.out, "restoring the configuration saved by disable ("+saved+"): 2 pool(s), 1 BGP peer(s)") {
+			t.Fatalf("exit %d", r.code)
+		}
+		cm, err = sc.c.CoreV1().ConfigMaps(ns).Get(ctx, "config", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, want := range []string{
+			"- {name: default, protocol: layer2, addresses: [198.51.100.240-198.51.100.245]}",
+			"- {name: routed, protocol: bgp, addresses: [203.0.113.0/28]}",
+			"- {peer-address: 198.51.100.254, peer-asn: 64500, my-asn: 64500, password: s3cret}",
+		} {
+			if !strings.Contains(cm.Data["config"], want) {
+				t.Errorf("restored config lacks %q:\n%s", want, cm.Data["config"])
+			}
+		}
+	})
+
+	t.Run("disable --purge removes everything and forgets the configuration", func(t *testing.T) {
+		saved := filepath.Join(sc.snap.Common, "metallb", "config.yaml")
+		r := sc.run(t, nil, "disable", "--purge")
+		if r.code != 0 || !strings.Contains(r.out, "forgot the saved configuration ("+saved+")") {
+			t.Fatalf("exit %d", r.code)
+		}
+		if _, err := os.Stat(saved); !os.IsNotExist(err) {
+			t.Errorf("still saved: %v", err)
 		}
 		if got := sc.objects(t); len(got) != 0 {
 			t.Errorf("left behind: %v", keys(got))

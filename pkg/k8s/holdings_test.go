@@ -1,6 +1,7 @@
-package controller
+package k8s
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 
@@ -29,7 +30,7 @@ func TestOwned(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := owned(&tc.svc, tc.class); got != tc.want {
+			if got := Owned(&tc.svc, tc.class); got != tc.want {
 				t.Errorf("owned = %v, want %v", got, tc.want)
 			}
 		})
@@ -49,7 +50,7 @@ func TestToRequest(t *testing.T) {
 			IPFamilyPolicy:        &prefer,
 		},
 	}
-	got := toRequest(svc, allocator.Request{Pool: "p", SharingKey: "k", Requested: []netip.Addr{netip.MustParseAddr("2001:db8::1")}})
+	got := AllocatorService(svc, allocator.Request{Pool: "p", SharingKey: "k", Requested: []netip.Addr{netip.MustParseAddr("2001:db8::1")}})
 	want := allocator.Service{
 		Key: "ns/web", Namespace: "ns", Labels: map[string]string{"tier": "front"}, Pool: "p", SharingKey: "k",
 		Requested: []netip.Addr{netip.MustParseAddr("2001:db8::1")},
@@ -59,5 +60,34 @@ func TestToRequest(t *testing.T) {
 	}
 	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func TestAddressChangeErrorNamesAFewAndCountsTheRest(t *testing.T) {
+	var affected []allocator.Affected
+	for i := range 12 {
+		ip := netip.AddrFrom4([4]byte{192, 0, 2, byte(10 + i)})
+		affected = append(affected, allocator.Affected{Service: fmt.Sprintf("demo/s%d", i), IPs: []netip.Addr{ip}, Reason: ip.String() + " is in no pool of the new config"})
+	}
+	for _, tc := range []struct {
+		name string
+		err  *AddressChangeError
+		want string
+	}{
+		{"the controller", &AddressChangeError{Affected: affected[:1], Namespace: "metallb-system", Name: "config"},
+			"the new config would take or change the addresses of 1 Service(s); keep their addresses in a pool of the same protocol, or, to renumber them on purpose, annotate the ConfigMap (kubectl -n metallb-system annotate configmap config metallb.io/allow-address-changes=true): demo/s0 [192.0.2.10]: 192.0.2.10 is in no pool of the new config"},
+		{"the installer, 12 Services", &AddressChangeError{Affected: affected, Fix: "choose a range that keeps them, or pass --allow-address-changes to renumber them"},
+			"the new config would take or change the addresses of 12 Service(s); choose a range that keeps them, or pass --allow-address-changes to renumber them: " +
+				"demo/s0 [192.0.2.10]: 192.0.2.10 is in no pool of the new config; demo/s1 [192.0.2.11]: 192.0.2.11 is in no pool of the new config; " +
+				"demo/s2 [192.0.2.12]: 192.0.2.12 is in no pool of the new config; demo/s3 [192.0.2.13]: 192.0.2.13 is in no pool of the new config; " +
+				"demo/s4 [192.0.2.14]: 192.0.2.14 is in no pool of the new config; demo/s5 [192.0.2.15]: 192.0.2.15 is in no pool of the new config; " +
+				"demo/s6 [192.0.2.16]: 192.0.2.16 is in no pool of the new config; demo/s7 [192.0.2.17]: 192.0.2.17 is in no pool of the new config; " +
+				"demo/s8 [192.0.2.18]: 192.0.2.18 is in no pool of the new config; demo/s9 [192.0.2.19]: 192.0.2.19 is in no pool of the new config; and 2 more"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, tc.err.Error()); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
 	}
 }
