@@ -71,5 +71,5 @@ func (o *controllerOptions) run(ctx context.Context, g *globals) error {
 		run(ctx)
 		return nil
 	}
-	return k8s.RunAsLeader(ctx, client, o.namespace, "metallb-controller", g.log, run)
+	return k8s.RunAsLeader(ctx, client, o.namespace, "metallb-controller", g.log, func() { reg.SetReady(true) }, run)
 }

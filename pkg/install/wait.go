@@ -63,6 +63,11 @@ func deploymentAvailable(d *appsv1.Deployment) (bool, string) {
 	if d.Status.UpdatedReplicas < want {
 		return false, fmt.Sprintf("%d of %d pods updated", d.Status.UpdatedReplicas, want)
 	}
+	// Until the old pods are gone, "available" may count them: the new
+	// image is running only when every pod is an updated one.
+	if old := d.Status.Replicas - d.Status.UpdatedReplicas; old > 0 {
+		return false, fmt.Sprintf("%d old pod(s) still to stop", old)
+	}
 	for _, c := range d.Status.Conditions {
 		if c.Type == appsv1.DeploymentAvailable && c.Status == corev1.ConditionTrue && d.Status.AvailableReplicas >= want {
 			return true, ""

@@ -17,8 +17,14 @@ import (
 // that of several replicas exactly one is active. When leadership is lost fn's
 // context is cancelled and RunAsLeader returns an error (the process should
 // exit and restart as a follower). Takeover after a crash takes at most the
-// lease duration plus one retry period (about 9 s).
-func RunAsLeader(ctx context.Context, client kubernetes.Interface, namespace, name string, log *slog.Logger, fn func(context.Context)) error {
+// lease duration plus one retry period (about 9 s); after a clean stop
+// (SIGTERM: the lease is released) one retry period.
+//
+// following, when set, is called once a leader is known (this process or
+// another): a follower that reaches the API server is ready to take over,
+// and must say so, or a rolling update of a single-replica Deployment waits
+// for a new pod that can only lead once the old one has gone.
+func RunAsLeader(ctx context.Context, client kubernetes.Interface, namespace, name string, log *slog.Logger, following func(), fn func(context.Context)) error {
 	id, err := os.Hostname()
 	if err != nil {
 		return fmt.Errorf("leader election identity: %w", err)
@@ -43,6 +49,9 @@ func RunAsLeader(ctx context.Context, client kubernetes.Interface, namespace, na
 			},
 			OnStoppedLeading: func() { close(lost) },
 			OnNewLeader: func(identity string) {
+				if following != nil {
+					following()
+				}
 				if identity != id {
 					log.Info("following the leader", "leader", identity)
 				}

@@ -3,6 +3,8 @@ package integration
 import (
 	"context"
 	"fmt"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -197,4 +199,50 @@ func TestControllerLeaderElection(t *testing.T) {
 	if got := ingressOf(t, c, ns, "first"); got != "192.0.2.100" {
 		t.Errorf("first moved to %q after the takeover", got)
 	}
+}
+
+// TestControllerRollingUpdateHandsOver is a single-replica Deployment's
+// rolling update: the new pod starts beside the leader and must be Ready as
+// a follower (else the rollout waits forever for a pod that can lead only
+// once the old one is gone); the old one then gets SIGTERM, releases the
+// lease, and the new one takes over at once.
+func TestControllerRollingUpdateHandsOver(t *testing.T) {
+	env := cluster.Require(t)
+	c := env.Client
+	ns := newNamespace(t, c)
+	setConfig(t, c, ns, "address-pools:\n- {name: p, protocol: layer2, addresses: [192.0.2.120-192.0.2.130]}\n")
+	old := startControllerProcess(t, env, ns, "--leader-elect=true")
+	createSvc(t, c, ns, lbService("before"))
+	waitIngress(t, c, ns, "before", "192.0.2.120")
+
+	addr := freeLoopbackAddr(t)
+	startControllerProcess(t, env, ns, "--leader-elect=true", "--metrics-addr", addr)
+	eventually(t, 15*time.Second, "the new replica to be Ready as a follower", func() bool {
+		resp, err := http.Get("http://" + addr + "/readyz")
+		if err != nil {
+			return false
+		}
+		resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
+
+	stopped := time.Now()
+	_ = old.Process.Signal(syscall.SIGTERM)
+	_ = old.Wait()
+	createSvc(t, c, ns, lbService("after"))
+	eventually(t, 15*time.Second, "the new replica to take over", func() bool { return ingressOf(t, c, ns, "after") == "192.0.2.121" })
+	t.Logf("the new replica assigned an address %v after the old one got SIGTERM", time.Since(stopped).Round(10*time.Millisecond))
+	if got := ingressOf(t, c, ns, "before"); got != "192.0.2.120" {
+		t.Errorf("before moved to %q across the update", got)
+	}
+}
+
+func freeLoopbackAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
 }
