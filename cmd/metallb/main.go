@@ -17,7 +17,7 @@ import (
 // (withdrawing announcements, closing BGP sessions) before the process exits
 // anyway: work that does not watch its context (a huge config being parsed)
 // must not keep it alive.
-const stopGrace = 800 * time.Millisecond
+const stopGrace = 500 * time.Millisecond
 
 func main() {
 	ctx, cancel := context.WithCancel(context.Background())
