@@ -50,7 +50,7 @@ func PeerFrom(c *config.Peer) Peer {
 	if port == 0 {
 		port = config.DefaultPeerPort
 	}
-	hold := c.HoldTime // the parser defaults it; 0 asks for no keepalives
+	hold := c.HoldTime // the parser defaults it and refuses 0
 	keep := c.KeepaliveTime
 	if keep == 0 {
 		keep = hold / 3
@@ -117,9 +117,18 @@ func (m *Manager) Set(ctx context.Context, routerID netip.Addr, peers []Peer, ro
 		}
 		return nil
 	}
-	asn := peers[0].MyASN
-	if m.started && (routerID != m.routerID || asn != m.asn) {
-		m.log.Info("BGP router ID or local AS changed: restarting BGP", "router-id", routerID, "asn", asn)
+	// Every session sets its own local AS, so the server's default AS only
+	// has to be one of them: chosen at start, it never restarts BGP, and
+	// it does not depend on the peers' order.
+	asn := m.asn
+	if !m.started {
+		asn = peers[0].MyASN
+		for _, p := range peers {
+			asn = min(asn, p.MyASN)
+		}
+	}
+	if m.started && routerID != m.routerID {
+		m.log.Info("BGP router ID changed: restarting BGP", "router-id", routerID)
 		m.sess.Stop()
 		m.started = false
 		m.peers, m.routes = map[string]Peer{}, map[string]Route{}

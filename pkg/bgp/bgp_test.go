@@ -69,6 +69,14 @@ func TestManagerChangesOnlyWhatChanged(t *testing.T) {
 	p1pw.Password = "secret"
 	step([]Peer{p1pw, p2}, []Route{r1c}, "delete-peer 198.51.100.254", "add-peer 198.51.100.254", "withdraw 203.0.113.2/32")
 	step([]Peer{p2}, []Route{r1c}, "delete-peer 198.51.100.254")
+	step([]Peer{p1pw, p2}, []Route{r1c}, "add-peer 198.51.100.254")
+	// The same peers in another order: nothing at all.
+	step([]Peer{p2, p1pw}, []Route{r1c})
+	// One peer's local AS changes, and it is now the lowest: only that
+	// session is rebuilt, BGP is not restarted.
+	p2as := p2
+	p2as.MyASN = 64400
+	step([]Peer{p1pw, p2as}, []Route{r1c}, "delete-peer 198.51.100.253", "add-peer 198.51.100.253")
 	step(nil, nil, "stop")
 	step(nil, nil)
 }

@@ -55,6 +55,10 @@ func (g *GoBGP) Start(ctx context.Context, routerID netip.Addr, asn uint32) erro
 		srv.Stop()
 		return err
 	}
+	if err := ownRoutesOnly(ctx, srv); err != nil {
+		srv.Stop()
+		return fmt.Errorf("set the BGP import and export policies: %w", err)
+	}
 	wctx, cancel := context.WithCancel(context.Background())
 	if err := srv.WatchEvent(wctx, &api.WatchEventRequest{Peer: &api.WatchEventRequest_Peer{}}, g.peerEvent); err != nil {
 		cancel()
@@ -62,6 +66,31 @@ func (g *GoBGP) Start(ctx context.Context, routerID netip.Addr, asn uint32) erro
 		return err
 	}
 	g.srv, g.cancel = srv, cancel
+	return nil
+}
+
+// ownPolicy accepts the routes this speaker originates and nothing else.
+const ownPolicy = "metallb-own-routes-only"
+
+// ownRoutesOnly makes the server a stub: nothing a peer sends enters the
+// global RIB (so it is never used, nor re-advertised to another peer, which
+// would make this node a transit path between two routers), and only this
+// speaker's own service prefixes are exported.
+func ownRoutesOnly(ctx context.Context, srv *server.BgpServer) error {
+	if err := srv.AddPolicy(ctx, &api.AddPolicyRequest{Policy: &api.Policy{Name: ownPolicy, Statements: []*api.Statement{{
+		Name:       ownPolicy + "-local",
+		Conditions: &api.Conditions{RouteType: api.Conditions_ROUTE_TYPE_LOCAL},
+		Actions:    &api.Actions{RouteAction: api.RouteAction_ACCEPT},
+	}}}}); err != nil {
+		return err
+	}
+	for _, dir := range []api.PolicyDirection{api.PolicyDirection_IMPORT, api.PolicyDirection_EXPORT} {
+		if err := srv.SetPolicyAssignment(ctx, &api.SetPolicyAssignmentRequest{Assignment: &api.PolicyAssignment{
+			Name: "global", Direction: dir, Policies: []*api.Policy{{Name: ownPolicy}}, DefaultAction: api.RouteAction_REJECT,
+		}}); err != nil {
+			return err
+		}
+	}
 	return nil
 }
 
@@ -264,7 +293,11 @@ func (l *logAdapter) Info(msg string, f gobgplog.Fields) {
 
 func (l *logAdapter) Debug(msg string, f gobgplog.Fields) {
 	if msg != "failed to connect" {
-		l.g.log.Debug("gobgp: "+msg, l.attrs(f)...)
+		// GoBGP logs every received UPDATE at debug: format nothing unless
+		// debug is on (a router sending a full table would cost seconds).
+		if l.g.log.Enabled(context.Background(), slog.LevelDebug) {
+			l.g.log.Debug("gobgp: "+msg, l.attrs(f)...)
+		}
 		return
 	}
 	key := fmt.Sprint(f["Key"])
@@ -338,7 +371,8 @@ func explainDown(reason string) string {
 
 // Collector returns Prometheus metrics read from the running sessions:
 // metallb_bgp_session_up, metallb_bgp_announced_prefixes_total,
-// metallb_bgp_updates_total, each labelled with the peer.
+// metallb_bgp_updates_total, metallb_bgp_received_prefixes_refused, each
+// labelled with the peer.
 func (g *GoBGP) Collector() prometheus.Collector { return collector{g} }
 
 type collector struct{ g *GoBGP }
@@ -350,12 +384,15 @@ var (
 		"Prefixes currently advertised to the peer.", []string{"peer"}, nil)
 	descUpdates = prometheus.NewDesc(metrics.Namespace+"_bgp_updates_total",
 		"BGP UPDATE messages sent to the peer.", []string{"peer"}, nil)
+	descRefused = prometheus.NewDesc(metrics.Namespace+"_bgp_received_prefixes_refused",
+		"Prefixes the peer sends this speaker: every one is refused (never used, never passed on).", []string{"peer"}, nil)
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descUp
 	ch <- descPrefixes
 	ch <- descUpdates
+	ch <- descRefused
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
@@ -375,12 +412,14 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			up = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up, addr)
-		var adv uint64
+		var adv, received uint64
 		for _, af := range p.AfiSafis {
 			if af.State != nil {
 				adv += af.State.Advertised
+				received += af.State.Received
 			}
 		}
+		ch <- prometheus.MustNewConstMetric(descRefused, prometheus.GaugeValue, float64(received), addr)
 		ch <- prometheus.MustNewConstMetric(descPrefixes, prometheus.GaugeValue, float64(adv), addr)
 		var upd uint64
 		if m := p.State.Messages; m != nil && m.Sent != nil {

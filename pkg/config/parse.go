@@ -325,13 +325,15 @@ func (d *decoder) peer(n *yaml.Node, path string) *Peer {
 			d.errorf(n, "%s: %s is required", path, key)
 		}
 	}
-	if v := have["hold-time"]; v != nil && p.HoldTime != 0 && p.HoldTime < 3*time.Second {
-		d.errorf(v, "%s.hold-time: %s: want 0 (no keepalives) or at least 3s (RFC 4271)", path, p.HoldTime)
+	// RFC 4271 allows 0 (no keepalives), but the embedded BGP stack would
+	// silently run 90s instead: refuse it rather than do something else.
+	if v := have["hold-time"]; v != nil && p.HoldTime == 0 && isZeroDuration(v.Value) {
+		d.errorf(v, "%s.hold-time: 0 (no keepalives) is not supported: the BGP stack would use 90s instead; set 3s or more", path)
+	} else if v != nil && p.HoldTime != 0 && p.HoldTime < 3*time.Second {
+		d.errorf(v, "%s.hold-time: %s: want at least 3s (RFC 4271)", path, p.HoldTime)
 	}
 	if v := have["keepalive-time"]; v != nil {
-		if p.HoldTime == 0 && p.KeepaliveTime != 0 {
-			d.errorf(v, "%s.keepalive-time: must be 0 when hold-time is 0", path)
-		} else if p.KeepaliveTime > p.HoldTime {
+		if p.KeepaliveTime > p.HoldTime && p.HoldTime != 0 {
 			d.errorf(v, "%s.keepalive-time: %s is longer than hold-time %s", path, p.KeepaliveTime, p.HoldTime)
 		}
 	} else {
@@ -372,3 +374,8 @@ func (d *decoder) bfdProfile(n *yaml.Node, path string) *BFDProfile {
 
 // ErrBFDUnsupported is reported when a peer references a BFD profile.
 var ErrBFDUnsupported = errors.New("BFD is not supported yet")
+
+func isZeroDuration(s string) bool {
+	d, err := time.ParseDuration(s)
+	return s == "0" || (err == nil && d == 0)
+}

@@ -113,8 +113,9 @@ func DesiredBGP(cfg *config.Config, self Node, svcs []Svc) ([]bgp.Route, []Annou
 }
 
 // PeersFor returns the sessions a node with these labels runs, and the
-// router ID to use: the first peer's router-id, else the node's first IPv4
-// address.
+// router ID to use: the lowest router-id its peers set, else the node's
+// first IPv4 address. It does not depend on the peers' order, so reordering
+// them in the ConfigMap resets no session.
 func PeersFor(cfg *config.Config, self Node) ([]bgp.Peer, netip.Addr) {
 	if cfg == nil {
 		return nil, netip.Addr{}
@@ -126,7 +127,7 @@ func PeersFor(cfg *config.Config, self Node) ([]bgp.Peer, netip.Addr) {
 			continue
 		}
 		out = append(out, bgp.PeerFrom(p))
-		if !rid.IsValid() && p.RouterID.IsValid() {
+		if p.RouterID.IsValid() && (!rid.IsValid() || p.RouterID.Less(rid)) {
 			rid = p.RouterID
 		}
 	}

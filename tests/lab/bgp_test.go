@@ -150,6 +150,22 @@ func TestBGP(t *testing.T) {
 		}
 	})
 
+	t.Run("peers reordered in the ConfigMap: no session reset", func(t *testing.T) {
+		before := bird.Protocols()
+		// The same peers, IPv6 first, and one more community: the community
+		// at the router is the barrier that shows the speakers applied it.
+		v4, rest, _ := strings.Cut(strings.TrimPrefix(bgpConfig(birdPassword, `, "64500:200", "64500:300"`), "peers:\n"), "- peer-address: \"2001:db8::254\"")
+		v6, pools, _ := strings.Cut(rest, "address-pools:")
+		cl.setConfig(t, "peers:\n- peer-address: \"2001:db8::254\""+v6+v4+"address-pools:"+pools)
+		eventually(t, 10*time.Second, "the barrier community at the router", func() bool {
+			out, _ := bird.Ctl("show route for", vip+"/32", "all")
+			return strings.Contains(out, "(64500,300)")
+		})
+		if diff := cmp.Diff(before, bird.Protocols()); diff != "" {
+			t.Errorf("sessions changed (-before +after):\n%s", diff)
+		}
+	})
+
 	t.Run("Service deleted: route withdrawn", func(t *testing.T) {
 		if err := cl.c.CoreV1().Services("demo").Delete(ctx, "local", metav1.DeleteOptions{}); err != nil {
 			t.Fatal(err)
@@ -262,4 +278,16 @@ func (cl *cluster) speakerLog(t testing.TB, node string) string {
 		t.Fatal(err)
 	}
 	return string(b)
+}
+
+// eventually polls cond every 50 ms until it holds or timeout passes.
+func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %v waiting for %s", timeout, what)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
