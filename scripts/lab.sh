@@ -33,7 +33,9 @@ up() {
     i=${HOSTS[$n]}
     ns="$P-$n"
     ip netns add "$ns"
-    ip link add "$P-$n-h" type veth peer name eth0 netns "$ns"
+    # A fixed MAC: udev may replace a random one after creation, after the
+    # tests have read it.
+    ip link add "$P-$n-h" type veth peer name eth0 address "$(printf '02:00:00:00:00:%02x' "$i")" netns "$ns"
     ip link set "$P-$n-h" master "$BR" up
     ip -n "$ns" link set lo up
     ip -n "$ns" link set eth0 up

@@ -51,6 +51,12 @@ type Announcer struct {
 	ifs    map[string]*iface
 	ctx    context.Context
 	stopGA map[netip.Addr]context.CancelFunc
+	// lost are interfaces whose responder failed (link down, interface
+	// deleted), by name, with the prefixes they had: until they answer
+	// again, the addresses they served have no working responder.
+	lost      map[string][]netip.Prefix
+	wake      chan struct{}
+	reasserts map[netip.Addr]time.Time // last re-assertion against a conflict
 }
 
 type iface struct {
@@ -64,17 +70,28 @@ type iface struct {
 
 // NewAnnouncer returns an announcer; Run opens the interfaces.
 func NewAnnouncer(log *slog.Logger, events Events) *Announcer {
-	return &Announcer{log: log, events: events, claims: map[netip.Addr]Claim{}, ifs: map[string]*iface{}, stopGA: map[netip.Addr]context.CancelFunc{}}
+	return &Announcer{log: log, events: events, claims: map[netip.Addr]Claim{}, ifs: map[string]*iface{}, stopGA: map[netip.Addr]context.CancelFunc{},
+		lost: map[string][]netip.Prefix{}, wake: make(chan struct{}, 1), reasserts: map[netip.Addr]time.Time{}}
 }
 
-// Run opens responders on eligible interfaces, re-scans them every 2 s,
-// and closes everything when ctx ends.
+// Rescan intervals: every 2 s normally, every 100 ms while a responder that
+// was answering is lost, so that a link coming back (a replugged cable, a
+// Wi-Fi reconnect, a recreated interface) is answered on again at once.
+const (
+	scanInterval      = 2 * time.Second
+	lostScanInterval  = 100 * time.Millisecond
+	reassertMinPeriod = time.Second
+	reassertDelay     = 250 * time.Millisecond
+)
+
+// Run opens responders on eligible interfaces, re-scans them, and closes
+// everything when ctx ends.
 func (a *Announcer) Run(ctx context.Context) {
 	a.mu.Lock()
 	a.ctx = ctx
 	a.mu.Unlock()
 	a.scan()
-	t := time.NewTicker(2 * time.Second)
+	t := time.NewTimer(scanInterval)
 	defer t.Stop()
 	for {
 		select {
@@ -87,9 +104,66 @@ func (a *Announcer) Run(ctx context.Context) {
 			a.mu.Unlock()
 			return
 		case <-t.C:
-			a.scan()
+		case <-a.wake:
+		}
+		a.scan()
+		a.mu.Lock()
+		next := scanInterval
+		if len(a.lost) > 0 {
+			next = lostScanInterval
+		}
+		a.mu.Unlock()
+		t.Reset(next)
+	}
+}
+
+// Unanswered lists the claimed addresses that a lost responder served:
+// while it is not empty this node does not answer for all it should.
+func (a *Announcer) Unanswered() []netip.Addr {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []netip.Addr
+	for ip, c := range a.claims {
+		for name, prefixes := range a.lost {
+			if (len(c.Interfaces) > 0 && slices.Contains(c.Interfaces, name)) ||
+				(len(c.Interfaces) == 0 && slices.ContainsFunc(prefixes, func(p netip.Prefix) bool { return p.Contains(ip) })) {
+				out = append(out, ip)
+				break
+			}
 		}
 	}
+	slices.SortFunc(out, func(x, y netip.Addr) int { return x.Compare(y) })
+	return out
+}
+
+// Reassert announces ip again (a gratuitous ARP / unsolicited NA), at most
+// once a second: another host claimed it, and clients that believed it must
+// learn the rightful MAC again. It waits reassertDelay and announces only
+// if the address is still claimed then, so that a hand-over seen a moment
+// late here (the new owner's announcement before this node's view moved on)
+// does not start an ARP war.
+func (a *Announcer) Reassert(ip netip.Addr) {
+	a.mu.Lock()
+	if time.Since(a.reasserts[ip]) < reassertMinPeriod || a.ctx == nil {
+		a.mu.Unlock()
+		return
+	}
+	a.reasserts[ip] = time.Now()
+	ctx := a.ctx
+	a.mu.Unlock()
+	go func() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(reassertDelay):
+		}
+		a.mu.Lock()
+		_, still := a.claims[ip]
+		a.mu.Unlock()
+		if still {
+			a.gratuitous(ip)
+		}
+	}()
 }
 
 // SetClaims replaces the claimed addresses. New ones get gratuitous
@@ -107,6 +181,7 @@ func (a *Announcer) SetClaims(claims []Claim) {
 				stop()
 				delete(a.stopGA, ip)
 			}
+			delete(a.reasserts, ip)
 			for _, i := range a.ifs {
 				if i.ndp != nil && ip.Is6() {
 					_ = i.ndp.unwatch(ip)
@@ -258,17 +333,54 @@ func (a *Announcer) scan() {
 		a.mu.Lock()
 		a.ifs[ifi.Name] = i
 		a.watchAll(i)
+		_, wasLost := a.lost[ifi.Name]
+		delete(a.lost, ifi.Name)
+		var reclaim []netip.Addr
+		if wasLost {
+			for ip := range a.claims {
+				if a.ownsLocked(ifi.Name, ip) {
+					reclaim = append(reclaim, ip)
+				}
+			}
+		}
 		a.mu.Unlock()
 		a.log.Info("answering ARP/NDP", "interface", ifi.Name, "mac", ifi.HardwareAddr.String())
+		if wasLost {
+			// Hosts may have aged us out, or learnt another MAC meanwhile.
+			for _, ip := range reclaim {
+				a.gratuitous(ip)
+			}
+			a.log.Info("interface back: announcing its addresses again", "interface", ifi.Name, "addresses", len(reclaim))
+		}
 	}
 	a.mu.Lock()
 	for name, i := range a.ifs {
 		if !seen[name] {
 			i.close()
 			delete(a.ifs, name)
+			a.lose(name, i)
 		}
 	}
 	a.mu.Unlock()
+}
+
+// lose records that an interface which was answering no longer does. Caller
+// holds a.mu.
+func (a *Announcer) lose(name string, i *iface) {
+	for ip := range a.claims {
+		if a.ownsPrefixes(i, ip) {
+			a.lost[name] = i.prefixes
+			return
+		}
+	}
+}
+
+func (a *Announcer) ownsPrefixes(i *iface, ip netip.Addr) bool {
+	c := a.claims[ip]
+	if len(c.Interfaces) > 0 {
+		return slices.Contains(c.Interfaces, i.name)
+	}
+	return slices.ContainsFunc(i.prefixes, func(p netip.Prefix) bool { return p.Contains(ip) })
 }
 
 func (a *Announcer) open(ifi net.Interface, prefixes []netip.Prefix) (*iface, error) {
@@ -279,7 +391,7 @@ func (a *Announcer) open(ifi net.Interface, prefixes []netip.Prefix) (*iface, er
 	}
 	i.arp = newARPResponder(ifi.Name, ifi.HardwareAddr, pc, a)
 	i.closers = append(i.closers, pc.Close)
-	go a.serve(ifi.Name, "ARP", i.arp.run)
+	go a.serve(i, "ARP", i.arp.run)
 	if hasV6(prefixes) {
 		a.openNDP(ifi, i)
 	}
@@ -304,7 +416,7 @@ func (a *Announcer) openNDP(ifi net.Interface, i *iface) {
 		}
 	}
 	i.closers = append(i.closers, nc.Close)
-	go a.serve(ifi.Name, "NDP", i.ndp.run)
+	go a.serve(i, "NDP", i.ndp.run)
 }
 
 // watchAll joins the solicited-node groups of the IPv6 addresses claimed on
@@ -319,9 +431,25 @@ func (a *Announcer) watchAll(i *iface) {
 	}
 }
 
-func (a *Announcer) serve(ifname, proto string, run func() error) {
-	if err := run(); err != nil && !errors.Is(err, net.ErrClosed) {
-		a.log.Warn("responder stopped", "interface", ifname, "protocol", proto, "error", err)
+// serve runs a responder. One that fails (the link went down, the
+// interface was deleted) takes its interface out; the next scans, fast
+// while it is lost, open it again when it can.
+func (a *Announcer) serve(i *iface, proto string, run func() error) {
+	err := run()
+	if err == nil || errors.Is(err, net.ErrClosed) {
+		return
+	}
+	a.log.Warn("responder stopped: reopening the interface when it is back", "interface", i.name, "protocol", proto, "error", err)
+	a.mu.Lock()
+	if a.ifs[i.name] == i {
+		i.close()
+		delete(a.ifs, i.name)
+		a.lose(i.name, i)
+	}
+	a.mu.Unlock()
+	select {
+	case a.wake <- struct{}{}:
+	default:
 	}
 }
 

@@ -6,6 +6,8 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+
+	"github.com/google/go-cmp/cmp"
 )
 
 func TestEligible(t *testing.T) {
@@ -71,5 +73,32 @@ func TestOwnsFollowsSubnetsAndInterfaces(t *testing.T) {
 	a.SetClaims(nil)
 	if a.Owns("eth0", netip.MustParseAddr("198.51.100.200")) {
 		t.Error("still owns an address after it was dropped")
+	}
+}
+
+// An interface lost while it served a claimed address makes that address
+// unanswered until the interface is back; other interfaces do not.
+func TestUnansweredFollowsLostInterfaces(t *testing.T) {
+	a := NewAnnouncer(slog.New(slog.NewTextHandler(io.Discard, nil)), nil)
+	lan := &iface{name: "eth0", prefixes: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}}
+	wifi := &iface{name: "wlan0", prefixes: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}}
+	a.ifs = map[string]*iface{"eth0": lan, "wlan0": wifi}
+	a.SetClaims([]Claim{{IP: netip.MustParseAddr("198.51.100.200")}, {IP: netip.MustParseAddr("203.0.113.9"), Interfaces: []string{"wlan0"}}})
+	if got := a.Unanswered(); len(got) != 0 {
+		t.Fatalf("unanswered with every interface up: %v", got)
+	}
+	a.mu.Lock()
+	delete(a.ifs, "eth0")
+	a.lose("eth0", lan)
+	a.mu.Unlock()
+	if diff := cmp.Diff([]netip.Addr{netip.MustParseAddr("198.51.100.200")}, a.Unanswered(), cmp.Comparer(func(x, y netip.Addr) bool { return x == y })); diff != "" {
+		t.Errorf("eth0 lost (-want +got):\n%s", diff)
+	}
+	a.mu.Lock()
+	delete(a.ifs, "wlan0")
+	a.lose("wlan0", wifi)
+	a.mu.Unlock()
+	if got := a.Unanswered(); len(got) != 2 {
+		t.Errorf("both lost: %v", got)
 	}
 }

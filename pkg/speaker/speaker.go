@@ -89,6 +89,7 @@ type Speaker struct {
 	claims    []layer2.Claim          // the layer2 claims last computed with the API reachable
 	yielded   map[netip.Addr]bool     // taken over by another host while cut off
 	selfOK    time.Time               // last successful renewal of our Lease
+	ready     bool                    // /readyz, last set
 	// seen is when, by this node's clock, each speaker's Lease was last seen
 	// renewed: comparing with the renewer's own timestamps would make
 	// liveness depend on clock skew between nodes.
@@ -219,6 +220,9 @@ func (s *Speaker) Run(ctx context.Context) error {
 	if s.o.Metrics != nil {
 		s.o.Metrics.SetReady(true)
 	}
+	s.mu.Lock()
+	s.ready = true
+	s.mu.Unlock()
 	s.log.Info("speaker running", "node", s.o.NodeName)
 	// Leases expire without any event: re-evaluate right when the next one
 	// would expire, and at least every renewal interval.
@@ -236,6 +240,27 @@ func (s *Speaker) Run(ctx context.Context) error {
 		s.reconcile()
 		timer.Reset(s.untilNextExpiry())
 	}
+}
+
+// updateReadiness makes /readyz fail while an address this node announces
+// has no working responder (its interface went down or away), and says so
+// once per change.
+func (s *Speaker) updateReadiness() {
+	if s.o.Metrics == nil {
+		return
+	}
+	lost := s.l2.Unanswered()
+	ready := len(lost) == 0
+	s.mu.Lock()
+	changed := ready != s.ready
+	s.ready = ready
+	s.mu.Unlock()
+	if changed && !ready {
+		s.log.Warn("not ready: announced addresses have no working responder", "ip", fmt.Sprint(lost))
+	} else if changed {
+		s.log.Info("ready: every announced address has a working responder")
+	}
+	s.o.Metrics.SetReady(ready)
 }
 
 // untilNextExpiry is the time until the first live speaker would count as
@@ -321,6 +346,7 @@ func (s *Speaker) renewLease(ctx context.Context) {
 
 // reconcile recomputes and applies the announcements.
 func (s *Speaker) reconcile() {
+	defer s.updateReadiness()
 	s.mu.Lock()
 	cutOff := time.Since(s.selfOK) > s.o.LeaseDuration
 	if !cutOff {
@@ -531,6 +557,9 @@ func (s *Speaker) Conflict(ip netip.Addr, ifname string, mac net.HardwareAddr) {
 		return
 	}
 	s.mu.Unlock()
+	// In touch with the API server, this node is the rightful owner: say so
+	// again, so that clients which believed the other host come back.
+	s.l2.Reassert(ip)
 	s.mConflicts.WithLabelValues(ip.String()).Inc()
 	s.mu.Lock()
 	var keys []string

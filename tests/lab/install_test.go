@@ -328,7 +328,10 @@ func TestInstallerHooks(t *testing.T) {
 	t.Run("a stuck install names the pod, and disable cleans up after it", func(t *testing.T) {
 		// No kubelet: nothing becomes ready. A speaker pod that cannot be
 		// scheduled, with its Event, appears while enable waits.
+		done := make(chan struct{})
+		defer func() { <-done }() // its t.Errorf must come before the test ends
 		go func() {
+			defer close(done)
 			deadline := time.Now().Add(30 * time.Second)
 			for time.Now().Before(deadline) {
 				if _, err := sc.c.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{}); err == nil {

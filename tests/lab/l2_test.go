@@ -241,6 +241,8 @@ func TestLayer2ConflictEvent(t *testing.T) {
 	ip := cl.createService(t, "web", "web", false)
 	owner := election.Owner(netip.MustParseAddr(ip), Nodes)
 	waitOneMAC(t, ip, cl.MACs[owner], 20*time.Second)
+	w := watchARP(t, netip.MustParseAddr(ip))
+	w.reset()
 	// A misconfigured host on the LAN takes the same address and announces it.
 	if out, err := Exec(context.Background(), "client", "ip", "addr", "add", ip+"/24", "dev", "eth0").CombinedOutput(); err != nil {
 		t.Fatalf("%v %s", err, out)
@@ -254,6 +256,11 @@ func TestLayer2ConflictEvent(t *testing.T) {
 		for _, e := range evs.Items {
 			if e.Type == corev1.EventTypeWarning && strings.Contains(e.Message, cl.MACs["client"]) {
 				t.Logf("event: %s", e.Message)
+				// The rightful owner said it again, for the clients that
+				// believed the other host.
+				if _, ok := w.seen(cl.MACs[owner]); !ok {
+					t.Errorf("the owner %s did not re-assert %s after the conflict", owner, ip)
+				}
 				return
 			}
 		}
