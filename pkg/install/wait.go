@@ -106,11 +106,17 @@ func Wait(ctx context.Context, client kubernetes.Interface, namespace string, ti
 	for {
 		if d, err := client.AppsV1().Deployments(namespace).Get(ctx, ControllerName, metav1.GetOptions{}); err == nil {
 			ctrlOK, ctrlWhy = deploymentAvailable(d)
+			if ctrlOK {
+				ctrlOK, ctrlWhy = podsRun(ctx, client, namespace, ControllerName, d.Spec.Template.Spec)
+			}
 		} else if ctx.Err() == nil {
 			ctrlOK, ctrlWhy = false, err.Error()
 		}
 		if ds, err := client.AppsV1().DaemonSets(namespace).Get(ctx, SpeakerName, metav1.GetOptions{}); err == nil {
 			spkOK, spkWhy = daemonSetRolledOut(ds)
+			if spkOK {
+				spkOK, spkWhy = podsRun(ctx, client, namespace, SpeakerName, ds.Spec.Template.Spec)
+			}
 		} else if ctx.Err() == nil {
 			spkOK, spkWhy = false, err.Error()
 		}
@@ -133,6 +139,27 @@ func Wait(ctx context.Context, client kubernetes.Interface, namespace string, ti
 		case <-tick.C:
 		}
 	}
+}
+
+// podsRun checks that every pod of the component that is not on its way
+// out runs the workload's image: after an upgrade, the new one.
+func podsRun(ctx context.Context, client kubernetes.Interface, namespace, component string, spec corev1.PodSpec) (bool, string) {
+	sel := labels.Set{"app.kubernetes.io/name": "metallb", "app.kubernetes.io/component": component}.String()
+	pods, err := client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
+	if err != nil || len(spec.Containers) == 0 {
+		return true, "" // the workload's own status said it rolled out
+	}
+	want := spec.Containers[0].Image
+	old := 0
+	for _, p := range pods.Items {
+		if p.DeletionTimestamp == nil && len(p.Spec.Containers) > 0 && p.Spec.Containers[0].Image != want {
+			old++
+		}
+	}
+	if old > 0 {
+		return false, fmt.Sprintf("%d pod(s) still run an image other than %s", old, want)
+	}
+	return true, ""
 }
 
 func state(ok bool, why string) string {
