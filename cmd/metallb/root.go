@@ -86,6 +86,7 @@ them), and the installer behind "microk8s enable metallb" / "microk8s disable me
 		newDisableCmd(g),
 		newVersionCmd(g),
 		newConfigCmd(g),
+		newStatusCmd(g),
 	)
 	return root
 }

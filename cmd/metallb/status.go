@@ -1,0 +1,63 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+
+	"github.com/spf13/cobra"
+	"gopkg.in/yaml.v3"
+
+	"github.com/microk8s-metallb/metallb/pkg/k8s"
+	"github.com/microk8s-metallb/metallb/pkg/status"
+)
+
+type statusOptions struct {
+	kubeconfig string
+	namespace  string
+	output     string
+}
+
+func newStatusCmd(g *globals) *cobra.Command {
+	o := &statusOptions{}
+	cmd := &cobra.Command{
+		Use:   "status [-o table|json|yaml]",
+		Short: "Show what metallb is doing: config state, pools, Services, speakers, BGP sessions",
+		Long: `Show what metallb is doing right now, from what its components publish:
+the configuration's state (accepted or stale, since when, why), each pool's size, used and
+free addresses, every LoadBalancer Service with its addresses, pool, protocol and the nodes
+announcing it, pending Services with the reason, the speaker of each node (alive by its
+Lease, ready, version) and, through the API server's pod proxy, each node's BGP sessions.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			switch o.output {
+			case "table", "json", "yaml":
+			default:
+				return fmt.Errorf("-o %q: want table, json or yaml", o.output)
+			}
+			client, _, err := k8s.Client(o.kubeconfig, "metallb-status", 0, 0)
+			if err != nil {
+				return err
+			}
+			r, err := status.Gather(cmd.Context(), client, status.Options{Namespace: o.namespace})
+			if err != nil {
+				return err
+			}
+			switch o.output {
+			case "json":
+				enc := json.NewEncoder(g.out)
+				enc.SetIndent("", "  ")
+				return enc.Encode(r)
+			case "yaml":
+				enc := yaml.NewEncoder(g.out)
+				enc.SetIndent(2)
+				return enc.Encode(r)
+			}
+			return status.Table(g.out, r)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig (default: $KUBECONFIG, MicroK8s's $SNAP_DATA/credentials/client.config, ~/.kube/config)")
+	f.StringVar(&o.namespace, "namespace", k8s.DefaultNamespace, "namespace metallb runs in")
+	f.StringVarP(&o.output, "output", "o", "table", "table, json or yaml")
+	return cmd
+}

@@ -1,0 +1,72 @@
+package status
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// Table writes the Report for a person: one section per part.
+func Table(w io.Writer, r *Report) error {
+	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
+	line := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")) }
+	cfg := "CONFIG: " + r.Config.State
+	if r.Config.Since != "" {
+		cfg += " since " + r.Config.Since
+	}
+	line(cfg)
+	if r.Config.Reason != "" {
+		line("  " + r.Config.Reason)
+	}
+	line("")
+	line("POOL", "PROTOCOL", "SIZE", "USED", "FREE")
+	for _, p := range r.Pools {
+		line(p.Name, p.Protocol, p.Size, fmt.Sprint(p.Used), p.Free)
+	}
+	line("")
+	line("SERVICE", "ADDRESSES", "POOL", "PROTOCOL", "ANNOUNCED BY")
+	var pending []ServiceStatus
+	for _, s := range r.Services {
+		if len(s.Addresses) == 0 {
+			pending = append(pending, s)
+			continue
+		}
+		line(s.Service, strings.Join(s.Addresses, ","), dash(s.Pool), dash(s.Protocol), dash(strings.Join(s.AnnouncedBy, ",")))
+	}
+	if len(pending) > 0 {
+		line("")
+		line("PENDING", "WHY")
+		for _, s := range pending {
+			line(s.Service, s.Pending)
+		}
+	}
+	line("")
+	line("NODE", "SPEAKER", "LEASE RENEWED", "READY", "VERSION")
+	for _, s := range r.Speakers {
+		alive := "dead"
+		if s.Alive {
+			alive = "alive"
+		}
+		line(s.Node, alive, dash(s.Renewed), dash(s.Ready), dash(s.Version))
+	}
+	if len(r.Sessions) > 0 {
+		line("")
+		line("NODE", "BGP PEER", "STATE", "PREFIXES SENT")
+		for _, s := range r.Sessions {
+			st := "down"
+			if s.Up {
+				st = "established"
+			}
+			line(s.Node, s.Peer, st, fmt.Sprint(s.Prefixes))
+		}
+	}
+	return tw.Flush()
+}
+
+func dash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,359 @@
+// Package status answers "what is metallb doing right now" from what the
+// components publish in the API: the controller's accepted config and its
+// state, the Services' addresses and Events, the speakers' Leases and pods,
+// and each speaker's metrics (through the API server's pod proxy) for BGP
+// sessions. It reads only; `metallb status` renders its Report.
+package status
+
+import (
+	"context"
+	"fmt"
+	"math/big"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/microk8s-metallb/metallb/pkg/config"
+	"github.com/microk8s-metallb/metallb/pkg/iprange"
+	"github.com/microk8s-metallb/metallb/pkg/k8s"
+)
+
+// Report is the whole picture.
+type Report struct {
+	Config   ConfigStatus    `json:"config" yaml:"config"`
+	Pools    []PoolStatus    `json:"pools" yaml:"pools"`
+	Services []ServiceStatus `json:"services" yaml:"services"`
+	Speakers []SpeakerStatus `json:"speakers" yaml:"speakers"`
+	Sessions []SessionStatus `json:"bgpSessions" yaml:"bgpSessions"`
+}
+
+// ConfigStatus is the controller's verdict on the ConfigMap.
+type ConfigStatus struct {
+	State  string `json:"state" yaml:"state"` // accepted, stale, or none
+	Since  string `json:"since,omitempty" yaml:"since,omitempty"`
+	Reason string `json:"reason,omitempty" yaml:"reason,omitempty"`
+}
+
+// PoolStatus counts a pool's addresses. Sizes are decimal strings: an IPv6
+// /64 holds 2^64.
+type PoolStatus struct {
+	Name     string `json:"name" yaml:"name"`
+	Protocol string `json:"protocol" yaml:"protocol"`
+	Size     string `json:"size" yaml:"size"`
+	Used     int    `json:"used" yaml:"used"`
+	Free     string `json:"free" yaml:"free"`
+}
+
+// ServiceStatus is one LoadBalancer Service.
+type ServiceStatus struct {
+	Service   string   `json:"service" yaml:"service"`
+	Addresses []string `json:"addresses,omitempty" yaml:"addresses,omitempty"`
+	Pool      string   `json:"pool,omitempty" yaml:"pool,omitempty"`
+	Protocol  string   `json:"protocol,omitempty" yaml:"protocol,omitempty"`
+	// AnnouncedBy are the nodes whose speakers said they announce it
+	// (nodeAssigned Events; layer2: the latest one).
+	AnnouncedBy []string `json:"announcedBy,omitempty" yaml:"announcedBy,omitempty"`
+	// Pending says why a Service has no address.
+	Pending string `json:"pending,omitempty" yaml:"pending,omitempty"`
+}
+
+// SpeakerStatus is one node's speaker.
+type SpeakerStatus struct {
+	Node    string `json:"node" yaml:"node"`
+	Alive   bool   `json:"alive" yaml:"alive"`
+	Renewed string `json:"renewed,omitempty" yaml:"renewed,omitempty"` // how long ago its Lease was renewed
+	Ready   string `json:"ready,omitempty" yaml:"ready,omitempty"`     // its pod's readiness, when there is a pod
+	Version string `json:"version,omitempty" yaml:"version,omitempty"` // its pod's image tag
+}
+
+// SessionStatus is one BGP session of one node.
+type SessionStatus struct {
+	Node     string `json:"node" yaml:"node"`
+	Peer     string `json:"peer" yaml:"peer"`
+	Up       bool   `json:"up" yaml:"up"`
+	Prefixes int    `json:"prefixesSent" yaml:"prefixesSent"`
+}
+
+// Options say where to look.
+type Options struct {
+	Namespace string // metallb's; default metallb-system
+	ConfigMap string // default config
+	Now       time.Time
+	// LeaseTimeout: a speaker Lease renewed longer ago than this is dead.
+	LeaseTimeout time.Duration
+}
+
+// Gather reads the cluster and builds the Report.
+func Gather(ctx context.Context, c kubernetes.Interface, o Options) (*Report, error) {
+	if o.Namespace == "" {
+		o.Namespace = k8s.DefaultNamespace
+	}
+	if o.ConfigMap == "" {
+		o.ConfigMap = k8s.DefaultConfigMap
+	}
+	if o.Now.IsZero() {
+		o.Now = time.Now()
+	}
+	if o.LeaseTimeout == 0 {
+		o.LeaseTimeout = 5 * time.Second
+	}
+	r := &Report{Config: ConfigStatus{State: "none", Reason: "no accepted configuration: is the controller running?"}}
+	var cfg *config.Config
+	if cm, err := c.CoreV1().ConfigMaps(o.Namespace).Get(ctx, k8s.AcceptedName(o.ConfigMap), metav1.GetOptions{}); err == nil {
+		r.Config = ConfigStatus{State: cm.Annotations[k8s.StateAnnotation], Since: cm.Annotations[k8s.StateSinceAnnotation], Reason: cm.Annotations[k8s.StateReasonAnnotation]}
+		cfg, _ = config.Parse([]byte(cm.Data[k8s.ConfigKey]))
+	}
+	svcs, err := c.CoreV1().Services("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list Services: %w", err)
+	}
+	evs, err := c.CoreV1().Events("").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=Service"})
+	if err != nil {
+		return nil, fmt.Errorf("list Events: %w", err)
+	}
+	r.Services = services(svcs.Items, evs.Items, cfg)
+	r.Pools = pools(cfg, r.Services)
+	leases, err := c.CoordinationV1().Leases(o.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=speaker"})
+	if err != nil {
+		return nil, fmt.Errorf("list speaker Leases: %w", err)
+	}
+	pods, err := c.CoreV1().Pods(o.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=speaker"})
+	if err != nil {
+		return nil, fmt.Errorf("list speaker pods: %w", err)
+	}
+	r.Speakers = speakers(leases.Items, pods.Items, o.Now, o.LeaseTimeout)
+	r.Sessions = sessions(ctx, c, pods.Items)
+	return r, nil
+}
+
+// announced maps a Service key to the nodes its nodeAssigned Events name.
+func announced(evs []corev1.Event) map[string][]string {
+	type ev struct {
+		node, proto string
+		at          time.Time
+	}
+	by := map[string][]ev{}
+	for _, e := range evs {
+		if e.Reason != "nodeAssigned" {
+			continue
+		}
+		var node, proto string
+		if _, err := fmt.Sscanf(e.Message, "announcing from node %q with protocol %q", &node, &proto); err != nil {
+			continue
+		}
+		at := e.LastTimestamp.Time
+		if at.IsZero() {
+			at = e.EventTime.Time
+		}
+		k := e.InvolvedObject.Namespace + "/" + e.InvolvedObject.Name
+		by[k] = append(by[k], ev{node, proto, at})
+	}
+	out := map[string][]string{}
+	for k, es := range by {
+		sort.Slice(es, func(i, j int) bool { return es[i].at.After(es[j].at) })
+		if es[0].proto == string(config.Layer2) {
+			out[k] = []string{es[0].node}
+			continue
+		}
+		var nodes []string
+		for _, e := range es {
+			if e.proto == string(config.BGP) && !slices.Contains(nodes, e.node) {
+				nodes = append(nodes, e.node)
+			}
+		}
+		sort.Strings(nodes)
+		out[k] = nodes
+	}
+	return out
+}
+
+// pendingReasons maps a Service key to its latest AllocationFailed message.
+func pendingReasons(evs []corev1.Event) map[string]string {
+	latest := map[string]time.Time{}
+	out := map[string]string{}
+	for _, e := range evs {
+		if e.Reason != "AllocationFailed" {
+			continue
+		}
+		k := e.InvolvedObject.Namespace + "/" + e.InvolvedObject.Name
+		if at := e.LastTimestamp.Time; at.After(latest[k]) || out[k] == "" {
+			latest[k], out[k] = at, e.Message
+		}
+	}
+	return out
+}
+
+func services(svcs []corev1.Service, evs []corev1.Event, cfg *config.Config) []ServiceStatus {
+	ann, why := announced(evs), pendingReasons(evs)
+	var out []ServiceStatus
+	for i := range svcs {
+		s := &svcs[i]
+		if s.Spec.Type != corev1.ServiceTypeLoadBalancer {
+			continue
+		}
+		k := s.Namespace + "/" + s.Name
+		st := ServiceStatus{Service: k}
+		for _, ip := range k8s.IngressIPs(s) {
+			st.Addresses = append(st.Addresses, ip.String())
+			if cfg == nil {
+				continue
+			}
+			if p := cfg.PoolFor(ip); p != nil {
+				st.Pool, st.Protocol = p.Name, string(p.Protocol)
+			}
+		}
+		if len(st.Addresses) > 0 {
+			st.AnnouncedBy = ann[k]
+		} else {
+			switch {
+			case s.Spec.LoadBalancerClass != nil:
+				st.Pending = fmt.Sprintf("loadBalancerClass %q: served by another load balancer", *s.Spec.LoadBalancerClass)
+			case why[k] != "":
+				st.Pending = why[k]
+			case cfg == nil:
+				st.Pending = "no configuration accepted yet"
+			default:
+				st.Pending = "not handled yet: is the controller running?"
+			}
+		}
+		out = append(out, st)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Service < out[j].Service })
+	return out
+}
+
+func pools(cfg *config.Config, svcs []ServiceStatus) []PoolStatus {
+	if cfg == nil {
+		return nil
+	}
+	used := map[string]map[string]bool{}
+	for _, s := range svcs {
+		for _, a := range s.Addresses {
+			if s.Pool != "" {
+				if used[s.Pool] == nil {
+					used[s.Pool] = map[string]bool{}
+				}
+				used[s.Pool][a] = true // shared addresses count once
+			}
+		}
+	}
+	var out []PoolStatus
+	for _, p := range cfg.Pools {
+		size := iprange.Total(p.Ranges)
+		n := len(used[p.Name])
+		free := new(big.Int).Sub(size, big.NewInt(int64(n)))
+		out = append(out, PoolStatus{Name: p.Name, Protocol: string(p.Protocol), Size: size.String(), Used: n, Free: free.String()})
+	}
+	return out
+}
+
+func speakers(leases []coordinationLease, pods []corev1.Pod, now time.Time, timeout time.Duration) []SpeakerStatus {
+	by := map[string]*SpeakerStatus{}
+	get := func(node string) *SpeakerStatus {
+		if by[node] == nil {
+			by[node] = &SpeakerStatus{Node: node}
+		}
+		return by[node]
+	}
+	for _, l := range leases {
+		if l.Spec.HolderIdentity == nil || l.Spec.RenewTime == nil {
+			continue
+		}
+		s := get(*l.Spec.HolderIdentity)
+		ago := now.Sub(l.Spec.RenewTime.Time)
+		s.Alive = ago <= timeout
+		s.Renewed = ago.Round(100*time.Millisecond).String() + " ago"
+	}
+	for _, p := range pods {
+		if p.Spec.NodeName == "" {
+			continue
+		}
+		s := get(p.Spec.NodeName)
+		s.Ready = "false"
+		for _, c := range p.Status.Conditions {
+			if c.Type == corev1.PodReady && c.Status == corev1.ConditionTrue {
+				s.Ready = "true"
+			}
+		}
+		if len(p.Spec.Containers) > 0 {
+			img := p.Spec.Containers[0].Image
+			s.Version = img[strings.LastIndex(img, ":")+1:]
+		}
+	}
+	var out []SpeakerStatus
+	for _, s := range by {
+		out = append(out, *s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Node < out[j].Node })
+	return out
+}
+
+type coordinationLease = coordinationv1.Lease
+
+// sessions reads each speaker pod's metrics through the API server's pod
+// proxy (the speakers publish their BGP sessions there, nowhere else).
+func sessions(ctx context.Context, c kubernetes.Interface, pods []corev1.Pod) []SessionStatus {
+	var out []SessionStatus
+	for _, p := range pods {
+		if p.Status.Phase != corev1.PodRunning {
+			continue
+		}
+		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+		body, err := c.CoreV1().Pods(p.Namespace).ProxyGet("http", p.Name, "7473", "/metrics", nil).DoRaw(pctx)
+		cancel()
+		if err != nil {
+			continue
+		}
+		out = append(out, ParseSessions(p.Spec.NodeName, string(body))...)
+	}
+	return out
+}
+
+// ParseSessions reads a speaker's BGP sessions from its metrics text.
+func ParseSessions(node, metrics string) []SessionStatus {
+	by := map[string]*SessionStatus{}
+	var order []string
+	for _, line := range strings.Split(metrics, "\n") {
+		var name, peer string
+		var v float64
+		switch {
+		case strings.HasPrefix(line, "metallb_bgp_session_up{"):
+			name = "up"
+		case strings.HasPrefix(line, "metallb_bgp_announced_prefixes_total{"):
+			name = "prefixes"
+		default:
+			continue
+		}
+		i, j := strings.Index(line, `peer="`), strings.LastIndex(line, `"}`)
+		if i < 0 || j < i+6 {
+			continue
+		}
+		peer = line[i+6 : j]
+		if _, err := fmt.Sscan(strings.TrimSpace(line[j+2:]), &v); err != nil {
+			continue
+		}
+		s := by[peer]
+		if s == nil {
+			s = &SessionStatus{Node: node, Peer: peer}
+			by[peer] = s
+			order = append(order, peer)
+		}
+		if name == "up" {
+			s.Up = v == 1
+		} else {
+			s.Prefixes = int(v)
+		}
+	}
+	sort.Strings(order)
+	out := make([]SessionStatus, 0, len(order))
+	for _, p := range order {
+		out = append(out, *by[p])
+	}
+	return out
+}

@@ -1,0 +1,110 @@
+package status
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/microk8s-metallb/metallb/pkg/config"
+)
+
+func TestParseSessions(t *testing.T) {
+	metrics := `# HELP metallb_bgp_session_up 1 when the BGP session with the peer is established.
+metallb_bgp_session_up{peer="198.51.100.254"} 1
+metallb_bgp_session_up{peer="2001:db8::254"} 0
+metallb_bgp_announced_prefixes_total{peer="198.51.100.254"} 3
+metallb_bgp_announced_prefixes_total{peer="2001:db8::254"} 0
+metallb_bgp_updates_total{peer="198.51.100.254"} 7
+`
+	want := []SessionStatus{
+		{Node: "node-a", Peer: "198.51.100.254", Up: true, Prefixes: 3},
+		{Node: "node-a", Peer: "2001:db8::254", Up: false, Prefixes: 0},
+	}
+	if diff := cmp.Diff(want, ParseSessions("node-a", metrics)); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+func lb(ns, name string, ips ...string) corev1.Service {
+	s := corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer}}
+	for _, ip := range ips {
+		s.Status.LoadBalancer.Ingress = append(s.Status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{IP: ip})
+	}
+	return s
+}
+
+func ev(svc, reason, msg string, at time.Time) corev1.Event {
+	ns, name, _ := strings.Cut(svc, "/")
+	return corev1.Event{InvolvedObject: corev1.ObjectReference{Kind: "Service", Namespace: ns, Name: name}, Reason: reason, Message: msg, LastTimestamp: metav1.NewTime(at)}
+}
+
+// The pure parts of Gather: Services with their pool and announcers,
+// pending ones with a reason, pool counts (a /64 too), speakers by Lease.
+func TestReportParts(t *testing.T) {
+	cfg, err := config.Parse([]byte(`address-pools:
+- {name: lan, protocol: layer2, addresses: [192.0.2.200-192.0.2.209]}
+- {name: routed, protocol: bgp, addresses: ["2001:db8:1::/64"]}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t0 := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
+	svcs := []corev1.Service{
+		lb("demo", "web", "192.0.2.200"), lb("demo", "dns", "192.0.2.200"), lb("demo", "six", "2001:db8:1::"),
+		lb("demo", "waiting"), {ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "plain"}},
+	}
+	evs := []corev1.Event{
+		ev("demo/web", "nodeAssigned", `announcing from node "node-a" with protocol "layer2"`, t0),
+		ev("demo/web", "nodeAssigned", `announcing from node "node-b" with protocol "layer2"`, t0.Add(time.Minute)),
+		ev("demo/six", "nodeAssigned", `announcing from node "node-b" with protocol "bgp"`, t0),
+		ev("demo/six", "nodeAssigned", `announcing from node "node-a" with protocol "bgp"`, t0),
+		ev("demo/waiting", "AllocationFailed", `Failed to allocate IP: pool exhausted: no free IPv4 address in pool "lan"`, t0),
+	}
+	got := services(svcs, evs, cfg)
+	want := []ServiceStatus{
+		{Service: "demo/dns", Addresses: []string{"192.0.2.200"}, Pool: "lan", Protocol: "layer2"},
+		{Service: "demo/six", Addresses: []string{"2001:db8:1::"}, Pool: "routed", Protocol: "bgp", AnnouncedBy: []string{"node-a", "node-b"}},
+		{Service: "demo/waiting", Pending: `Failed to allocate IP: pool exhausted: no free IPv4 address in pool "lan"`},
+		{Service: "demo/web", Addresses: []string{"192.0.2.200"}, Pool: "lan", Protocol: "layer2", AnnouncedBy: []string{"node-b"}},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("services (-want +got):\n%s", diff)
+	}
+	wantPools := []PoolStatus{
+		{Name: "lan", Protocol: "layer2", Size: "10", Used: 1, Free: "9"},
+		{Name: "routed", Protocol: "bgp", Size: "18446744073709551616", Used: 1, Free: "18446744073709551615"},
+	}
+	if diff := cmp.Diff(wantPools, pools(cfg, got)); diff != "" {
+		t.Errorf("pools (-want +got):\n%s", diff)
+	}
+	holder := func(n string) *string { return &n }
+	renewed := func(d time.Duration) *metav1.MicroTime { m := metav1.NewMicroTime(t0.Add(-d)); return &m }
+	leases := []coordinationv1.Lease{
+		{Spec: coordinationv1.LeaseSpec{HolderIdentity: holder("node-a"), RenewTime: renewed(200 * time.Millisecond)}},
+		{Spec: coordinationv1.LeaseSpec{HolderIdentity: holder("node-b"), RenewTime: renewed(time.Minute)}},
+	}
+	wantSpk := []SpeakerStatus{{Node: "node-a", Alive: true, Renewed: "200ms ago"}, {Node: "node-b", Alive: false, Renewed: "1m0s ago"}}
+	if diff := cmp.Diff(wantSpk, speakers(leases, nil, t0, 5*time.Second)); diff != "" {
+		t.Errorf("speakers (-want +got):\n%s", diff)
+	}
+	var b bytes.Buffer
+	if err := Table(&b, &Report{Config: ConfigStatus{State: "accepted"}, Pools: wantPools, Services: got, Speakers: wantSpk}); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{
+		"CONFIG: accepted",
+		"routed  bgp       18446744073709551616  1     18446744073709551615",
+		"demo/waiting  Failed to allocate IP: pool exhausted",
+		"node-b  dead     1m0s ago",
+	} {
+		if !strings.Contains(b.String(), line) {
+			t.Errorf("table lacks %q:\n%s", line, b.String())
+		}
+	}
+}

@@ -1,0 +1,114 @@
+package integration
+
+import (
+	"context"
+	"encoding/json"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/microk8s-metallb/metallb/pkg/status"
+)
+
+// TestStatusCommand runs `metallb status` against the real API server with
+// a controller at work: the config state, a pool's counts, an assigned
+// Service and its announcing node, a pending one with its reason, an alive
+// and a dead speaker; then a refused edit shows as stale with its reason.
+func TestStatusCommand(t *testing.T) {
+	env := cluster.Require(t)
+	c := env.Client
+	ctx := context.Background()
+	ns := newNamespace(t, c)
+	setConfig(t, c, ns, "address-pools:\n- {name: st, protocol: layer2, addresses: [192.0.2.150-192.0.2.153]}\n")
+	runController(t, c, ns)
+	createSvc(t, c, ns, lbService("web"))
+	waitIngress(t, c, ns, "web", "192.0.2.150")
+	createSvc(t, c, ns, lbService("lost", annotate("metallb.io/address-pool", "nope")))
+	waitEvent(t, c, ns, "lost", "AllocationFailed", `the requested pool "nope" does not exist`)
+	if _, err := c.CoreV1().Events(ns).Create(ctx, &corev1.Event{
+		ObjectMeta:     metav1.ObjectMeta{Name: "web.assigned"},
+		InvolvedObject: corev1.ObjectReference{Kind: "Service", Namespace: ns, Name: "web"},
+		Reason:         "nodeAssigned", Message: `announcing from node "node-b" with protocol "layer2"`, Type: "Normal",
+		LastTimestamp: metav1.Now(), Source: corev1.EventSource{Component: "metallb-speaker"},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for node, age := range map[string]time.Duration{"node-b": 0, "node-c": time.Hour} {
+		renewed := metav1.NewMicroTime(time.Now().Add(-age))
+		if _, err := c.CoordinationV1().Leases(ns).Create(ctx, &coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Name: "metallb-speaker-" + node, Labels: map[string]string{"app.kubernetes.io/component": "speaker"}},
+			Spec:       coordinationv1.LeaseSpec{HolderIdentity: &node, RenewTime: &renewed},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// node-b's speaker renews its Lease as a speaker does; node-c's stopped
+	// an hour ago.
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	go func() {
+		for rctx.Err() == nil {
+			if l, err := c.CoordinationV1().Leases(ns).Get(rctx, "metallb-speaker-node-b", metav1.GetOptions{}); err == nil {
+				now := metav1.NewMicroTime(time.Now())
+				l.Spec.RenewTime = &now
+				_, _ = c.CoordinationV1().Leases(ns).Update(rctx, l, metav1.UpdateOptions{})
+			}
+			time.Sleep(250 * time.Millisecond)
+		}
+	}()
+	report := func() status.Report {
+		t.Helper()
+		out, err := exec.Command(metallbBinary(t), "status", "-o", "json", "--kubeconfig", env.Kubeconfig, "--namespace", ns).Output()
+		if err != nil {
+			t.Fatalf("metallb status: %v", err)
+		}
+		var r status.Report
+		if err := json.Unmarshal(out, &r); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		return r
+	}
+	eventually(t, 10*time.Second, "the accepted state", func() bool { return report().Config.State == "accepted" })
+	r := report()
+	if len(r.Pools) != 1 || r.Pools[0] != (status.PoolStatus{Name: "st", Protocol: "layer2", Size: "4", Used: 1, Free: "3"}) {
+		t.Errorf("pools: %+v", r.Pools)
+	}
+	var web, lost *status.ServiceStatus
+	for i, s := range r.Services {
+		switch s.Service {
+		case ns + "/web":
+			web = &r.Services[i]
+		case ns + "/lost":
+			lost = &r.Services[i]
+		}
+	}
+	if web == nil || strings.Join(web.Addresses, ",") != "192.0.2.150" || web.Pool != "st" || strings.Join(web.AnnouncedBy, ",") != "node-b" {
+		t.Errorf("web: %+v", web)
+	}
+	if lost == nil || !strings.Contains(lost.Pending, `the requested pool "nope" does not exist`) {
+		t.Errorf("lost: %+v", lost)
+	}
+	alive := map[string]bool{}
+	for _, s := range r.Speakers {
+		alive[s.Node] = s.Alive
+	}
+	if !alive["node-b"] || alive["node-c"] {
+		t.Errorf("speakers: %+v", r.Speakers)
+	}
+
+	setConfig(t, c, ns, "# emptied by mistake\n")
+	eventually(t, 10*time.Second, "the stale state", func() bool {
+		r := report()
+		return r.Config.State == "stale" && strings.Contains(r.Config.Reason, ns+"/web [192.0.2.150]: the new config has no address pools")
+	})
+	out, err := exec.Command(metallbBinary(t), "status", "--kubeconfig", env.Kubeconfig, "--namespace", ns).Output()
+	if err != nil || !strings.Contains(string(out), "CONFIG: stale since ") {
+		t.Errorf("table: %v\n%s", err, out)
+	}
+	t.Logf("metallb status:\n%s", out)
+}
