@@ -55,7 +55,12 @@ type ConfigWatcher struct {
 	loaded, stale prometheus.Gauge
 	reloads       *prometheus.CounterVec
 
+	// hmu serialises decisions (the informer's and Retry's), so that an
+	// older ConfigMap is never judged after a newer one.
+	hmu sync.Mutex
+
 	mu          sync.Mutex
+	refusedOK   bool // the config refused was valid (Install said no): worth a Retry
 	current     *config.Config
 	currentText string
 	isStale     bool
@@ -190,17 +195,28 @@ func (w *ConfigWatcher) Seed(text string) error {
 // Retry judges the last seen ConfigMap again if it was refused while valid
 // (what made it dangerous may be gone, e.g. the Services it would move).
 func (w *ConfigWatcher) Retry() {
+	w.hmu.Lock()
+	defer w.hmu.Unlock()
 	w.mu.Lock()
 	cm := w.last
-	retry := w.isStale && cm != nil
-	w.lastRV = ""
+	retry := w.isStale && w.refusedOK && cm != nil
+	if retry {
+		w.lastRV = ""
+	}
 	w.mu.Unlock()
 	if retry {
-		w.handle(cm)
+		w.decide(cm)
 	}
 }
 
 func (w *ConfigWatcher) handle(cm *corev1.ConfigMap) {
+	w.hmu.Lock()
+	defer w.hmu.Unlock()
+	w.decide(cm)
+}
+
+// decide judges one ConfigMap. Caller holds w.hmu.
+func (w *ConfigWatcher) decide(cm *corev1.ConfigMap) {
 	w.mu.Lock()
 	if cm.ResourceVersion != "" && cm.ResourceVersion == w.lastRV {
 		w.mu.Unlock()
@@ -310,9 +326,13 @@ func (w *ConfigWatcher) reject(cm *corev1.ConfigMap, err error, valid bool) {
 	if !w.isStale || w.since.IsZero() {
 		w.since = time.Now()
 	}
-	w.isStale, w.reason, w.last = true, err.Error(), cm
+	again := w.isStale && w.reason == err.Error()
+	w.isStale, w.reason, w.last, w.refusedOK = true, err.Error(), cm, valid
 	hasGood := w.current != nil
 	w.mu.Unlock()
+	if again {
+		return // judged again (Retry), same verdict: said already
+	}
 	w.stale.Set(1)
 	w.reloads.WithLabelValues("rejected").Inc()
 	kept := "no configuration has been accepted yet, so nothing is assigned or announced"
