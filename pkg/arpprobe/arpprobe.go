@@ -1,7 +1,9 @@
 // Package arpprobe finds which addresses of a range are already in use on
-// the local link, by sending one ARP request per address (in a few rounds)
-// and collecting the replies. It is bounded in count and time so that a
-// large range never floods the network or stalls the installer.
+// the local link, by asking for each address (in a few rounds) and
+// collecting the answers: ARP requests for IPv4, NDP neighbor solicitations
+// to each address's solicited-node group for IPv6 (RFC 4861). It is bounded
+// in count and time so that a large range never floods the network or
+// stalls the installer.
 package arpprobe
 
 import (
@@ -29,27 +31,33 @@ type Options struct {
 	dial     func(*net.Interface) (conn, error)
 }
 
-// conn is the part of *arp.Client the probe uses.
+// conn asks who has an address, and reads the answers.
 type conn interface {
 	Request(netip.Addr) error
-	Read() (*arp.Packet, error)
+	// Read returns the next answer: the address and the MAC that has it;
+	// ok is false for anything else read.
+	Read() (ip netip.Addr, mac string, ok bool, err error)
 	SetReadDeadline(time.Time) error
 	Close() error
 }
 
-type client struct{ *arp.Client }
+type arpConn struct{ *arp.Client }
 
-func (c client) Read() (*arp.Packet, error) {
+func (c arpConn) Read() (netip.Addr, string, bool, error) {
 	p, _, err := c.Client.Read()
-	return p, err
+	if err != nil || p.Operation != arp.OperationReply {
+		return netip.Addr{}, "", false, err
+	}
+	return p.SenderIP, p.SenderHardwareAddr.String(), true, nil
 }
 
 // ErrPermission is returned when the process may not open a raw socket
 // (it needs CAP_NET_RAW).
 var ErrPermission = errors.New("probing needs CAP_NET_RAW (run as root)")
 
-// Probe asks, on ifi, who has each of targets, and returns the addresses
-// that answered with the MAC that answered, sorted by address.
+// Probe asks, on ifi, who has each of targets (all of one family), and
+// returns the addresses that answered with the MAC that answered, sorted by
+// address.
 func Probe(ctx context.Context, ifi *net.Interface, targets []netip.Addr, opt Options) ([]netcheck.Host, error) {
 	if opt.Rounds <= 0 {
 		opt.Rounds = 2
@@ -60,14 +68,12 @@ func Probe(ctx context.Context, ifi *net.Interface, targets []netip.Addr, opt Op
 	if opt.Linger <= 0 {
 		opt.Linger = 500 * time.Millisecond
 	}
+	proto := "ARP"
 	dial := opt.dial
 	if dial == nil {
-		dial = func(ifi *net.Interface) (conn, error) {
-			c, err := arp.Dial(ifi)
-			if err != nil {
-				return nil, err
-			}
-			return client{c}, nil
+		dial = dialARP
+		if len(targets) > 0 && targets[0].Is6() {
+			proto, dial = "NDP", dialNDP
 		}
 	}
 	c, err := dial(ifi)
@@ -75,7 +81,7 @@ func Probe(ctx context.Context, ifi *net.Interface, targets []netip.Addr, opt Op
 		if errors.Is(err, os.ErrPermission) {
 			return nil, ErrPermission
 		}
-		return nil, fmt.Errorf("open ARP socket on %s: %w", ifi.Name, err)
+		return nil, fmt.Errorf("open %s socket on %s: %w", proto, ifi.Name, err)
 	}
 	defer c.Close()
 
@@ -91,19 +97,19 @@ func Probe(ctx context.Context, ifi *net.Interface, targets []netip.Addr, opt Op
 	go func() {
 		defer close(done)
 		for {
-			p, err := c.Read()
+			ip, mac, ok, err := c.Read()
 			if err != nil {
 				if errors.Is(err, os.ErrDeadlineExceeded) || errors.Is(err, net.ErrClosed) {
 					return
 				}
-				continue // a frame that is not ARP
+				continue // a frame that is not an answer
 			}
-			if p.Operation != arp.OperationReply || !want[p.SenderIP] {
+			if !ok || !want[ip] {
 				continue
 			}
 			mu.Lock()
-			if _, ok := found[p.SenderIP]; !ok {
-				found[p.SenderIP] = p.SenderHardwareAddr.String()
+			if _, seen := found[ip]; !seen {
+				found[ip] = mac
 			}
 			mu.Unlock()
 		}
@@ -123,7 +129,7 @@ send:
 				if err := c.Request(t); err != nil {
 					_ = c.SetReadDeadline(time.Now())
 					<-done
-					return nil, fmt.Errorf("send ARP request for %s on %s: %w", t, ifi.Name, err)
+					return nil, fmt.Errorf("send %s request for %s on %s: %w", proto, t, ifi.Name, err)
 				}
 			}
 			sent++
@@ -150,4 +156,12 @@ send:
 	}
 	slices.SortFunc(out, func(a, b netcheck.Host) int { return a.Addr.Compare(b.Addr) })
 	return out, ctx.Err()
+}
+
+func dialARP(ifi *net.Interface) (conn, error) {
+	c, err := arp.Dial(ifi)
+	if err != nil {
+		return nil, err
+	}
+	return arpConn{c}, nil
 }

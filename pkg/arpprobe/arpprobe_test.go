@@ -36,17 +36,17 @@ func (f *fakeLink) Request(ip netip.Addr) error {
 	return nil
 }
 
-func (f *fakeLink) Read() (*arp.Packet, error) {
+func (f *fakeLink) Read() (netip.Addr, string, bool, error) {
 	for {
 		f.mu.Lock()
 		d := f.deadline
 		f.mu.Unlock()
 		select {
 		case p := <-f.queue:
-			return p, nil
+			return p.SenderIP, p.SenderHardwareAddr.String(), p.Operation == arp.OperationReply, nil
 		case <-time.After(time.Millisecond):
 			if !d.IsZero() && time.Now().After(d) {
-				return nil, os.ErrDeadlineExceeded
+				return netip.Addr{}, "", false, os.ErrDeadlineExceeded
 			}
 		}
 	}

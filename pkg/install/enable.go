@@ -354,8 +354,9 @@ func (e *Enable) checkAll(ctx context.Context, rs []iprange.Range, f *netcheck.F
 	return nil
 }
 
-// probe ARP-probes the IPv4 addresses of rs that lie on this host's
-// subnets, at most ProbeMax of them, recording live hosts in f.InUse.
+// probe asks who has the addresses of rs that lie on this host's subnets
+// (ARP for IPv4, NDP for IPv6), at most ProbeMax of them, recording live
+// hosts in f.InUse.
 // Addresses our own Services hold already answer (from the speakers) and
 // are not reported. It returns warnings about what it could not probe.
 func (e *Enable) probe(ctx context.Context, rs []iprange.Range, f *netcheck.Facts) ([]string, error) {
@@ -389,13 +390,9 @@ func (e *Enable) probe(ctx context.Context, rs []iprange.Range, f *netcheck.Fact
 	var ifOrder []string
 	budget := e.ProbeMax
 	for _, r := range rs {
-		if !r.Is4() {
-			warnings = append(warnings, fmt.Sprintf("%s was not probed for addresses in use (IPv6 is not probed): make sure no host uses it", r))
-			continue
-		}
 		for _, s := range f.Subnets {
 			sub, ok := r.Intersect(iprange.FromPrefix(s.Prefix.Masked()))
-			if !ok || !s.Prefix.Addr().Is4() {
+			if !ok {
 				continue
 			}
 			n := 0
@@ -529,10 +526,38 @@ func readPiped(r io.Reader, wait time.Duration) (string, error) {
 }
 
 // ProbeOn adapts arpprobe to ProbeFunc.
+// IPv4 addresses are asked by ARP, IPv6 ones by NDP.
 func ProbeOn(ctx context.Context, ifname string, targets []netip.Addr, progress func(sent, total int)) ([]netcheck.Host, error) {
 	ifi, err := net.InterfaceByName(ifname)
 	if err != nil {
 		return nil, err
 	}
-	return arpprobe.Probe(ctx, ifi, targets, arpprobe.Options{Progress: progress, Interval: time.Millisecond})
+	var v4, v6 []netip.Addr
+	for _, t := range targets {
+		if t.Is4() {
+			v4 = append(v4, t)
+		} else {
+			v6 = append(v6, t)
+		}
+	}
+	const rounds = 2
+	sent := 0
+	var out []netcheck.Host
+	for _, fam := range [][]netip.Addr{v4, v6} {
+		if len(fam) == 0 {
+			continue
+		}
+		base := sent
+		hosts, err := arpprobe.Probe(ctx, ifi, fam, arpprobe.Options{Rounds: rounds, Interval: time.Millisecond, Progress: func(n, _ int) {
+			sent = base + n
+			if progress != nil {
+				progress(sent, rounds*len(targets))
+			}
+		}})
+		if err != nil {
+			return out, err
+		}
+		out = append(out, hosts...)
+	}
+	return out, nil
 }

@@ -161,7 +161,11 @@ func Check(ranges []iprange.Range, f Facts) []Finding {
 		out = append(out, points(r, leases)...)
 		var inUse []pointHit
 		for _, h := range f.InUse {
-			inUse = append(inUse, pointHit{h.Addr, fmt.Sprintf("in use: it answered an ARP probe from %s", h.MAC)})
+			probe := "an ARP probe"
+			if h.Addr.Is6() {
+				probe = "an NDP probe (neighbor solicitation)"
+			}
+			inUse = append(inUse, pointHit{h.Addr, fmt.Sprintf("in use: it answered %s from %s", probe, h.MAC)})
 		}
 		out = append(out, points(r, inUse)...)
 	}

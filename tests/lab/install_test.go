@@ -147,7 +147,7 @@ func TestInstallerHooks(t *testing.T) {
 
 	t.Run("risky ranges are refused with what to do", func(t *testing.T) {
 		// The client namespace holds 198.51.100.100: the ARP probe finds it.
-		r := sc.run(t, nil, "enable", "198.51.100.95-198.51.100.105,198.51.100.250-198.51.100.254,198.51.100.12")
+		r := sc.run(t, nil, "enable", "198.51.100.95-198.51.100.105,198.51.100.250-198.51.100.254,198.51.100.12,2001:db8::f0-2001:db8::10f")
 		var findings []string
 		for _, line := range strings.Split(r.out, "\n") {
 			if strings.HasPrefix(line, "error: ") || strings.HasPrefix(line, "warning: ") {
@@ -159,11 +159,14 @@ func TestInstallerHooks(t *testing.T) {
 				"; leave it out, e.g. 198.51.100.95-198.51.100.99,198.51.100.101-198.51.100.105",
 			"error: 198.51.100.254 in 198.51.100.250-198.51.100.254 is the default gateway; leave it out, e.g. 198.51.100.250-198.51.100.253",
 			"error: 198.51.100.12 in 198.51.100.12 is the InternalIP of node node-b; choose another address",
+			// The client also holds 2001:db8::100: the NDP probe finds it.
+			"error: 2001:db8::100 in 2001:db8::f0-2001:db8::10f is in use: it answered an NDP probe (neighbor solicitation) from " + sc.MACs["client"] +
+				"; leave it out, e.g. 2001:db8::f0/124,2001:db8::101-2001:db8::10f",
 		}
 		if diff := cmp.Diff(want, findings); diff != "" {
 			t.Errorf("findings (-want +got):\n%s", diff)
 		}
-		if r.code != 1 || !strings.Contains(r.out, "cannot be used: 3 error(s) above") {
+		if r.code != 1 || !strings.Contains(r.out, "cannot be used: 4 error(s) above") {
 			t.Errorf("exit %d", r.code)
 		}
 		if got := sc.objects(t); len(got) != 0 {
@@ -240,14 +243,14 @@ func TestInstallerHooks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// "microk8s enable metallb:198.51.100.220-198.51.100.230,2001:db8::200-2001:db8::2ff --yes",
+		// "microk8s enable metallb:198.51.100.220-198.51.100.230,2001:db8::300-2001:db8::3ff --yes",
 		// split on every colon as MicroK8s does.
-		r := sc.run(t, nil, "enable", "198.51.100.220-198.51.100.230,2001", "db8", "", "200-2001", "db8", "", "2ff", "--yes")
+		r := sc.run(t, nil, "enable", "198.51.100.220-198.51.100.230,2001", "db8", "", "300-2001", "db8", "", "3ff", "--yes")
 		if r.code != 0 {
 			t.Fatalf("exit %d", r.code)
 		}
-		if !strings.Contains(r.out, "warning: 2001:db8::200/120 was not probed for addresses in use (IPv6 is not probed)") {
-			t.Error("no warning that IPv6 is not probed")
+		if strings.Contains(r.out, "was not probed") {
+			t.Error("the IPv6 range was not probed")
 		}
 		second := sc.objects(t)
 		var changed []string
@@ -264,7 +267,7 @@ func TestInstallerHooks(t *testing.T) {
 			t.Errorf("the memberlist key changed (%v)", err)
 		}
 		cm, _ := sc.c.CoreV1().ConfigMaps(ns).Get(ctx, "config", metav1.GetOptions{})
-		if !strings.Contains(cm.Data["config"], "- 198.51.100.220-198.51.100.230\n      - 2001:db8::200/120\n") {
+		if !strings.Contains(cm.Data["config"], "- 198.51.100.220-198.51.100.230\n      - 2001:db8::300/120\n") {
 			t.Errorf("config:\n%s", cm.Data["config"])
 		}
 	})
