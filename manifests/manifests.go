@@ -18,8 +18,14 @@ import (
 //go:embed *.yaml *.tmpl
 var files embed.FS
 
+// Monitoring holds the alert rules (Prometheus rule file format) and the
+// Grafana dashboard, included verbatim (they hold templates of their own).
+//
+//go:embed monitoring/rules.yaml monitoring/dashboard.json
+var Monitoring embed.FS
+
 // Order is the order objects are applied in (and rendered by Render).
-var Order = []string{"namespace.yaml", "rbac.yaml", "config.yaml", "controller.yaml", "speaker.yaml"}
+var Order = []string{"namespace.yaml", "rbac.yaml", "config.yaml", "controller.yaml", "speaker.yaml", "monitoring.yaml"}
 
 // Values fill the templates.
 type Values struct {
@@ -31,6 +37,9 @@ type Values struct {
 	// AllowAddressChanges annotates the ConfigMap so that the controller
 	// accepts a config that renumbers Services.
 	AllowAddressChanges bool
+	// WithMonitoring adds PodMonitors, a PrometheusRule and the Grafana
+	// dashboard (when the Prometheus Operator's CRDs exist).
+	WithMonitoring bool
 	PartOf              string // value of app.kubernetes.io/part-of, which disable selects on
 	ManagedBy           string
 }
@@ -49,6 +58,10 @@ var tmpl = template.Must(template.New("").Funcs(template.FuncMap{
 			}
 		}
 		return strings.Join(lines, "\n")
+	},
+	"monitoring": func(name string) (string, error) {
+		b, err := Monitoring.ReadFile("monitoring/" + name)
+		return string(b), err
 	},
 }).Option("missingkey=error").ParseFS(files, "*.yaml", "*.tmpl"))
 
@@ -71,6 +84,9 @@ func Render(v Values) ([]byte, error) {
 	}
 	var buf bytes.Buffer
 	for i, name := range Order {
+		if name == "monitoring.yaml" && !v.WithMonitoring {
+			continue
+		}
 		if i > 0 {
 			buf.WriteString("---\n")
 		}

@@ -9,8 +9,8 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 
 # Debian packages the tests use: git for version stamps, iproute2 and arping
 # for the network lab, containerd (with ctr and runc) for the image import test,
-# bird2 as the lab's BGP router.
-pkgs=(git iproute2 iputils-arping containerd bird2)
+# bird2 as the lab's BGP router, prometheus for promtool (the alert rules' tests).
+pkgs=(git iproute2 iputils-arping containerd bird2 prometheus)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -335,11 +335,13 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 	c.mu.Unlock()
 
 	if sameIPs(as.IPs, current) {
+		c.m.setAssigned(key, as.Pool, as.IPs)
 		return nil
 	}
 	if err := c.writeStatus(ctx, svc, as.IPs); err != nil {
 		return err
 	}
+	c.m.setAssigned(key, as.Pool, as.IPs)
 	c.m.latency.Observe(time.Since(start).Seconds())
 	if len(current) == 0 {
 		c.recorder.Eventf(svc, corev1.EventTypeNormal, ReasonAllocated, "Assigned IP [%s] from pool %q", ipList(as.IPs), as.Pool)
@@ -405,6 +407,7 @@ func (c *Controller) release(key string) {
 	c.mu.Lock()
 	_, held := c.alloc.Assigned(key)
 	c.alloc.Release(key)
+	c.m.setAssigned(key, "", nil)
 	delete(c.pending, key)
 	var retry []string
 	if held {

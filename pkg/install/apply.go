@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
@@ -43,6 +44,27 @@ var resources = map[string]struct {
 	"RoleBinding":        {schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "rolebindings"}, true},
 	"Deployment":         {schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}, true},
 	"DaemonSet":          {schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "daemonsets"}, true},
+	// Only when the Prometheus Operator's CRDs exist (HasMonitoringCRDs).
+	"PodMonitor":     {monitoringGV.WithResource("podmonitors"), true},
+	"PrometheusRule": {monitoringGV.WithResource("prometheusrules"), true},
+}
+
+var monitoringGV = schema.GroupVersion{Group: "monitoring.coreos.com", Version: "v1"}
+
+// HasMonitoringCRDs reports whether the cluster serves PodMonitors and
+// PrometheusRules (MicroK8s's observability addon installs them).
+func HasMonitoringCRDs(d discovery.DiscoveryInterface) bool {
+	list, err := d.ServerResourcesForGroupVersion(monitoringGV.String())
+	if err != nil {
+		return false
+	}
+	n := 0
+	for _, r := range list.APIResources {
+		if r.Name == "podmonitors" || r.Name == "prometheusrules" {
+			n++
+		}
+	}
+	return n == 2
 }
 
 // Decode splits a rendered multi-document stream into objects.
@@ -154,6 +176,9 @@ func Installed(ctx context.Context, dyn dynamic.Interface, namespace string) (ma
 			ri = dyn.Resource(res.gvr).Namespace(namespace)
 		}
 		list, err := ri.List(ctx, sel)
+		if apierrors.IsNotFound(err) && res.gvr.Group == monitoringGV.Group {
+			continue // the Prometheus Operator is not installed
+		}
 		if err != nil {
 			return nil, fmt.Errorf("list %s: %w", res.gvr.Resource, err)
 		}

@@ -137,7 +137,16 @@ func (e *Enable) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	stream, err := manifests.Render(manifests.Values{Namespace: e.Namespace, Image: ref, LogLevel: e.LogLevel, Config: string(cfgText), AllowAddressChanges: len(moved) > 0})
+	monitoring := e.Client != nil && HasMonitoringCRDs(e.Client.Discovery())
+	if !e.DryRun {
+		if monitoring {
+			fmt.Fprintln(e.Out, "Prometheus Operator found: applying PodMonitors, the alert rules and the Grafana dashboard")
+		} else {
+			fmt.Fprintln(e.Out, "no Prometheus Operator CRDs (PodMonitor, PrometheusRule): skipping monitoring objects (microk8s enable observability, then enable again, to get them)")
+		}
+	}
+	stream, err := manifests.Render(manifests.Values{Namespace: e.Namespace, Image: ref, LogLevel: e.LogLevel, Config: string(cfgText),
+		AllowAddressChanges: len(moved) > 0, WithMonitoring: monitoring})
 	if err != nil {
 		return err
 	}

@@ -96,7 +96,7 @@ type Speaker struct {
 	seen map[string]time.Time
 
 	mAnnounced *prometheus.GaugeVec
-	mL2        map[string]prometheus.Counter
+	mL2        map[string]*prometheus.CounterVec
 	mConflicts *prometheus.CounterVec
 }
 
@@ -115,19 +115,21 @@ func New(ctx context.Context, o Options) *Speaker {
 			Namespace: metrics.Namespace, Subsystem: "speaker", Name: "announced",
 			Help: "1 for each address this speaker announces.",
 		}, []string{"service", "node", "ip", "protocol"}),
-		mL2: map[string]prometheus.Counter{
-			layer2.EventRequest: prometheus.NewCounter(prometheus.CounterOpts{
+		// Per address: the requests for an address are the traffic signal
+		// layer2 gives per Service (each client asks before it connects).
+		mL2: map[string]*prometheus.CounterVec{
+			layer2.EventRequest: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Namespace: metrics.Namespace, Subsystem: "layer2", Name: "requests_received",
 				Help: "ARP requests and Neighbor Solicitations received for announced addresses.",
-			}),
-			layer2.EventResponse: prometheus.NewCounter(prometheus.CounterOpts{
+			}, []string{"ip"}),
+			layer2.EventResponse: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Namespace: metrics.Namespace, Subsystem: "layer2", Name: "responses_sent",
 				Help: "ARP replies and Neighbor Advertisements sent.",
-			}),
-			layer2.EventGratuitous: prometheus.NewCounter(prometheus.CounterOpts{
+			}, []string{"ip"}),
+			layer2.EventGratuitous: prometheus.NewCounterVec(prometheus.CounterOpts{
 				Namespace: metrics.Namespace, Subsystem: "layer2", Name: "gratuitous_sent",
-				Help: "Gratuitous ARPs and unsolicited Neighbor Advertisements sent.",
-			}),
+				Help: "Gratuitous ARPs and unsolicited Neighbor Advertisements sent (a burst follows each takeover).",
+			}, []string{"ip"}),
 		},
 		mConflicts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: metrics.Namespace, Subsystem: "layer2", Name: "conflicts_total",
@@ -579,8 +581,8 @@ func (s *Speaker) Conflict(ip netip.Addr, ifname string, mac net.HardwareAddr) {
 }
 
 // Count implements layer2.Events.
-func (s *Speaker) Count(event string, _ netip.Addr) {
+func (s *Speaker) Count(event string, ip netip.Addr) {
 	if c := s.mL2[event]; c != nil {
-		c.Inc()
+		c.WithLabelValues(ip.String()).Inc()
 	}
 }

@@ -169,7 +169,8 @@ func TestLayer2ARPAndTCP(t *testing.T) {
 	}
 	for _, m := range []string{
 		fmt.Sprintf(`metallb_speaker_announced{ip=%q,node=%q,protocol="layer2",service="demo/web"} 1`, ip, owner),
-		"metallb_layer2_requests_received ", "metallb_layer2_responses_sent ", "metallb_layer2_gratuitous_sent ",
+		fmt.Sprintf(`metallb_layer2_requests_received{ip=%q}`, ip), fmt.Sprintf(`metallb_layer2_responses_sent{ip=%q}`, ip),
+		fmt.Sprintf(`metallb_layer2_gratuitous_sent{ip=%q}`, ip),
 		"metallb_k8s_client_config_loaded_bool 1",
 	} {
 		if !strings.Contains(body, m) {
