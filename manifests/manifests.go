@@ -40,8 +40,8 @@ type Values struct {
 	// WithMonitoring adds PodMonitors, a PrometheusRule and the Grafana
 	// dashboard (when the Prometheus Operator's CRDs exist).
 	WithMonitoring bool
-	PartOf              string // value of app.kubernetes.io/part-of, which disable selects on
-	ManagedBy           string
+	PartOf         string // value of app.kubernetes.io/part-of, which disable selects on
+	ManagedBy      string
 }
 
 // PartOf is the app.kubernetes.io/part-of label on every object the

@@ -17,7 +17,7 @@ func TestAssignedMetricFollowsAssignments(t *testing.T) {
 	m.setAssigned("demo/web", "lan", []netip.Addr{ip("192.0.2.10")}) // unchanged
 	m.setAssigned("demo/dual", "both", []netip.Addr{ip("192.0.2.11"), ip("2001:db8::1")})
 	m.setAssigned("demo/web", "lan", []netip.Addr{ip("192.0.2.12")}) // moved
-	m.setAssigned("demo/dual", "", nil)                               // released
+	m.setAssigned("demo/dual", "", nil)                              // released
 	want := `
 # HELP metallb_allocator_assigned 1 for each address assigned to a Service (compare with metallb_speaker_announced).
 # TYPE metallb_allocator_assigned gauge
