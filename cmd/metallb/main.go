@@ -17,7 +17,9 @@ import (
 // (withdrawing announcements, closing BGP sessions) before the process exits
 // anyway: work that does not watch its context (a huge config being parsed)
 // must not keep it alive.
-const stopGrace = 500 * time.Millisecond
+// It covers a speaker's hand-off (speaker.HandOffTimeout) and stays under a
+// second.
+const stopGrace = 900 * time.Millisecond
 
 func main() {
 	ctx, cancel := context.WithCancel(context.Background())

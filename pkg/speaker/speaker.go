@@ -90,6 +90,8 @@ type Speaker struct {
 	yielded   map[netip.Addr]bool     // taken over by another host while cut off
 	selfOK    time.Time               // last successful renewal of our Lease
 	ready     bool                    // /readyz, last set
+	handing   map[netip.Addr]bool     // stopping: addresses not yet taken by their next owner
+	handed    chan struct{}
 	// seen is when, by this node's clock, each speaker's Lease was last seen
 	// renewed: comparing with the renewer's own timestamps would make
 	// liveness depend on clock skew between nodes.
@@ -200,14 +202,31 @@ func (s *Speaker) Run(ctx context.Context) error {
 			}
 		},
 		UpdateFunc: func(_, obj any) { s.leaseSeen(obj) },
-		DeleteFunc: func(any) { s.poke() },
+		// A speaker deletes its Lease when it stops (SIGTERM): it is gone at
+		// once, not after the liveness timeout.
+		DeleteFunc: s.leaseGone,
 	}); err != nil {
 		return err
 	}
 	s.svcs, s.slices, s.nodes = infs[0].GetIndexer(), infs[1].GetIndexer(), infs[2].GetIndexer()
 	go s.watcher.Run(ctx)
-	go s.l2.Run(ctx)
-	go s.renewLease(ctx)
+	// The announcer outlives ctx by the hand-off: it must keep answering
+	// until the next owners announce.
+	l2ctx, l2stop := context.WithCancel(context.Background())
+	defer l2stop()
+	go s.l2.Run(l2ctx)
+	// The Lease (which makes the others count this speaker, and hand it
+	// its addresses) is renewed only once this speaker has its caches and
+	// has computed what it announces: it can then take an address over at
+	// once, not after the others have let go of it.
+	viewReady := make(chan struct{})
+	go func() {
+		select {
+		case <-viewReady:
+			s.renewLease(ctx)
+		case <-ctx.Done():
+		}
+	}()
 	factory.Start(ctx.Done())
 	nsFactory.Start(ctx.Done())
 	defer factory.Shutdown()
@@ -233,6 +252,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			s.handOff()
 			s.l2.SetClaims(nil)
 			s.bgp.Close() // closing the sessions makes routers withdraw at once
 			return nil
@@ -240,6 +260,10 @@ func (s *Speaker) Run(ctx context.Context) error {
 		case <-timer.C:
 		}
 		s.reconcile()
+		if viewReady != nil {
+			close(viewReady)
+			viewReady = nil
+		}
 		timer.Reset(s.untilNextExpiry())
 	}
 }
@@ -458,6 +482,70 @@ func (s *Speaker) leaseSeen(obj any) {
 	}
 }
 
+// leaseGone forgets a speaker whose Lease was deleted.
+func (s *Speaker) leaseGone(obj any) {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	if l, ok := obj.(*coordinationv1.Lease); ok && l.Spec.HolderIdentity != nil {
+		s.mu.Lock()
+		delete(s.seen, *l.Spec.HolderIdentity)
+		s.mu.Unlock()
+	}
+	s.poke()
+}
+
+// HandOffTimeout bounds how long a stopping speaker waits for the next
+// owners to announce its layer2 addresses.
+const HandOffTimeout = 500 * time.Millisecond
+
+// handOff passes this node's layer2 addresses on before it stops: it
+// deletes its Lease, so the other speakers elect the next owners at once,
+// and keeps answering each address until the next owner announces it (its
+// gratuitous ARP / unsolicited NA, seen as a conflict), then lets go of
+// it. So a rolling update leaves no address unanswered, and two MACs answer
+// only for the moment of the announcement. A speaker cut off from the API
+// server cannot hand off (nobody would see its Lease go).
+func (s *Speaker) handOff() {
+	s.mu.Lock()
+	pending := map[netip.Addr]bool{}
+	for _, c := range s.claims {
+		pending[c.IP] = true
+	}
+	cutOff := time.Since(s.selfOK) > s.o.LeaseDuration
+	if len(pending) > 0 && !cutOff {
+		s.handing = pending
+		s.handed = make(chan struct{}, 1)
+	}
+	handed := s.handed
+	s.mu.Unlock()
+	if handed == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), HandOffTimeout)
+	defer cancel()
+	start := time.Now()
+	if err := s.o.Client.CoordinationV1().Leases(s.o.Namespace).Delete(ctx, leasePrefix+s.o.NodeName, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		s.log.Warn("cannot hand off: the Lease could not be deleted; the addresses move when it expires", "error", err)
+		return
+	}
+	for {
+		s.mu.Lock()
+		left := len(s.handing)
+		s.mu.Unlock()
+		if left == 0 {
+			s.log.Info("handed every address to its next owner", "took", time.Since(start).Round(time.Millisecond))
+			return
+		}
+		select {
+		case <-handed:
+		case <-ctx.Done():
+			s.log.Warn("hand-off incomplete: no other speaker announced these addresses in time", "addresses", left)
+			return
+		}
+	}
+}
+
 // nodeList returns every node with whether it may announce.
 func (s *Speaker) nodeList() []Node {
 	live := map[string]bool{}
@@ -542,6 +630,23 @@ func (s *Speaker) svcList() []Svc {
 // Conflict implements layer2.Events.
 func (s *Speaker) Conflict(ip netip.Addr, ifname string, mac net.HardwareAddr) {
 	s.mu.Lock()
+	if s.handing[ip] {
+		// Stopping: the next owner has taken the address. Let go of it.
+		delete(s.handing, ip)
+		keep := make([]layer2.Claim, 0, len(s.handing))
+		for _, c := range s.claims {
+			if s.handing[c.IP] {
+				keep = append(keep, c)
+			}
+		}
+		select {
+		case s.handed <- struct{}{}:
+		default:
+		}
+		s.mu.Unlock()
+		s.l2.SetClaims(keep)
+		return
+	}
 	if time.Since(s.selfOK) > s.o.LeaseDuration {
 		// Cut off from the API server: another speaker has taken the
 		// address over (it saw this one's Lease expire). Yield at once.

@@ -1,0 +1,147 @@
+package lab
+
+import (
+	"context"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/mdlayher/arp"
+
+	"github.com/microk8s-metallb/metallb/pkg/election"
+)
+
+// probeResult is one ARP probe: the MACs that answered within its window.
+type probeResult struct {
+	at   time.Time
+	macs map[string]bool
+}
+
+// probeARP asks for ip every period from the client until ctx ends, and
+// records who answered each request before the next one.
+func probeARP(ctx context.Context, t testing.TB, ip netip.Addr, period time.Duration) <-chan []probeResult {
+	var c *arp.Client
+	if err := In("client", func() error {
+		ifi, err := net.InterfaceByName("eth0")
+		if err != nil {
+			return err
+		}
+		c, err = arp.Dial(ifi)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	out := make(chan []probeResult, 1)
+	go func() {
+		defer c.Close()
+		var res []probeResult
+		for ctx.Err() == nil {
+			r := probeResult{at: time.Now(), macs: map[string]bool{}}
+			_ = c.Request(ip)
+			deadline := r.at.Add(period)
+			for {
+				_ = c.SetReadDeadline(deadline)
+				p, _, err := c.Read()
+				if err != nil {
+					if os.IsTimeout(err) || strings.Contains(err.Error(), "timeout") {
+						break
+					}
+					continue
+				}
+				if p.SenderIP == ip && p.Operation == arp.OperationReply {
+					r.macs[p.SenderHardwareAddr.String()] = true
+				}
+			}
+			res = append(res, r)
+		}
+		out <- res
+	}()
+	return out
+}
+
+func countProbes(rs []probeResult, from, to time.Time) (total, unanswered, dual int) {
+	for _, r := range rs {
+		if r.at.Before(from) || !r.at.Before(to) {
+			continue
+		}
+		total++
+		switch {
+		case len(r.macs) == 0:
+			unanswered++
+		case len(r.macs) > 1:
+			dual++
+		}
+	}
+	return
+}
+
+// TestLayer2SIGTERMHandsOver stops the announcing speaker the way a
+// rolling update does (SIGTERM), three times: it hands its address to the
+// next owner before it exits, so no 100 ms probe goes unanswered; then it
+// starts again (the address comes back to it: failback, reported).
+func TestLayer2SIGTERMHandsOver(t *testing.T) {
+	cl := startCluster(t)
+	cl.addBackend(t, "web-0", "web", "node-b")
+	ip := cl.createService(t, "web", "web", false)
+	vip := netip.MustParseAddr(ip)
+	owner := election.Owner(vip, Nodes)
+	waitOneMAC(t, ip, cl.MACs[owner], 20*time.Second)
+	var others []string
+	for _, n := range Nodes {
+		if n != owner {
+			others = append(others, n)
+		}
+	}
+	next := election.Owner(vip, others)
+
+	ctx, stop := context.WithCancel(context.Background())
+	results := probeARP(ctx, t, vip, 100*time.Millisecond)
+	time.Sleep(time.Second)
+	type window struct{ term, restart, end time.Time }
+	var ws []window
+	var exits []time.Duration
+	var stoppedLog string
+	for range 3 {
+		var w window
+		w.term = time.Now()
+		_ = syscall.Kill(-cl.speakers[owner].Process.Pid, syscall.SIGTERM)
+		_ = cl.speakers[owner].Wait()
+		exits = append(exits, time.Since(w.term).Round(time.Millisecond))
+		stoppedLog = cl.speakerLog(t, owner)
+		// The next owner answers alone: the barrier before the restart.
+		waitOneMAC(t, ip, cl.MACs[next], 10*time.Second)
+		time.Sleep(time.Second)
+		w.restart = time.Now()
+		cl.startSpeaker(t, owner)
+		waitOneMAC(t, ip, cl.MACs[owner], 20*time.Second)
+		time.Sleep(time.Second)
+		w.end = time.Now()
+		ws = append(ws, w)
+	}
+	stop()
+	rs := <-results
+
+	var n, lost, dual, fn, flost, fdual int
+	for _, w := range ws {
+		a, b, c := countProbes(rs, w.term, w.restart)
+		n, lost, dual = n+a, lost+b, dual+c
+		a, b, c = countProbes(rs, w.restart, w.end)
+		fn, flost, fdual = fn+a, flost+b, fdual+c
+	}
+	t.Logf("3 SIGTERMs of %s (exited %v after the signal), hand-off to %s: %d probes, %d unanswered, %d answered by two MACs",
+		owner, exits, next, n, lost, dual)
+	// The old owner answers until it sees the next owner's announcement:
+	// a request that arrives in those few milliseconds is answered by both
+	// (harmless: the old node still delivers), never by neither.
+	if lost > 0 || dual > len(ws) {
+		t.Errorf("the hand-offs lost %d probes and had %d dual-MAC probes; want none lost and at most the moment of each announcement", lost, dual)
+	}
+	t.Logf("failbacks to %s after its restarts: %d probes, %d unanswered, %d answered by two MACs (reported, not asserted)", owner, fn, flost, fdual)
+	if !strings.Contains(stoppedLog, "handed every address to its next owner") {
+		t.Errorf("the stopping speaker did not report the hand-off:\n%s", tail(stoppedLog, 3000))
+	}
+}
