@@ -26,7 +26,7 @@ func newStatusCmd(g *globals) *cobra.Command {
 the configuration's state (accepted or stale, since when, why), each pool's size, used and
 free addresses, every LoadBalancer Service with its addresses, pool, protocol and the nodes
 announcing it, pending Services with the reason, the speaker of each node (alive by its
-Lease, ready, version) and, through the API server's pod proxy, each node's BGP sessions.`,
+Lease, ready, version) and each node's BGP sessions (published on its Lease).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch o.output {

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -393,6 +394,38 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descPrefixes
 	ch <- descUpdates
 	ch <- descRefused
+}
+
+// SessionState is one session as the speaker publishes it.
+type SessionState struct {
+	Peer     string
+	Up       bool
+	Prefixes int // advertised to the peer
+}
+
+// Sessions lists the sessions and their state, by peer address.
+func (g *GoBGP) Sessions() []SessionState {
+	srv, err := g.server()
+	if err != nil {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	var out []SessionState
+	_ = srv.ListPeer(ctx, &api.ListPeerRequest{EnableAdvertised: true}, func(p *api.Peer) {
+		if p.State == nil {
+			return
+		}
+		st := SessionState{Peer: p.State.NeighborAddress, Up: p.State.SessionState == api.PeerState_ESTABLISHED}
+		for _, af := range p.AfiSafis {
+			if af.State != nil {
+				st.Prefixes += int(af.State.Advertised)
+			}
+		}
+		out = append(out, st)
+	})
+	slices.SortFunc(out, func(a, b SessionState) int { return strings.Compare(a.Peer, b.Peer) })
+	return out
 }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {

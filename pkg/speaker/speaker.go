@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"strings"
 	"sync"
 	"time"
 
@@ -77,7 +78,8 @@ type Speaker struct {
 	watcher  *k8s.ConfigWatcher
 	l2       *layer2.Announcer
 	bgp      BGPAnnouncer
-	bgpErr   string // last BGP error logged, to log each once
+	sessions func() []bgp.SessionState // published on the Lease
+	bgpErr   string                    // last BGP error logged, to log each once
 	trigger  chan struct{}
 
 	svcs   cache.Indexer
@@ -140,6 +142,7 @@ func New(ctx context.Context, o Options) *Speaker {
 	}
 	s.l2 = layer2.NewAnnouncer(o.Log, s)
 	gobgp := bgp.NewGoBGP(o.Log)
+	s.sessions = gobgp.Sessions
 	s.bgp = bgp.NewManager(o.Log, gobgp)
 	if o.ConfigMap == "" {
 		o.ConfigMap = k8s.DefaultConfigMap
@@ -349,6 +352,7 @@ func (s *Speaker) renewLease(ctx context.Context) {
 		case err == nil:
 			next := cur.DeepCopy()
 			next.Spec.RenewTime = &now
+			s.publishSessions(next)
 			cur, err = leases.Update(rctx, next, metav1.UpdateOptions{})
 		}
 		cancel()
@@ -480,6 +484,33 @@ func (s *Speaker) leaseSeen(obj any) {
 	if !known {
 		s.poke()
 	}
+}
+
+// SessionsAnnotation on a speaker's Lease lists its BGP sessions, for
+// `metallb status`: "peer up|down prefixes" per line. It rides on the
+// renewals, so it costs no write of its own.
+const SessionsAnnotation = "metallb.io/bgp-sessions"
+
+func (s *Speaker) publishSessions(l *coordinationv1.Lease) {
+	if s.sessions == nil {
+		return
+	}
+	var b strings.Builder
+	for _, st := range s.sessions() {
+		state := "down"
+		if st.Up {
+			state = "up"
+		}
+		fmt.Fprintf(&b, "%s %s %d\n", st.Peer, state, st.Prefixes)
+	}
+	if b.Len() == 0 {
+		delete(l.Annotations, SessionsAnnotation)
+		return
+	}
+	if l.Annotations == nil {
+		l.Annotations = map[string]string{}
+	}
+	l.Annotations[SessionsAnnotation] = b.String()
 }
 
 // leaseGone forgets a speaker whose Lease was deleted.

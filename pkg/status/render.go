@@ -58,6 +58,9 @@ func Table(w io.Writer, r *Report) error {
 			if s.Up {
 				st = "established"
 			}
+			if s.Stale {
+				st += " (speaker dead: last seen)"
+			}
 			line(s.Node, s.Peer, st, fmt.Sprint(s.Prefixes))
 		}
 	}

@@ -1,8 +1,7 @@
 // Package status answers "what is metallb doing right now" from what the
 // components publish in the API: the controller's accepted config and its
-// state, the Services' addresses and Events, the speakers' Leases and pods,
-// and each speaker's metrics (through the API server's pod proxy) for BGP
-// sessions. It reads only; `metallb status` renders its Report.
+// state, the Services' addresses and Events, the speakers' Leases (with the
+// BGP sessions each publishes there) and pods. It reads only; `metallb status` renders its Report.
 package status
 
 import (
@@ -78,6 +77,8 @@ type SessionStatus struct {
 	Peer     string `json:"peer" yaml:"peer"`
 	Up       bool   `json:"up" yaml:"up"`
 	Prefixes int    `json:"prefixesSent" yaml:"prefixesSent"`
+	// Stale: the speaker is dead; this is what it last published.
+	Stale bool `json:"stale,omitempty" yaml:"stale,omitempty"`
 }
 
 // Options say where to look.
@@ -128,7 +129,11 @@ func Gather(ctx context.Context, c kubernetes.Interface, o Options) (*Report, er
 		return nil, fmt.Errorf("list speaker pods: %w", err)
 	}
 	r.Speakers = speakers(leases.Items, pods.Items, o.Now, o.LeaseTimeout)
-	r.Sessions = sessions(ctx, c, pods.Items)
+	alive := map[string]bool{}
+	for _, sp := range r.Speakers {
+		alive[sp.Node] = sp.Alive
+	}
+	r.Sessions = sessions(leases.Items, alive)
 	return r, nil
 }
 
@@ -296,64 +301,40 @@ func speakers(leases []coordinationLease, pods []corev1.Pod, now time.Time, time
 
 type coordinationLease = coordinationv1.Lease
 
-// sessions reads each speaker pod's metrics through the API server's pod
-// proxy (the speakers publish their BGP sessions there, nowhere else).
-func sessions(ctx context.Context, c kubernetes.Interface, pods []corev1.Pod) []SessionStatus {
+// sessionsAnnotation is speaker.SessionsAnnotation (a speaker publishes
+// its BGP sessions on its Lease: "peer up|down prefixes" per line).
+const sessionsAnnotation = "metallb.io/bgp-sessions"
+
+// sessions reads the BGP sessions the speakers publish on their Leases. A
+// dead speaker's sessions are shown as it last saw them, marked stale.
+func sessions(leases []coordinationLease, alive map[string]bool) []SessionStatus {
 	var out []SessionStatus
-	for _, p := range pods {
-		if p.Status.Phase != corev1.PodRunning {
+	for _, l := range leases {
+		if l.Spec.HolderIdentity == nil {
 			continue
 		}
-		pctx, cancel := context.WithTimeout(ctx, 2*time.Second)
-		body, err := c.CoreV1().Pods(p.Namespace).ProxyGet("http", p.Name, "7473", "/metrics", nil).DoRaw(pctx)
-		cancel()
-		if err != nil {
-			continue
-		}
-		out = append(out, ParseSessions(p.Spec.NodeName, string(body))...)
+		node := *l.Spec.HolderIdentity
+		out = append(out, ParseSessions(node, l.Annotations[sessionsAnnotation], !alive[node])...)
 	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Node != out[j].Node {
+			return out[i].Node < out[j].Node
+		}
+		return out[i].Peer < out[j].Peer
+	})
 	return out
 }
 
-// ParseSessions reads a speaker's BGP sessions from its metrics text.
-func ParseSessions(node, metrics string) []SessionStatus {
-	by := map[string]*SessionStatus{}
-	var order []string
-	for _, line := range strings.Split(metrics, "\n") {
-		var name, peer string
-		var v float64
-		switch {
-		case strings.HasPrefix(line, "metallb_bgp_session_up{"):
-			name = "up"
-		case strings.HasPrefix(line, "metallb_bgp_announced_prefixes_total{"):
-			name = "prefixes"
-		default:
+// ParseSessions reads a speaker's published sessions.
+func ParseSessions(node, text string, stale bool) []SessionStatus {
+	var out []SessionStatus
+	for _, line := range strings.Split(text, "\n") {
+		var peer, state string
+		var n int
+		if _, err := fmt.Sscan(line, &peer, &state, &n); err != nil {
 			continue
 		}
-		i, j := strings.Index(line, `peer="`), strings.LastIndex(line, `"}`)
-		if i < 0 || j < i+6 {
-			continue
-		}
-		peer = line[i+6 : j]
-		if _, err := fmt.Sscan(strings.TrimSpace(line[j+2:]), &v); err != nil {
-			continue
-		}
-		s := by[peer]
-		if s == nil {
-			s = &SessionStatus{Node: node, Peer: peer}
-			by[peer] = s
-			order = append(order, peer)
-		}
-		if name == "up" {
-			s.Up = v == 1
-		} else {
-			s.Prefixes = int(v)
-		}
-	}
-	sort.Strings(order)
-	out := make([]SessionStatus, 0, len(order))
-	for _, p := range order {
-		out = append(out, *by[p])
+		out = append(out, SessionStatus{Node: node, Peer: peer, Up: state == "up", Prefixes: n, Stale: stale})
 	}
 	return out
 }

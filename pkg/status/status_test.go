@@ -15,18 +15,12 @@ import (
 )
 
 func TestParseSessions(t *testing.T) {
-	metrics := `# HELP metallb_bgp_session_up 1 when the BGP session with the peer is established.
-metallb_bgp_session_up{peer="198.51.100.254"} 1
-metallb_bgp_session_up{peer="2001:db8::254"} 0
-metallb_bgp_announced_prefixes_total{peer="198.51.100.254"} 3
-metallb_bgp_announced_prefixes_total{peer="2001:db8::254"} 0
-metallb_bgp_updates_total{peer="198.51.100.254"} 7
-`
+	text := "198.51.100.254 up 3\n2001:db8::254 down 0\n"
 	want := []SessionStatus{
-		{Node: "node-a", Peer: "198.51.100.254", Up: true, Prefixes: 3},
-		{Node: "node-a", Peer: "2001:db8::254", Up: false, Prefixes: 0},
+		{Node: "node-a", Peer: "198.51.100.254", Up: true, Prefixes: 3, Stale: true},
+		{Node: "node-a", Peer: "2001:db8::254", Up: false, Prefixes: 0, Stale: true},
 	}
-	if diff := cmp.Diff(want, ParseSessions("node-a", metrics)); diff != "" {
+	if diff := cmp.Diff(want, ParseSessions("node-a", text, true)); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
