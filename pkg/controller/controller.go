@@ -141,14 +141,11 @@ func (c *Controller) Run(ctx context.Context) error {
 	if !cache.WaitForCacheSync(ctx.Done(), c.watcher.HasSynced) {
 		return ctx.Err()
 	}
-	if c.watcher.Stale() || !c.watcher.Seen() {
-		c.mu.Lock()
-		running := c.restored
-		c.mu.Unlock()
-		if running {
-			c.log.Warn("the ConfigMap is missing or refused: running on the last accepted configuration",
-				"configmap", c.opts.Namespace+"/"+c.opts.ConfigMap, "accepted", c.opts.Namespace+"/"+k8s.AcceptedName(c.opts.ConfigMap))
-		}
+	if !c.watcher.Seen() {
+		c.watcher.MarkMissing() // says so, and publishes the stale state
+	} else if c.watcher.Stale() {
+		c.log.Warn("the ConfigMap is refused: running on the last accepted configuration",
+			"configmap", c.opts.Namespace+"/"+c.opts.ConfigMap, "accepted", c.opts.Namespace+"/"+k8s.AcceptedName(c.opts.ConfigMap))
 	}
 	if c.opts.Metrics != nil {
 		c.opts.Metrics.SetReady(true)

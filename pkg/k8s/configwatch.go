@@ -353,17 +353,29 @@ func (w *ConfigWatcher) reject(cm *corev1.ConfigMap, err error, valid bool) {
 	}
 }
 
-func (w *ConfigWatcher) handleDelete() {
+func (w *ConfigWatcher) handleDelete() { w.MarkMissing() }
+
+// MarkMissing records that the ConfigMap does not exist (deleted, or never
+// there when a controller starts on its accepted copy): the config in force
+// stays, and the state says so.
+func (w *ConfigWatcher) MarkMissing() {
+	w.hmu.Lock()
+	defer w.hmu.Unlock()
 	w.mu.Lock()
-	w.lastRV, w.exists, w.last = "", false, nil
+	w.lastRV, w.exists, w.last, w.refusedOK = "", false, nil, false
 	has := w.current != nil
 	if has {
-		w.isStale = true
+		if !w.isStale {
+			w.since = time.Now()
+		}
+		w.isStale, w.reason = true, "the ConfigMap is missing: the last accepted configuration stays in force until it is recreated"
 	}
 	w.mu.Unlock()
-	if has {
-		w.stale.Set(1)
-		w.log.Warn("the ConfigMap was deleted: the last valid configuration stays in force until it is recreated",
-			"configmap", w.namespace+"/"+w.name)
+	if !has {
+		return
 	}
+	w.stale.Set(1)
+	w.log.Warn("the ConfigMap is missing: the last accepted configuration stays in force until it is recreated",
+		"configmap", w.namespace+"/"+w.name)
+	w.publish(&corev1.ConfigMap{})
 }

@@ -197,6 +197,10 @@ func TestControllerStartsOnTheAcceptedConfig(t *testing.T) {
 	runController(t, c, ns)
 	createSvc(t, c, ns, lbService("c"))
 	waitIngress(t, c, ns, "c", "192.0.2.60")
+	eventually(t, 10*time.Second, "the missing ConfigMap in the accepted copy's state", func() bool {
+		cfg, state, reason := acceptedState(t, c, ns)
+		return cfg == twoPoolConfig && state == "stale" && strings.HasPrefix(reason, "the ConfigMap is missing")
+	})
 	for name, want := range map[string]string{"a": "192.0.2.50", "b": "192.0.2.51"} {
 		if got := ingressOf(t, c, ns, name); got != want {
 			t.Errorf("%s has %q, want %s", name, got, want)
