@@ -218,18 +218,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 	l2ctx, l2stop := context.WithCancel(context.Background())
 	defer l2stop()
 	go s.l2.Run(l2ctx)
-	// The Lease (which makes the others count this speaker, and hand it
-	// its addresses) is renewed only once this speaker has its caches and
-	// has computed what it announces: it can then take an address over at
-	// once, not after the others have let go of it.
-	viewReady := make(chan struct{})
-	go func() {
-		select {
-		case <-viewReady:
-			s.renewLease(ctx)
-		case <-ctx.Done():
-		}
-	}()
+	go s.renewLease(ctx)
 	factory.Start(ctx.Done())
 	nsFactory.Start(ctx.Done())
 	defer factory.Shutdown()
@@ -263,10 +252,6 @@ func (s *Speaker) Run(ctx context.Context) error {
 		case <-timer.C:
 		}
 		s.reconcile()
-		if viewReady != nil {
-			close(viewReady)
-			viewReady = nil
-		}
 		timer.Reset(s.untilNextExpiry())
 	}
 }
