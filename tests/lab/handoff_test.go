@@ -2,7 +2,6 @@ package lab
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"os"
 	"strings"
@@ -24,17 +23,7 @@ type probeResult struct {
 // probeARP asks for ip every period from the client until ctx ends, and
 // records who answered each request before the next one.
 func probeARP(ctx context.Context, t testing.TB, ip netip.Addr, period time.Duration) <-chan []probeResult {
-	var c *arp.Client
-	if err := In("client", func() error {
-		ifi, err := net.InterfaceByName("eth0")
-		if err != nil {
-			return err
-		}
-		c, err = arp.Dial(ifi)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	c := clientARP(t)
 	out := make(chan []probeResult, 1)
 	go func() {
 		defer c.Close()

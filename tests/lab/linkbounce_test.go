@@ -14,9 +14,9 @@ import (
 	"github.com/microk8s-metallb/metallb/pkg/election"
 )
 
-// askARP sends an ARP request for ip from the client every period until
-// ctx ends (replies are seen by an arpWatch).
-func askARP(ctx context.Context, t testing.TB, ip netip.Addr, period time.Duration) {
+// clientARP opens an ARP client on the client namespace's eth0.
+func clientARP(t testing.TB) *arp.Client {
+	t.Helper()
 	var c *arp.Client
 	if err := In("client", func() error {
 		ifi, err := net.InterfaceByName("eth0")
@@ -28,6 +28,13 @@ func askARP(ctx context.Context, t testing.TB, ip netip.Addr, period time.Durati
 	}); err != nil {
 		t.Fatal(err)
 	}
+	return c
+}
+
+// askARP sends an ARP request for ip from the client every period until
+// ctx ends (replies are seen by an arpWatch).
+func askARP(ctx context.Context, t testing.TB, ip netip.Addr, period time.Duration) {
+	c := clientARP(t)
 	go func() {
 		defer c.Close()
 		tick := time.NewTicker(period)
