@@ -15,6 +15,7 @@ import (
 	"github.com/microk8s-metallb/metallb/pkg/config"
 	"github.com/microk8s-metallb/metallb/pkg/k8s"
 	"github.com/microk8s-metallb/metallb/pkg/metrics"
+	"github.com/microk8s-metallb/metallb/tests/testenv"
 )
 
 func testLogger(t *testing.T) *slog.Logger {
@@ -31,17 +32,8 @@ func (w testWriter) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// eventually polls cond every 50 ms until it holds or the timeout passes.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+// eventually polls cond until it holds or timeout passes.
+var eventually = testenv.Eventually
 
 func poolNames(c *config.Config) string {
 	if c == nil {

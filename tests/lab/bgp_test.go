@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/microk8s-metallb/metallb/tests/testenv"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -280,17 +281,8 @@ func (cl *cluster) speakerLog(t testing.TB, node string) string {
 	return string(b)
 }
 
-// eventually polls cond every 50 ms until it holds or timeout passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %v waiting for %s", timeout, what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-}
+// eventually polls cond until it holds or timeout passes.
+var eventually = testenv.Eventually
 
 // sessionsChanged compares two readings of Bird.Protocols: the same states,
 // and "since" times within 50 ms (BIRD keeps them on a monotonic clock and
