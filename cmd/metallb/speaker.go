@@ -3,12 +3,15 @@ package main
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net/netip"
 	"os"
 	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/microk8s-metallb/metallb/pkg/k8s"
+	"github.com/microk8s-metallb/metallb/pkg/members"
 	"github.com/microk8s-metallb/metallb/pkg/metrics"
 	"github.com/microk8s-metallb/metallb/pkg/speaker"
 )
@@ -21,7 +24,8 @@ type speakerOptions struct {
 	lbClass     string
 	metricsAddr string
 	renew       time.Duration
-	timeout     time.Duration
+	bind        string
+	port        int
 }
 
 func newSpeakerCmd(g *globals) *cobra.Command {
@@ -39,14 +43,22 @@ func newSpeakerCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.configMap, "config", k8s.DefaultConfigMap, "name of the ConfigMap")
 	f.StringVar(&o.lbClass, "lb-class", "", "serve Services of this loadBalancerClass (empty: only Services without a class)")
 	f.StringVar(&o.metricsAddr, "metrics-addr", ":7473", "address for /metrics, /healthz and /readyz (empty: off)")
-	f.DurationVar(&o.renew, "liveness-interval", speaker.DefaultLeaseRenew, "how often this speaker renews its liveness Lease")
-	f.DurationVar(&o.timeout, "liveness-timeout", speaker.DefaultLeaseDuration, "a speaker silent this long is dead and its addresses move")
+	f.DurationVar(&o.renew, "lease-interval", speaker.DefaultLeaseRenew, "how often this speaker renews its Lease (shown by `metallb status`; liveness is memberlist's)")
+	f.StringVar(&o.bind, "memberlist-bind", os.Getenv("METALLB_HOST_IP"), "address to meet the other speakers on ($METALLB_HOST_IP; default: the node's InternalIP)")
+	f.IntVar(&o.port, "memberlist-port", members.DefaultPort, "port (TCP and UDP) to meet the other speakers on")
 	return cmd
 }
 
 func (o *speakerOptions) run(ctx context.Context, g *globals) error {
 	if o.nodeName == "" {
 		return errors.New("--node-name is required (the DaemonSet sets it from spec.nodeName through $METALLB_NODE_NAME)")
+	}
+	var bind netip.Addr
+	if o.bind != "" {
+		var err error
+		if bind, err = netip.ParseAddr(o.bind); err != nil {
+			return fmt.Errorf("--memberlist-bind %q: not an IP address (give the node's address, e.g. 192.168.1.10)", o.bind)
+		}
 	}
 	client, _, err := k8s.Client(o.kubeconfig, "metallb-speaker", 0, 0)
 	if err != nil {
@@ -59,7 +71,7 @@ func (o *speakerOptions) run(ctx context.Context, g *globals) error {
 	s := speaker.New(ctx, speaker.Options{
 		Client: client, Log: g.log.With("node", o.nodeName), Metrics: reg, NodeName: o.nodeName,
 		Namespace: o.namespace, ConfigMap: o.configMap, LBClass: o.lbClass,
-		LeaseRenew: o.renew, LeaseDuration: o.timeout,
+		LeaseRenew: o.renew, BindAddr: bind, Port: o.port, Key: members.Key(os.Getenv("METALLB_ML_SECRET_KEY")),
 		Level: &g.level, BaseLevel: g.level.Level(),
 	})
 	return s.Run(ctx)

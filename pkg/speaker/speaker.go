@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -22,18 +23,20 @@ import (
 	"k8s.io/client-go/tools/record"
 	"k8s.io/utils/ptr"
 
+	"github.com/microk8s-metallb/metallb/pkg/announce"
 	"github.com/microk8s-metallb/metallb/pkg/bgp"
 	"github.com/microk8s-metallb/metallb/pkg/config"
 	"github.com/microk8s-metallb/metallb/pkg/k8s"
 	"github.com/microk8s-metallb/metallb/pkg/layer2"
+	"github.com/microk8s-metallb/metallb/pkg/members"
 	"github.com/microk8s-metallb/metallb/pkg/metrics"
 )
 
-// Default liveness timing of speakers.
-const (
-	DefaultLeaseRenew    = 250 * time.Millisecond
-	DefaultLeaseDuration = 900 * time.Millisecond
-)
+// DefaultLeaseRenew is how often a speaker renews its Lease. The Lease is
+// not liveness (the speakers find each other alive by memberlist): it tells
+// `metallb status` that the speaker runs, and carries its BGP sessions. So
+// an idle speaker writes to the API server once every 10 s.
+const DefaultLeaseRenew = 10 * time.Second
 
 // Labels and reasons.
 const (
@@ -42,6 +45,14 @@ const (
 	ReasonConflict   = "IPConflict"
 	leasePrefix      = "metallb-speaker-"
 	speakerComponent = "metallb-speaker"
+)
+
+// Isolation: a speaker that sees none of the peers it knew checks the API
+// server this often; unreachable, it withdraws its layer2 addresses.
+const (
+	apiCheckInterval = 250 * time.Millisecond
+	apiCheckTimeout  = 500 * time.Millisecond
+	rejoinInterval   = 5 * time.Second
 )
 
 // BGPAnnouncer makes the BGP sessions and routes match what this node
@@ -60,10 +71,14 @@ type Options struct {
 	Namespace string // of the ConfigMap and the Leases
 	ConfigMap string
 	LBClass   string
-	// LeaseRenew is how often this speaker renews its Lease; LeaseDuration
-	// how long without a renewal a speaker counts as dead (and how long this
-	// one keeps announcing when it cannot renew). Zero: the defaults.
-	LeaseRenew, LeaseDuration time.Duration
+	// LeaseRenew is how often this speaker renews its Lease (status only).
+	// Zero: DefaultLeaseRenew.
+	LeaseRenew time.Duration
+	// Memberlist: the address to listen on (zero: the node's InternalIP),
+	// the port (zero: members.DefaultPort) and the key.
+	BindAddr netip.Addr
+	Port     int
+	Key      []byte
 	// Level, when set, follows the ConfigMap's log-level annotation
 	// (k8s.LogLevelAnnotation), back to BaseLevel without it.
 	Level     *slog.LevelVar
@@ -86,22 +101,21 @@ type Speaker struct {
 	slices cache.Indexer
 	nodes  cache.Indexer
 
+	ml atomic.Pointer[members.List] // set once, when the first config arrives
+
 	mu        sync.Mutex
-	announced map[string]Announcement // ip/service → what
-	claims    []layer2.Claim          // the layer2 claims last computed with the API reachable
-	yielded   map[netip.Addr]bool     // taken over by another host while cut off
-	selfOK    time.Time               // last successful renewal of our Lease
-	ready     bool                    // /readyz, last set
-	handing   map[netip.Addr]bool     // stopping: addresses not yet taken by their next owner
-	handed    chan struct{}
-	// seen is when, by this node's clock, each speaker's Lease was last seen
-	// renewed: comparing with the renewer's own timestamps would make
-	// liveness depend on clock skew between nodes.
-	seen map[string]time.Time
+	core      *announce.Core
+	announced map[string]announce.Announcement // ip/service → what
+	resend    bool                             // a speaker joined since the last plan
+	isolated  bool                             // sees none of the peers it knew
+	apiDown   bool                             // isolated, and the API server does not answer
+	ready     bool                             // /readyz, last set
+	waitLog   map[netip.Addr]string            // addresses waiting for a release, as last logged
 
 	mAnnounced *prometheus.GaugeVec
 	mL2        map[string]*prometheus.CounterVec
 	mConflicts *prometheus.CounterVec
+	mMembers   prometheus.Gauge
 }
 
 // New builds a speaker; Run starts it.
@@ -109,11 +123,9 @@ func New(ctx context.Context, o Options) *Speaker {
 	if o.LeaseRenew <= 0 {
 		o.LeaseRenew = DefaultLeaseRenew
 	}
-	if o.LeaseDuration <= 0 {
-		o.LeaseDuration = DefaultLeaseDuration
-	}
 	s := &Speaker{
-		o: o, log: o.Log, trigger: make(chan struct{}, 1), announced: map[string]Announcement{}, seen: map[string]time.Time{},
+		o: o, log: o.Log, trigger: make(chan struct{}, 1), announced: map[string]announce.Announcement{},
+		core: announce.NewCore(), waitLog: map[netip.Addr]string{},
 		recorder: k8s.NewRecorder(ctx, o.Client, speakerComponent),
 		mAnnounced: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: metrics.Namespace, Subsystem: "speaker", Name: "announced",
@@ -139,6 +151,10 @@ func New(ctx context.Context, o Options) *Speaker {
 			Namespace: metrics.Namespace, Subsystem: "layer2", Name: "conflicts_total",
 			Help: "Other MACs seen answering for or announcing an address we announce.",
 		}, []string{"ip"}),
+		mMembers: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: metrics.Namespace, Subsystem: "speaker", Name: "members",
+			Help: "Speakers this one sees alive (itself included), by memberlist.",
+		}),
 	}
 	s.l2 = layer2.NewAnnouncer(o.Log, s)
 	gobgp := bgp.NewGoBGP(o.Log)
@@ -157,7 +173,7 @@ func New(ctx context.Context, o Options) *Speaker {
 		Level: o.Level, BaseLevel: o.BaseLevel,
 	})
 	if o.Metrics != nil {
-		o.Metrics.MustRegister(s.mAnnounced, s.mConflicts, gobgp.Collector())
+		o.Metrics.MustRegister(s.mAnnounced, s.mConflicts, s.mMembers, gobgp.Collector())
 		for _, c := range s.mL2 {
 			o.Metrics.MustRegister(c)
 		}
@@ -172,7 +188,8 @@ func (s *Speaker) poke() {
 	}
 }
 
-// Run runs until ctx ends, then withdraws everything.
+// Run runs until ctx ends, then hands its addresses over and withdraws
+// everything.
 func (s *Speaker) Run(ctx context.Context) error {
 	factory := informers.NewSharedInformerFactoryWithOptions(s.o.Client, 0,
 		informers.WithTransform(func(obj any) (any, error) {
@@ -181,7 +198,6 @@ func (s *Speaker) Run(ctx context.Context) error {
 			}
 			return obj, nil
 		}))
-	nsFactory := informers.NewSharedInformerFactoryWithOptions(s.o.Client, 0, informers.WithNamespace(s.o.Namespace))
 	handler := cache.ResourceEventHandlerFuncs{
 		AddFunc: func(any) { s.poke() }, UpdateFunc: func(_, _ any) { s.poke() }, DeleteFunc: func(any) { s.poke() },
 	}
@@ -189,40 +205,22 @@ func (s *Speaker) Run(ctx context.Context) error {
 		factory.Core().V1().Services().Informer(),
 		factory.Discovery().V1().EndpointSlices().Informer(),
 		factory.Core().V1().Nodes().Informer(),
-		nsFactory.Coordination().V1().Leases().Informer(),
 	}
-	for _, inf := range infs[:3] {
+	for _, inf := range infs {
 		if _, err := inf.AddEventHandler(handler); err != nil {
 			return err
 		}
 	}
-	if _, err := infs[3].AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc: func(obj any) {
-			// A Lease found at start may be long dead: trust it only if its
-			// own renew time is recent.
-			if l, ok := obj.(*coordinationv1.Lease); ok && l.Spec.RenewTime != nil && time.Since(l.Spec.RenewTime.Time) <= s.o.LeaseDuration {
-				s.leaseSeen(obj)
-			}
-		},
-		UpdateFunc: func(_, obj any) { s.leaseSeen(obj) },
-		// A speaker deletes its Lease when it stops (SIGTERM): it is gone at
-		// once, not after the liveness timeout.
-		DeleteFunc: s.leaseGone,
-	}); err != nil {
-		return err
-	}
 	s.svcs, s.slices, s.nodes = infs[0].GetIndexer(), infs[1].GetIndexer(), infs[2].GetIndexer()
 	go s.watcher.Run(ctx)
 	// The announcer outlives ctx by the hand-off: it must keep answering
-	// until the next owners announce.
+	// until the addresses are released to their next owners.
 	l2ctx, l2stop := context.WithCancel(context.Background())
 	defer l2stop()
 	go s.l2.Run(l2ctx)
 	go s.renewLease(ctx)
 	factory.Start(ctx.Done())
-	nsFactory.Start(ctx.Done())
 	defer factory.Shutdown()
-	defer nsFactory.Shutdown()
 	synced := []cache.InformerSynced{s.watcher.HasSynced}
 	for _, inf := range infs {
 		synced = append(synced, inf.HasSynced)
@@ -236,23 +234,195 @@ func (s *Speaker) Run(ctx context.Context) error {
 	s.mu.Lock()
 	s.ready = true
 	s.mu.Unlock()
-	s.log.Info("speaker running", "node", s.o.NodeName)
-	// Leases expire without any event: re-evaluate right when the next one
-	// would expire, and at least every renewal interval.
+	// A speaker with no config announces nothing, and must not be counted
+	// on by the others: it joins the membership only once it has one.
+	if s.watcher.Current() == nil {
+		s.log.Warn("no accepted configuration yet: this speaker announces nothing and takes no part in elections",
+			"configmap", s.o.Namespace+"/"+k8s.AcceptedName(s.o.ConfigMap))
+		for s.watcher.Current() == nil {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-s.trigger:
+			}
+		}
+		s.log.Info("configuration received: this speaker takes part in elections")
+	}
+	ml, err := s.startMembers()
+	if err != nil {
+		return err
+	}
+	s.ml.Store(ml)
+	s.settle(ctx, ml)
+	go s.rejoin(ctx)
+	go s.watchAPI(ctx)
+	s.log.Info("speaker running", "node", s.o.NodeName, "peers", ml.Peers())
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			s.handOff()
-			s.l2.SetClaims(nil)
 			s.bgp.Close() // closing the sessions makes routers withdraw at once
 			return nil
 		case <-s.trigger:
 		case <-timer.C:
 		}
-		s.reconcile()
-		timer.Reset(s.untilNextExpiry())
+		next := s.reconcile()
+		if next <= 0 {
+			next = time.Minute
+		}
+		timer.Reset(next)
+	}
+}
+
+// startMembers starts memberlist on the node's address.
+func (s *Speaker) startMembers() (*members.List, error) {
+	bind := s.o.BindAddr
+	if !bind.IsValid() {
+		for _, n := range s.nodeList() {
+			if n.Name == s.o.NodeName && len(n.Addrs) > 0 {
+				bind = n.Addrs[0]
+			}
+		}
+	}
+	if !bind.IsValid() {
+		return nil, fmt.Errorf("node %q has no InternalIP to listen on for the other speakers: set --memberlist-bind (the DaemonSet sets $METALLB_HOST_IP)", s.o.NodeName)
+	}
+	return members.Start(members.Options{
+		Name: s.o.NodeName, Bind: bind, Port: s.o.Port, Key: s.o.Key, Log: s.log.With("component", "memberlist"),
+		OnChange: func(joined bool) {
+			if joined {
+				s.mu.Lock()
+				s.resend = true
+				s.mu.Unlock()
+			}
+			s.poke()
+		},
+		OnRelease: func(from string, ips []netip.Addr) {
+			s.mu.Lock()
+			s.core.Released(from, ips, time.Now())
+			s.mu.Unlock()
+			s.poke()
+		},
+	})
+}
+
+// settleTimeout bounds how long a starting speaker looks for the speakers
+// of the other Ready nodes before its first plan.
+const settleTimeout = 2 * time.Second
+
+// settle joins the speakers of the other Ready nodes (they listen on their
+// node's address: the speaker runs in each node's host network) before the
+// first plan: a speaker that saw nobody would think every address its own,
+// and speakers of a fresh install start together. It returns once every
+// Ready node's speaker is a member, or after settleTimeout (a node without
+// a speaker, or a dead one).
+func (s *Speaker) settle(ctx context.Context, ml *members.List) {
+	missing := func() []netip.Addr {
+		var addrs []netip.Addr
+		for _, n := range s.nodeList() {
+			if n.Name != s.o.NodeName && n.Ready && len(n.Addrs) > 0 && !ml.Alive(n.Name) {
+				addrs = append(addrs, n.Addrs[0])
+			}
+		}
+		return addrs
+	}
+	deadline := time.Now().Add(settleTimeout)
+	for {
+		addrs := missing()
+		if len(addrs) == 0 {
+			return
+		}
+		ml.Join(addrs)
+		if addrs = missing(); len(addrs) == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			s.log.Info("starting without the speakers of some nodes", "addresses", fmt.Sprint(addrs))
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+// rejoin contacts, now and then, the nodes whose speaker is not a member
+// (it started after us, or came back after a partition), and forgets the
+// peers whose node is gone.
+func (s *Speaker) rejoin(ctx context.Context) {
+	ml := s.ml.Load()
+	t := time.NewTicker(rejoinInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var addrs []netip.Addr
+		names := map[string]bool{}
+		for _, n := range s.nodeList() {
+			names[n.Name] = true
+			if n.Name != s.o.NodeName && len(n.Addrs) > 0 && !ml.Alive(n.Name) {
+				addrs = append(addrs, n.Addrs[0])
+			}
+		}
+		for _, k := range ml.Known() {
+			if !names[k] {
+				ml.Forget(k)
+			}
+		}
+		if len(addrs) > 0 {
+			ml.Join(addrs)
+		}
+	}
+}
+
+// watchAPI checks, while this speaker is isolated from its peers, whether
+// it still reaches the API server (a read, not a write). Cut off from both,
+// it cannot know that it is the one that is cut off, but the others have
+// then taken its addresses: it withdraws them.
+func (s *Speaker) watchAPI(ctx context.Context) {
+	leases := s.o.Client.CoordinationV1().Leases(s.o.Namespace)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(apiCheckInterval):
+		}
+		s.mu.Lock()
+		isolated, down := s.isolated, s.apiDown
+		s.mu.Unlock()
+		if !isolated {
+			if down {
+				s.mu.Lock()
+				s.apiDown = false
+				s.mu.Unlock()
+			}
+			continue
+		}
+		rctx, cancel := context.WithTimeout(ctx, apiCheckTimeout)
+		_, err := leases.Get(rctx, leasePrefix+s.o.NodeName, metav1.GetOptions{})
+		cancel()
+		nowDown := err != nil && !apierrors.IsNotFound(err)
+		if ctx.Err() != nil {
+			return
+		}
+		if nowDown != down {
+			s.mu.Lock()
+			s.apiDown = nowDown
+			s.mu.Unlock()
+			if nowDown {
+				s.log.Warn("cut off from every other speaker and from the API server: withdrawing the layer2 addresses (the others have taken them over)", "error", err)
+			} else {
+				s.log.Info("the API server answers again")
+			}
+			s.poke()
+		}
 	}
 }
 
@@ -277,49 +447,16 @@ func (s *Speaker) updateReadiness() {
 	s.o.Metrics.SetReady(ready)
 }
 
-// untilNextExpiry is the time until the first live speaker would count as
-// dead, capped at the renewal interval.
-func (s *Speaker) untilNextExpiry() time.Duration {
-	next := s.o.LeaseRenew
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	for _, at := range s.seen {
-		if d := time.Until(at.Add(s.o.LeaseDuration)) + time.Millisecond; d > 0 && d < next {
-			next = d
-		}
-	}
-	return next
-}
-
-// renewLease keeps this speaker's Lease fresh.
+// renewLease keeps this speaker's Lease fresh, for `metallb status`: it
+// shows the speaker runs, with its BGP sessions.
 func (s *Speaker) renewLease(ctx context.Context) {
 	leases := s.o.Client.CoordinationV1().Leases(s.o.Namespace)
 	name := leasePrefix + s.o.NodeName
 	t := time.NewTicker(s.o.LeaseRenew)
 	defer t.Stop()
 	var cur *coordinationv1.Lease // last written: one Update per renewal
-	waiting := false
 	for {
-		// A speaker with no config announces nothing: it must not be
-		// elected for an address, so it stays out of the live set.
-		if s.watcher.Current() == nil {
-			if !waiting {
-				s.log.Warn("no accepted configuration yet: this speaker announces nothing and takes no part in elections",
-					"configmap", s.o.Namespace+"/"+k8s.AcceptedName(s.o.ConfigMap))
-				waiting = true
-			}
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-			}
-			continue
-		}
-		if waiting {
-			s.log.Info("configuration received: this speaker takes part in elections")
-			waiting = false
-		}
-		rctx, cancel := context.WithTimeout(ctx, s.o.LeaseDuration)
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 		var err error
 		if cur == nil {
 			cur, err = leases.Get(rctx, name, metav1.GetOptions{})
@@ -327,25 +464,24 @@ func (s *Speaker) renewLease(ctx context.Context) {
 		now := metav1.NewMicroTime(time.Now())
 		switch {
 		case apierrors.IsNotFound(err):
-			cur, err = leases.Create(rctx, &coordinationv1.Lease{
+			l := &coordinationv1.Lease{
 				ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app.kubernetes.io/component": "speaker"}},
 				Spec: coordinationv1.LeaseSpec{
 					HolderIdentity: ptr.To(s.o.NodeName), RenewTime: &now,
-					LeaseDurationSeconds: ptr.To(int32(max(1, s.o.LeaseDuration/time.Second))),
+					LeaseDurationSeconds: ptr.To(int32(3 * s.o.LeaseRenew / time.Second)),
 				},
-			}, metav1.CreateOptions{})
+			}
+			s.publishSessions(l)
+			cur, err = leases.Create(rctx, l, metav1.CreateOptions{})
 		case err == nil:
 			next := cur.DeepCopy()
 			next.Spec.RenewTime = &now
+			next.Spec.LeaseDurationSeconds = ptr.To(int32(3 * s.o.LeaseRenew / time.Second))
 			s.publishSessions(next)
 			cur, err = leases.Update(rctx, next, metav1.UpdateOptions{})
 		}
 		cancel()
-		if err == nil {
-			s.mu.Lock()
-			s.selfOK = time.Now()
-			s.mu.Unlock()
-		} else {
+		if err != nil {
 			cur = nil // read it again next time (conflict, deleted, ...)
 			if ctx.Err() == nil {
 				s.log.Warn("cannot renew the speaker lease", "error", err)
@@ -359,63 +495,52 @@ func (s *Speaker) renewLease(ctx context.Context) {
 	}
 }
 
-// reconcile recomputes and applies the announcements.
-func (s *Speaker) reconcile() {
-	defer s.updateReadiness()
-	s.mu.Lock()
-	cutOff := time.Since(s.selfOK) > s.o.LeaseDuration
-	if !cutOff {
-		s.yielded = nil
+// input gathers what the core plans from.
+func (s *Speaker) input() announce.Input {
+	nodes := s.nodeList()
+	in := announce.Input{Config: s.watcher.Current(), Self: s.o.NodeName, Nodes: nodes, Svcs: s.svcList(), Now: time.Now()}
+	if ml := s.ml.Load(); ml != nil {
+		in.Known = ml.Known()
+		in.Isolated = len(in.Known) > 0 && ml.Peers() == 0
 	}
-	s.mu.Unlock()
-	if cutOff {
-		// Cut off from the API server, this speaker cannot know whether the
-		// others can still see it. If they cannot, they elect new owners,
-		// which announce themselves (gratuitous ARP / unsolicited NA):
-		// Conflict then yields those addresses. If the API server is down
-		// for everyone, nobody takes over and the addresses keep working.
-		s.mu.Lock()
-		keep := make([]layer2.Claim, 0, len(s.claims))
-		for _, c := range s.claims {
-			if !s.yielded[c.IP] {
-				keep = append(keep, c)
-			}
-		}
-		s.mu.Unlock()
-		s.l2.SetClaims(keep)
-		return
-	}
-	cfg := s.watcher.Current()
-	nodes, svcs := s.nodeList(), s.svcList()
-	want := Desired(cfg, s.o.NodeName, nodes, svcs)
-	claims := make([]layer2.Claim, 0, len(want))
-	seen := map[netip.Addr]bool{}
-	for _, a := range want {
-		if !seen[a.IP] {
-			seen[a.IP] = true
-			claims = append(claims, layer2.Claim{IP: a.IP, Interfaces: a.Interfaces})
-		}
-	}
-	s.l2.SetClaims(claims)
-	s.mu.Lock()
-	s.claims = claims
-	s.mu.Unlock()
+	return in
+}
 
-	// BGP does not depend on this speaker's Lease: routers see the sessions
-	// themselves, and an API server outage must not withdraw every route.
-	var self Node
-	for _, n := range nodes {
-		if n.Name == s.o.NodeName {
-			self = n
-		}
+// reconcile plans and applies the announcements; it returns when to plan
+// again at the latest (0: only on a change).
+func (s *Speaker) reconcile() time.Duration {
+	defer s.updateReadiness()
+	in := s.input()
+	s.mu.Lock()
+	in.Resend, s.resend = s.resend, false
+	s.isolated = in.Isolated
+	in.Withdraw = in.Isolated && s.apiDown
+	p := s.core.Plan(in)
+	s.mu.Unlock()
+	ml := s.ml.Load()
+	if ml != nil {
+		s.mMembers.Set(float64(ml.Peers() + 1))
 	}
-	peers, routerID := PeersFor(cfg, self)
-	routes, bgpAnns := DesiredBGP(cfg, self, svcs)
-	if len(peers) == 0 {
-		bgpAnns = nil
+
+	claims := make([]layer2.Claim, 0, len(p.Claims))
+	for _, c := range p.Claims {
+		claims = append(claims, layer2.Claim{IP: c.IP, Interfaces: c.Interfaces})
 	}
+	// Stop answering first, then tell the new owners: never two at once.
+	s.l2.SetClaims(claims)
+	for _, r := range p.Releases {
+		s.log.Debug("releasing addresses to their new owner", "to", r.To, "ips", fmt.Sprint(r.IPs))
+		ml.Release(r.To, r.IPs)
+	}
+	for _, ip := range p.Forced {
+		s.log.Warn("announcing without a release: the previous owner did not hand the address over in time", "ip", ip, "waited", announce.HandOverTimeout)
+	}
+	s.logWaiting(p.Waiting)
+
+	// BGP does not depend on the memberlist: routers see the sessions
+	// themselves, and an outage must not withdraw every route.
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	err := s.bgp.Set(ctx, routerID, peers, routes)
+	err := s.bgp.Set(ctx, p.RouterID, p.Peers, p.Routes)
 	cancel()
 	if msg := fmt.Sprint(err); err != nil && msg != s.bgpErr {
 		s.log.Error("BGP", "error", err)
@@ -423,29 +548,34 @@ func (s *Speaker) reconcile() {
 	} else if err == nil {
 		s.bgpErr = ""
 	}
-	want = append(want, bgpAnns...)
 
-	next := map[string]Announcement{}
-	for _, a := range want {
+	next := map[string]announce.Announcement{}
+	for _, a := range p.Announcements {
 		next[string(a.Protocol)+"/"+a.IP.String()+"/"+a.Service] = a
 	}
 	s.mu.Lock()
-	prev := s.announced
 	s.announced = next
 	s.mu.Unlock()
-	for k, a := range next {
-		if _, had := prev[k]; !had {
-			s.mAnnounced.WithLabelValues(a.Service, s.o.NodeName, a.IP.String(), string(a.Protocol)).Set(1)
-			if obj := s.service(a.Service); obj != nil {
-				s.recorder.Eventf(obj, corev1.EventTypeNormal, ReasonAssigned, "announcing from node %q with protocol %q", s.o.NodeName, a.Protocol)
-			}
+	for _, a := range p.Added {
+		s.mAnnounced.WithLabelValues(a.Service, s.o.NodeName, a.IP.String(), string(a.Protocol)).Set(1)
+		if obj := s.service(a.Service); obj != nil {
+			s.recorder.Eventf(obj, corev1.EventTypeNormal, ReasonAssigned, "announcing from node %q with protocol %q", s.o.NodeName, a.Protocol)
 		}
 	}
-	for k, a := range prev {
-		if _, keep := next[k]; !keep {
-			s.mAnnounced.DeleteLabelValues(a.Service, s.o.NodeName, a.IP.String(), string(a.Protocol))
+	for _, a := range p.Removed {
+		s.mAnnounced.DeleteLabelValues(a.Service, s.o.NodeName, a.IP.String(), string(a.Protocol))
+	}
+	return p.Recheck
+}
+
+// logWaiting says which addresses wait for their previous owner, once.
+func (s *Speaker) logWaiting(waiting map[netip.Addr]string) {
+	for ip, from := range waiting {
+		if s.waitLog[ip] != from {
+			s.log.Info("waiting for the previous owner to release the address", "ip", ip, "from", from)
 		}
 	}
+	s.waitLog = waiting
 }
 
 func (s *Speaker) service(key string) *corev1.Service {
@@ -454,21 +584,6 @@ func (s *Speaker) service(key string) *corev1.Service {
 		return nil
 	}
 	return obj.(*corev1.Service)
-}
-
-// leaseSeen records that a speaker's Lease was renewed, by our clock.
-func (s *Speaker) leaseSeen(obj any) {
-	l, ok := obj.(*coordinationv1.Lease)
-	if !ok || l.Spec.HolderIdentity == nil {
-		return
-	}
-	s.mu.Lock()
-	_, known := s.seen[*l.Spec.HolderIdentity]
-	s.seen[*l.Spec.HolderIdentity] = time.Now()
-	s.mu.Unlock()
-	if !known {
-		s.poke()
-	}
 }
 
 // SessionsAnnotation on a speaker's Lease lists its BGP sessions, for
@@ -498,91 +613,54 @@ func (s *Speaker) publishSessions(l *coordinationv1.Lease) {
 	l.Annotations[SessionsAnnotation] = b.String()
 }
 
-// leaseGone forgets a speaker whose Lease was deleted.
-func (s *Speaker) leaseGone(obj any) {
-	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-		obj = d.Obj
-	}
-	if l, ok := obj.(*coordinationv1.Lease); ok && l.Spec.HolderIdentity != nil {
-		s.mu.Lock()
-		delete(s.seen, *l.Spec.HolderIdentity)
-		s.mu.Unlock()
-	}
-	s.poke()
-}
-
-// HandOffTimeout bounds how long a stopping speaker waits for the next
-// owners to announce its layer2 addresses.
-const HandOffTimeout = 500 * time.Millisecond
-
-// handOff passes this node's layer2 addresses on before it stops: it
-// deletes its Lease, so the other speakers elect the next owners at once,
-// and keeps answering each address until the next owner announces it (its
-// gratuitous ARP / unsolicited NA, seen as a conflict), then lets go of
-// it. So a rolling update leaves no address unanswered, and two MACs answer
-// only for the moment of the announcement. A speaker cut off from the API
-// server cannot hand off (nobody would see its Lease go).
+// handOff passes this node's layer2 addresses on before it stops: it stops
+// answering, releases each address to its next owner (which announces it
+// at once, with a gratuitous ARP / unsolicited NA), and says goodbye, so
+// that the others stop counting on it without waiting to find it dead. A
+// rolling update leaves no address to a second MAC, and unanswered only for
+// the time a datagram takes. The Lease goes too: `metallb status` then
+// shows the speaker stopped rather than late.
 func (s *Speaker) handOff() {
+	ml := s.ml.Load()
+	if ml == nil {
+		s.l2.SetClaims(nil)
+		return
+	}
+	in := s.input()
 	s.mu.Lock()
-	pending := map[netip.Addr]bool{}
-	for _, c := range s.claims {
-		pending[c.IP] = true
-	}
-	cutOff := time.Since(s.selfOK) > s.o.LeaseDuration
-	if len(pending) > 0 && !cutOff {
-		s.handing = pending
-		s.handed = make(chan struct{}, 1)
-	}
-	handed := s.handed
+	rel := s.core.Leave(in)
 	s.mu.Unlock()
-	if handed == nil {
-		return
+	s.l2.SetClaims(nil)
+	n := 0
+	for _, r := range rel {
+		ml.Release(r.To, r.IPs)
+		n += len(r.IPs)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), HandOffTimeout)
-	defer cancel()
 	start := time.Now()
+	ml.Leave(HandOffTimeout)
+	s.log.Info("handed the addresses over and left", "addresses", n, "took", time.Since(start).Round(time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
 	if err := s.o.Client.CoordinationV1().Leases(s.o.Namespace).Delete(ctx, leasePrefix+s.o.NodeName, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
-		s.log.Warn("cannot hand off: the Lease could not be deleted; the addresses move when it expires", "error", err)
-		return
-	}
-	for {
-		s.mu.Lock()
-		left := len(s.handing)
-		s.mu.Unlock()
-		if left == 0 {
-			s.log.Info("handed every address to its next owner", "took", time.Since(start).Round(time.Millisecond))
-			return
-		}
-		select {
-		case <-handed:
-		case <-ctx.Done():
-			s.log.Warn("hand-off incomplete: no other speaker announced these addresses in time", "addresses", left)
-			return
-		}
+		s.log.Debug("cannot delete the speaker Lease", "error", err)
 	}
 }
 
-// nodeList returns every node with whether it may announce.
-func (s *Speaker) nodeList() []Node {
-	live := map[string]bool{}
-	s.mu.Lock()
-	// Only a speaker in touch with the API server can tell that another
-	// stopped renewing: if this one's last renewal is older than half the
-	// timeout, a Lease that expired after that renewal is not evidence (the
-	// API server may be down for everyone, and nobody should take over).
-	blind := time.Since(s.selfOK) > s.o.LeaseDuration/2
-	for holder, at := range s.seen {
-		if time.Since(at) <= s.o.LeaseDuration || (blind && !at.Add(s.o.LeaseDuration).Before(s.selfOK)) {
-			live[holder] = true
-		}
-	}
-	s.mu.Unlock()
-	var out []Node
+// HandOffTimeout bounds how long a stopping speaker waits for its goodbye to
+// be gossiped.
+const HandOffTimeout = 300 * time.Millisecond
+
+// nodeList returns every node with whether its speaker is alive and
+// whether it may announce.
+func (s *Speaker) nodeList() []announce.Node {
+	ml := s.ml.Load()
+	var out []announce.Node
 	for _, obj := range s.nodes.List() {
 		n := obj.(*corev1.Node)
 		_, excluded := n.Labels[ExcludeLabel]
 		ready := nodeReady(n) && !excluded
-		node := Node{Name: n.Name, Labels: n.Labels, Eligible: live[n.Name] && ready, Ready: ready}
+		live := ml != nil && ml.Alive(n.Name)
+		node := announce.Node{Name: n.Name, Labels: n.Labels, Eligible: live && ready, Live: live, Ready: ready}
 		for _, t := range []corev1.NodeAddressType{corev1.NodeInternalIP, corev1.NodeExternalIP} {
 			for _, a := range n.Status.Addresses {
 				if ip, err := netip.ParseAddr(a.Address); err == nil && a.Type == t {
@@ -606,7 +684,7 @@ func nodeReady(n *corev1.Node) bool {
 
 // svcList returns our LoadBalancer Services that have addresses, with the
 // nodes of their ready endpoints.
-func (s *Speaker) svcList() []Svc {
+func (s *Speaker) svcList() []announce.Svc {
 	ready := map[string]map[string]bool{}
 	for _, obj := range s.slices.List() {
 		es := obj.(*discoveryv1.EndpointSlice)
@@ -624,14 +702,14 @@ func (s *Speaker) svcList() []Svc {
 			}
 		}
 	}
-	var out []Svc
+	var out []announce.Svc
 	for _, obj := range s.svcs.List() {
 		svc := obj.(*corev1.Service)
 		if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || !k8s.ServesClass(svc, s.o.LBClass) {
 			continue
 		}
 		key := svc.Namespace + "/" + svc.Name
-		v := Svc{Key: key, Local: svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal}
+		v := announce.Svc{Key: key, Local: svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal}
 		v.IPs = k8s.IngressIPs(svc)
 		for n := range ready[key] {
 			v.ReadyNodes = append(v.ReadyNodes, n)
@@ -645,46 +723,12 @@ func (s *Speaker) svcList() []Svc {
 
 // Conflict implements layer2.Events.
 func (s *Speaker) Conflict(ip netip.Addr, ifname string, mac net.HardwareAddr) {
-	s.mu.Lock()
-	if s.handing[ip] {
-		// Stopping: the next owner has taken the address. Let go of it.
-		delete(s.handing, ip)
-		keep := make([]layer2.Claim, 0, len(s.handing))
-		for _, c := range s.claims {
-			if s.handing[c.IP] {
-				keep = append(keep, c)
-			}
-		}
-		select {
-		case s.handed <- struct{}{}:
-		default:
-		}
-		s.mu.Unlock()
-		s.l2.SetClaims(keep)
-		return
+	var known []string
+	if ml := s.ml.Load(); ml != nil {
+		known = ml.Known()
 	}
-	if time.Since(s.selfOK) > s.o.LeaseDuration {
-		// Cut off from the API server: another speaker has taken the
-		// address over (it saw this one's Lease expire). Yield at once.
-		first := !s.yielded[ip]
-		if s.yielded == nil {
-			s.yielded = map[netip.Addr]bool{}
-		}
-		s.yielded[ip] = true
-		s.mu.Unlock()
-		if first {
-			s.log.Warn("cut off from the API server and another host announces the address: yielding it",
-				"ip", ip, "interface", ifname, "mac", mac.String())
-			s.poke()
-		}
-		return
-	}
-	s.mu.Unlock()
-	// In touch with the API server, this node is the rightful owner: say so
-	// again, so that clients which believed the other host come back.
-	s.l2.Reassert(ip)
-	s.mConflicts.WithLabelValues(ip.String()).Inc()
 	s.mu.Lock()
+	v := s.core.Conflict(ip, s.o.NodeName, s.isolated, known)
 	var keys []string
 	for _, a := range s.announced {
 		if a.IP == ip {
@@ -692,6 +736,19 @@ func (s *Speaker) Conflict(ip netip.Addr, ifname string, mac net.HardwareAddr) {
 		}
 	}
 	s.mu.Unlock()
+	switch v {
+	case announce.Ignore:
+		return
+	case announce.Yield:
+		s.log.Warn("cut off from the other speakers and another host announces the address: yielding it",
+			"ip", ip, "interface", ifname, "mac", mac.String())
+		s.poke()
+		return
+	}
+	// The rightful owner: say so again, so that clients which believed the
+	// other host come back.
+	s.l2.Reassert(ip)
+	s.mConflicts.WithLabelValues(ip.String()).Inc()
 	for _, k := range keys {
 		if obj := s.service(k); obj != nil {
 			s.recorder.Eventf(obj, corev1.EventTypeWarning, ReasonConflict,

@@ -86,7 +86,8 @@ type Options struct {
 	Namespace string // metallb's; default metallb-system
 	ConfigMap string // default config
 	Now       time.Time
-	// LeaseTimeout: a speaker Lease renewed longer ago than this is dead.
+	// LeaseTimeout: a speaker Lease renewed longer ago than this is dead,
+	// when the Lease does not give its own duration.
 	LeaseTimeout time.Duration
 }
 
@@ -102,7 +103,7 @@ func Gather(ctx context.Context, c kubernetes.Interface, o Options) (*Report, er
 		o.Now = time.Now()
 	}
 	if o.LeaseTimeout == 0 {
-		o.LeaseTimeout = 5 * time.Second
+		o.LeaseTimeout = 30 * time.Second
 	}
 	r := &Report{Config: ConfigStatus{State: "none", Reason: "no accepted configuration: is the controller running?"}}
 	var cfg *config.Config
@@ -272,7 +273,11 @@ func speakers(leases []coordinationLease, pods []corev1.Pod, now time.Time, time
 		}
 		s := get(*l.Spec.HolderIdentity)
 		ago := now.Sub(l.Spec.RenewTime.Time)
-		s.Alive = ago <= timeout
+		limit := timeout
+		if d := l.Spec.LeaseDurationSeconds; d != nil && *d > 0 {
+			limit = time.Duration(*d) * time.Second
+		}
+		s.Alive = ago <= limit
 		s.Renewed = ago.Round(100*time.Millisecond).String() + " ago"
 	}
 	for _, p := range pods {

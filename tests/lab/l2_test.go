@@ -69,7 +69,7 @@ func startClusterWith(t testing.TB, config string) *cluster {
 
 func (cl *cluster) startSpeaker(t testing.TB, node string) {
 	cl.speakers[node], cl.logs[node] = StartProcessLog(t, node, "speaker-"+node+".log", cl.bin, "speaker",
-		"--node-name", node, "--kubeconfig", cl.env.Kubeconfig, "--metrics-addr", ":7473", "--log-level", "debug")
+		"--node-name", node, "--kubeconfig", cl.env.Kubeconfig, "--metrics-addr", ":7473", "--log-level", "debug", "--lease-interval", "2s")
 }
 
 // addBackend creates a ready Pod of app on node, and puts ip on lo of every
@@ -296,9 +296,11 @@ func TestLayer2NDP(t *testing.T) {
 }
 
 // TestLayer2PartitionedSpeakerStops cuts the announcing node off from the
-// API server (it stays on the LAN): another node takes over, and the
-// partitioned one stops answering, so after the detection time exactly one
-// MAC answers.
+// other speakers and from the API server (it stays on the LAN, where the
+// client still reaches it): another node takes over, and the partitioned
+// one withdraws, so after the detection time exactly one MAC answers. Cut
+// off from the API server only, it keeps its addresses (the speakers still
+// see each other: nothing moves).
 func TestLayer2PartitionedSpeakerStops(t *testing.T) {
 	cl := startCluster(t)
 	cl.addBackend(t, "web-0", "web", "node-a")
@@ -313,9 +315,24 @@ func TestLayer2PartitionedSpeakerStops(t *testing.T) {
 	}
 	next := election.Owner(netip.MustParseAddr(ip), rest)
 	// A blackhole route to the control plane's address: the node still
-	// talks to the client, but not to the API server.
-	if out, err := Exec(context.Background(), owner, "ip", "route", "add", "blackhole", "198.51.100.1/32").CombinedOutput(); err != nil {
-		t.Fatalf("%v %s", err, out)
+	// talks to the client and the other speakers, but not to the API
+	// server. Nothing moves.
+	blackhole := func(addr string) {
+		t.Helper()
+		if out, err := Exec(context.Background(), owner, "ip", "route", "add", "blackhole", addr+"/32").CombinedOutput(); err != nil {
+			t.Fatalf("%v %s", err, out)
+		}
+	}
+	blackhole("198.51.100.1")
+	time.Sleep(2 * time.Second) // ten times the detection time of a dead speaker
+	if macs, out := Arping(context.Background(), ip, 3); len(macs) != 1 || macs[cl.MACs[owner]] == 0 {
+		t.Fatalf("cut off from the API server only: %v, want only %s\n%s", macs, cl.MACs[owner], out)
+	}
+	// And from the other speakers.
+	for i, n := range Nodes {
+		if n != owner {
+			blackhole(fmt.Sprintf("198.51.100.%d", 11+i))
+		}
 	}
 	cut := time.Now()
 	waitOneMAC(t, ip, cl.MACs[next], 10*time.Second)

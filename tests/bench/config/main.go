@@ -19,9 +19,9 @@ import (
 	"time"
 
 	"github.com/microk8s-metallb/metallb/pkg/allocator"
+	"github.com/microk8s-metallb/metallb/pkg/announce"
 	"github.com/microk8s-metallb/metallb/pkg/config"
 	"github.com/microk8s-metallb/metallb/pkg/config/configtest"
-	"github.com/microk8s-metallb/metallb/pkg/speaker"
 )
 
 func main() {
@@ -80,7 +80,7 @@ func work(mode, file string) error {
 	// 1,000 Services holding addresses of the first pool's first range.
 	first := cfg.Pools[0].Ranges[0]
 	var hs []allocator.Holding
-	var svcs []speaker.Svc
+	var svcs []announce.Svc
 	for i := range 1000 {
 		ip := first.First()
 		for range i {
@@ -91,7 +91,7 @@ func work(mode, file string) error {
 		}
 		key := fmt.Sprintf("ns/s%d", i)
 		hs = append(hs, allocator.Holding{Service: allocator.Service{Key: key, Namespace: "ns"}, IPs: []netip.Addr{ip}})
-		svcs = append(svcs, speaker.Svc{Key: key, IPs: []netip.Addr{ip}, ReadyNodes: []string{"a"}})
+		svcs = append(svcs, announce.Svc{Key: key, IPs: []netip.Addr{ip}, ReadyNodes: []string{"a"}})
 	}
 	switch mode {
 	case "controller":
@@ -107,8 +107,8 @@ func work(mode, file string) error {
 		}
 		a.SetConfig(cfg)
 	case "speaker":
-		nodes := []speaker.Node{{Name: "a", Eligible: true, Ready: true}, {Name: "b", Eligible: true, Ready: true}, {Name: "c", Eligible: true, Ready: true}}
-		_ = speaker.Desired(cfg, "a", nodes, svcs)
+		nodes := []announce.Node{{Name: "a", Eligible: true, Ready: true}, {Name: "b", Eligible: true, Ready: true}, {Name: "c", Eligible: true, Ready: true}}
+		_ = announce.Desired(cfg, "a", nodes, svcs)
 	}
 	return nil
 }

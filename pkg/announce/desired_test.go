@@ -1,4 +1,4 @@
-package speaker
+package announce
 
 import (
 	"net/netip"

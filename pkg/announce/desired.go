@@ -1,4 +1,4 @@
-package speaker
+package announce
 
 import (
 	"net/netip"
@@ -15,6 +15,7 @@ type Node struct {
 	Name     string
 	Labels   map[string]string
 	Eligible bool // Ready, live speaker, not excluded (may win a layer2 election)
+	Live     bool // its speaker is alive (it may be answering for addresses)
 	Ready    bool // Ready and not excluded (may advertise by BGP)
 	Addrs    []netip.Addr
 }
@@ -37,13 +38,48 @@ type Announcement struct {
 	Interfaces []string
 }
 
-// Desired computes what node must announce in layer2 mode. It is pure: the
-// same inputs give the same answer on every speaker.
-func Desired(cfg *config.Config, node string, nodes []Node, svcs []Svc) []Announcement {
-	if cfg == nil {
-		return nil
+// Ranked is one layer2 address with its candidates in election order (the
+// owner first) and the Services that use it.
+type Ranked struct {
+	IP         netip.Addr
+	Order      []string
+	Services   []string
+	Pool       string
+	Interfaces []string
+}
+
+// Owner is the node that announces the address ("" for none).
+func (r *Ranked) Owner() string {
+	if len(r.Order) == 0 {
+		return ""
 	}
-	var out []Announcement
+	return r.Order[0]
+}
+
+// After is the first candidate other than node: the owner when node is
+// not a candidate or is left out (the runner-up when node owns it).
+func (r *Ranked) After(node string) string {
+	for _, n := range r.Order {
+		if n != node {
+			return n
+		}
+	}
+	return ""
+}
+
+// Layer2 ranks the candidates of every address of a layer2 pool that has
+// something behind it. A node is a candidate for an address when it is
+// eligible, matches the pool's node selectors and, for a Service with
+// externalTrafficPolicy Local, runs one of its ready endpoints. Services
+// sharing an address share its candidates (the union), so an address has
+// one owner. It is pure: the same inputs give the same answer on every
+// speaker.
+func Layer2(cfg *config.Config, nodes []Node, svcs []Svc) map[netip.Addr]*Ranked {
+	out := map[netip.Addr]*Ranked{}
+	if cfg == nil {
+		return out
+	}
+	cands := map[netip.Addr]map[string]bool{}
 	for _, s := range svcs {
 		if len(s.ReadyNodes) == 0 {
 			continue // nothing would answer behind the address
@@ -53,7 +89,13 @@ func Desired(cfg *config.Config, node string, nodes []Node, svcs []Svc) []Announ
 			if pool == nil || pool.Protocol != config.Layer2 {
 				continue
 			}
-			var candidates []string
+			r := out[ip]
+			if r == nil {
+				r = &Ranked{IP: ip, Pool: pool.Name, Interfaces: pool.Interfaces}
+				out[ip] = r
+				cands[ip] = map[string]bool{}
+			}
+			r.Services = append(r.Services, s.Key)
 			for _, n := range nodes {
 				if !n.Eligible || !config.MatchesAny(pool.NodeSelectors, n.Labels) {
 					continue
@@ -61,11 +103,34 @@ func Desired(cfg *config.Config, node string, nodes []Node, svcs []Svc) []Announ
 				if s.Local && !slices.Contains(s.ReadyNodes, n.Name) {
 					continue
 				}
-				candidates = append(candidates, n.Name)
+				cands[ip][n.Name] = true
 			}
-			if election.Owner(ip, candidates) == node {
-				out = append(out, Announcement{Protocol: config.Layer2, IP: ip, Service: s.Key, Pool: pool.Name, Interfaces: pool.Interfaces})
-			}
+		}
+	}
+	for ip, r := range out {
+		names := make([]string, 0, len(cands[ip]))
+		for n := range cands[ip] {
+			names = append(names, n)
+		}
+		r.Order = election.Order(ip, names)
+		slices.Sort(r.Services)
+	}
+	return out
+}
+
+// Desired computes what node must announce in layer2 mode: the addresses
+// it owns, once per Service.
+func Desired(cfg *config.Config, node string, nodes []Node, svcs []Svc) []Announcement {
+	if cfg == nil {
+		return nil
+	}
+	var out []Announcement
+	for _, r := range Layer2(cfg, nodes, svcs) {
+		if r.Owner() != node {
+			continue
+		}
+		for _, key := range r.Services {
+			out = append(out, Announcement{Protocol: config.Layer2, IP: r.IP, Service: key, Pool: r.Pool, Interfaces: r.Interfaces})
 		}
 	}
 	sort.Slice(out, func(i, j int) bool {

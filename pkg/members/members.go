@@ -1,0 +1,368 @@
+// Package members tells a speaker which other speakers are alive, by
+// gossip among the speakers themselves (hashicorp/memberlist, SWIM with
+// Lifeguard), so liveness costs the API server nothing. It also carries
+// the two messages of the layer2 hand-over: a release ("I do not answer
+// for these addresses") and a goodbye ("I am stopping").
+//
+// Every message is encrypted and authenticated with the key of the
+// memberlist Secret; the speaker listens on its node's address only.
+package members
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// DefaultPort is memberlist's usual port (TCP and UDP).
+const DefaultPort = 7946
+
+// Timing: a dead speaker is detected in about 0.3 s (a probe every 100 ms,
+// 40 ms to answer, indirect probes through the others, then 200 ms of
+// suspicion during which a slow but live speaker refutes).
+const (
+	ProbeInterval  = 100 * time.Millisecond
+	ProbeTimeout   = 40 * time.Millisecond
+	SuspicionMult  = 2
+	GossipInterval = 30 * time.Millisecond
+)
+
+// Options configure the membership.
+type Options struct {
+	Name string     // the node name
+	Bind netip.Addr // the node's address
+	Port int        // 0: DefaultPort
+	// Key encrypts and authenticates every message: 16, 24 or 32 bytes, or
+	// any secret (its SHA-256 is used). Empty: plain text.
+	Key []byte
+	Log *slog.Logger
+	// OnChange is called (quickly, without blocking) when the membership
+	// changes; joined when a speaker joined or restarted.
+	OnChange func(joined bool)
+	// OnRelease is called when speaker from releases ips to this one.
+	OnRelease func(from string, ips []netip.Addr)
+}
+
+// List is the membership as this speaker sees it.
+type List struct {
+	o  Options
+	ml *memberlist.Memberlist
+
+	mu    sync.Mutex
+	alive map[string]bool // peers alive (not this node)
+	known map[string]bool // peers seen, alive or dead, not those that left
+	addrs map[string]string
+}
+
+// Key derives the memberlist key from the Secret's value: the decoded
+// bytes when it is base64 of 16, 24 or 32 bytes, else the SHA-256 of it.
+func Key(secret string) []byte {
+	if secret == "" {
+		return nil
+	}
+	if b, err := base64.StdEncoding.DecodeString(strings.TrimSpace(secret)); err == nil && (len(b) == 16 || len(b) == 24 || len(b) == 32) {
+		return b
+	}
+	sum := sha256.Sum256([]byte(secret))
+	return sum[:]
+}
+
+// Start joins nobody yet: Join does.
+func Start(o Options) (*List, error) {
+	if o.Port == 0 {
+		o.Port = DefaultPort
+	}
+	l := &List{o: o, alive: map[string]bool{}, known: map[string]bool{}, addrs: map[string]string{}}
+	c := memberlist.DefaultLANConfig()
+	c.Name = o.Name
+	c.BindAddr, c.BindPort = o.Bind.String(), o.Port
+	c.AdvertiseAddr, c.AdvertisePort = o.Bind.String(), o.Port
+	c.ProbeInterval, c.ProbeTimeout, c.SuspicionMult = ProbeInterval, ProbeTimeout, SuspicionMult
+	c.GossipInterval, c.GossipToTheDeadTime = GossipInterval, 5*time.Second
+	c.IndirectChecks = 2
+	c.TCPTimeout = time.Second
+	c.PushPullInterval = 15 * time.Second
+	c.Events = l
+	c.Delegate = delegate{l}
+	c.Logger = log.New(logWriter{o.Log}, "", 0)
+	if len(o.Key) > 0 {
+		k := o.Key
+		if n := len(k); n != 16 && n != 24 && n != 32 {
+			sum := sha256.Sum256(k)
+			k = sum[:]
+		}
+		c.SecretKey = k
+	} else {
+		o.Log.Warn("memberlist traffic is not encrypted: no key (the memberlist Secret sets $METALLB_ML_SECRET_KEY)")
+	}
+	ml, err := memberlist.Create(c)
+	if err != nil {
+		return nil, fmt.Errorf("memberlist on %s port %d: %w", o.Bind, o.Port, err)
+	}
+	l.ml = ml
+	return l, nil
+}
+
+// Join contacts the speakers at addrs (node addresses, with or without a
+// port) that are not members yet, each in parallel; it returns when every
+// attempt is done.
+func (l *List) Join(addrs []netip.Addr) {
+	l.mu.Lock()
+	have := map[string]bool{}
+	for name, a := range l.addrs {
+		if l.alive[name] {
+			have[a] = true
+		}
+	}
+	l.mu.Unlock()
+	var wg sync.WaitGroup
+	for _, a := range addrs {
+		if a == l.o.Bind {
+			continue
+		}
+		hp := net.JoinHostPort(a.String(), strconv.Itoa(l.o.Port))
+		if have[hp] {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if _, err := l.ml.Join([]string{hp}); err != nil {
+				l.o.Log.Debug("no speaker joined", "address", hp, "error", err)
+			}
+		}()
+	}
+	wg.Wait()
+}
+
+// Alive reports whether the speaker of node is alive (this node is).
+func (l *List) Alive(node string) bool {
+	if node == l.o.Name {
+		return true
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.alive[node]
+}
+
+// Peers returns the number of other speakers alive.
+func (l *List) Peers() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, a := range l.alive {
+		if a {
+			n++
+		}
+	}
+	return n
+}
+
+// Known returns the peers seen, alive or dead, except those that left.
+func (l *List) Known() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]string, 0, len(l.known))
+	for n := range l.known {
+		out = append(out, n)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// Forget drops a peer whose node is gone from the cluster.
+func (l *List) Forget(node string) {
+	l.mu.Lock()
+	delete(l.known, node)
+	l.mu.Unlock()
+}
+
+// Message kinds.
+const (
+	msgRelease = 'R'
+	msgBye     = 'B'
+)
+
+// Release tells node that this speaker does not answer for ips: at once
+// by UDP, and again by TCP in case the datagram is lost.
+func (l *List) Release(node string, ips []netip.Addr) {
+	var b bytes.Buffer
+	b.WriteByte(msgRelease)
+	b.WriteString(l.o.Name)
+	for _, ip := range ips {
+		b.WriteByte(' ')
+		b.WriteString(ip.String())
+	}
+	l.send(node, b.Bytes())
+}
+
+func (l *List) send(node string, msg []byte) {
+	var to *memberlist.Node
+	for _, n := range l.ml.Members() {
+		if n.Name == node {
+			to = n
+		}
+	}
+	if to == nil {
+		return
+	}
+	if err := l.ml.SendBestEffort(to, msg); err != nil {
+		l.o.Log.Debug("memberlist send", "to", node, "error", err)
+	}
+	go func() {
+		if err := l.ml.SendReliable(to, msg); err != nil {
+			l.o.Log.Debug("memberlist send", "to", node, "error", err)
+		}
+	}()
+}
+
+// Leave says goodbye to every peer (so they stop counting on this speaker
+// at once, without waiting to find it dead), leaves and shuts down.
+func (l *List) Leave(timeout time.Duration) {
+	bye := append([]byte{msgBye}, l.o.Name...)
+	for _, n := range l.ml.Members() {
+		if n.Name != l.o.Name {
+			_ = l.ml.SendBestEffort(n, bye)
+		}
+	}
+	if err := l.ml.Leave(timeout); err != nil {
+		l.o.Log.Debug("memberlist leave", "error", err)
+	}
+	_ = l.ml.Shutdown()
+}
+
+// Shutdown stops without a goodbye.
+func (l *List) Shutdown() { _ = l.ml.Shutdown() }
+
+// NotifyJoin implements memberlist.EventDelegate.
+func (l *List) NotifyJoin(n *memberlist.Node) {
+	if n.Name == l.o.Name {
+		return
+	}
+	l.mu.Lock()
+	l.alive[n.Name], l.known[n.Name] = true, true
+	l.addrs[n.Name] = n.Address()
+	l.mu.Unlock()
+	l.o.Log.Info("speaker joined", "peer", n.Name, "address", n.Address())
+	l.o.OnChange(true)
+}
+
+// NotifyLeave implements memberlist.EventDelegate.
+func (l *List) NotifyLeave(n *memberlist.Node) {
+	if n.Name == l.o.Name {
+		return
+	}
+	l.gone(n.Name, n.State == memberlist.StateLeft)
+}
+
+func (l *List) gone(name string, left bool) {
+	l.mu.Lock()
+	was := l.alive[name]
+	l.alive[name] = false
+	if left {
+		delete(l.known, name)
+	}
+	l.mu.Unlock()
+	if was {
+		if left {
+			l.o.Log.Info("speaker left", "peer", name)
+		} else {
+			l.o.Log.Warn("speaker dead", "peer", name)
+		}
+	}
+	l.o.OnChange(false)
+}
+
+// NotifyUpdate implements memberlist.EventDelegate: a new start ID in the
+// metadata means the speaker restarted.
+func (l *List) NotifyUpdate(n *memberlist.Node) {
+	if n.Name == l.o.Name {
+		return
+	}
+	l.mu.Lock()
+	l.alive[n.Name], l.known[n.Name] = true, true
+	l.addrs[n.Name] = n.Address()
+	l.mu.Unlock()
+	l.o.OnChange(true)
+}
+
+type delegate struct{ l *List }
+
+// bootID changes at every start of the process: a peer that restarts
+// faster than it is found dead still shows as an update.
+var bootID = func() string {
+	b := make([]byte, 8)
+	_, _ = io.ReadFull(rand.Reader, b)
+	return hex.EncodeToString(b)
+}()
+
+func (d delegate) NodeMeta(limit int) []byte {
+	m := []byte("boot=" + bootID)
+	if len(m) > limit {
+		return nil
+	}
+	return m
+}
+
+func (d delegate) NotifyMsg(msg []byte) {
+	if len(msg) < 2 {
+		return
+	}
+	fields := strings.Fields(string(msg[1:]))
+	if len(fields) == 0 {
+		return
+	}
+	from := fields[0]
+	switch msg[0] {
+	case msgBye:
+		d.l.gone(from, true)
+	case msgRelease:
+		var ips []netip.Addr
+		for _, f := range fields[1:] {
+			if ip, err := netip.ParseAddr(f); err == nil {
+				ips = append(ips, ip)
+			}
+		}
+		d.l.o.OnRelease(from, ips)
+	}
+}
+
+func (d delegate) GetBroadcasts(int, int) [][]byte { return nil }
+func (d delegate) LocalState(bool) []byte          { return nil }
+func (d delegate) MergeRemoteState([]byte, bool)   {}
+
+// logWriter passes memberlist's log lines ("[LEVEL] memberlist: ...") to
+// slog: errors and warnings as such, the rest at debug level.
+type logWriter struct{ log *slog.Logger }
+
+func (w logWriter) Write(p []byte) (int, error) {
+	line := strings.TrimSpace(string(p))
+	level := slog.LevelDebug
+	switch {
+	case strings.HasPrefix(line, "[ERR]"):
+		level = slog.LevelError
+	case strings.HasPrefix(line, "[WARN]"):
+		level = slog.LevelWarn
+	}
+	if i := strings.Index(line, "] "); i >= 0 {
+		line = line[i+2:]
+	}
+	w.log.Log(context.Background(), level, line)
+	return len(p), nil
+}
