@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Builds etcd, kube-apiserver and kube-controller-manager for the test control plane and caches
+# Builds etcd, kube-apiserver and kube-controller-manager for the test control plane, and kine
+# (SQLite, for the MicroK8s-HA-like datastore: two API servers over one database), and caches
 # them outside the clone, so that a fresh clone (CI) reuses them. Prints the bin directory.
 #
 #   scripts/build-controlplane.sh                  # build what is missing, print the bin directory
@@ -79,6 +80,23 @@ GO
   )
 }
 
+KINE_VERSION=${KINE_VERSION:-0.17.5}
+
+build_kine() {
+  [ -x "$bin/kine" ] && return
+  local mod="$cache/kine-tools"
+  mkdir -p "$mod"
+  log "building kine v$KINE_VERSION with SQLite (about a minute)"
+  (
+    cd "$mod"
+    [ -f go.mod ] || go mod init metallb-addon/kine-tools >/dev/null 2>&1
+    go get "github.com/k3s-io/kine@v$KINE_VERSION" >/dev/null 2>&1
+    CGO_ENABLED=1 go build -o "$bin/kine.tmp" github.com/k3s-io/kine
+  )
+  mv "$bin/kine.tmp" "$bin/kine"
+}
+
 build_etcd
 build_k8s
+build_kine
 echo "$bin"

@@ -111,6 +111,8 @@ type Speaker struct {
 	apiDown   bool                             // isolated, and the API server does not answer
 	ready     bool                             // /readyz, last set
 	waitLog   map[netip.Addr]string            // addresses waiting for a release, as last logged
+	// isolatedCh wakes watchAPI when the speaker becomes isolated.
+	isolatedCh chan struct{}
 
 	mAnnounced *prometheus.GaugeVec
 	mL2        map[string]*prometheus.CounterVec
@@ -125,7 +127,7 @@ func New(ctx context.Context, o Options) *Speaker {
 	}
 	s := &Speaker{
 		o: o, log: o.Log, trigger: make(chan struct{}, 1), announced: map[string]announce.Announcement{},
-		core: announce.NewCore(), waitLog: map[netip.Addr]string{},
+		core: announce.NewCore(), waitLog: map[netip.Addr]string{}, isolatedCh: make(chan struct{}, 1),
 		recorder: k8s.NewRecorder(ctx, o.Client, speakerComponent),
 		mAnnounced: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: metrics.Namespace, Subsystem: "speaker", Name: "announced",
@@ -389,30 +391,28 @@ func (s *Speaker) rejoin(ctx context.Context) {
 func (s *Speaker) watchAPI(ctx context.Context) {
 	leases := s.o.Client.CoordinationV1().Leases(s.o.Namespace)
 	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(apiCheckInterval):
-		}
 		s.mu.Lock()
 		isolated, down := s.isolated, s.apiDown
+		if !isolated {
+			s.apiDown = false
+		}
 		s.mu.Unlock()
 		if !isolated {
-			if down {
-				s.mu.Lock()
-				s.apiDown = false
-				s.mu.Unlock()
+			// In touch with its peers: nothing to check until isolated.
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.isolatedCh:
 			}
 			continue
 		}
 		rctx, cancel := context.WithTimeout(ctx, apiCheckTimeout)
 		_, err := leases.Get(rctx, leasePrefix+s.o.NodeName, metav1.GetOptions{})
 		cancel()
-		nowDown := err != nil && !apierrors.IsNotFound(err)
 		if ctx.Err() != nil {
 			return
 		}
-		if nowDown != down {
+		if nowDown := err != nil && !apierrors.IsNotFound(err); nowDown != down {
 			s.mu.Lock()
 			s.apiDown = nowDown
 			s.mu.Unlock()
@@ -422,6 +422,11 @@ func (s *Speaker) watchAPI(ctx context.Context) {
 				s.log.Info("the API server answers again")
 			}
 			s.poke()
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(apiCheckInterval):
 		}
 	}
 }
@@ -513,6 +518,12 @@ func (s *Speaker) reconcile() time.Duration {
 	in := s.input()
 	s.mu.Lock()
 	in.Resend, s.resend = s.resend, false
+	if in.Isolated && !s.isolated {
+		select {
+		case s.isolatedCh <- struct{}{}:
+		default:
+		}
+	}
 	s.isolated = in.Isolated
 	in.Withdraw = in.Isolated && s.apiDown
 	p := s.core.Plan(in)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"os"
 	"slices"
 	"sync"
 	"syscall"
@@ -82,7 +83,9 @@ func (w *arpWatch) seen(mac string) (time.Time, bool) {
 // gratuitous ARP arrives and until a TCP connection to VIP:port succeeds
 // again. Run it with scripts/bench-failover.sh.
 func BenchmarkFailover(b *testing.B) {
-	cl := startCluster(b)
+	// METALLB_HA=1: on the MicroK8s-HA-like datastore (two API servers
+	// over kine; see TestLayer2OverKine).
+	cl := startClusterHA(b, labConfig, true, os.Getenv("METALLB_HA") != "")
 	cl.addBackend(b, "web-0", "web", "node-a")
 	ipStr := cl.createService(b, "web", "web", false)
 	ip := netip.MustParseAddr(ipStr)

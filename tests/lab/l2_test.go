@@ -42,9 +42,26 @@ func startCluster(t testing.TB) *cluster { return startClusterWith(t, labConfig)
 // startClusterWith starts the lab cluster with config in the ConfigMap.
 func startClusterWith(t testing.TB, config string) *cluster {
 	t.Helper()
-	l, env := UpWithControlPlane(t)
+	return startClusterOpts(t, config, true)
+}
+
+// startClusterOpts starts the lab cluster, with or without speakers.
+func startClusterOpts(t testing.TB, config string, speakers bool) *cluster {
+	t.Helper()
+	return startClusterHA(t, config, speakers, false)
+}
+
+// startClusterHA starts the lab cluster; with ha, on two API servers over
+// kine (testenv.Options.HA), the controller and node-a's speaker on the
+// first, node-b's and node-c's on the second.
+func startClusterHA(t testing.TB, config string, speakers, ha bool) *cluster {
+	t.Helper()
+	l, env := UpWithControlPlaneOpts(t, ha)
 	ctx := context.Background()
-	cl := &cluster{Lab: l, env: env, c: env.Client, speakers: map[string]*exec.Cmd{}, logs: map[string]string{}, bin: testenv.Binary(t)}
+	cl := &cluster{Lab: l, env: env, c: env.Client, logs: map[string]string{}, bin: testenv.Binary(t)}
+	if speakers {
+		cl.speakers = map[string]*exec.Cmd{}
+	}
 	c := env.Client
 	for _, ns := range []string{"metallb-system", "demo"} {
 		if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
@@ -62,14 +79,20 @@ func startClusterWith(t testing.TB, config string) *cluster {
 	go func() { defer close(done); _ = ctl.Run(cctx) }()
 	t.Cleanup(func() { cancel(); <-done })
 	for _, n := range Nodes {
-		cl.startSpeaker(t, n)
+		if cl.speakers != nil {
+			cl.startSpeaker(t, n)
+		}
 	}
 	return cl
 }
 
 func (cl *cluster) startSpeaker(t testing.TB, node string) {
+	kubeconfig := cl.env.Kubeconfig
+	if node != "node-a" {
+		kubeconfig = cl.env.Kubeconfig2 // the same one unless HA
+	}
 	cl.speakers[node], cl.logs[node] = StartProcessLog(t, node, "speaker-"+node+".log", cl.bin, "speaker",
-		"--node-name", node, "--kubeconfig", cl.env.Kubeconfig, "--metrics-addr", ":7473", "--log-level", "debug", "--lease-interval", "2s")
+		"--node-name", node, "--kubeconfig", kubeconfig, "--metrics-addr", ":7473", "--log-level", "debug", "--lease-interval", "2s")
 }
 
 // addBackend creates a ready Pod of app on node, and puts ip on lo of every

@@ -144,9 +144,16 @@ func CreateNodes(ctx context.Context, c kubernetes.Interface) error {
 // bridge (198.51.100.1) and the lab's Nodes; all go when the test ends.
 func UpWithControlPlane(t testing.TB) (*Lab, *testenv.Env) {
 	t.Helper()
+	return UpWithControlPlaneOpts(t, false)
+}
+
+// UpWithControlPlaneOpts is UpWithControlPlane, with the MicroK8s-HA-like
+// datastore when ha (testenv.Options.HA).
+func UpWithControlPlaneOpts(t testing.TB, ha bool) (*Lab, *testenv.Env) {
+	t.Helper()
 	Require(t)
 	l := Up(t)
-	env, err := testenv.Start(context.Background(), testenv.Options{Address: "198.51.100.1"})
+	env, err := testenv.Start(context.Background(), testenv.Options{Address: "198.51.100.1", HA: ha})
 	if err != nil {
 		if !testenv.InCI() && strings.Contains(err.Error(), "not built") {
 			t.Skip(err)

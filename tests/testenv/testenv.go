@@ -53,6 +53,12 @@ type Options struct {
 	ServiceCIDRs string
 	// Stderr receives component logs when set (they always go to files in Dir).
 	Stderr *os.File
+	// HA runs the datastore the way a MicroK8s HA cluster does (k8s-dqlite):
+	// two kube-apiservers, each on its own kine over one shared SQLite file.
+	// A write through one API server reaches the other's watchers only at
+	// kine's next poll of the database (1 s). Kubeconfig2 and Client2 reach
+	// the second one.
+	HA bool
 }
 
 // Env is a running control plane.
@@ -67,6 +73,10 @@ type Env struct {
 	Dir string
 	// APIServerURL is https://ADDRESS:PORT.
 	APIServerURL string
+	// Kubeconfig2 and Client2: the second API server (Options.HA), else
+	// the same as Kubeconfig and Client.
+	Kubeconfig2 string
+	Client2     kubernetes.Interface
 
 	removeDir bool
 	mu        sync.Mutex
@@ -108,7 +118,7 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 	}()
 	logOut := opts.Stderr
 
-	ports, err := freePorts(addr, 3)
+	ports, err := freePorts(addr, 5)
 	if err != nil {
 		return env, err
 	}
@@ -116,7 +126,23 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 
 	hostPort := func(p int) string { return net.JoinHostPort(addr, strconv.Itoa(p)) }
 	etcdURL := "http://" + hostPort(etcdClient)
-	if err := env.start(ctx, "etcd", filepath.Join(bin, "etcd"), logOut,
+	etcdURL2 := etcdURL
+	if opts.HA {
+		if _, err := os.Stat(filepath.Join(bin, "kine")); err != nil {
+			return env, fmt.Errorf("%w (kine missing in %s)", ErrNoBinaries, bin)
+		}
+		// Two kines on one database: each its own listener (and no metrics
+		// listener: both would take :8080).
+		db := "sqlite://" + filepath.Join(env.Dir, "state.db") + "?_journal=WAL&cache=shared&_busy_timeout=30000"
+		etcdURL2 = "http://" + hostPort(etcdPeer)
+		for i, u := range []string{etcdURL, etcdURL2} {
+			if err := env.start(ctx, fmt.Sprintf("kine%d", i+1), filepath.Join(bin, "kine"), logOut,
+				"--endpoint="+db, "--listen-address="+strings.TrimPrefix(u, "http://"), "--metrics-bind-address=0",
+			); err != nil {
+				return env, err
+			}
+		}
+	} else if err := env.start(ctx, "etcd", filepath.Join(bin, "etcd"), logOut,
 		"--data-dir="+filepath.Join(env.Dir, "etcd"),
 		"--listen-client-urls="+etcdURL,
 		"--advertise-client-urls="+etcdURL,
@@ -147,26 +173,29 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 		cidrs = "10.96.0.0/16,fd00:10:96::/108"
 	}
 	env.APIServerURL = "https://" + hostPort(apiPort)
-	if err := env.start(ctx, "kube-apiserver", filepath.Join(bin, "kube-apiserver"), logOut,
-		"--etcd-servers="+etcdURL,
-		"--bind-address="+addr,
-		"--advertise-address="+addr,
-		"--secure-port="+strconv.Itoa(apiPort),
-		"--cert-dir="+certDir,
-		"--token-auth-file="+tokens,
-		"--authorization-mode=RBAC",
-		"--service-account-key-file="+saKey,
-		"--service-account-signing-key-file="+saKey,
-		"--service-account-issuer=https://kubernetes.default.svc",
-		"--service-cluster-ip-range="+cidrs,
-		"--allow-privileged=true",
-		// Without a kubelet nothing mounts tokens; tests create Pods right after
-		// their namespace, before the default ServiceAccount exists.
-		"--disable-admission-plugins=ServiceAccount",
-		"--max-requests-inflight=2000",
-		"--max-mutating-requests-inflight=1000",
-		"--v=0",
-	); err != nil {
+	apiserver := func(name, etcd string, port int, certDir string) error {
+		return env.start(ctx, name, filepath.Join(bin, "kube-apiserver"), logOut,
+			"--etcd-servers="+etcd,
+			"--bind-address="+addr,
+			"--advertise-address="+addr,
+			"--secure-port="+strconv.Itoa(port),
+			"--cert-dir="+certDir,
+			"--token-auth-file="+tokens,
+			"--authorization-mode=RBAC",
+			"--service-account-key-file="+saKey,
+			"--service-account-signing-key-file="+saKey,
+			"--service-account-issuer=https://kubernetes.default.svc",
+			"--service-cluster-ip-range="+cidrs,
+			"--allow-privileged=true",
+			// Without a kubelet nothing mounts tokens; tests create Pods right after
+			// their namespace, before the default ServiceAccount exists.
+			"--disable-admission-plugins=ServiceAccount",
+			"--max-requests-inflight=2000",
+			"--max-mutating-requests-inflight=1000",
+			"--v=0",
+		)
+	}
+	if err := apiserver("kube-apiserver", etcdURL, apiPort, certDir); err != nil {
 		return env, err
 	}
 
@@ -192,6 +221,31 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 	env.Client, err = kubernetes.NewForConfig(env.Config)
 	if err != nil {
 		return env, fmt.Errorf("build clientset: %w", err)
+	}
+	env.Kubeconfig2, env.Client2 = env.Kubeconfig, env.Client
+	if opts.HA {
+		certDir2 := filepath.Join(env.Dir, "certs2")
+		url2 := "https://" + hostPort(ports[3])
+		if err := apiserver("kube-apiserver2", etcdURL2, ports[3], certDir2); err != nil {
+			return env, err
+		}
+		cfg2 := rest.CopyConfig(env.Config)
+		cfg2.Host = url2
+		if err := env.waitReadyAt(ctx, url2, token); err != nil {
+			return env, err
+		}
+		ca2, err := os.ReadFile(filepath.Join(certDir2, "apiserver.crt"))
+		if err != nil {
+			return env, fmt.Errorf("read serving certificate: %w", err)
+		}
+		cfg2.TLSClientConfig = rest.TLSClientConfig{CAData: ca2}
+		env.Kubeconfig2 = filepath.Join(env.Dir, "kubeconfig2")
+		if err := writeKubeconfig(env.Kubeconfig2, url2, ca2, token); err != nil {
+			return env, err
+		}
+		if env.Client2, err = kubernetes.NewForConfig(cfg2); err != nil {
+			return env, fmt.Errorf("build clientset: %w", err)
+		}
 	}
 
 	if err := env.start(ctx, "kube-controller-manager", filepath.Join(bin, "kube-controller-manager"), logOut,
@@ -292,6 +346,10 @@ func (e *Env) start(ctx context.Context, name, path string, extra *os.File, args
 }
 
 func (e *Env) waitReady(ctx context.Context, token string) error {
+	return e.waitReadyAt(ctx, e.APIServerURL, token)
+}
+
+func (e *Env) waitReadyAt(ctx context.Context, url, token string) error {
 	client := &http.Client{
 		Timeout: 2 * time.Second,
 		// Only the readiness poll skips verification: the certificate does not
@@ -308,7 +366,7 @@ func (e *Env) waitReady(ctx context.Context, token string) error {
 			default:
 			}
 		}
-		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, e.APIServerURL+"/readyz", nil)
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/readyz", nil)
 		req.Header.Set("Authorization", "Bearer "+token)
 		resp, err := client.Do(req)
 		if err == nil {
@@ -328,7 +386,7 @@ func (e *Env) waitReady(ctx context.Context, token string) error {
 		case <-time.After(200 * time.Millisecond):
 		}
 	}
-	return fmt.Errorf("kube-apiserver not ready after 90 s (last: %s); its log:\n%s", last, e.Logs("kube-apiserver", 4000))
+	return fmt.Errorf("kube-apiserver %s not ready after 90 s (last: %s); its log:\n%s", url, last, e.Logs("kube-apiserver", 4000))
 }
 
 // resolveBinDir finds the cached binaries: an explicit dir, METALLB_CP_BIN, or
@@ -420,4 +478,17 @@ func writeKubeconfig(path, server string, ca []byte, token string) error {
 		return fmt.Errorf("write kubeconfig: %w", err)
 	}
 	return nil
+}
+
+// PID returns the process ID of a component ("etcd", "kube-apiserver", ...),
+// or 0.
+func (e *Env) PID(name string) int {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for _, p := range e.procs {
+		if p.name == name {
+			return p.cmd.Process.Pid
+		}
+	}
+	return 0
 }

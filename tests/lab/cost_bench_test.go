@@ -1,0 +1,163 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/utils/ptr"
+
+	"github.com/microk8s-metallb/metallb/pkg/election"
+)
+
+// cpuTicks is the user+system CPU time of a process, in clock ticks
+// (1/100 s).
+func cpuTicks(tb testing.TB, pid int) int {
+	tb.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// The fields after the command name (which may hold spaces).
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
+	u, _ := strconv.Atoi(f[11])
+	s, _ := strconv.Atoi(f[12])
+	return u + s
+}
+
+func sumTicks(tb testing.TB, pids []int) int {
+	n := 0
+	for _, p := range pids {
+		n += cpuTicks(tb, p)
+	}
+	return n
+}
+
+// countWrites counts, until ctx ends, the writes the speakers make to the
+// API server: their Leases, and the Events they report.
+func countWrites(ctx context.Context, tb testing.TB, cl *cluster) *atomic.Int64 {
+	var n atomic.Int64
+	lw, err := cl.c.CoordinationV1().Leases("metallb-system").Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ew, err := cl.c.CoreV1().Events("").Watch(ctx, metav1.ListOptions{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	go func() {
+		for ev := range lw.ResultChan() {
+			if l, ok := ev.Object.(*coordinationv1.Lease); ok && ev.Type != watch.Bookmark && strings.HasPrefix(l.Name, "metallb-speaker-") {
+				n.Add(1)
+			}
+		}
+	}()
+	go func() {
+		for ev := range ew.ResultChan() {
+			if e, ok := ev.Object.(*corev1.Event); ok && ev.Type != watch.Bookmark && e.Source.Component == "metallb-speaker" {
+				n.Add(1)
+			}
+		}
+	}()
+	return &n
+}
+
+// BenchmarkSpeakerCost measures what idle speakers cost the control plane:
+// the CPU of kube-apiserver and etcd over a window (60 s, or
+// METALLB_COST_SECONDS) with no speakers, then with one on each of the three
+// nodes, started as the DaemonSet starts them (default flags), with one
+// Service announced; and the speakers' own CPU, memory and API writes.
+func BenchmarkSpeakerCost(b *testing.B) {
+	window := 60 * time.Second
+	if s, err := strconv.Atoi(os.Getenv("METALLB_COST_SECONDS")); err == nil && s > 0 {
+		window = time.Duration(s) * time.Second
+	}
+	cl := startClusterOpts(b, labConfig, false)
+	cl.addBackend(b, "web-0", "web", "node-a")
+	ip := cl.createService(b, "web", "web", false)
+	cp := []int{cl.env.PID("kube-apiserver"), cl.env.PID("etcd")}
+	if cp[0] == 0 || cp[1] == 0 {
+		b.Fatalf("control plane PIDs: %v", cp)
+	}
+	time.Sleep(5 * time.Second)
+	t0 := sumTicks(b, cp)
+	time.Sleep(window)
+	idle := sumTicks(b, cp) - t0
+
+	speakers := map[string]*exec.Cmd{}
+	for _, n := range Nodes {
+		speakers[n], _ = StartProcessLog(b, n, "speaker-"+n+".log", cl.bin, "speaker",
+			"--node-name", n, "--kubeconfig", cl.env.Kubeconfig, "--metrics-addr", ":7473")
+	}
+	owner := election.Owner(netip.MustParseAddr(ip), Nodes)
+	waitOneMAC(b, ip, cl.MACs[owner], 30*time.Second)
+	time.Sleep(5 * time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	writes := countWrites(ctx, b, cl)
+	time.Sleep(time.Second) // the watches are open
+	var spids []int
+	for _, n := range Nodes {
+		spids = append(spids, speakers[n].Process.Pid)
+	}
+	t1, s1 := sumTicks(b, cp), sumTicks(b, spids)
+	w1 := writes.Load()
+	time.Sleep(window)
+	busy, sp := sumTicks(b, cp)-t1, sumTicks(b, spids)-s1
+	w := writes.Load() - w1
+	var rss []int
+	for _, p := range spids {
+		rss = append(rss, vmRSS(b, p)/1024)
+	}
+	if macs, out := Arping(context.Background(), ip, 3); len(macs) != 1 {
+		b.Fatalf("after the window: %v\n%s", macs, out)
+	}
+	cancel()
+	ctx = context.Background()
+	// The floor for the writes: the speakers gone, the same number of
+	// Lease updates, spread over the same window, made by the test.
+	for _, c := range speakers {
+		_ = syscall.Kill(-c.Process.Pid, syscall.SIGKILL)
+		_ = c.Wait()
+	}
+	time.Sleep(5 * time.Second)
+	leases := cl.c.CoordinationV1().Leases("metallb-system")
+	probe, err := leases.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "cost-floor"},
+		Spec: coordinationv1.LeaseSpec{HolderIdentity: ptr.To("bench")}}, metav1.CreateOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	t2 := sumTicks(b, cp)
+	start := time.Now()
+	for i := range w {
+		time.Sleep(time.Until(start.Add(time.Duration(i) * window / time.Duration(max(w, 1)))))
+		now := metav1.NewMicroTime(time.Now())
+		probe.Spec.RenewTime = &now
+		if probe, err = leases.Update(ctx, probe, metav1.UpdateOptions{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	time.Sleep(time.Until(start.Add(window)))
+	floor := sumTicks(b, cp) - t2
+	perMin := func(ticks int) float64 { return float64(ticks) / 100 / window.Minutes() }
+	ratio := float64(busy) / float64(max(idle, 1))
+	fmt.Printf("window %v: kube-apiserver+etcd CPU %.2f s/min without speakers, %.2f s/min with 3 (ratio %.2f); the same %d Lease writes made by the test alone: %.2f s/min (ratio %.2f)\n",
+		window, perMin(idle), perMin(busy), ratio, w, perMin(floor), float64(floor)/float64(max(idle, 1)))
+	fmt.Printf("speakers: CPU %.2f s/min for 3 (%.3f s/min each), RSS %v MiB; API writes %d in %v (%.3f per second per node)\n",
+		perMin(sp), perMin(sp)/3, rss, w, window, float64(w)/window.Seconds()/3)
+	b.ReportMetric(ratio, "cp-cpu-ratio")
+	b.ReportMetric(float64(w)/window.Seconds()/3, "writes/s/node")
+	b.ReportMetric(perMin(sp)/3, "speaker-cpu-s/min")
+}
