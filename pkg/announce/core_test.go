@@ -1,6 +1,9 @@
 package announce
 
 import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
 	"net/netip"
 	"slices"
 	"testing"
@@ -23,6 +26,11 @@ type sim struct {
 	views map[string]map[string]bool // node → the speakers it sees alive
 	mail  []Release                  // in flight, with From in mailFrom
 	from  []string
+	trace []string
+}
+
+func (s *sim) logf(format string, args ...any) {
+	s.trace = append(s.trace, fmt.Sprintf("%4d ms ", s.now.Sub(time.Unix(1000, 0)).Milliseconds())+fmt.Sprintf(format, args...))
 }
 
 func newSim(t *testing.T, svcs []Svc) *sim {
@@ -98,7 +106,7 @@ func (s *sim) check() {
 	for ip, ns := range by {
 		if len(ns) > 1 {
 			slices.Sort(ns)
-			s.t.Fatalf("%s answered by %v", ip, ns)
+			s.t.Fatalf("%s answered by %v; trace:\n%s", ip, ns, strings.Join(s.trace, "\n"))
 		}
 	}
 }
@@ -310,5 +318,145 @@ func TestCoreLocalEndpointMoves(t *testing.T) {
 	s.plan("a", false)
 	if p := s.plan("b", false); len(p.Claims) != 0 || len(p.Removed) != 1 {
 		t.Fatalf("%+v", p)
+	}
+}
+
+// TestCoreRandomized runs speakers that start, die, stop and come back,
+// whose views of who is alive lag behind the truth by random delays (less
+// than HandOverTimeout, as gossip does), and whose releases arrive late or
+// out of order, planning at random moments. Two running speakers never
+// answer for one address.
+func TestCoreRandomized(t *testing.T) {
+	for seed := int64(1); seed <= 100; seed++ {
+		runRandomized(t, seed)
+	}
+}
+
+func runRandomized(t *testing.T, seed int64) {
+	rng := rand.New(rand.NewPCG(uint64(seed), 7))
+	svcs, _ := addrs(6)
+	s := newSim(t, svcs)
+	names := []string{"a", "b", "c"}
+	type pending struct {
+		at   time.Time
+		node string // whose view changes, or the recipient of a release
+		// a view change: who is alive; a release: from and ips
+		view []string
+		rel  *Release
+		from string
+		life int // of the recipient: what was meant for a previous life is lost
+	}
+	life := map[string]int{}
+	var queue []pending
+	alive := map[string]bool{}
+	truth := func() []string {
+		var out []string
+		for _, n := range names {
+			if alive[n] {
+				out = append(out, n)
+			}
+		}
+		return out
+	}
+	// Every running speaker learns the truth, each within 1.5 s of a change;
+	// news it has not heard yet is replaced by newer news, which it hears
+	// no later (gossip tells the latest state of a speaker, never an older
+	// one after it).
+	spread := func() {
+		v := truth()
+		for _, n := range v {
+			found := false
+			for i := range queue {
+				if q := &queue[i]; q.rel == nil && q.node == n && q.life == life[n] {
+					q.view, found = v, true
+				}
+			}
+			if !found {
+				queue = append(queue, pending{at: s.now.Add(time.Duration(rng.IntN(1500)) * time.Millisecond), node: n, view: v, life: life[n]})
+			}
+		}
+	}
+	plan := func(n string) {
+		p := s.cores[n].Plan(s.input(n, rng.IntN(2) == 0))
+		var cl []string
+		for _, c := range p.Claims {
+			cl = append(cl, c.IP.String())
+		}
+		s.logf("%s plans (sees %v): claims %v waiting %v releases %v", n, s.views[n], cl, p.Waiting, p.Releases)
+		for _, r := range p.Releases {
+			r := r
+			queue = append(queue, pending{at: s.now.Add(time.Duration(rng.IntN(300)) * time.Millisecond), node: r.To, rel: &r, from: n, life: life[r.To]})
+		}
+		s.check()
+	}
+	for step := 0; step < 300; step++ {
+		s.now = s.now.Add(time.Duration(1+rng.IntN(200)) * time.Millisecond)
+		// Deliver what is due, by time (views in the order they happened;
+		// releases, delayed at random, overtake each other).
+		var due, later []pending
+		for _, q := range queue {
+			if q.at.After(s.now) {
+				later = append(later, q)
+			} else {
+				due = append(due, q)
+			}
+		}
+		slices.SortStableFunc(due, func(x, y pending) int { return x.at.Compare(y.at) })
+		queue = later
+		for _, q := range due {
+			if s.cores[q.node] == nil || q.life != life[q.node] {
+				continue
+			}
+			if q.rel != nil {
+				s.logf("%s gets release from %s: %v", q.node, q.from, q.rel.IPs)
+				s.cores[q.node].Released(q.from, q.rel.IPs, s.now)
+			} else {
+				s.logf("%s sees %v", q.node, q.view)
+				s.see(q.node, q.view...)
+			}
+			plan(q.node)
+		}
+		switch n := names[rng.IntN(3)]; rng.IntN(10) {
+		case 0: // dies: stops answering at once, the others find out
+			if alive[n] {
+				s.logf("%s dies", n)
+				delete(s.cores, n)
+				delete(alive, n)
+				spread()
+			}
+		case 1: // stops: hands over, the others find out
+			if alive[n] {
+				rel := s.cores[n].Leave(s.input(n, false))
+				s.logf("%s stops, releases %v", n, rel)
+				delete(s.cores, n)
+				delete(alive, n)
+				for _, r := range rel {
+					r := r
+					queue = append(queue, pending{at: s.now.Add(time.Duration(rng.IntN(50)) * time.Millisecond), node: r.To, rel: &r, from: n, life: life[r.To]})
+				}
+				spread()
+			}
+		case 2, 3: // starts: it joins every speaker alive, directly, so
+			// they see it at once (deaths are what gossip spreads late)
+			if !alive[n] {
+				alive[n] = true
+				life[n]++
+				s.logf("%s starts", n)
+				s.start(n, truth()...)
+				for _, m := range truth() {
+					if m != n {
+						s.views[m][n] = true
+						s.logf("%s sees %s join", m, n)
+						plan(m)
+					}
+				}
+				plan(n)
+				spread()
+			}
+		default:
+			if alive[n] {
+				plan(n)
+			}
+		}
 	}
 }
