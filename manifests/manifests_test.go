@@ -42,13 +42,14 @@ func TestRenderedObjects(t *testing.T) {
 		"ClusterRoleBinding/metallb-system:controller", "ClusterRoleBinding/metallb-system:speaker",
 		"Role/controller", "Role/speaker", "RoleBinding/controller", "RoleBinding/speaker",
 		"ConfigMap/config", "Deployment/controller", "DaemonSet/speaker",
+		"ServiceAccount/metrics-reader", "ClusterRole/metallb-system:metrics-reader", "ClusterRoleBinding/metallb-system:metrics-reader",
 	} {
 		if objs[want] == nil {
 			t.Errorf("missing %s (have %v)", want, names)
 		}
 	}
-	if len(objs) != 14 {
-		t.Errorf("%d objects, want 14: %v", len(objs), names)
+	if len(objs) != 17 {
+		t.Errorf("%d objects, want 17: %v", len(objs), names)
 	}
 }
 

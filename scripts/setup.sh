@@ -9,8 +9,8 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 
 # Debian packages the tests use: git for version stamps, iproute2 and arping
 # for the network lab, containerd (with ctr and runc) for the image import test,
-# bird2 as the lab's BGP router, prometheus for promtool (the alert rules' tests).
-pkgs=(git iproute2 iputils-arping containerd bird2 prometheus)
+# bird2 and frr as the lab's BGP routers, prometheus for promtool (the alert rules' tests).
+pkgs=(git iproute2 iputils-arping containerd bird2 frr prometheus)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -22,8 +22,17 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   log "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
+  # The packages' services (bird, frr, prometheus, containerd) must not start
+  # on this host: the tests run their own, in namespaces.
+  added_policy=
+  if [ ! -e /usr/sbin/policy-rc.d ]; then
+    printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+    chmod 755 /usr/sbin/policy-rc.d
+    added_policy=1
+  fi
   apt-get update -qq >&2
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  [ -z "$added_policy" ] || rm -f /usr/sbin/policy-rc.d
 fi
 
 # Go tools.

@@ -15,7 +15,7 @@ type controllerOptions struct {
 	namespace   string
 	configMap   string
 	lbClass     string
-	metricsAddr string
+	metrics     metricsFlags
 	leaderElect bool
 	workers     int
 	qps         float32
@@ -36,7 +36,7 @@ func newControllerCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.namespace, "namespace", envOr("METALLB_NAMESPACE", k8s.DefaultNamespace), "namespace of the ConfigMap and the leader Lease ($METALLB_NAMESPACE)")
 	f.StringVar(&o.configMap, "config", k8s.DefaultConfigMap, "name of the ConfigMap")
 	f.StringVar(&o.lbClass, "lb-class", "", "serve Services of this loadBalancerClass (empty: only Services without a class)")
-	f.StringVar(&o.metricsAddr, "metrics-addr", ":7472", "address for /metrics, /healthz and /readyz (empty: off)")
+	o.metrics.add(f, ":7472", ":7471")
 	f.BoolVar(&o.leaderElect, "leader-elect", true, "hold a Lease so that only one replica is active")
 	f.IntVar(&o.workers, "workers", 8, "Services processed in parallel (status writes)")
 	f.Float32Var(&o.qps, "kube-api-qps", 200, "client-side limit of API requests per second")
@@ -54,7 +54,7 @@ func (o *controllerOptions) run(ctx context.Context, g *globals) error {
 	if o.pprof {
 		reg.EnableProfiling()
 	}
-	if err := reg.Serve(ctx, o.metricsAddr, g.log); err != nil {
+	if err := o.metrics.serve(ctx, reg, client, g.log); err != nil {
 		return err
 	}
 	run := func(ctx context.Context) {

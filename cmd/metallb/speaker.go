@@ -17,15 +17,15 @@ import (
 )
 
 type speakerOptions struct {
-	kubeconfig  string
-	nodeName    string
-	namespace   string
-	configMap   string
-	lbClass     string
-	metricsAddr string
-	renew       time.Duration
-	bind        string
-	port        int
+	kubeconfig string
+	nodeName   string
+	namespace  string
+	configMap  string
+	lbClass    string
+	metrics    metricsFlags
+	renew      time.Duration
+	bind       string
+	port       int
 }
 
 func newSpeakerCmd(g *globals) *cobra.Command {
@@ -42,7 +42,7 @@ func newSpeakerCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.namespace, "namespace", envOr("METALLB_NAMESPACE", k8s.DefaultNamespace), "namespace of the ConfigMap and the speaker Leases ($METALLB_NAMESPACE)")
 	f.StringVar(&o.configMap, "config", k8s.DefaultConfigMap, "name of the ConfigMap")
 	f.StringVar(&o.lbClass, "lb-class", "", "serve Services of this loadBalancerClass (empty: only Services without a class)")
-	f.StringVar(&o.metricsAddr, "metrics-addr", ":7473", "address for /metrics, /healthz and /readyz (empty: off)")
+	o.metrics.add(f, ":7473", ":7474")
 	f.DurationVar(&o.renew, "lease-interval", speaker.DefaultLeaseRenew, "how often this speaker renews its Lease (shown by `metallb status`; liveness is memberlist's)")
 	f.StringVar(&o.bind, "memberlist-bind", os.Getenv("METALLB_HOST_IP"), "address to meet the other speakers on ($METALLB_HOST_IP; default: the node's InternalIP)")
 	f.IntVar(&o.port, "memberlist-port", members.DefaultPort, "port (TCP and UDP) to meet the other speakers on")
@@ -65,7 +65,7 @@ func (o *speakerOptions) run(ctx context.Context, g *globals) error {
 		return err
 	}
 	reg := metrics.New()
-	if err := reg.Serve(ctx, o.metricsAddr, g.log); err != nil {
+	if err := o.metrics.serve(ctx, reg, client, g.log); err != nil {
 		return err
 	}
 	s := speaker.New(ctx, speaker.Options{

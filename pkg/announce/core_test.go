@@ -3,9 +3,9 @@ package announce
 import (
 	"fmt"
 	"math/rand/v2"
-	"strings"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 

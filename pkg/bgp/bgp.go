@@ -35,7 +35,14 @@ type Peer struct {
 	KeepaliveTime time.Duration
 	Password      string
 	EBGPMultiHop  bool
+	// GracefulRestart: RFC 4724 with RestartTime; the router keeps this
+	// node's routes while its speaker restarts.
+	GracefulRestart bool
 }
+
+// RestartTime is how long a router keeps the routes of a speaker that
+// restarts with graceful restart before it drops them.
+const RestartTime = 120 * time.Second
 
 // Key identifies a session.
 func (p Peer) Key() string { return p.Address.String() }
@@ -56,7 +63,7 @@ func PeerFrom(c *config.Peer) Peer {
 		keep = hold / 3
 	}
 	return Peer{Address: c.Address, Port: port, ASN: c.ASN, MyASN: c.MyASN, SourceAddress: c.SourceAddress,
-		HoldTime: hold, KeepaliveTime: keep, Password: c.Password, EBGPMultiHop: c.EBGPMultiHop}
+		HoldTime: hold, KeepaliveTime: keep, Password: c.Password, EBGPMultiHop: c.EBGPMultiHop, GracefulRestart: c.GracefulRestart}
 }
 
 // Route is one advertised prefix with its attributes.

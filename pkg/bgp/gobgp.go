@@ -36,6 +36,11 @@ type GoBGP struct {
 	cancel context.CancelFunc
 	peers  map[string]Peer // for messages about failures
 	logs   *logAdapter
+	// born is when this process started its first BGP session: sessions
+	// opened within RestartTime of it say they restart (RFC 4724's R and F
+	// bits), so routers keep the routes of the previous run until this one
+	// sends End-of-RIB.
+	born time.Time
 }
 
 // NewGoBGP returns a stopped GoBGP session set.
@@ -144,6 +149,16 @@ func (g *GoBGP) AddPeer(ctx context.Context, p Peer) error {
 	}
 	if p.EBGPMultiHop {
 		peer.EbgpMultihop = &api.EbgpMultihop{Enabled: true, MultihopTtl: 255}
+	}
+	g.mu.Lock()
+	if g.born.IsZero() {
+		g.born = time.Now()
+	}
+	restarting := time.Since(g.born) < RestartTime
+	g.mu.Unlock()
+	if p.GracefulRestart {
+		peer.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: uint32(RestartTime / time.Second), LocalRestarting: restarting}
+		peer.AfiSafis[0].MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
 	}
 	g.mu.Lock()
 	g.peers[p.Key()] = p
@@ -417,11 +432,7 @@ func (g *GoBGP) Sessions() []SessionState {
 			return
 		}
 		st := SessionState{Peer: p.State.NeighborAddress, Up: p.State.SessionState == api.PeerState_ESTABLISHED}
-		for _, af := range p.AfiSafis {
-			if af.State != nil {
-				st.Prefixes += int(af.State.Advertised)
-			}
-		}
+		st.Prefixes = int(advertised(p))
 		out = append(out, st)
 	})
 	slices.SortFunc(out, func(a, b SessionState) int { return strings.Compare(a.Peer, b.Peer) })
@@ -445,13 +456,13 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 			up = 1
 		}
 		ch <- prometheus.MustNewConstMetric(descUp, prometheus.GaugeValue, up, addr)
-		var adv, received uint64
+		var received uint64
 		for _, af := range p.AfiSafis {
 			if af.State != nil {
-				adv += af.State.Advertised
 				received += af.State.Received
 			}
 		}
+		adv := advertised(p)
 		ch <- prometheus.MustNewConstMetric(descRefused, prometheus.GaugeValue, float64(received), addr)
 		ch <- prometheus.MustNewConstMetric(descPrefixes, prometheus.GaugeValue, float64(adv), addr)
 		var upd uint64
@@ -460,4 +471,24 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		ch <- prometheus.MustNewConstMetric(descUpdates, prometheus.CounterValue, float64(upd), addr)
 	})
+}
+
+// advertised counts the prefixes GoBGP reports advertised to a peer. With
+// graceful restart negotiated, GoBGP counts an End-of-RIB marker per family
+// among them: it is not a prefix.
+func advertised(p *api.Peer) uint64 {
+	gr := p.GracefulRestart
+	eor := gr != nil && gr.Enabled && (gr.PeerRestartTime > 0 || gr.PeerRestarting)
+	var n uint64
+	for _, af := range p.AfiSafis {
+		if af.State == nil {
+			continue
+		}
+		a := af.State.Advertised
+		if eor && a > 0 {
+			a--
+		}
+		n += a
+	}
+	return n
 }

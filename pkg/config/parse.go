@@ -275,7 +275,7 @@ func (d *decoder) advertisement(n *yaml.Node, path string) (Advertisement, []raw
 }
 
 func (d *decoder) peer(n *yaml.Node, path string) *Peer {
-	p := &Peer{Port: DefaultPeerPort, HoldTime: DefaultHoldTime, Line: n.Line}
+	p := &Peer{Port: DefaultPeerPort, HoldTime: DefaultHoldTime, GracefulRestart: true, Line: n.Line}
 	var have = map[string]*yaml.Node{}
 	addr := func(v *yaml.Node, key string) netip.Addr {
 		have[key] = v
@@ -314,6 +314,9 @@ func (d *decoder) peer(n *yaml.Node, path string) *Peer {
 		"router-id":      func(v *yaml.Node) { p.RouterID = addr(v, "router-id") },
 		"password":       func(v *yaml.Node) { have["password"] = v; p.Password = d.str(v, path+".password") },
 		"ebgp-multihop":  func(v *yaml.Node) { p.EBGPMultiHop = d.boolean(v, path+".ebgp-multihop") },
+		"graceful-restart": func(v *yaml.Node) {
+			p.GracefulRestart = d.boolean(v, path+".graceful-restart")
+		},
 		"node-selectors": func(v *yaml.Node) { p.NodeSelectors = d.selectors(v, path+".node-selectors") },
 		"bfd-profile":    func(v *yaml.Node) { have["bfd-profile"] = v; p.BFDProfile = d.str(v, path+".bfd-profile") },
 	})

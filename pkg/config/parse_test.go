@@ -34,6 +34,7 @@ peers:
   router-id: 198.51.100.10
   password: "s3cret"
   ebgp-multihop: false
+  graceful-restart: false
   node-selectors:
   - match-labels:
       rack: r1
@@ -112,7 +113,7 @@ func TestParseEveryKey(t *testing.T) {
 			}},
 		}, {
 			Address: netip.MustParseAddr("2001:db8::1"), Port: 179, ASN: 4200000000, MyASN: 64500,
-			HoldTime: 90 * time.Second, KeepaliveTime: 30 * time.Second, EBGPMultiHop: true,
+			HoldTime: 90 * time.Second, KeepaliveTime: 30 * time.Second, EBGPMultiHop: true, GracefulRestart: true,
 		}},
 		Pools: []*Pool{{
 			Name: "dev", Protocol: Layer2, Ranges: ranges(t, "192.168.1.200-192.168.1.209,2001:db8:1::/64"),

@@ -126,9 +126,13 @@ type Peer struct {
 	RouterID      netip.Addr // invalid: use the node's address
 	Password      string
 	EBGPMultiHop  bool
-	NodeSelectors []Selector
-	BFDProfile    string
-	Line          int
+	// GracefulRestart (key graceful-restart, default true): a speaker that
+	// restarts keeps its routes at the router for the restart time (RFC
+	// 4724), instead of withdrawing them.
+	GracefulRestart bool
+	NodeSelectors   []Selector
+	BFDProfile      string
+	Line            int
 }
 
 // IBGP reports whether the session is internal (same AS on both ends).

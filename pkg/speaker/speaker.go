@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -71,6 +72,9 @@ type Options struct {
 	Namespace string // of the ConfigMap and the Leases
 	ConfigMap string
 	LBClass   string
+	// DaemonSet runs the speakers (default "speaker"): while it exists, a
+	// stopping speaker is restarting, and keeps its routes at the routers.
+	DaemonSet string
 	// LeaseRenew is how often this speaker renews its Lease (status only).
 	// Zero: DefaultLeaseRenew.
 	LeaseRenew time.Duration
@@ -111,6 +115,7 @@ type Speaker struct {
 	apiDown   bool                             // isolated, and the API server does not answer
 	ready     bool                             // /readyz, last set
 	waitLog   map[netip.Addr]string            // addresses waiting for a release, as last logged
+	peers     []bgp.Peer                       // BGP sessions of the last plan
 	// isolatedCh wakes watchAPI when the speaker becomes isolated.
 	isolatedCh chan struct{}
 
@@ -124,6 +129,9 @@ type Speaker struct {
 func New(ctx context.Context, o Options) *Speaker {
 	if o.LeaseRenew <= 0 {
 		o.LeaseRenew = DefaultLeaseRenew
+	}
+	if o.DaemonSet == "" {
+		o.DaemonSet = "speaker"
 	}
 	s := &Speaker{
 		o: o, log: o.Log, trigger: make(chan struct{}, 1), announced: map[string]announce.Announcement{},
@@ -264,7 +272,16 @@ func (s *Speaker) Run(ctx context.Context) error {
 	for {
 		select {
 		case <-ctx.Done():
+			restarting := make(chan bool, 1)
+			go func() { restarting <- s.restarting() }()
 			s.handOff()
+			if s.gracefulPeers() && <-restarting {
+				// The sessions drop with the process, without a
+				// NOTIFICATION: routers keep this node's routes until it
+				// is back (RFC 4724), as it runs only a rolling update.
+				s.log.Info("stopping with graceful restart: routers keep this node's routes while the speaker restarts", "for at most", bgp.RestartTime)
+				return nil
+			}
 			s.bgp.Close() // closing the sessions makes routers withdraw at once
 			return nil
 		case <-s.trigger:
@@ -276,6 +293,31 @@ func (s *Speaker) Run(ctx context.Context) error {
 		}
 		timer.Reset(next)
 	}
+}
+
+// gracefulPeers reports whether a session of the last plan uses graceful
+// restart.
+func (s *Speaker) gracefulPeers() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.ContainsFunc(s.peers, func(p bgp.Peer) bool { return p.GracefulRestart })
+}
+
+// restarting tells a stop for a restart (a rolling update: the DaemonSet
+// stays) from a removal (disable deletes the DaemonSet; a speaker run
+// without one is never restarted): only a restart keeps the routes at the
+// routers. When the API server does not answer, a restart is likelier.
+func (s *Speaker) restarting() bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	ds, err := s.o.Client.AppsV1().DaemonSets(s.o.Namespace).Get(ctx, s.o.DaemonSet, metav1.GetOptions{})
+	switch {
+	case apierrors.IsNotFound(err):
+		return false
+	case err != nil:
+		return true
+	}
+	return ds.DeletionTimestamp == nil
 }
 
 // startMembers starts memberlist on the node's address.
@@ -550,6 +592,9 @@ func (s *Speaker) reconcile() time.Duration {
 
 	// BGP does not depend on the memberlist: routers see the sessions
 	// themselves, and an outage must not withdraw every route.
+	s.mu.Lock()
+	s.peers = p.Peers
+	s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	err := s.bgp.Set(ctx, p.RouterID, p.Peers, p.Routes)
 	cancel()

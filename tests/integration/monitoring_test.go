@@ -60,16 +60,8 @@ func TestMonitoringObjectsOnlyWithTheOperator(t *testing.T) {
 	}
 	eventually(t, 20*time.Second, "the CRDs served", func() bool { return install.HasMonitoringCRDs(env.Client.Discovery()) })
 
-	b, err := manifests.Render(manifests.Values{Namespace: ns, Image: "x", Config: "address-pools: []\n", WithMonitoring: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	objs, err := install.Decode(b)
-	if err != nil {
-		t.Fatal(err)
-	}
 	var mon []*unstructured.Unstructured
-	for _, o := range objs {
+	for _, o := range renderedWithMonitoring(t, ns) {
 		switch o.GetKind() {
 		case "PodMonitor", "PrometheusRule":
 			mon = append(mon, o)
@@ -99,4 +91,19 @@ func TestMonitoringObjectsOnlyWithTheOperator(t *testing.T) {
 			t.Errorf("%s not listed: %v", k, fmt.Sprint(got))
 		}
 	}
+}
+
+// renderedWithMonitoring renders every manifest, the monitoring objects
+// too, for namespace ns.
+func renderedWithMonitoring(t *testing.T, ns string) []*unstructured.Unstructured {
+	t.Helper()
+	b, err := manifests.Render(manifests.Values{Namespace: ns, Image: "x", Config: "address-pools: []\n", WithMonitoring: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	objs, err := install.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return objs
 }

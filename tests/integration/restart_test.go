@@ -27,7 +27,7 @@ func metallbBinary(t *testing.T) string { return testenv.Binary(t) }
 func startControllerProcess(t *testing.T, env *testenv.Env, ns string, extra ...string) *exec.Cmd {
 	t.Helper()
 	args := append([]string{"controller", "--kubeconfig", env.Kubeconfig,
-		"--namespace", ns, "--metrics-addr", "", "--leader-elect=false", "--log-level", "warn"}, extra...)
+		"--namespace", ns, "--metrics-addr", "", "--health-addr", "", "--leader-elect=false", "--log-level", "warn"}, extra...)
 	cmd := exec.Command(metallbBinary(t), args...)
 	logf, err := os.Create(filepath.Join(t.TempDir(), "controller.log"))
 	if err != nil {
@@ -216,7 +216,7 @@ func TestControllerRollingUpdateHandsOver(t *testing.T) {
 	waitIngress(t, c, ns, "before", "192.0.2.120")
 
 	addr := freeLoopbackAddr(t)
-	startControllerProcess(t, env, ns, "--leader-elect=true", "--metrics-addr", addr)
+	startControllerProcess(t, env, ns, "--leader-elect=true", "--metrics-addr", addr, "--metrics-secure=false")
 	eventually(t, 15*time.Second, "the new replica to be Ready as a follower", func() bool {
 		resp, err := http.Get("http://" + addr + "/readyz")
 		if err != nil {

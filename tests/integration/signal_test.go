@@ -33,7 +33,7 @@ func TestCommandsStopOnSIGTERM(t *testing.T) {
 		args []string
 	}{
 		{"config validate of a 5 MB config", []string{"config", "validate", "-f", huge}},
-		{"controller", []string{"controller", "--kubeconfig", env.Kubeconfig, "--namespace", ns, "--metrics-addr", "", "--leader-elect=true"}},
+		{"controller", []string{"controller", "--kubeconfig", env.Kubeconfig, "--namespace", ns, "--metrics-addr", "", "--health-addr", "", "--leader-elect=true"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cmd := exec.Command(bin, tc.args...)

@@ -29,9 +29,14 @@ type Bird struct {
 // RequireBird skips (or fails under CI) without BIRD 2.
 func RequireBird(t testing.TB) {
 	t.Helper()
-	for _, tool := range []string{"bird", "birdc"} {
+	requireTools(t, "the BGP lab needs BIRD 2 (scripts/setup.sh installs Debian's bird2)", "bird", "birdc")
+}
+
+// requireTools skips (or fails under CI, saying msg) without every tool.
+func requireTools(t testing.TB, msg string, tools ...string) {
+	t.Helper()
+	for _, tool := range tools {
 		if _, err := exec.LookPath(tool); err != nil {
-			msg := "the BGP lab needs BIRD 2 (scripts/setup.sh installs Debian's bird2)"
 			if testenv.InCI() {
 				t.Fatal(msg)
 			}

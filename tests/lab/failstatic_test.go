@@ -60,7 +60,7 @@ func TestSpeakersRunOnTheAcceptedConfig(t *testing.T) {
 	_ = cl.speakers[owner].Wait()
 	var log string
 	cl.speakers[owner], log = StartProcessLog(t, owner, "speaker-noconfig.log", cl.bin, "speaker",
-		"--node-name", owner, "--kubeconfig", cl.env.Kubeconfig, "--metrics-addr", ":7473", "--config", "never-written")
+		"--node-name", owner, "--kubeconfig", cl.env.Kubeconfig, "--metrics-addr", ":7473", "--metrics-secure=false", "--config", "never-written")
 	var others []string
 	for _, n := range Nodes {
 		if n != owner {

@@ -206,6 +206,7 @@ func TestInstallerHooks(t *testing.T) {
 			"ConfigMap/config", "ConfigMap/config-accepted", "DaemonSet/speaker", "Deployment/controller", "Namespace/metallb-system",
 			"Role/controller", "Role/speaker", "RoleBinding/controller", "RoleBinding/speaker",
 			"Secret/memberlist", "ServiceAccount/controller", "ServiceAccount/speaker",
+			"ServiceAccount/metrics-reader", "ClusterRole/metallb-system:metrics-reader", "ClusterRoleBinding/metallb-system:metrics-reader",
 		}
 		got := keys(first)
 		if diff := cmp.Diff(want, got, cmpSorted); diff != "" {

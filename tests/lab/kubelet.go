@@ -179,6 +179,16 @@ func (k *Kubelet) start(ctx context.Context, key, node string, gen int64, spec c
 				v = k.Namespace
 			case f.FieldRef != nil && f.FieldRef.FieldPath == "spec.nodeName":
 				v = node
+			case f.FieldRef != nil && f.FieldRef.FieldPath == "status.hostIP":
+				n, err := k.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+				if err != nil {
+					return fmt.Errorf("env %s: %w", e.Name, err)
+				}
+				for _, a := range n.Status.Addresses {
+					if a.Type == corev1.NodeInternalIP && v == "" {
+						v = a.Address
+					}
+				}
 			case f.SecretKeyRef != nil:
 				s, err := k.Client.CoreV1().Secrets(k.Namespace).Get(ctx, f.SecretKeyRef.Name, metav1.GetOptions{})
 				if err != nil {

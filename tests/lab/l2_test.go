@@ -92,7 +92,7 @@ func (cl *cluster) startSpeaker(t testing.TB, node string) {
 		kubeconfig = cl.env.Kubeconfig2 // the same one unless HA
 	}
 	cl.speakers[node], cl.logs[node] = StartProcessLog(t, node, "speaker-"+node+".log", cl.bin, "speaker",
-		"--node-name", node, "--kubeconfig", kubeconfig, "--metrics-addr", ":7473", "--log-level", "debug", "--lease-interval", "2s")
+		"--node-name", node, "--kubeconfig", kubeconfig, "--metrics-addr", ":7473", "--metrics-secure=false", "--log-level", "debug", "--lease-interval", "2s")
 }
 
 // addBackend creates a ready Pod of app on node, and puts ip on lo of every

@@ -7,6 +7,7 @@ package lab
 
 import (
 	"context"
+	"crypto/tls"
 	"fmt"
 	"io"
 	"net"
@@ -310,6 +311,32 @@ func StartProcessLog(t testing.TB, host, logName string, args ...string) (*exec.
 		}
 	})
 	return cmd, logPath
+}
+
+// HTTPSGet is HTTPGet over TLS (any certificate), with a bearer token when
+// token is not empty.
+func HTTPSGet(host, addr, path, token string) (string, error) {
+	var body string
+	err := In(host, func() error {
+		raw, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err != nil {
+			return err
+		}
+		c := tls.Client(raw, &tls.Config{InsecureSkipVerify: true}) //nolint:gosec // a self-signed endpoint
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+		auth := ""
+		if token != "" {
+			auth = "Authorization: Bearer " + token + "\r\n"
+		}
+		if _, err := fmt.Fprintf(c, "GET %s HTTP/1.0\r\nHost: %s\r\n%s\r\n", path, addr, auth); err != nil {
+			return err
+		}
+		b, err := io.ReadAll(c)
+		body = string(b)
+		return err
+	})
+	return body, err
 }
 
 // HTTPGet fetches http://addr/path from inside a lab host (HTTP/1.0, so the

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
@@ -36,6 +37,7 @@ func TestUpgradeKeepsAddresses(t *testing.T) {
 		before[name] = lbAddress(t, sc, name)
 	}
 	t.Logf("addresses before the upgrade: %v", before)
+	checkSecureMetrics(t, sc)
 
 	// Watch every change of their status through the upgrade.
 	w, err := sc.c.CoreV1().Services("demo").Watch(ctx, metav1.ListOptions{})
@@ -157,4 +159,35 @@ func newerBinary(t *testing.T, bin string) string {
 	}
 	t.Cleanup(func() { os.Remove(dst) })
 	return dst
+}
+
+// checkSecureMetrics: the speakers run with the shipped flags, so from the
+// LAN (the client) /metrics answers only over HTTPS and only to a token
+// allowed to get it, and the probes' port tells only ok.
+func checkSecureMetrics(t *testing.T, sc *snapCluster) {
+	t.Helper()
+	addr := "198.51.100.11:7473" // node-a's speaker
+	got := map[string]string{}
+	for name, token := range map[string]string{"no token": "", "bad token": "nope", "admin token": sc.env.Config.BearerToken} {
+		body, err := HTTPSGet("client", addr, "/metrics", token)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		status, _, _ := strings.Cut(body, "\r\n")
+		if strings.Contains(body, "metallb_speaker_members") {
+			status += " with metrics"
+		}
+		got[name] = status
+	}
+	plain, _ := HTTPGet("client", addr, "/metrics")
+	got["plain HTTP"], _, _ = strings.Cut(plain, "\r\n")
+	ready, _ := HTTPGet("client", "198.51.100.11:7474", "/readyz")
+	got["readyz"], _, _ = strings.Cut(ready, "\r\n")
+	want := map[string]string{
+		"no token": "HTTP/1.0 401 Unauthorized", "bad token": "HTTP/1.0 401 Unauthorized",
+		"admin token": "HTTP/1.0 200 OK with metrics", "plain HTTP": "HTTP/1.0 400 Bad Request", "readyz": "HTTP/1.0 200 OK",
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("metrics and health from the LAN (-want +got):\n%s", diff)
+	}
 }

@@ -1,0 +1,94 @@
+package metrics
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+type fakeAuth map[string]int // token → status
+
+func (f fakeAuth) Authorize(_ context.Context, token, path string) (int, string) {
+	if code, ok := f[token]; ok {
+		return code, "fake"
+	}
+	return http.StatusUnauthorized, "unknown token"
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+func get(t *testing.T, url, token string) (int, string) {
+	t.Helper()
+	c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // a self-signed test server
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func TestSecureMetrics(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	r := New()
+	r.SetReady(true)
+	m, h := freeAddr(t), freeAddr(t)
+	if err := r.ServeWith(ctx, ServeOptions{MetricsAddr: m, HealthAddr: h, Auth: fakeAuth{"good": 200, "weak": 403}},
+		slog.New(slog.NewTextHandler(io.Discard, nil))); err != nil {
+		t.Fatal(err)
+	}
+	type res struct {
+		Code    int
+		Metrics bool
+	}
+	got := map[string]res{}
+	for name, c := range map[string]struct{ url, token string }{
+		"no token":            {"https://" + m + "/metrics", ""},
+		"unknown token":       {"https://" + m + "/metrics", "nope"},
+		"token without right": {"https://" + m + "/metrics", "weak"},
+		"allowed token":       {"https://" + m + "/metrics", "good"},
+		"health on metrics":   {"https://" + m + "/readyz", "good"},
+		"plain http":          {"http://" + m + "/metrics", "good"},
+		"readyz":              {"http://" + h + "/readyz", ""},
+		"healthz":             {"http://" + h + "/healthz", ""},
+		"metrics on health":   {"http://" + h + "/metrics", ""},
+	} {
+		code, body := get(t, c.url, c.token)
+		got[name] = res{code, strings.Contains(body, "go_goroutines")}
+	}
+	want := map[string]res{
+		"no token":            {401, false},
+		"unknown token":       {401, false},
+		"token without right": {403, false},
+		"allowed token":       {200, true},
+		"health on metrics":   {404, false},
+		"plain http":          {400, false}, // an HTTP request to the TLS port
+		"readyz":              {200, false},
+		"healthz":             {200, false},
+		"metrics on health":   {404, false},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}

@@ -1,0 +1,185 @@
+package lab
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// FRRAddress is where the lab's FRR router listens: a second address of
+// the router namespace, so that it runs beside BIRD (on .254).
+const FRRAddress = "198.51.100.253"
+
+// FRR is FRRouting's bgpd (Debian's frr package) in the lab's router
+// namespace, without zebra (routes stay in its RIB, read with vtysh).
+type FRR struct {
+	t   testing.TB
+	dir string
+	cmd *exec.Cmd
+}
+
+// RequireFRR skips (or fails under CI) without FRR.
+func RequireFRR(t testing.TB) {
+	t.Helper()
+	requireTools(t, "the FRR lab needs FRRouting (scripts/setup.sh installs Debian's frr)", "/usr/lib/frr/bgpd", "vtysh")
+}
+
+// FRRConfig peers AS 64500 (iBGP, like BirdConfig) with the neighbors,
+// with MD5 and a 3 s hold time, and takes up to 8 equal paths.
+func FRRConfig(password string, neighbors []string) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "frr defaults traditional\nhostname lab-frr\n!\nrouter bgp 64500\n bgp router-id %s\n no bgp ebgp-requires-policy\n", FRRAddress)
+	for _, n := range neighbors {
+		fmt.Fprintf(&b, " neighbor %s remote-as 64500\n neighbor %s password %s\n neighbor %s timers 1 3\n", n, n, password, n)
+	}
+	b.WriteString(" address-family ipv4 unicast\n  maximum-paths ibgp 8\n exit-address-family\n!\n")
+	return b.String()
+}
+
+// StartFRR runs bgpd with conf on FRRAddress until the test ends.
+func StartFRR(t testing.TB, conf string) *FRR {
+	t.Helper()
+	RequireFRR(t)
+	dir := t.TempDir()
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := Exec(t.Context(), "router", "ip", "addr", "add", FRRAddress+"/24", "dev", "eth0").CombinedOutput(); err != nil {
+		t.Fatalf("%v %s", err, out)
+	}
+	f := &FRR{t: t, dir: dir}
+	if err := os.WriteFile(filepath.Join(dir, "bgpd.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// -Z: no zebra; -S: stay root (MD5 on the socket); -l: this address
+	// only; -P 0: no telnet vty.
+	f.cmd = Exec(t.Context(), "router", "/usr/lib/frr/bgpd", "-Z", "-S", "-l", FRRAddress, "-P", "0",
+		"-f", filepath.Join(dir, "bgpd.conf"), "-i", filepath.Join(dir, "bgpd.pid"), "--vty_socket", dir,
+		"--log", "file:"+filepath.Join(dir, "bgpd.log"))
+	out, err := os.Create(filepath.Join(dir, "bgpd.out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.cmd.Stdout, f.cmd.Stderr = out, out
+	f.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	if err := f.cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-f.cmd.Process.Pid, syscall.SIGKILL)
+		_ = f.cmd.Wait()
+		out.Close()
+		_ = Exec(t.Context(), "router", "ip", "addr", "del", FRRAddress+"/24", "dev", "eth0").Run()
+		if t.Failed() {
+			l, _ := os.ReadFile(filepath.Join(dir, "bgpd.log"))
+			o, _ := os.ReadFile(out.Name())
+			t.Logf("bgpd log:\n%s\n%s", tail(string(l), 8000), o)
+		}
+	})
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := f.Show("show bgp summary json"); err == nil {
+			return f
+		}
+		if time.Now().After(deadline) {
+			o, _ := os.ReadFile(out.Name())
+			t.Fatalf("bgpd did not start:\n%s", o)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// Show runs a vtysh command on bgpd.
+func (f *FRR) Show(cmd string) (string, error) {
+	out, err := Exec(f.t.Context(), "router", "vtysh", "--vty_socket", f.dir, "-d", "bgpd", "-c", cmd).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("vtysh %q: %v: %s", cmd, err, out)
+	}
+	return string(out), nil
+}
+
+// Established returns the peers whose session is established.
+func (f *FRR) Established() []string {
+	out, err := f.Show("show bgp ipv4 unicast summary json")
+	if err != nil {
+		return nil
+	}
+	var s struct {
+		Peers map[string]struct {
+			State string `json:"state"`
+		} `json:"peers"`
+	}
+	_ = json.Unmarshal([]byte(out), &s)
+	var up []string
+	for p, st := range s.Peers {
+		if st.State == "Established" {
+			up = append(up, p)
+		}
+	}
+	slices.Sort(up)
+	return up
+}
+
+// FRRPath is one path FRR holds for a prefix.
+type FRRPath struct {
+	NextHop, Communities, LargeCommunities string
+	LocalPref                              int
+	Best, Multipath                        bool
+}
+
+// Paths returns FRR's paths for prefix.
+func (f *FRR) Paths(prefix string) []FRRPath {
+	out, err := f.Show("show bgp ipv4 unicast " + prefix + " json")
+	if err != nil {
+		return nil
+	}
+	var r struct {
+		Paths []struct {
+			Nexthops []struct {
+				IP string `json:"ip"`
+			} `json:"nexthops"`
+			Community struct {
+				String string `json:"string"`
+			} `json:"community"`
+			LargeCommunity struct {
+				String string `json:"string"`
+			} `json:"largeCommunity"`
+			LocPrf    int  `json:"locPrf"`
+			Multipath bool `json:"multipath"`
+			Bestpath  struct {
+				Overall bool `json:"overall"`
+			} `json:"bestpath"`
+		} `json:"paths"`
+	}
+	_ = json.Unmarshal([]byte(out), &r)
+	var ps []FRRPath
+	for _, p := range r.Paths {
+		fp := FRRPath{Communities: p.Community.String, LargeCommunities: p.LargeCommunity.String, LocalPref: p.LocPrf,
+			Best: p.Bestpath.Overall, Multipath: p.Multipath}
+		if len(p.Nexthops) > 0 {
+			fp.NextHop = p.Nexthops[0].IP
+		}
+		ps = append(ps, fp)
+	}
+	slices.SortFunc(ps, func(a, b FRRPath) int { return strings.Compare(a.NextHop, b.NextHop) })
+	return ps
+}
+
+// ECMP returns the next hops FRR would spread traffic over: the best path
+// and the multipaths.
+func (f *FRR) ECMP(prefix string) []string {
+	var hops []string
+	for _, p := range f.Paths(prefix) {
+		if p.Best || p.Multipath {
+			hops = append(hops, p.NextHop)
+		}
+	}
+	return hops
+}

@@ -1,0 +1,92 @@
+package lab
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// TestBGPGracefulRestart: with graceful restart (the default), a speaker
+// that stops for a restart (SIGTERM while its DaemonSet stays, as in a
+// rolling update) and starts again keeps its routes at the router
+// throughout: its next hop never leaves the router's ECMP route, and TCP
+// connections to the address from the router, every 50 ms, all succeed.
+// Once the DaemonSet is deleted (disable), a stopping speaker withdraws.
+func TestBGPGracefulRestart(t *testing.T) {
+	RequireBird(t)
+	cl := startClusterWith(t, bgpConfig(birdPassword, ""))
+	bird := StartBird(t, BirdConfig(birdPassword))
+	waitEstablished(t, bird, 6, 20*time.Second)
+	cl.addBackend(t, "web-1", "web", "node-b")
+	vip := cl.createService(t, "web", "web", false)
+	WaitNextHops(t, vip+"/32", allNodes, 10*time.Second)
+	DeliverVIP(t, vip)
+
+	// The DaemonSet the speakers belong to (nothing runs it here).
+	ctx := context.Background()
+	labels := map[string]string{"app.kubernetes.io/name": "metallb", "app.kubernetes.io/component": "speaker"}
+	if _, err := cl.c.AppsV1().DaemonSets("metallb-system").Create(ctx, &appsv1.DaemonSet{
+		ObjectMeta: metav1.ObjectMeta{Name: "speaker"},
+		Spec: appsv1.DaemonSetSpec{Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
+				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "speaker", Image: "example.invalid/none"}}}}},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	var mu sync.Mutex
+	var probes, failed, missing int
+	pctx, stop := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for pctx.Err() == nil {
+			_, err := Dial("router", vip+":8080", 200*time.Millisecond)
+			hops := NextHops(vip + "/32")
+			mu.Lock()
+			probes++
+			if err != nil {
+				failed++
+			}
+			if !slices.Contains(hops, "198.51.100.12") {
+				missing++
+			}
+			mu.Unlock()
+			time.Sleep(50 * time.Millisecond)
+		}
+	}()
+	term := time.Now()
+	_ = syscall.Kill(-cl.speakers["node-b"].Process.Pid, syscall.SIGTERM)
+	_ = cl.speakers["node-b"].Wait()
+	log := cl.speakerLog(t, "node-b")
+	time.Sleep(2 * time.Second) // down for a while: longer than the hold time
+	cl.startSpeaker(t, "node-b")
+	waitEstablished(t, bird, 6, 20*time.Second)
+	time.Sleep(2 * time.Second) // End-of-RIB: the stale routes are replaced
+	stop()
+	wg.Wait()
+	t.Logf("node-b's speaker stopped (SIGTERM) and restarted over %v: %d probes, %d TCP connects failed, %d times its next hop was missing",
+		time.Since(term).Round(100*time.Millisecond), probes, failed, missing)
+	if failed > 0 || missing > 0 || probes < 20 {
+		t.Errorf("graceful restart: %d of %d connects failed, next hop missing %d times; want none\n%s", failed, probes, missing,
+			grepLines(log, "graceful", "BGP"))
+	}
+	WaitNextHops(t, vip+"/32", allNodes, 10*time.Second)
+
+	// Removed for good: the DaemonSet goes, the speaker stops, its routes go.
+	if err := cl.c.AppsV1().DaemonSets("metallb-system").Delete(ctx, "speaker", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	_ = syscall.Kill(-cl.speakers["node-c"].Process.Pid, syscall.SIGTERM)
+	_ = cl.speakers["node-c"].Wait()
+	took := WaitNextHops(t, vip+"/32", []string{"198.51.100.11", "198.51.100.12"}, 5*time.Second)
+	t.Logf("with the DaemonSet gone, node-c's stop withdrew its route in %v", took.Round(time.Millisecond))
+}
