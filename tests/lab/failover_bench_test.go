@@ -93,6 +93,8 @@ func BenchmarkFailover(b *testing.B) {
 	w := watchARP(b, ip)
 	const trials = 20
 	var garp, tcp []time.Duration
+	var fbLost []int
+	var fbDual int
 	for trial := range trials {
 		owner := election.Owner(ip, Nodes)
 		waitOneMAC(b, ipStr, cl.MACs[owner], 30*time.Second)
@@ -131,10 +133,23 @@ func BenchmarkFailover(b *testing.B) {
 			b.Errorf("trial %d: %d MACs answer after takeover: %v", trial+1, len(macs), macs)
 		}
 		garp, tcp = append(garp, tGARP), append(tcp, tTCP)
-		// Bring the node back for the next trial.
+		// Bring the node back for the next trial: failback, probed every
+		// 100 ms until the owner answers alone and a second after.
+		pctx, stop := context.WithCancel(context.Background())
+		probes := probeARP(pctx, b, ip, 100*time.Millisecond)
+		back := time.Now()
 		_, _ = Exec(context.Background(), owner, "ip", "link", "set", "eth0", "up").CombinedOutput()
 		cl.startSpeaker(b, owner)
+		waitOneMAC(b, ipStr, cl.MACs[owner], 30*time.Second)
+		time.Sleep(time.Second)
+		stop()
+		n, lost, dual := countProbes(<-probes, back, time.Now())
+		fmt.Printf("          failback to %s: %d probes, %d unanswered, %d answered by two MACs\n", owner, n, lost, dual)
+		fbLost, fbDual = append(fbLost, lost), fbDual+dual
 	}
+	fmt.Printf("failbacks: %d trials, unanswered probes per failback %v, probes answered by two MACs %d\n", trials, fbLost, fbDual)
+	b.ReportMetric(float64(fbDual), "failback-dual-mac")
+	b.ReportMetric(float64(slices.Max(fbLost)), "failback-max-unanswered")
 	report := func(name string, ds []time.Duration) {
 		s := slices.Clone(ds)
 		slices.Sort(s)
