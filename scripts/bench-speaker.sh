@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Speaker cost and robustness benchmarks in the network lab (root):
-#   BenchmarkSpeakerCost     kube-apiserver+etcd CPU over 60 s without speakers, with three
-#                            (shipped defaults), and for the same Lease writes alone; speaker
-#                            CPU, RSS and API writes (METALLB_COST_SECONDS to change the window)
+#   BenchmarkSpeakerCost     kube-apiserver+etcd CPU over 60 s windows alternating without
+#                            speakers and with three (shipped defaults), 3 rounds, then for the
+#                            same Lease writes alone; speaker CPU, RSS and API writes
+#                            (METALLB_COST_SECONDS, METALLB_COST_ROUNDS to change)
 #   BenchmarkLayer2UnderLoad both cores busy for 10 minutes while a client probes the address
 #                            every 100 ms: false failovers, owner changes, unanswered and
 #                            dual-MAC probes (METALLB_LOAD_SECONDS to change)
