@@ -43,8 +43,16 @@ func FRRConfig(password string, neighbors []string) string {
 	return b.String()
 }
 
-// StartFRR runs bgpd with conf on FRRAddress until the test ends.
+// StartFRR runs bgpd with conf on FRRAddress, port 179, until the test
+// ends.
 func StartFRR(t testing.TB, conf string) *FRR {
+	t.Helper()
+	return StartFRROn(t, conf, 179)
+}
+
+// StartFRROn is StartFRR on another port: beside a BIRD that listens on
+// every address of the router namespace.
+func StartFRROn(t testing.TB, conf string, port int) *FRR {
 	t.Helper()
 	RequireFRR(t)
 	dir := t.TempDir()
@@ -60,7 +68,7 @@ func StartFRR(t testing.TB, conf string) *FRR {
 	}
 	// -Z: no zebra; -S: stay root (MD5 on the socket); -l: this address
 	// only; -P 0: no telnet vty.
-	f.cmd = Exec(t.Context(), "router", "/usr/lib/frr/bgpd", "-Z", "-S", "-l", FRRAddress, "-P", "0",
+	f.cmd = Exec(t.Context(), "router", "/usr/lib/frr/bgpd", "-Z", "-S", "-l", FRRAddress, "-P", "0", "-p", fmt.Sprint(port),
 		"-f", filepath.Join(dir, "bgpd.conf"), "-i", filepath.Join(dir, "bgpd.pid"), "--vty_socket", dir,
 		"--log", "file:"+filepath.Join(dir, "bgpd.log"))
 	out, err := os.Create(filepath.Join(dir, "bgpd.out"))

@@ -2,7 +2,9 @@ package lab
 
 import (
 	"context"
+	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -11,22 +13,33 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/microk8s-metallb/metallb/tests/testenv"
 )
 
 // TestBGPGracefulRestart: with graceful restart (the default), a speaker
 // that stops for a restart (SIGTERM while its DaemonSet stays, as in a
-// rolling update) and starts again keeps its routes at the router
-// throughout: its next hop never leaves the router's ECMP route, and TCP
-// connections to the address from the router, every 50 ms, all succeed.
-// Once the DaemonSet is deleted (disable), a stopping speaker withdraws.
+// rolling update) and starts again keeps its routes at both routers, BIRD
+// and FRR, throughout: its next hop never leaves their ECMP routes, and TCP
+// connections to the address from the router namespace (routed by BIRD's
+// kernel routes), every 50 ms, all succeed. Once the DaemonSet is deleted
+// (disable), a stopping speaker withdraws.
 func TestBGPGracefulRestart(t *testing.T) {
 	RequireBird(t)
-	cl := startClusterWith(t, bgpConfig(birdPassword, ""))
+	RequireFRR(t)
+	// FRR on port 1179: BIRD listens on port 179 of every address.
+	frrPeer := fmt.Sprintf("- {peer-address: %s, peer-port: 1179, peer-asn: 64500, my-asn: 64500, hold-time: 3s, password: %q}\naddress-pools:", FRRAddress, birdPassword)
+	cl := startClusterWith(t, strings.Replace(bgpConfig(birdPassword, ""), "address-pools:", frrPeer, 1))
 	bird := StartBird(t, BirdConfig(birdPassword))
+	frr := StartFRROn(t, FRRConfig(birdPassword, allNodes), 1179)
 	waitEstablished(t, bird, 6, 20*time.Second)
+	testenv.Eventually(t, 20*time.Second, "3 sessions established at FRR", func() bool { return len(frr.Established()) == 3 })
 	cl.addBackend(t, "web-1", "web", "node-b")
 	vip := cl.createService(t, "web", "web", false)
 	WaitNextHops(t, vip+"/32", allNodes, 10*time.Second)
+	testenv.Eventually(t, 10*time.Second, vip+"/32 over the three nodes at FRR", func() bool {
+		return slices.Equal(frr.ECMP(vip+"/32"), allNodes)
+	})
 	DeliverVIP(t, vip)
 
 	// The DaemonSet the speakers belong to (nothing runs it here).
@@ -42,7 +55,7 @@ func TestBGPGracefulRestart(t *testing.T) {
 	}
 
 	var mu sync.Mutex
-	var probes, failed, missing int
+	var probes, failed, missing, frrMissing int
 	pctx, stop := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -59,6 +72,9 @@ func TestBGPGracefulRestart(t *testing.T) {
 			if !slices.Contains(hops, "198.51.100.12") {
 				missing++
 			}
+			if !slices.ContainsFunc(frr.Paths(vip+"/32"), func(p FRRPath) bool { return p.NextHop == "198.51.100.12" }) {
+				frrMissing++
+			}
 			mu.Unlock()
 			time.Sleep(50 * time.Millisecond)
 		}
@@ -73,10 +89,10 @@ func TestBGPGracefulRestart(t *testing.T) {
 	time.Sleep(2 * time.Second) // End-of-RIB: the stale routes are replaced
 	stop()
 	wg.Wait()
-	t.Logf("node-b's speaker stopped (SIGTERM) and restarted over %v: %d probes, %d TCP connects failed, %d times its next hop was missing",
-		time.Since(term).Round(100*time.Millisecond), probes, failed, missing)
-	if failed > 0 || missing > 0 || probes < 20 {
-		t.Errorf("graceful restart: %d of %d connects failed, next hop missing %d times; want none\n%s", failed, probes, missing,
+	t.Logf("node-b's speaker stopped (SIGTERM) and restarted over %v: %d probes, %d TCP connects failed, its next hop missing %d times at BIRD and %d at FRR",
+		time.Since(term).Round(100*time.Millisecond), probes, failed, missing, frrMissing)
+	if failed > 0 || missing > 0 || frrMissing > 0 || probes < 20 {
+		t.Errorf("graceful restart: %d of %d connects failed, next hop missing %d times at BIRD and %d at FRR; want none\n%s", failed, probes, missing, frrMissing,
 			grepLines(log, "graceful", "BGP"))
 	}
 	WaitNextHops(t, vip+"/32", allNodes, 10*time.Second)
@@ -89,4 +105,7 @@ func TestBGPGracefulRestart(t *testing.T) {
 	_ = cl.speakers["node-c"].Wait()
 	took := WaitNextHops(t, vip+"/32", []string{"198.51.100.11", "198.51.100.12"}, 5*time.Second)
 	t.Logf("with the DaemonSet gone, node-c's stop withdrew its route in %v", took.Round(time.Millisecond))
+	testenv.Eventually(t, 5*time.Second, "node-c withdrawn at FRR", func() bool {
+		return slices.Equal(frr.ECMP(vip+"/32"), []string{"198.51.100.11", "198.51.100.12"})
+	})
 }
