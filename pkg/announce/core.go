@@ -213,6 +213,13 @@ func (c *Core) Plan(in Input) Plan {
 		}
 	}
 	notify := map[string][]netip.Addr{}
+	// hold keeps ip unannounced, waiting for from, for left more.
+	hold := func(ip netip.Addr, from string, left time.Duration) {
+		p.Waiting[ip] = from
+		if p.Recheck == 0 || left < p.Recheck {
+			p.Recheck = left
+		}
+	}
 	for ip, r := range ranked {
 		owner := r.Owner()
 		prev, known := c.owner[ip]
@@ -249,10 +256,7 @@ func (c *Core) Plan(in Input) Plan {
 		}
 		if rel, ok := c.released[ip]; ok && rel.from == from && live[from] {
 			if left := rel.at.Add(ReleaseSettle).Sub(in.Now); left > 0 {
-				p.Waiting[ip] = from
-				if p.Recheck == 0 || left < p.Recheck {
-					p.Recheck = left
-				}
+				hold(ip, from, left)
 				continue
 			}
 			from = "" // released
@@ -267,10 +271,7 @@ func (c *Core) Plan(in Input) Plan {
 				c.waiting[ip] = w
 			}
 			if left := w.since.Add(HandOverTimeout).Sub(in.Now); left > 0 {
-				p.Waiting[ip] = from
-				if p.Recheck == 0 || left < p.Recheck {
-					p.Recheck = left
-				}
+				hold(ip, from, left)
 				continue
 			}
 			p.Forced = append(p.Forced, ip)

@@ -154,13 +154,11 @@ func (g *GoBGP) AddPeer(ctx context.Context, p Peer) error {
 	if g.born.IsZero() {
 		g.born = time.Now()
 	}
-	restarting := time.Since(g.born) < RestartTime
-	g.mu.Unlock()
 	if p.GracefulRestart {
-		peer.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: uint32(RestartTime / time.Second), LocalRestarting: restarting}
+		peer.GracefulRestart = &api.GracefulRestart{Enabled: true, RestartTime: uint32(RestartTime / time.Second),
+			LocalRestarting: time.Since(g.born) < RestartTime}
 		peer.AfiSafis[0].MpGracefulRestart = &api.MpGracefulRestart{Config: &api.MpGracefulRestartConfig{Enabled: true}}
 	}
-	g.mu.Lock()
 	g.peers[p.Key()] = p
 	logs := g.logs
 	g.mu.Unlock()

@@ -51,8 +51,8 @@ type Options struct {
 	Name string     // the node name
 	Bind netip.Addr // the node's address
 	Port int        // 0: DefaultPort
-	// Key encrypts and authenticates every message: 16, 24 or 32 bytes, or
-	// any secret (its SHA-256 is used). Empty: plain text.
+	// Key encrypts and authenticates every message: what Key derives from
+	// the Secret (16, 24 or 32 bytes). Empty: plain text.
 	Key []byte
 	Log *slog.Logger
 	// OnChange is called (quickly, without blocking) when the membership
@@ -105,12 +105,7 @@ func Start(o Options) (*List, error) {
 	c.Delegate = delegate{l}
 	c.Logger = log.New(logWriter{o.Log}, "", 0)
 	if len(o.Key) > 0 {
-		k := o.Key
-		if n := len(k); n != 16 && n != 24 && n != 32 {
-			sum := sha256.Sum256(k)
-			k = sum[:]
-		}
-		c.SecretKey = k
+		c.SecretKey = o.Key // memberlist.Create refuses another length
 	} else {
 		o.Log.Warn("memberlist traffic is not encrypted: no key (the memberlist Secret sets $METALLB_ML_SECRET_KEY)")
 	}
@@ -255,15 +250,22 @@ func (l *List) Shutdown() { _ = l.ml.Shutdown() }
 
 // NotifyJoin implements memberlist.EventDelegate.
 func (l *List) NotifyJoin(n *memberlist.Node) {
+	if l.markAlive(n) {
+		l.o.Log.Info("speaker joined", "peer", n.Name, "address", n.Address())
+		l.o.OnChange(true)
+	}
+}
+
+// markAlive records a peer alive (not this node); it says whether n is a peer.
+func (l *List) markAlive(n *memberlist.Node) bool {
 	if n.Name == l.o.Name {
-		return
+		return false
 	}
 	l.mu.Lock()
+	defer l.mu.Unlock()
 	l.alive[n.Name], l.known[n.Name] = true, true
 	l.addrs[n.Name] = n.Address()
-	l.mu.Unlock()
-	l.o.Log.Info("speaker joined", "peer", n.Name, "address", n.Address())
-	l.o.OnChange(true)
+	return true
 }
 
 // NotifyLeave implements memberlist.EventDelegate.
@@ -295,14 +297,9 @@ func (l *List) gone(name string, left bool) {
 // NotifyUpdate implements memberlist.EventDelegate: a new start ID in the
 // metadata means the speaker restarted.
 func (l *List) NotifyUpdate(n *memberlist.Node) {
-	if n.Name == l.o.Name {
-		return
+	if l.markAlive(n) {
+		l.o.OnChange(true)
 	}
-	l.mu.Lock()
-	l.alive[n.Name], l.known[n.Name] = true, true
-	l.addrs[n.Name] = n.Address()
-	l.mu.Unlock()
-	l.o.OnChange(true)
 }
 
 type delegate struct{ l *List }

@@ -79,10 +79,7 @@ func vmRSS(t testing.TB, pid int) int {
 // service prefix alone), and its memory is reported before and after.
 func TestBGPKeepsNothingReceived(t *testing.T) {
 	RequireBird(t)
-	n := 20000
-	if v, err := strconv.Atoi(os.Getenv("METALLB_BGP_TABLE")); err == nil && v > 0 {
-		n = v
-	}
+	n := envInt("METALLB_BGP_TABLE", 20000)
 	cl := startClusterWith(t, stubConfig)
 	if out, err := Exec(context.Background(), "router", "ip", "addr", "add", "198.51.100.253/24", "dev", "eth0").CombinedOutput(); err != nil {
 		t.Fatalf("%v: %s", err, out)

@@ -83,14 +83,8 @@ func countWrites(ctx context.Context, tb testing.TB, cl *cluster) *atomic.Int64 
 // the test makes the speakers' Lease writes itself (their floor). Also the
 // speakers' own CPU, memory and API writes.
 func BenchmarkSpeakerCost(b *testing.B) {
-	window := 60 * time.Second
-	if s, err := strconv.Atoi(os.Getenv("METALLB_COST_SECONDS")); err == nil && s > 0 {
-		window = time.Duration(s) * time.Second
-	}
-	rounds := 3
-	if s, err := strconv.Atoi(os.Getenv("METALLB_COST_ROUNDS")); err == nil && s > 0 {
-		rounds = s
-	}
+	window := time.Duration(envInt("METALLB_COST_SECONDS", 60)) * time.Second
+	rounds := envInt("METALLB_COST_ROUNDS", 3)
 	cl := startClusterOpts(b, labConfig, false)
 	cl.addBackend(b, "web-0", "web", "node-a")
 	ip := cl.createService(b, "web", "web", false)

@@ -98,13 +98,7 @@ func BenchmarkFailover(b *testing.B) {
 	for trial := range trials {
 		owner := election.Owner(ip, Nodes)
 		waitOneMAC(b, ipStr, cl.MACs[owner], 30*time.Second)
-		var rest []string
-		for _, n := range Nodes {
-			if n != owner {
-				rest = append(rest, n)
-			}
-		}
-		next := election.Owner(ip, rest)
+		next := nextOwner(ip)
 		w.reset()
 		killed := time.Now()
 		_ = syscall.Kill(-cl.speakers[owner].Process.Pid, syscall.SIGKILL)

@@ -61,13 +61,7 @@ func TestSpeakersRunOnTheAcceptedConfig(t *testing.T) {
 	var log string
 	cl.speakers[owner], log = StartProcessLog(t, owner, "speaker-noconfig.log", cl.bin, "speaker",
 		"--node-name", owner, "--kubeconfig", cl.env.Kubeconfig, "--metrics-addr", ":7473", "--metrics-secure=false", "--config", "never-written")
-	var others []string
-	for _, n := range Nodes {
-		if n != owner {
-			others = append(others, n)
-		}
-	}
-	next := election.Owner(netip.MustParseAddr(ip), others)
+	next := nextOwner(netip.MustParseAddr(ip))
 	waitOneMAC(t, ip, cl.MACs[next], 20*time.Second)
 	macs, out := Arping(ctx, ip, 5)
 	if len(macs) != 1 || macs[cl.MACs[next]] == 0 {

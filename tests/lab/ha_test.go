@@ -3,8 +3,6 @@ package lab
 import (
 	"context"
 	"net/netip"
-	"os"
-	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -25,10 +23,7 @@ import (
 // by two MACs. Then the owner is killed (the next one answers, alone) and
 // restarted (it takes the address back with no second MAC).
 func TestLayer2OverKine(t *testing.T) {
-	window := 20 * time.Second
-	if s, err := strconv.Atoi(os.Getenv("METALLB_HA_SECONDS")); err == nil && s > 0 {
-		window = time.Duration(s) * time.Second
-	}
+	window := time.Duration(envInt("METALLB_HA_SECONDS", 20)) * time.Second
 	cl := startClusterHA(t, labConfig, true, true)
 	cl.addBackend(t, "web-0", "web", "node-a")
 	// Created through the second API server; the controller, on the first,
@@ -69,13 +64,7 @@ func TestLayer2OverKine(t *testing.T) {
 		t.Fatalf("the address moved or flickered while nothing happened")
 	}
 
-	var rest []string
-	for _, n := range Nodes {
-		if n != owner {
-			rest = append(rest, n)
-		}
-	}
-	next := election.Owner(ip, rest)
+	next := nextOwner(ip)
 	killed := time.Now()
 	_ = syscall.Kill(-cl.speakers[owner].Process.Pid, syscall.SIGKILL)
 	_ = cl.speakers[owner].Wait()

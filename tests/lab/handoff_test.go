@@ -79,13 +79,7 @@ func TestLayer2SIGTERMHandsOver(t *testing.T) {
 	vip := netip.MustParseAddr(ip)
 	owner := election.Owner(vip, Nodes)
 	waitOneMAC(t, ip, cl.MACs[owner], 20*time.Second)
-	var others []string
-	for _, n := range Nodes {
-		if n != owner {
-			others = append(others, n)
-		}
-	}
-	next := election.Owner(vip, others)
+	next := nextOwner(vip)
 
 	ctx, stop := context.WithCancel(context.Background())
 	results := probeARP(ctx, t, vip, 100*time.Millisecond)

@@ -11,10 +11,12 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -25,6 +27,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/microk8s-metallb/metallb/pkg/election"
 	"github.com/microk8s-metallb/metallb/tests/testenv"
 )
 
@@ -358,4 +361,16 @@ func HTTPGet(host, addr, path string) (string, error) {
 		return err
 	})
 	return body, err
+}
+
+// nextOwner is the node that owns ip once its owner among Nodes is gone
+// (the runner-up of the election).
+func nextOwner(ip netip.Addr) string { return election.Order(ip, Nodes)[1] }
+
+// envInt reads a positive integer from the environment, or def.
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
 }

@@ -4,10 +4,8 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"os/exec"
 	"runtime"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -22,10 +20,7 @@ import (
 // the owner changes the probes saw, and the probes unanswered or answered
 // by two MACs.
 func BenchmarkLayer2UnderLoad(b *testing.B) {
-	window := 10 * time.Minute
-	if s, err := strconv.Atoi(os.Getenv("METALLB_LOAD_SECONDS")); err == nil && s > 0 {
-		window = time.Duration(s) * time.Second
-	}
+	window := time.Duration(envInt("METALLB_LOAD_SECONDS", 600)) * time.Second
 	cl := startCluster(b)
 	cl.addBackend(b, "web-0", "web", "node-a")
 	ipStr := cl.createService(b, "web", "web", false)
