@@ -1,8 +1,8 @@
 // Package bgp announces service addresses to the operator's routers.
 //
 // A Manager holds the sessions this node should have and the routes it
-// should advertise, and makes a Session (the BGP implementation, GoBGP v3
-// embedded in the process, see gobgp.go) match them with the fewest changes:
+// should advertise, and makes a Session (the BGP implementation: Stub, a
+// send-only speaker on GoBGP's packet library, see stub.go) match them with the fewest changes:
 // a peer whose settings did not change keeps its session when the config is
 // edited; a route whose attributes changed is re-advertised in place. The
 // rest of the project sees only Manager, Peer and Route, so moving to another
@@ -38,6 +38,9 @@ type Peer struct {
 	// GracefulRestart: RFC 4724 with RestartTime; the router keeps this
 	// node's routes while its speaker restarts.
 	GracefulRestart bool
+	// MaxPrefix > 0 closes the session when the router announces more
+	// prefixes (see Stub).
+	MaxPrefix int
 }
 
 // RestartTime is how long a router keeps the routes of a speaker that
@@ -57,13 +60,13 @@ func PeerFrom(c *config.Peer) Peer {
 	if port == 0 {
 		port = config.DefaultPeerPort
 	}
-	hold := c.HoldTime // the parser defaults it and refuses 0
+	hold := c.HoldTime // the parser defaults it; 0 is no keepalives
 	keep := c.KeepaliveTime
 	if keep == 0 {
 		keep = hold / 3
 	}
 	return Peer{Address: c.Address, Port: port, ASN: c.ASN, MyASN: c.MyASN, SourceAddress: c.SourceAddress,
-		HoldTime: hold, KeepaliveTime: keep, Password: c.Password, EBGPMultiHop: c.EBGPMultiHop, GracefulRestart: c.GracefulRestart}
+		HoldTime: hold, KeepaliveTime: keep, Password: c.Password, EBGPMultiHop: c.EBGPMultiHop, GracefulRestart: c.GracefulRestart, MaxPrefix: c.MaxPrefix}
 }
 
 // Route is one advertised prefix with its attributes.

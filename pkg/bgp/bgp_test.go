@@ -2,9 +2,12 @@ package bgp
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"net/netip"
+	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -107,15 +110,23 @@ func TestAggregateAndMerge(t *testing.T) {
 }
 
 func TestExplain(t *testing.T) {
-	for _, tc := range []struct{ reason, want string }{
-		{"hold-timer-expired", "hold timer expired: no keepalive from the peer within the hold time"},
-		{"deconfigured", "the peer was removed or changed in the config"},
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{&notifyError{sent: true, code: 4}, "this side closed the session with a NOTIFICATION (notification-sent: hold timer expired)"},
+		{&notifyError{code: 2, subcode: 2}, "the peer closed the session with a NOTIFICATION (notification-received: OPEN: bad peer AS (the AS numbers on the two sides do not match: check peer-asn and my-asn))"},
+		{&notifyError{code: 6, subcode: 3}, "the peer closed the session with a NOTIFICATION (notification-received: cease: peer de-configured)"},
+		{errors.New("read-failed: EOF"), "the TCP connection broke (read-failed: EOF)"},
 	} {
-		if got := explainDown(tc.reason); got != tc.want {
-			t.Errorf("explainDown(%q) = %q", tc.reason, got)
+		if got := explainDown(tc.err); got != tc.want {
+			t.Errorf("explainDown(%v) = %q, want %q", tc.err, got, tc.want)
 		}
 	}
-	if got := explainConnect(context.DeadlineExceeded, true); got == "" {
-		t.Error("no explanation")
+	if got := explainConnect(context.DeadlineExceeded, true); !strings.Contains(got, "MD5") {
+		t.Errorf("timeout with a password: %q", got)
+	}
+	if got := explainConnect(syscall.ECONNREFUSED, false); !strings.HasPrefix(got, "connection refused") {
+		t.Errorf("refused: %q", got)
 	}
 }

@@ -317,6 +317,7 @@ func (d *decoder) peer(n *yaml.Node, path string) *Peer {
 		"graceful-restart": func(v *yaml.Node) {
 			p.GracefulRestart = d.boolean(v, path+".graceful-restart")
 		},
+		"max-prefix":     func(v *yaml.Node) { p.MaxPrefix = int(d.integer(v, path+".max-prefix", 1, math.MaxInt32)) },
 		"node-selectors": func(v *yaml.Node) { p.NodeSelectors = d.selectors(v, path+".node-selectors") },
 		"bfd-profile":    func(v *yaml.Node) { have["bfd-profile"] = v; p.BFDProfile = d.str(v, path+".bfd-profile") },
 	})
@@ -328,18 +329,17 @@ func (d *decoder) peer(n *yaml.Node, path string) *Peer {
 			d.errorf(n, "%s: %s is required", path, key)
 		}
 	}
-	// RFC 4271 allows 0 (no keepalives), but the embedded BGP stack would
-	// silently run 90s instead: refuse it rather than do something else.
-	if v := have["hold-time"]; v != nil && p.HoldTime == 0 && isZeroDuration(v.Value) {
-		d.errorf(v, "%s.hold-time: 0 (no keepalives) is not supported: the BGP stack would use 90s instead; set 3s or more", path)
-	} else if v != nil && p.HoldTime != 0 && p.HoldTime < 3*time.Second {
-		d.errorf(v, "%s.hold-time: %s: want at least 3s (RFC 4271)", path, p.HoldTime)
+	// RFC 4271: 0 (no keepalives, no hold timer) or at least 3 s, and it
+	// travels in 16 bits.
+	if v := have["hold-time"]; v != nil && (p.HoldTime != 0 && p.HoldTime < 3*time.Second || p.HoldTime > math.MaxUint16*time.Second) {
+		d.errorf(v, "%s.hold-time: %s: want 0 (no keepalives) or from 3s to 18h12m15s (RFC 4271)", path, p.HoldTime)
 	}
-	if v := have["keepalive-time"]; v != nil {
-		if p.KeepaliveTime > p.HoldTime && p.HoldTime != 0 {
-			d.errorf(v, "%s.keepalive-time: %s is longer than hold-time %s", path, p.KeepaliveTime, p.HoldTime)
-		}
-	} else {
+	switch v := have["keepalive-time"]; {
+	case v != nil && p.HoldTime == 0 && p.KeepaliveTime != 0:
+		d.errorf(v, "%s.keepalive-time: %s: with hold-time 0 no keepalives are sent; remove keepalive-time or set a hold-time", path, p.KeepaliveTime)
+	case v != nil && p.KeepaliveTime > p.HoldTime:
+		d.errorf(v, "%s.keepalive-time: %s is longer than hold-time %s", path, p.KeepaliveTime, p.HoldTime)
+	case v == nil:
 		p.KeepaliveTime = p.HoldTime / 3
 	}
 	if v := have["router-id"]; v != nil && p.RouterID.IsValid() && !p.RouterID.Is4() {
@@ -377,8 +377,3 @@ func (d *decoder) bfdProfile(n *yaml.Node, path string) *BFDProfile {
 
 // ErrBFDUnsupported is reported when a peer references a BFD profile.
 var ErrBFDUnsupported = errors.New("BFD is not supported yet")
-
-func isZeroDuration(s string) bool {
-	d, err := time.ParseDuration(s)
-	return s == "0" || (err == nil && d == 0)
-}

@@ -35,6 +35,7 @@ peers:
   password: "s3cret"
   ebgp-multihop: false
   graceful-restart: false
+  max-prefix: 100
   node-selectors:
   - match-labels:
       rack: r1
@@ -106,7 +107,7 @@ func TestParseEveryKey(t *testing.T) {
 		Peers: []*Peer{{
 			Address: netip.MustParseAddr("198.51.100.1"), Port: 1179, ASN: 64500, MyASN: 64500,
 			SourceAddress: netip.MustParseAddr("198.51.100.10"), HoldTime: 3 * time.Second, KeepaliveTime: time.Second,
-			RouterID: netip.MustParseAddr("198.51.100.10"), Password: "s3cret",
+			RouterID: netip.MustParseAddr("198.51.100.10"), Password: "s3cret", MaxPrefix: 100,
 			NodeSelectors: []Selector{{
 				MatchLabels:      map[string]string{"rack": "r1"},
 				MatchExpressions: []Requirement{{Key: "kubernetes.io/hostname", Operator: "In", Values: []string{"node-a", "node-b"}}},
@@ -197,6 +198,18 @@ address-pools:
 				t.Errorf("warnings (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestHoldTimeZero: hold-time 0 is RFC 4271's "no keepalives, no hold
+// timer", kept as such (not a default).
+func TestHoldTimeZero(t *testing.T) {
+	cfg, err := Parse([]byte("peers: [{peer-address: 198.51.100.1, peer-asn: 64500, my-asn: 64500, hold-time: 0s}]\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := cfg.Peers[0]; p.HoldTime != 0 || p.KeepaliveTime != 0 {
+		t.Errorf("hold %v keepalive %v, want 0 and 0", p.HoldTime, p.KeepaliveTime)
 	}
 }
 

@@ -130,9 +130,13 @@ type Peer struct {
 	// restarts keeps its routes at the router for the restart time (RFC
 	// 4724), instead of withdrawing them.
 	GracefulRestart bool
-	NodeSelectors   []Selector
-	BFDProfile      string
-	Line            int
+	// MaxPrefix (key max-prefix, 0: none): the session closes (Cease,
+	// RFC 4486) when the router announces more prefixes than this, and
+	// opens again a minute later.
+	MaxPrefix     int
+	NodeSelectors []Selector
+	BFDProfile    string
+	Line          int
 }
 
 // IBGP reports whether the session is internal (same AS on both ends).

@@ -18,6 +18,7 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -41,9 +42,11 @@ const DefaultLeaseRenew = 10 * time.Second
 
 // Labels and reasons.
 const (
-	ExcludeLabel     = "node.kubernetes.io/exclude-from-external-load-balancers"
-	ReasonAssigned   = "nodeAssigned"
-	ReasonConflict   = "IPConflict"
+	ExcludeLabel   = "node.kubernetes.io/exclude-from-external-load-balancers"
+	ReasonAssigned = "nodeAssigned"
+	ReasonConflict = "IPConflict"
+	// ReasonMaxPrefix (on the Node): a BGP session closed by max-prefix.
+	ReasonMaxPrefix  = "BGPMaxPrefix"
 	leasePrefix      = "metallb-speaker-"
 	speakerComponent = "metallb-speaker"
 )
@@ -167,9 +170,15 @@ func New(ctx context.Context, o Options) *Speaker {
 		}),
 	}
 	s.l2 = layer2.NewAnnouncer(o.Log, s)
-	gobgp := bgp.NewGoBGP(o.Log)
-	s.sessions = gobgp.Sessions
-	s.bgp = bgp.NewManager(o.Log, gobgp)
+	stub := bgp.NewStub(o.Log)
+	stub.OnMaxPrefix = func(p bgp.Peer, n int) {
+		node := &corev1.ObjectReference{Kind: "Node", APIVersion: "v1", Name: o.NodeName, UID: types.UID(o.NodeName)}
+		s.recorder.Eventf(node, corev1.EventTypeWarning, ReasonMaxPrefix,
+			"BGP session with %s closed for %s: the router announced %d prefixes, more than max-prefix %d (this speaker uses none: make the router export nothing to this node, or raise max-prefix)",
+			p.Address, bgp.MaxPrefixRestart, n, p.MaxPrefix)
+	}
+	s.sessions = stub.Sessions
+	s.bgp = bgp.NewManager(o.Log, stub)
 	if o.ConfigMap == "" {
 		o.ConfigMap = k8s.DefaultConfigMap
 	}
@@ -183,7 +192,7 @@ func New(ctx context.Context, o Options) *Speaker {
 		Level: o.Level, BaseLevel: o.BaseLevel,
 	})
 	if o.Metrics != nil {
-		o.Metrics.MustRegister(s.mAnnounced, s.mConflicts, s.mMembers, gobgp.Collector())
+		o.Metrics.MustRegister(s.mAnnounced, s.mConflicts, s.mMembers, stub.Collector())
 		for _, c := range s.mL2 {
 			o.Metrics.MustRegister(c)
 		}

@@ -9,6 +9,10 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/microk8s-metallb/metallb/pkg/speaker"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
 // stubConfig peers every node with the router twice: iBGP with BIRD's main
@@ -73,13 +77,15 @@ func vmRSS(t testing.TB, pid int) int {
 	return kb
 }
 
-// TestBGPKeepsNothingReceived: a router sends a table of routes (20,000 by
-// default, METALLB_BGP_TABLE to change): the speaker refuses every one and
-// counts them, passes none on to the other router (no transit: it gets our
-// service prefix alone), and its memory is reported before and after.
+// TestBGPKeepsNothingReceived: a router sends a full table (200,000 routes
+// by default, METALLB_BGP_TABLE to change): the speaker refuses every one
+// and counts them, passes none on to the other router (no transit: it gets
+// our service prefix alone), and its memory stays within 1.2x. Then
+// max-prefix on that peer closes its session, with an Event on the Node,
+// and leaves the other router's sessions alone.
 func TestBGPKeepsNothingReceived(t *testing.T) {
 	RequireBird(t)
-	n := envInt("METALLB_BGP_TABLE", 20000)
+	n := envInt("METALLB_BGP_TABLE", 200000)
 	cl := startClusterWith(t, stubConfig)
 	if out, err := Exec(context.Background(), "router", "ip", "addr", "add", "198.51.100.253/24", "dev", "eth0").CombinedOutput(); err != nil {
 		t.Fatalf("%v: %s", err, out)
@@ -99,7 +105,7 @@ func TestBGPKeepsNothingReceived(t *testing.T) {
 	if out, err := bird.Ctl("enable table_routes"); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}
-	want := fmt.Sprintf(`metallb_bgp_received_prefixes_refused{peer="198.51.100.254"} %d`, n)
+	want := fmt.Sprintf(`metallb_bgp_received_prefixes_refused_total{peer="198.51.100.254"} %d`, n)
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		body, _ := HTTPGet("node-a", "127.0.0.1:7473", "/metrics")
@@ -115,6 +121,9 @@ func TestBGPKeepsNothingReceived(t *testing.T) {
 	after := vmRSS(t, pid)
 	t.Logf("%d routes received and refused by node-a in %v; speaker RSS %.1f MB before, %.1f MB after (x%.2f)",
 		n, took.Round(time.Millisecond), float64(before)/1024, float64(after)/1024, float64(after)/float64(before))
+	if float64(after) > 1.2*float64(before) {
+		t.Errorf("the speaker's RSS grew x%.2f with the routes it refused: want at most x1.2", float64(after)/float64(before))
+	}
 
 	// The other router has our service prefix and nothing else: no transit.
 	out, _ := other.Ctl("show route")
@@ -129,4 +138,43 @@ func TestBGPKeepsNothingReceived(t *testing.T) {
 	}
 	// The route to the service still works at the main router.
 	WaitNextHops(t, vip+"/32", allNodes, 10*time.Second)
+
+	// max-prefix below the table: the session closes (Cease), the Node gets
+	// an Event, the other router's sessions stay as they are.
+	since := other.Protocols()
+	cl.setConfig(t, strings.Replace(stubConfig, "hold-time: 9s}", "hold-time: 9s, max-prefix: 1000}", 1))
+	ev, err := waitNodeEvent(cl, "node-a", speaker.ReasonMaxPrefix, 30*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("Event on node-a: %s", ev)
+	if st := bird.Protocols()["node_a"]; strings.HasSuffix(st, "Established") {
+		t.Errorf("node-a's session is still up at the router: %s", st)
+	}
+	if !strings.Contains(cl.speakerLog(t, "node-a"), "max-prefix reached") {
+		t.Error("the speaker did not log the max-prefix trip")
+	}
+	if diff := cmp.Diff(since, other.Protocols()); diff != "" {
+		t.Errorf("the other router's sessions changed (-before +after):\n%s", diff)
+	}
+	cl.setConfig(t, stubConfig)
+	waitEstablished(t, bird, 3, 30*time.Second)
+}
+
+// waitNodeEvent waits for an Event with reason on a Node and returns its
+// message.
+func waitNodeEvent(cl *cluster, node, reason string, timeout time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	for time.Now().Before(deadline) {
+		evs, err := cl.c.CoreV1().Events("default").List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.kind=Node,involvedObject.name=" + node})
+		if err == nil {
+			for _, e := range evs.Items {
+				if e.Reason == reason {
+					return e.Message, nil
+				}
+			}
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return "", fmt.Errorf("no %s Event on Node %s", reason, node)
 }

@@ -230,9 +230,16 @@ func TestBGP(t *testing.T) {
 		if n := len(NextHops(vip + "/32")); n != 0 {
 			t.Errorf("the route is still there via %d nodes", n)
 		}
-		log := cl.speakerLog(t, "node-b")[logBefore:]
-		if !strings.Contains(log, "TCP MD5 mismatch") {
-			t.Errorf("the speaker log does not explain the failure:\n%s", tail(grepLines(log, "BGP"), 3000))
+		// The first connection attempt times out within ConnectRetry.
+		for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+			log := cl.speakerLog(t, "node-b")[logBefore:]
+			if strings.Contains(log, "TCP MD5 mismatch") {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Errorf("the speaker log does not explain the failure:\n%s", tail(grepLines(log, "BGP"), 3000))
+				break
+			}
 		}
 		cl.setConfig(t, bgpConfig(birdPassword, `, "64500:200"`))
 		start := time.Now()

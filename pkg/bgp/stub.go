@@ -1,0 +1,735 @@
+package bgp
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	pkt "github.com/osrg/gobgp/v3/pkg/packet/bgp"
+	"golang.org/x/sys/unix"
+)
+
+// ConnectRetry is how long the stub waits between two connection attempts.
+const ConnectRetry = 2 * time.Second
+
+// MaxPrefixRestart is how long a session closed by max-prefix stays down
+// before the stub connects again.
+const MaxPrefixRestart = time.Minute
+
+// openWait bounds the OPEN and KEEPALIVE exchange of a new connection.
+const openWait = 90 * time.Second
+
+// Stub is a Session that speaks BGP itself, GoBGP's packet library encoding
+// the messages: a stub router that originates this node's service prefixes
+// and accepts nothing. It never listens (every session is initiated by
+// this side), keeps no Adj-RIB-In (what a router sends is counted as it is
+// read and dropped: a full table costs CPU for the scan and no memory), and
+// so can never pass a route from one router to another.
+type Stub struct {
+	log *slog.Logger
+	// OnMaxPrefix, when set, is told that a session was closed because the
+	// router sent more prefixes than the peer's max-prefix.
+	OnMaxPrefix func(p Peer, received int)
+
+	mu       sync.Mutex
+	running  bool
+	routerID netip.Addr
+	routes   map[netip.Prefix]Route
+	peers    map[string]*peerSession
+	// born is when this process started its first BGP session: sessions
+	// opened within RestartTime of it say they restart (RFC 4724's R and F
+	// bits), so routers keep the routes of the previous run until this one
+	// sends End-of-RIB.
+	born time.Time
+}
+
+// NewStub returns a stopped stub speaker.
+func NewStub(log *slog.Logger) *Stub {
+	return &Stub{log: log, routes: map[netip.Prefix]Route{}, peers: map[string]*peerSession{}}
+}
+
+// Start implements Session. The AS is per peer (my-asn), so asn is unused.
+func (s *Stub) Start(_ context.Context, routerID netip.Addr, _ uint32) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.running, s.routerID = true, routerID
+	return nil
+}
+
+// Stop implements Session: every session closes with a Cease NOTIFICATION
+// (administrative shutdown), so routers withdraw at once.
+func (s *Stub) Stop() {
+	s.mu.Lock()
+	peers := s.peers
+	s.running, s.peers, s.routes = false, map[string]*peerSession{}, map[netip.Prefix]Route{}
+	s.mu.Unlock()
+	for _, ps := range peers {
+		ps.stop(pkt.BGP_ERROR_SUB_ADMINISTRATIVE_SHUTDOWN)
+	}
+}
+
+// AddPeer implements Session.
+func (s *Stub) AddPeer(_ context.Context, p Peer) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.running {
+		return errors.New("BGP is not running")
+	}
+	if _, ok := s.peers[p.Key()]; ok {
+		return fmt.Errorf("peer %s exists", p)
+	}
+	if s.born.IsZero() {
+		s.born = time.Now()
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ps := &peerSession{s: s, p: p, routerID: s.routerID, restarting: time.Since(s.born) < RestartTime,
+		cancel: cancel, done: make(chan struct{}), wake: make(chan struct{}, 1)}
+	ps.state.Store(stateName("idle"))
+	s.peers[p.Key()] = ps
+	go ps.run(ctx)
+	return nil
+}
+
+// DeletePeer implements Session: the session closes with a Cease
+// NOTIFICATION (peer de-configured).
+func (s *Stub) DeletePeer(_ context.Context, p Peer) error {
+	s.mu.Lock()
+	ps, ok := s.peers[p.Key()]
+	delete(s.peers, p.Key())
+	s.mu.Unlock()
+	if ok {
+		ps.stop(pkt.BGP_ERROR_SUB_PEER_DECONFIGURED)
+	}
+	return nil
+}
+
+// Advertise implements Session.
+func (s *Stub) Advertise(_ context.Context, r Route) error {
+	s.mu.Lock()
+	s.routes[r.Prefix] = r
+	s.mu.Unlock()
+	s.wakeAll()
+	return nil
+}
+
+// Withdraw implements Session.
+func (s *Stub) Withdraw(_ context.Context, prefix netip.Prefix) error {
+	s.mu.Lock()
+	delete(s.routes, prefix)
+	s.mu.Unlock()
+	s.wakeAll()
+	return nil
+}
+
+func (s *Stub) wakeAll() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, ps := range s.peers {
+		select {
+		case ps.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// routesOf returns the routes of one family, by prefix.
+func (s *Stub) routesOf(v4 bool) map[netip.Prefix]Route {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := map[netip.Prefix]Route{}
+	for k, r := range s.routes {
+		if k.Addr().Is4() == v4 {
+			out[k] = r
+		}
+	}
+	return out
+}
+
+// SessionState is one session as the speaker publishes it.
+type SessionState struct {
+	Peer     string
+	Up       bool
+	Prefixes int // advertised to the peer
+}
+
+// Sessions lists the sessions and their state, by peer address.
+func (s *Stub) Sessions() []SessionState {
+	var out []SessionState
+	for _, ps := range s.sessions() {
+		out = append(out, SessionState{Peer: ps.p.Address.String(), Up: ps.up.Load(), Prefixes: int(ps.advertised.Load())})
+	}
+	return out
+}
+
+func (s *Stub) sessions() []*peerSession {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	out := make([]*peerSession, 0, len(s.peers))
+	for _, ps := range s.peers {
+		out = append(out, ps)
+	}
+	slices.SortFunc(out, func(a, b *peerSession) int { return a.p.Address.Compare(b.p.Address) })
+	return out
+}
+
+type stateName string
+
+// peerSession runs the connection to one peer, again and again, until
+// stopped.
+type peerSession struct {
+	s          *Stub
+	p          Peer
+	routerID   netip.Addr
+	restarting bool
+	cancel     context.CancelFunc
+	done       chan struct{}
+	wake       chan struct{}
+	stopCode   atomic.Uint32 // Cease subcode to send when stopped
+
+	state      atomic.Value // stateName
+	up         atomic.Bool
+	advertised atomic.Int64
+	updates    atomic.Uint64 // UPDATEs sent
+	refused    atomic.Uint64 // prefixes received (and refused)
+	lastWarn   time.Time     // last connection failure logged
+}
+
+func (ps *peerSession) stop(subcode uint8) {
+	ps.stopCode.Store(uint32(subcode))
+	ps.cancel()
+	<-ps.done
+}
+
+func (ps *peerSession) run(ctx context.Context) {
+	defer close(ps.done)
+	log := ps.s.log.With("peer", ps.p.Address.String())
+	for {
+		ps.state.Store(stateName("connect"))
+		conn, err := ps.dial(ctx)
+		if err != nil {
+			if ctx.Err() != nil {
+				return
+			}
+			ps.state.Store(stateName("active"))
+			if time.Since(ps.lastWarn) >= time.Minute {
+				ps.lastWarn = time.Now()
+				log.Warn("BGP peer unreachable", "error", err.Error(), "why", explainConnect(err, ps.p.Password != ""))
+			} else {
+				log.Debug("BGP connect failed", "error", err.Error())
+			}
+			if !sleep(ctx, ConnectRetry) {
+				return
+			}
+			continue
+		}
+		ps.lastWarn = time.Time{}
+		wait := ConnectRetry
+		err = ps.session(ctx, conn, log)
+		_ = conn.Close()
+		wasUp := ps.up.Swap(false)
+		ps.advertised.Store(0)
+		ps.state.Store(stateName("idle"))
+		if ctx.Err() != nil {
+			return
+		}
+		var mp *maxPrefixError
+		if errors.As(err, &mp) {
+			wait = MaxPrefixRestart
+			log.Error("BGP session closed: max-prefix reached", "received", mp.n, "max-prefix", ps.p.MaxPrefix,
+				"why", "the router sends this speaker more prefixes than max-prefix allows; the speaker uses none of them: make the router export nothing to this node (e.g. an export filter that rejects all), or raise max-prefix",
+				"retry in", wait)
+			if ps.s.OnMaxPrefix != nil {
+				ps.s.OnMaxPrefix(ps.p, mp.n)
+			}
+		} else if wasUp {
+			log.Warn("BGP session down", "why", explainDown(err))
+		} else {
+			log.Warn("BGP session failed to open", "why", explainDown(err))
+		}
+		if !sleep(ctx, wait) {
+			return
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// dial opens the TCP connection: from source-address, with the TCP MD5
+// signature option when a password is set, and TTL 1 towards an eBGP peer
+// unless ebgp-multihop (255).
+func (ps *peerSession) dial(ctx context.Context) (net.Conn, error) {
+	p := ps.p
+	d := net.Dialer{Timeout: ConnectRetry}
+	if p.SourceAddress.IsValid() {
+		d.LocalAddr = net.TCPAddrFromAddrPort(netip.AddrPortFrom(p.SourceAddress, 0))
+	}
+	ttl := 0
+	switch {
+	case p.EBGPMultiHop:
+		ttl = 255
+	case p.ASN != p.MyASN:
+		ttl = 1
+	}
+	d.Control = func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) {
+			if p.Password != "" {
+				if serr = setMD5(int(fd), p.Address, p.Password); serr != nil {
+					return
+				}
+			}
+			if ttl > 0 {
+				if p.Address.Is4() {
+					serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IP, unix.IP_TTL, ttl)
+				} else {
+					serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, ttl)
+				}
+			}
+		})
+		return errors.Join(err, serr)
+	}
+	return d.DialContext(ctx, "tcp", netip.AddrPortFrom(p.Address, p.Port).String())
+}
+
+// setMD5 sets the TCP MD5 signature key (RFC 2385) for segments to addr.
+func setMD5(fd int, addr netip.Addr, password string) error {
+	if len(password) > unix.TCP_MD5SIG_MAXKEYLEN {
+		return fmt.Errorf("password longer than %d bytes", unix.TCP_MD5SIG_MAXKEYLEN)
+	}
+	sig := unix.TCPMD5Sig{Keylen: uint16(len(password))}
+	copy(sig.Key[:], password)
+	if addr.Is4() {
+		sig.Addr.Family = unix.AF_INET
+		a := addr.As4()
+		copy(sig.Addr.Data[2:], a[:]) // sockaddr_in: port, address
+	} else {
+		sig.Addr.Family = unix.AF_INET6
+		a := addr.As16()
+		copy(sig.Addr.Data[6:], a[:]) // sockaddr_in6: port, flowinfo, address
+	}
+	if err := unix.SetsockoptTCPMD5Sig(fd, unix.IPPROTO_TCP, unix.TCP_MD5SIG, &sig); err != nil {
+		return fmt.Errorf("set the TCP MD5 signature: %w", err)
+	}
+	return nil
+}
+
+type maxPrefixError struct{ n int }
+
+func (e *maxPrefixError) Error() string {
+	return fmt.Sprintf("max-prefix reached: %d prefixes received", e.n)
+}
+
+// notifyError is a NOTIFICATION, sent or received.
+type notifyError struct {
+	sent          bool
+	code, subcode uint8
+	detail        string
+}
+
+func (e *notifyError) Error() string {
+	dir := "received"
+	if e.sent {
+		dir = "sent"
+	}
+	s := fmt.Sprintf("notification-%s: %s", dir, notificationText(e.code, e.subcode))
+	if e.detail != "" {
+		s += ": " + e.detail
+	}
+	return s
+}
+
+// session runs one connection until it ends; it returns why.
+func (ps *peerSession) session(ctx context.Context, conn net.Conn, log *slog.Logger) error {
+	p := ps.p
+	local, _ := netip.ParseAddrPort(conn.LocalAddr().String())
+	w := &writer{conn: conn}
+	if err := w.send(openMsg(p, ps.routerID, ps.restarting)); err != nil {
+		return err
+	}
+	ps.state.Store(stateName("opensent"))
+
+	msgs := make(chan rawMsg, 4)
+	readErr := make(chan error, 1)
+	var lastRecv atomic.Int64
+	lastRecv.Store(time.Now().UnixNano())
+	rctx, stopRead := context.WithCancel(ctx)
+	defer stopRead()
+	tr := &tracker{max: p.MaxPrefix}
+	go func() {
+		buf := make([]byte, maxMsgLen)
+		for {
+			m, err := readMsg(conn, buf)
+			if err != nil {
+				readErr <- err
+				return
+			}
+			lastRecv.Store(time.Now().UnixNano())
+			if m.typ == pkt.BGP_MSG_UPDATE {
+				announced, n, err := tr.update(m.body)
+				ps.refused.Add(uint64(announced))
+				if err != nil {
+					readErr <- err
+					return
+				}
+				if n > 0 {
+					readErr <- &maxPrefixError{n}
+					return
+				}
+			}
+			if m.typ == pkt.BGP_MSG_UPDATE || m.typ == pkt.BGP_MSG_KEEPALIVE && ps.up.Load() {
+				continue // the hold timer is all a KEEPALIVE is for once established
+			}
+			m.body = slices.Clone(m.body)
+			select {
+			case msgs <- m:
+			case <-rctx.Done():
+				return
+			}
+		}
+	}()
+
+	fail := func(e *pkt.MessageError) error {
+		_ = w.send(pkt.NewBGPNotificationMessage(e.TypeCode, e.SubTypeCode, e.Data))
+		return &notifyError{sent: true, code: e.TypeCode, subcode: e.SubTypeCode, detail: e.Message}
+	}
+	handle := func(err error) error {
+		var me *pkt.MessageError
+		if errors.As(err, &me) {
+			return fail(me)
+		}
+		if errors.Is(err, errMalformed) {
+			return fail(&pkt.MessageError{TypeCode: pkt.BGP_ERROR_UPDATE_MESSAGE_ERROR, SubTypeCode: pkt.BGP_ERROR_SUB_MALFORMED_ATTRIBUTE_LIST, Message: err.Error()})
+		}
+		var mp *maxPrefixError
+		if errors.As(err, &mp) {
+			_ = w.send(pkt.NewBGPNotificationMessage(pkt.BGP_ERROR_CEASE, pkt.BGP_ERROR_SUB_MAXIMUM_NUMBER_OF_PREFIXES_REACHED, nil))
+			return err
+		}
+		if errors.Is(err, io.EOF) {
+			return errors.New("read-failed: the router closed the connection")
+		}
+		return fmt.Errorf("read-failed: %w", err)
+	}
+	received := func(m rawMsg) error {
+		if m.typ != pkt.BGP_MSG_NOTIFICATION {
+			return nil
+		}
+		e := &notifyError{}
+		if len(m.body) >= 2 {
+			e.code, e.subcode = m.body[0], m.body[1]
+		}
+		return e
+	}
+
+	// OpenSent, OpenConfirm.
+	timeout := time.NewTimer(openWait)
+	defer timeout.Stop()
+	var caps peerCaps
+	for opened := false; ; {
+		select {
+		case <-ctx.Done():
+			return ps.cease(w)
+		case err := <-readErr:
+			return handle(err)
+		case <-timeout.C:
+			return fail(&pkt.MessageError{TypeCode: pkt.BGP_ERROR_HOLD_TIMER_EXPIRED, Message: "no OPEN and KEEPALIVE from the router"})
+		case m := <-msgs:
+			if err := received(m); err != nil {
+				return err
+			}
+			switch {
+			case m.typ == pkt.BGP_MSG_OPEN && !opened:
+				c, err := parseOpen(m.body, p, ps.routerID)
+				if err != nil {
+					return handle(err)
+				}
+				caps, opened = c, true
+				if err := w.send(pkt.NewBGPKeepAliveMessage()); err != nil {
+					return err
+				}
+				ps.state.Store(stateName("openconfirm"))
+			case m.typ == pkt.BGP_MSG_KEEPALIVE && opened:
+				goto established
+			default:
+				return fail(&pkt.MessageError{TypeCode: pkt.BGP_ERROR_FSM_ERROR, Message: fmt.Sprintf("unexpected message type %d", m.typ)})
+			}
+		}
+	}
+
+established:
+	timeout.Stop()
+	hold, keep := negotiated(p, caps.holdTime)
+	ps.state.Store(stateName("established"))
+	ps.up.Store(true)
+	log.Info("BGP session established", "peer-asn", caps.asn, "router-id", caps.routerID.String(),
+		"hold-time", time.Duration(hold)*time.Second, "graceful-restart", p.GracefulRestart && caps.gr, "restarting", ps.restarting && p.GracefulRestart)
+	rf := routeFamily(p.Address)
+	if !caps.carries(rf) {
+		log.Warn("the router does not take this family on the session: nothing is advertised to it", "family", rf.String(),
+			"why", "enable "+rf.String()+" for this neighbor on the router")
+	}
+	sent := map[netip.Prefix]Route{}
+	sync := func() error {
+		if !caps.carries(rf) {
+			return nil
+		}
+		return ps.sync(w, sent, local.Addr(), caps)
+	}
+	if err := sync(); err != nil {
+		return err
+	}
+	if caps.gr && p.GracefulRestart {
+		if err := w.send(pkt.NewEndOfRib(rf)); err != nil {
+			return err
+		}
+	}
+
+	var keepC, holdC <-chan time.Time
+	if keep > 0 {
+		kt := time.NewTicker(time.Duration(keep) * time.Second)
+		defer kt.Stop()
+		keepC = kt.C
+		ht := time.NewTicker(time.Second)
+		defer ht.Stop()
+		holdC = ht.C
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return ps.cease(w)
+		case err := <-readErr:
+			return handle(err)
+		case <-ps.wake:
+			if err := sync(); err != nil {
+				return err
+			}
+		case <-keepC:
+			if err := w.send(pkt.NewBGPKeepAliveMessage()); err != nil {
+				return err
+			}
+		case <-holdC:
+			if time.Since(time.Unix(0, lastRecv.Load())) > time.Duration(hold)*time.Second {
+				return fail(&pkt.MessageError{TypeCode: pkt.BGP_ERROR_HOLD_TIMER_EXPIRED})
+			}
+		case m := <-msgs:
+			if err := received(m); err != nil {
+				return err
+			}
+			switch m.typ {
+			case pkt.BGP_MSG_ROUTE_REFRESH: // send everything again
+				clear(sent)
+				if err := sync(); err != nil {
+					return err
+				}
+			case pkt.BGP_MSG_KEEPALIVE:
+			default:
+				return fail(&pkt.MessageError{TypeCode: pkt.BGP_ERROR_FSM_ERROR, Message: fmt.Sprintf("unexpected message type %d", m.typ)})
+			}
+		}
+	}
+}
+
+// cease ends a session this side stops, with a NOTIFICATION: routers
+// withdraw its routes at once.
+func (ps *peerSession) cease(w *writer) error {
+	sub := uint8(ps.stopCode.Load())
+	if sub == 0 {
+		sub = pkt.BGP_ERROR_SUB_ADMINISTRATIVE_SHUTDOWN
+	}
+	_ = w.send(pkt.NewBGPNotificationMessage(pkt.BGP_ERROR_CEASE, sub, nil))
+	return nil
+}
+
+// sync sends what changed between the routes advertised on this session
+// (sent, updated in place) and the stub's routes of the session's family.
+func (ps *peerSession) sync(w *writer, sent map[netip.Prefix]Route, local netip.Addr, caps peerCaps) error {
+	want := ps.s.routesOf(ps.p.Address.Is4())
+	var gone []netip.Prefix
+	for k := range sent {
+		if _, ok := want[k]; !ok {
+			gone = append(gone, k)
+		}
+	}
+	slices.SortFunc(gone, netip.Prefix.Compare)
+	for _, m := range withdrawMsgs(gone) {
+		if err := w.send(m); err != nil {
+			return err
+		}
+		ps.updates.Add(1)
+	}
+	for _, k := range gone {
+		delete(sent, k)
+	}
+	keys := make([]netip.Prefix, 0, len(want))
+	for k := range want {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, netip.Prefix.Compare)
+	for _, k := range keys {
+		r := want[k]
+		if cur, ok := sent[k]; ok && cur.equal(r) {
+			continue
+		}
+		if err := w.send(updateMsg(ps.p, caps, r, local)); err != nil {
+			return err
+		}
+		ps.updates.Add(1)
+		sent[k] = r
+	}
+	ps.advertised.Store(int64(len(sent)))
+	return nil
+}
+
+// writer sends messages, each within a deadline.
+type writer struct{ conn net.Conn }
+
+func (w *writer) send(m *pkt.BGPMessage) error {
+	b, err := m.Serialize()
+	if err != nil {
+		return fmt.Errorf("encode: %w", err)
+	}
+	_ = w.conn.SetWriteDeadline(time.Now().Add(10 * time.Second))
+	if _, err := w.conn.Write(b); err != nil {
+		return fmt.Errorf("write-failed: %w", err)
+	}
+	return nil
+}
+
+// tracker counts what a router sends on one session. With max-prefix set
+// it keeps the set of prefixes the router currently announces (at most
+// max-prefix + 1 of them: the session closes beyond), so withdrawals and
+// re-announcements count exactly; without, it keeps nothing.
+type tracker struct {
+	max int
+	set map[netip.Prefix]struct{}
+}
+
+// update scans one UPDATE: the prefixes it announces, and n > 0 when
+// max-prefix is exceeded.
+func (t *tracker) update(body []byte) (announced, n int, err error) {
+	if t.max > 0 && t.set == nil {
+		t.set = map[netip.Prefix]struct{}{}
+	}
+	_, err = scanUpdate(body, func(p netip.Prefix, withdrawn bool) {
+		if withdrawn {
+			if t.set != nil {
+				delete(t.set, p)
+			}
+			return
+		}
+		announced++
+		if t.set != nil && len(t.set) <= t.max {
+			t.set[p] = struct{}{}
+		}
+	})
+	if t.set != nil && len(t.set) > t.max {
+		return announced, len(t.set), err
+	}
+	return announced, 0, err
+}
+
+// notificationText names a NOTIFICATION's code and subcode (RFC 4271,
+// 4486, 9003).
+func notificationText(code, sub uint8) string {
+	switch code {
+	case pkt.BGP_ERROR_MESSAGE_HEADER_ERROR:
+		return "message header error"
+	case pkt.BGP_ERROR_OPEN_MESSAGE_ERROR:
+		switch sub {
+		case pkt.BGP_ERROR_SUB_BAD_PEER_AS:
+			return "OPEN: bad peer AS (the AS numbers on the two sides do not match: check peer-asn and my-asn)"
+		case pkt.BGP_ERROR_SUB_BAD_BGP_IDENTIFIER:
+			return "OPEN: bad BGP identifier (two speakers use the same router ID: set router-id)"
+		case pkt.BGP_ERROR_SUB_UNACCEPTABLE_HOLD_TIME:
+			return "OPEN: unacceptable hold time"
+		case pkt.BGP_ERROR_SUB_UNSUPPORTED_CAPABILITY:
+			return "OPEN: unsupported capability"
+		}
+		return fmt.Sprintf("OPEN message error (subcode %d)", sub)
+	case pkt.BGP_ERROR_UPDATE_MESSAGE_ERROR:
+		return fmt.Sprintf("UPDATE message error (subcode %d)", sub)
+	case pkt.BGP_ERROR_HOLD_TIMER_EXPIRED:
+		return "hold timer expired"
+	case pkt.BGP_ERROR_FSM_ERROR:
+		return "finite state machine error"
+	case pkt.BGP_ERROR_CEASE:
+		switch sub {
+		case pkt.BGP_ERROR_SUB_MAXIMUM_NUMBER_OF_PREFIXES_REACHED:
+			return "cease: maximum number of prefixes reached"
+		case pkt.BGP_ERROR_SUB_ADMINISTRATIVE_SHUTDOWN:
+			return "cease: administrative shutdown"
+		case pkt.BGP_ERROR_SUB_PEER_DECONFIGURED:
+			return "cease: peer de-configured"
+		case pkt.BGP_ERROR_SUB_ADMINISTRATIVE_RESET:
+			return "cease: administrative reset"
+		case pkt.BGP_ERROR_SUB_CONNECTION_REJECTED:
+			return "cease: connection rejected"
+		case pkt.BGP_ERROR_SUB_OTHER_CONFIGURATION_CHANGE:
+			return "cease: other configuration change"
+		case pkt.BGP_ERROR_SUB_HARD_RESET:
+			return "cease: hard reset"
+		}
+		return fmt.Sprintf("cease (subcode %d)", sub)
+	}
+	return fmt.Sprintf("code %d subcode %d", code, sub)
+}
+
+// explainDown says why a session ended, in operator's terms.
+func explainDown(err error) string {
+	if err == nil {
+		return "closed"
+	}
+	var ne *notifyError
+	if errors.As(err, &ne) {
+		if ne.sent {
+			return "this side closed the session with a NOTIFICATION (" + err.Error() + ")"
+		}
+		return "the peer closed the session with a NOTIFICATION (" + err.Error() + ")"
+	}
+	if strings.Contains(err.Error(), "hold timer") {
+		return "hold timer expired: no keepalive from the peer within the hold time"
+	}
+	return "the TCP connection broke (" + err.Error() + ")"
+}
+
+// explainConnect says why a TCP connection to a peer failed, in operator's
+// terms.
+func explainConnect(err error, md5 bool) string {
+	var errno syscall.Errno
+	switch {
+	case isTimeout(err):
+		if md5 {
+			return "no answer to the TCP handshake: with a password set this is usually a TCP MD5 mismatch (the router silently drops segments whose signature is wrong or missing); check that both sides use the same password"
+		}
+		return "no answer to the TCP handshake: the router is down, unreachable, or filters port 179 from this address"
+	case errors.As(err, &errno) && errno == syscall.ECONNREFUSED, err != nil && strings.Contains(err.Error(), "connection refused"):
+		return "connection refused: the router does not accept BGP from this address (check its neighbor configuration and port)"
+	case err != nil && strings.Contains(err.Error(), "no route to host"):
+		return "no route to the peer: set ebgp-multihop or source-address, or fix routing"
+	}
+	return "the TCP connection failed"
+}
+
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout() || err != nil && strings.Contains(err.Error(), "i/o timeout")
+}

@@ -1,0 +1,465 @@
+package bgp
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	pkt "github.com/osrg/gobgp/v3/pkg/packet/bgp"
+
+	"github.com/microk8s-metallb/metallb/pkg/config"
+)
+
+// testRouter is the other end of a session for the stub's unit tests: a
+// loopback listener that speaks enough BGP, with GoBGP's packet library, to
+// open a session and record what it receives. The lab tests prove the stub
+// against BIRD and FRR.
+type testRouter struct {
+	t    *testing.T
+	ln   net.Listener
+	asn  uint32
+	caps []pkt.ParameterCapabilityInterface
+	hold uint16
+	msgs chan *pkt.BGPMessage // everything received after the OPEN
+	open chan *pkt.BGPOpen
+	conn chan net.Conn
+}
+
+func newTestRouter(t *testing.T, asn uint32, password string) *testRouter {
+	return newTestRouterOn(t, "127.0.0.1", asn, password)
+}
+
+func newTestRouterOn(t *testing.T, addr string, asn uint32, password string) *testRouter {
+	t.Helper()
+	a := netip.MustParseAddr(addr)
+	lc := net.ListenConfig{}
+	if password != "" {
+		lc.Control = func(_, _ string, c syscall.RawConn) error {
+			var serr error
+			err := c.Control(func(fd uintptr) { serr = setMD5(int(fd), a, password) })
+			return errors.Join(err, serr)
+		}
+	}
+	ln, err := lc.Listen(context.Background(), "tcp", netip.AddrPortFrom(a, 0).String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := &testRouter{t: t, ln: ln, asn: asn, hold: 9, msgs: make(chan *pkt.BGPMessage, 1000),
+		open: make(chan *pkt.BGPOpen, 10), conn: make(chan net.Conn, 10),
+		caps: []pkt.ParameterCapabilityInterface{pkt.NewCapMultiProtocol(routeFamily(a)), pkt.NewCapFourOctetASNumber(asn),
+			pkt.NewCapGracefulRestart(false, false, 120, []*pkt.CapGracefulRestartTuple{pkt.NewCapGracefulRestartTuple(routeFamily(a), false)})}}
+	t.Cleanup(func() { ln.Close() })
+	go r.serve()
+	return r
+}
+
+func (r *testRouter) port() uint16 { return uint16(r.ln.Addr().(*net.TCPAddr).Port) }
+
+func (r *testRouter) serve() {
+	for {
+		c, err := r.ln.Accept()
+		if err != nil {
+			return
+		}
+		r.t.Cleanup(func() { c.Close() })
+		go r.handle(c)
+	}
+}
+
+func (r *testRouter) handle(c net.Conn) {
+	buf := make([]byte, maxMsgLen)
+	opened := false
+	for {
+		raw, err := readMsg(c, buf)
+		if err != nil {
+			return
+		}
+		m, err := pkt.ParseBGPMessage(append(buf[:headerLen:headerLen], raw.body...))
+		if err != nil {
+			r.t.Errorf("the stub sent a message GoBGP cannot parse: %v", err)
+			return
+		}
+		if o, ok := m.Body.(*pkt.BGPOpen); ok && !opened {
+			opened = true
+			r.open <- o
+			as := uint16(asTrans)
+			if r.asn <= 0xffff {
+				as = uint16(r.asn)
+			}
+			r.send(c, pkt.NewBGPOpenMessage(as, r.hold, "192.0.2.254", []pkt.OptionParameterInterface{pkt.NewOptionParameterCapability(r.caps)}))
+			r.send(c, pkt.NewBGPKeepAliveMessage())
+			r.conn <- c
+			continue
+		}
+		r.msgs <- m
+	}
+}
+
+func (r *testRouter) send(c net.Conn, m *pkt.BGPMessage) {
+	b, err := m.Serialize()
+	if err != nil {
+		r.t.Error(err)
+		return
+	}
+	_, _ = c.Write(b)
+}
+
+// next returns the next message of a type other than KEEPALIVE.
+func (r *testRouter) next(t *testing.T) *pkt.BGPMessage {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case m := <-r.msgs:
+			if m.Header.Type != pkt.BGP_MSG_KEEPALIVE {
+				return m
+			}
+		case <-deadline:
+			t.Fatal("no message from the stub")
+		}
+	}
+}
+
+// notification skips UPDATEs up to the next NOTIFICATION.
+func (r *testRouter) notification(t *testing.T) *pkt.BGPNotification {
+	t.Helper()
+	for {
+		if n, ok := r.next(t).Body.(*pkt.BGPNotification); ok {
+			return n
+		}
+	}
+}
+
+// route is an UPDATE summed up for comparison.
+type route struct {
+	NLRI, Withdrawn []string
+	Attrs           []string
+}
+
+func summary(m *pkt.BGPMessage) route {
+	u := m.Body.(*pkt.BGPUpdate)
+	var r route
+	for _, p := range u.NLRI {
+		r.NLRI = append(r.NLRI, p.String())
+	}
+	for _, p := range u.WithdrawnRoutes {
+		r.Withdrawn = append(r.Withdrawn, p.String())
+	}
+	for _, a := range u.PathAttributes {
+		r.Attrs = append(r.Attrs, a.String())
+	}
+	return r
+}
+
+func isEoR(m *pkt.BGPMessage) bool {
+	u, ok := m.Body.(*pkt.BGPUpdate)
+	if !ok {
+		return false
+	}
+	eor, _ := u.IsEndOfRib()
+	return eor
+}
+
+func startStub(t *testing.T, p Peer) *Stub {
+	t.Helper()
+	s := NewStub(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err := s.Start(context.Background(), netip.MustParseAddr("192.0.2.1"), p.MyASN); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Stop)
+	if err := s.AddPeer(context.Background(), p); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+func testPeer(r *testRouter, myASN uint32) Peer {
+	return Peer{Address: netip.MustParseAddr("127.0.0.1"), Port: r.port(), ASN: r.asn, MyASN: myASN,
+		HoldTime: 9 * time.Second, KeepaliveTime: 3 * time.Second, GracefulRestart: true}
+}
+
+func TestStubAdvertises(t *testing.T) {
+	comm := []config.Community{{Parts: [3]uint32{64500, 7}}, {Large: true, Parts: [3]uint32{64500, 1, 2}}}
+	pfx := netip.MustParsePrefix("203.0.113.10/32")
+	for _, tc := range []struct {
+		name   string
+		asn    uint32
+		want   route
+		update route // after a local-pref change
+	}{
+		{"iBGP", 64500,
+			route{NLRI: []string{"203.0.113.10/32"}, Attrs: []string{"{Origin: i}", "{AsPath: }", "{Nexthop: 127.0.0.1}", "{LocalPref: 100}", "{Communities: 64500:7}", "{LargeCommunity: [ 64500:1:2]}"}},
+			route{NLRI: []string{"203.0.113.10/32"}, Attrs: []string{"{Origin: i}", "{AsPath: }", "{Nexthop: 127.0.0.1}", "{LocalPref: 150}", "{Communities: 64500:7}", "{LargeCommunity: [ 64500:1:2]}"}}},
+		{"eBGP, 4-octet AS", 4200000001,
+			route{NLRI: []string{"203.0.113.10/32"}, Attrs: []string{"{Origin: i}", "{AsPath: 64500}", "{Nexthop: 127.0.0.1}", "{Communities: 64500:7}", "{LargeCommunity: [ 64500:1:2]}"}},
+			route{}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := newTestRouter(t, tc.asn, "")
+			s := startStub(t, testPeer(r, 64500))
+			_ = s.Advertise(context.Background(), Route{Prefix: pfx, Communities: comm})
+			o := <-r.open
+			if o.MyAS != 64500 || o.ID.String() != "192.0.2.1" || o.HoldTime != 9 {
+				t.Errorf("OPEN: AS %d, ID %s, hold %d", o.MyAS, o.ID, o.HoldTime)
+			}
+			first := r.next(t)
+			if diff := cmp.Diff(tc.want, summary(first)); diff != "" {
+				t.Errorf("advertised (-want +got):\n%s", diff)
+			}
+			if eor := r.next(t); !isEoR(eor) {
+				t.Errorf("want End-of-RIB after the initial routes, got %v", summary(eor))
+			}
+			if tc.update.NLRI != nil {
+				_ = s.Advertise(context.Background(), Route{Prefix: pfx, Communities: comm, LocalPref: 150, HasLocalPref: true})
+				if diff := cmp.Diff(tc.update, summary(r.next(t))); diff != "" {
+					t.Errorf("re-advertised (-want +got):\n%s", diff)
+				}
+			}
+			_ = s.Withdraw(context.Background(), pfx)
+			if diff := cmp.Diff(route{Withdrawn: []string{"203.0.113.10/32"}}, summary(r.next(t))); diff != "" {
+				t.Errorf("withdrawn (-want +got):\n%s", diff)
+			}
+			if !waitFor(func() bool { st := s.Sessions(); return len(st) == 1 && st[0].Up && st[0].Prefixes == 0 }) {
+				t.Errorf("sessions %+v", s.Sessions())
+			}
+			// Removing the peer closes with Cease, peer de-configured.
+			_ = s.DeletePeer(context.Background(), testPeer(r, 64500))
+			n := r.next(t).Body.(*pkt.BGPNotification)
+			if n.ErrorCode != pkt.BGP_ERROR_CEASE || n.ErrorSubcode != pkt.BGP_ERROR_SUB_PEER_DECONFIGURED {
+				t.Errorf("notification %d/%d", n.ErrorCode, n.ErrorSubcode)
+			}
+		})
+	}
+}
+
+func TestStubIPv6(t *testing.T) {
+	ln, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skip("no IPv6 loopback:", err)
+	}
+	ln.Close()
+	r := newTestRouterOn(t, "::1", 64500, "")
+	p := testPeer(r, 64500)
+	p.Address = netip.MustParseAddr("::1")
+	s := startStub(t, p)
+	_ = s.Advertise(context.Background(), Route{Prefix: netip.MustParsePrefix("2001:db8::10/128")})
+	_ = s.Advertise(context.Background(), Route{Prefix: netip.MustParsePrefix("203.0.113.10/32")}) // another family: not sent
+	want := route{Attrs: []string{"{Origin: i}", "{AsPath: }", "{LocalPref: 100}", "{MpReach(ipv6-unicast): {Nexthop: ::1, NLRIs: [2001:db8::10/128]}}"}}
+	if diff := cmp.Diff(want, summary(r.next(t))); diff != "" {
+		t.Errorf("advertised (-want +got):\n%s", diff)
+	}
+	if !isEoR(r.next(t)) {
+		t.Error("want End-of-RIB")
+	}
+	_ = s.Withdraw(context.Background(), netip.MustParsePrefix("2001:db8::10/128"))
+	want = route{Attrs: []string{"{MpUnreach(ipv6-unicast): {NLRIs: [2001:db8::10/128]}}"}}
+	if diff := cmp.Diff(want, summary(r.next(t))); diff != "" {
+		t.Errorf("withdrawn (-want +got):\n%s", diff)
+	}
+}
+
+// sendRoutes makes the router announce n /32s to the stub.
+func (r *testRouter) sendRoutes(c net.Conn, n int) {
+	attrs := []pkt.PathAttributeInterface{pkt.NewPathAttributeOrigin(0),
+		pkt.NewPathAttributeAsPath(nil), pkt.NewPathAttributeNextHop("127.0.0.1"), pkt.NewPathAttributeLocalPref(100)}
+	for i := 0; i < n; i += 500 {
+		var nlri []*pkt.IPAddrPrefix
+		for j := i; j < min(n, i+500); j++ {
+			nlri = append(nlri, pkt.NewIPAddrPrefix(32, netip.AddrFrom4([4]byte{10, byte(j >> 16), byte(j >> 8), byte(j)}).String()))
+		}
+		r.send(c, pkt.NewBGPUpdateMessage(nil, attrs, nlri))
+	}
+}
+
+func TestStubRefusesAndMaxPrefix(t *testing.T) {
+	r := newTestRouter(t, 64500, "")
+	p := testPeer(r, 64500)
+	p.MaxPrefix = 2000
+	tripped := make(chan int, 1)
+	s := NewStub(slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s.OnMaxPrefix = func(_ Peer, n int) { tripped <- n }
+	_ = s.Start(context.Background(), netip.MustParseAddr("192.0.2.1"), 64500)
+	t.Cleanup(s.Stop)
+	_ = s.AddPeer(context.Background(), p)
+	c := <-r.conn
+	r.sendRoutes(c, 1500)
+	// The same routes again (an attribute change) do not count twice
+	// against max-prefix, but each is counted as refused.
+	r.sendRoutes(c, 1500)
+	r.send(c, pkt.NewBGPKeepAliveMessage())
+	if !waitFor(func() bool { return s.sessions()[0].refused.Load() == 3000 }) {
+		t.Fatalf("refused %d, want 3000", s.sessions()[0].refused.Load())
+	}
+	if !s.Sessions()[0].Up {
+		t.Fatal("session closed below max-prefix")
+	}
+	r.sendRoutes(c, 2001)
+	select {
+	case n := <-tripped:
+		if n != 2001 {
+			t.Errorf("tripped at %d", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("max-prefix never tripped")
+	}
+	if n := r.notification(t); n.ErrorCode != pkt.BGP_ERROR_CEASE || n.ErrorSubcode != pkt.BGP_ERROR_SUB_MAXIMUM_NUMBER_OF_PREFIXES_REACHED {
+		t.Errorf("notification %d/%d", n.ErrorCode, n.ErrorSubcode)
+	}
+}
+
+func TestStubRefusesBadOpen(t *testing.T) {
+	r := newTestRouter(t, 64999, "")
+	p := testPeer(r, 64500)
+	p.ASN = 64501 // the router says 64999
+	startStub(t, p)
+	n := r.notification(t)
+	if n.ErrorCode != pkt.BGP_ERROR_OPEN_MESSAGE_ERROR || n.ErrorSubcode != pkt.BGP_ERROR_SUB_BAD_PEER_AS {
+		t.Errorf("notification %d/%d", n.ErrorCode, n.ErrorSubcode)
+	}
+}
+
+func TestStubMD5AndRestart(t *testing.T) {
+	r := newTestRouter(t, 64500, "s3cret")
+	p := testPeer(r, 64500)
+	p.Password = "s3cret"
+	s := startStub(t, p)
+	o := <-r.open
+	var gr *pkt.CapGracefulRestart
+	for _, op := range o.OptParams {
+		for _, c := range op.(*pkt.OptionParameterCapability).Capability {
+			if g, ok := c.(*pkt.CapGracefulRestart); ok {
+				gr = g
+			}
+		}
+	}
+	// A process younger than RestartTime says it restarts, forwarding kept.
+	if gr == nil || gr.Flags&0x08 == 0 || gr.Time != 120 || len(gr.Tuples) != 1 || gr.Tuples[0].Flags&0x80 == 0 {
+		t.Errorf("graceful restart capability %+v", gr)
+	}
+	<-r.conn
+	if !waitFor(func() bool { st := s.Sessions(); return len(st) == 1 && st[0].Up }) {
+		t.Fatal("no session with the right password")
+	}
+	s.Stop() // Cease, administrative shutdown
+	n := r.notification(t)
+	if n.ErrorCode != pkt.BGP_ERROR_CEASE || n.ErrorSubcode != pkt.BGP_ERROR_SUB_ADMINISTRATIVE_SHUTDOWN {
+		t.Errorf("notification %d/%d", n.ErrorCode, n.ErrorSubcode)
+	}
+}
+
+// waitFor polls cond for up to 5 s.
+func waitFor(cond func() bool) bool {
+	for range 500 {
+		if cond() {
+			return true
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return false
+}
+
+func TestNegotiated(t *testing.T) {
+	for _, tc := range []struct {
+		ours, keep time.Duration
+		theirs     uint16
+		hold, ka   int64
+	}{
+		{90 * time.Second, 30 * time.Second, 9, 9, 3},
+		{9 * time.Second, 3 * time.Second, 90, 9, 3},
+		{0, 0, 90, 0, 0}, // hold-time 0: no keepalives
+		{90 * time.Second, 30 * time.Second, 0, 0, 0},
+		{3 * time.Second, 0, 3, 3, 1},
+	} {
+		h, k := negotiated(Peer{HoldTime: tc.ours, KeepaliveTime: tc.keep}, tc.theirs)
+		if h != tc.hold || k != tc.ka {
+			t.Errorf("ours %v/%v theirs %d: got %d/%d, want %d/%d", tc.ours, tc.keep, tc.theirs, h, k, tc.hold, tc.ka)
+		}
+	}
+}
+
+func TestScanUpdate(t *testing.T) {
+	v6 := []pkt.AddrPrefixInterface{pkt.NewIPv6AddrPrefix(64, "2001:db8::"), pkt.NewIPv6AddrPrefix(128, "2001:db8::1")}
+	for _, tc := range []struct {
+		name string
+		msg  *pkt.BGPMessage
+		want []string
+		eor  bool
+	}{
+		{"v4", pkt.NewBGPUpdateMessage([]*pkt.IPAddrPrefix{pkt.NewIPAddrPrefix(24, "198.51.100.0")},
+			[]pkt.PathAttributeInterface{pkt.NewPathAttributeOrigin(0), pkt.NewPathAttributeNextHop("192.0.2.1")},
+			[]*pkt.IPAddrPrefix{pkt.NewIPAddrPrefix(0, "0.0.0.0"), pkt.NewIPAddrPrefix(32, "203.0.113.5")}),
+			[]string{"-198.51.100.0/24", "+0.0.0.0/0", "+203.0.113.5/32"}, false},
+		{"v6", pkt.NewBGPUpdateMessage(nil, []pkt.PathAttributeInterface{pkt.NewPathAttributeOrigin(0),
+			pkt.NewPathAttributeMpReachNLRI("2001:db8::ff", v6)}, nil),
+			[]string{"+2001:db8::/64", "+2001:db8::1/128"}, false},
+		{"v6 withdrawn", pkt.NewBGPUpdateMessage(nil, []pkt.PathAttributeInterface{pkt.NewPathAttributeMpUnreachNLRI(v6)}, nil),
+			[]string{"-2001:db8::/64", "-2001:db8::1/128"}, false},
+		{"v4 EoR", pkt.NewEndOfRib(pkt.RF_IPv4_UC), nil, true},
+		{"v6 EoR", pkt.NewEndOfRib(pkt.RF_IPv6_UC), nil, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b, err := tc.msg.Serialize()
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			eor, err := scanUpdate(b[headerLen:], func(p netip.Prefix, w bool) {
+				got = append(got, map[bool]string{true: "-", false: "+"}[w]+p.String())
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" || eor != tc.eor {
+				t.Errorf("eor %v; prefixes (-want +got):\n%s", eor, diff)
+			}
+		})
+	}
+}
+
+// FuzzScanUpdate: scanUpdate never panics, and wherever GoBGP's parser
+// accepts an UPDATE both count the same IPv4 prefixes.
+func FuzzScanUpdate(f *testing.F) {
+	for _, m := range []*pkt.BGPMessage{
+		pkt.NewBGPUpdateMessage([]*pkt.IPAddrPrefix{pkt.NewIPAddrPrefix(24, "198.51.100.0")},
+			[]pkt.PathAttributeInterface{pkt.NewPathAttributeOrigin(0), pkt.NewPathAttributeNextHop("192.0.2.1")},
+			[]*pkt.IPAddrPrefix{pkt.NewIPAddrPrefix(32, "203.0.113.5")}),
+		pkt.NewEndOfRib(pkt.RF_IPv6_UC),
+		pkt.NewBGPUpdateMessage(nil, []pkt.PathAttributeInterface{pkt.NewPathAttributeMpReachNLRI("2001:db8::ff",
+			[]pkt.AddrPrefixInterface{pkt.NewIPv6AddrPrefix(64, "2001:db8::")})}, nil),
+	} {
+		b, _ := m.Serialize()
+		f.Add(b[headerLen:])
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		var n4 int
+		_, err := scanUpdate(body, func(p netip.Prefix, w bool) {
+			if p.Addr().Is4() && !w {
+				n4++
+			}
+		})
+		if err != nil || len(body)+headerLen > maxMsgLen {
+			return
+		}
+		m, perr := pkt.ParseBGPBody(&pkt.BGPHeader{Type: pkt.BGP_MSG_UPDATE, Len: uint16(headerLen + len(body))}, body)
+		if perr != nil {
+			return
+		}
+		u := m.Body.(*pkt.BGPUpdate)
+		want := len(u.NLRI)
+		for _, a := range u.PathAttributes {
+			if mp, ok := a.(*pkt.PathAttributeMpReachNLRI); ok && mp.AFI == pkt.AFI_IP && mp.SAFI == pkt.SAFI_UNICAST {
+				want += len(mp.Value)
+			}
+		}
+		if n4 != want {
+			t.Errorf("scanUpdate counted %d IPv4 prefixes, GoBGP %d", n4, want)
+		}
+	})
+}
