@@ -4,13 +4,16 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
@@ -31,6 +34,8 @@ type enableOptions struct {
 	dryRun       bool
 	image        string
 	ctr          string
+	tokenFile    string
+	agentPort    int
 	timeout      time.Duration
 	probeMax     int
 	hostRoot     string
@@ -63,7 +68,9 @@ Running it again with another range changes only the pool.`,
 	f.BoolVar(&o.noProbe, "no-probe", false, "do not ARP-probe the range for addresses in use")
 	f.BoolVar(&o.dryRun, "dry-run", false, "print the manifests instead of applying them")
 	f.StringVar(&o.image, "image", "", "image to run (default: package this binary and import it into MicroK8s's containerd)")
-	f.StringVar(&o.ctr, "ctr", "", "containerd client command for the import (default: $SNAP/microk8s-ctr.wrapper)")
+	f.StringVar(&o.ctr, "ctr", "", "containerd client command for the import on a single-node cluster (default: $SNAP/microk8s-ctr.wrapper)")
+	f.StringVar(&o.tokenFile, "callback-token", callbackTokenPath(), "on a cluster of several nodes, the cluster agents' callback token file (the image goes to every node through its agent)")
+	f.IntVar(&o.agentPort, "cluster-agent-port", image.ClusterAgentPort, "the nodes' cluster agent port")
 	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "how long to wait for the controller and speakers to be ready")
 	f.IntVar(&o.probeMax, "probe-max", 512, "probe at most this many addresses")
 	f.StringVar(&o.hostRoot, "host-root", "/", "read the host's files (leases, DHCP server config) below this directory")
@@ -147,6 +154,11 @@ func (o *enableOptions) imageFunc(g *globals, client kubernetes.Interface) insta
 		if err != nil || dryRun {
 			return ref, err
 		}
+		if nodes, err := agentNodes(ctx, client); err != nil {
+			return "", err
+		} else if len(nodes) > 1 {
+			return ref, o.pushToNodes(ctx, g, exe, ref, nodes)
+		}
 		ctr := strings.Fields(o.ctr)
 		if len(ctr) == 0 {
 			if snap := os.Getenv("SNAP"); snap != "" {
@@ -160,13 +172,59 @@ func (o *enableOptions) imageFunc(g *globals, client kubernetes.Interface) insta
 		if err := image.Import(ctx, exe, ref, ctr); err != nil {
 			return "", err
 		}
-		if client != nil {
-			if nodes, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{}); err == nil && len(nodes.Items) > 1 {
-				fmt.Fprintf(g.out, "warning: the image is imported on this node only; the %d other nodes need it too: import it there (microk8s ctr image import), or re-run with --image REF from a registry\n", len(nodes.Items)-1)
-			}
-		}
 		return ref, nil
 	}
+}
+
+func callbackTokenPath() string {
+	if d := os.Getenv("SNAP_DATA"); d != "" {
+		return filepath.Join(d, "credentials", "callback-token.txt")
+	}
+	return ""
+}
+
+// agentNodes lists the cluster's nodes with their InternalIP, by name.
+func agentNodes(ctx context.Context, client kubernetes.Interface) ([]image.Node, error) {
+	if client == nil {
+		return nil, nil
+	}
+	list, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list the nodes to import the image on each: %w", err)
+	}
+	var out []image.Node
+	for _, n := range list.Items {
+		node := image.Node{Name: n.Name}
+		for _, a := range n.Status.Addresses {
+			if ip, err := netip.ParseAddr(a.Address); err == nil && a.Type == corev1.NodeInternalIP && !node.Addr.IsValid() {
+				node.Addr = ip
+			}
+		}
+		out = append(out, node)
+	}
+	slices.SortFunc(out, func(a, b image.Node) int { return strings.Compare(a.Name, b.Name) })
+	return out, nil
+}
+
+// pushToNodes imports the image on every node of a multi-node cluster
+// through the nodes' cluster agents, as "microk8s images import" does.
+func (o *enableOptions) pushToNodes(ctx context.Context, g *globals, exe, ref string, nodes []image.Node) error {
+	if o.tokenFile == "" {
+		return fmt.Errorf("this cluster has %d nodes: the image goes to each through its cluster agent, which needs the callback token ($SNAP_DATA/credentials/callback-token.txt, as under \"microk8s enable\"); pass --callback-token FILE, or --image REF from a registry every node can pull", len(nodes))
+	}
+	tok, err := os.ReadFile(o.tokenFile)
+	if err != nil {
+		return fmt.Errorf("this cluster has %d nodes: the image goes to each through its cluster agent, which needs the callback token: %w (run enable as root on a node of the cluster, or pass --image REF from a registry every node can pull)", len(nodes), err)
+	}
+	fmt.Fprintf(g.out, "importing image %s into the %d nodes through their cluster agents\n", ref, len(nodes))
+	a := &image.Agents{Port: o.agentPort, Token: strings.TrimSpace(string(tok))}
+	return a.Push(ctx, exe, ref, nodes, func(n image.Node, took time.Duration, err error) {
+		if err != nil {
+			fmt.Fprintf(g.out, "  %-20s %-15s failed: %v\n", n.Name, n.Addr, err)
+			return
+		}
+		fmt.Fprintf(g.out, "  %-20s %-15s imported in %.1fs\n", n.Name, n.Addr, took.Seconds())
+	})
 }
 
 type disableOptions struct {

@@ -102,7 +102,7 @@ func (r *Registry) ServeWith(ctx context.Context, o ServeOptions, log *slog.Logg
 		h := r.Handler()
 		var tlsConf *tls.Config
 		if o.Auth != nil {
-			cert, err := selfSigned()
+			cert, err := SelfSigned()
 			if err != nil {
 				return err
 			}
@@ -184,11 +184,11 @@ func serve(ctx context.Context, addr string, h http.Handler, tlsConf *tls.Config
 	return nil
 }
 
-// selfSigned makes a certificate for the metrics endpoint: scrapers check
+// SelfSigned makes a certificate for the metrics endpoint: scrapers check
 // the caller's rights by its token, and the endpoint's identity by the pod
 // they chose to scrape (Prometheus scrapes it with insecureSkipVerify, as
 // it does kube-rbac-proxy's).
-func selfSigned() (tls.Certificate, error) {
+func SelfSigned() (tls.Certificate, error) {
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	if err != nil {
 		return tls.Certificate{}, err

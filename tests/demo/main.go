@@ -97,15 +97,18 @@ func run(ctx context.Context, bin string, keep bool) error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	ctr, stopCtr, err := containerdClient()
+	snap, err := lab.NewSnap(dir, env.Kubeconfig, lab.RecordingCtr)
 	if err != nil {
 		return err
 	}
-	defer stopCtr()
-	snap, err := lab.NewSnap(dir, env.Kubeconfig, ctr)
+	if m := testenv.ContainerdMissing(); m != "" {
+		fmt.Printf("(containerd %s: the nodes' cluster agents only record the image)\n", m)
+	}
+	images, err := lab.StartNodeImages(snap.Token, dir)
 	if err != nil {
 		return err
 	}
+	defer images.Stop()
 
 	say("creating Service default/hello (type LoadBalancer) and its pod on node-b")
 	if err := createApp(ctx, c); err != nil {
@@ -125,9 +128,17 @@ func run(ctx context.Context, bin string, keep bool) error {
 	defer stopKubelet()
 
 	say("microk8s enable metallb:%s   (the real enable hook, run from node-a as MicroK8s runs it)", demoRange)
+	fmt.Println("    the image goes to each node's containerd through the node's cluster agent (a stand-in for MicroK8s's);")
 	fmt.Println("    a stand-in kubelet runs the controller and speakers as the applied Deployment and DaemonSet say")
 	if err := hook(ctx, l, snap, "enable", demoRange); err != nil {
 		return err
+	}
+	if d, err := c.AppsV1().DaemonSets("metallb-system").Get(ctx, "speaker", metav1.GetOptions{}); err == nil {
+		ref := d.Spec.Template.Spec.Containers[0].Image
+		for _, n := range lab.Nodes {
+			ok, err := images.Has(n, ref)
+			fmt.Printf("    %s's containerd has %s: %v%s\n", n, ref, ok, map[bool]string{true: " (" + fmt.Sprint(err) + ")", false: ""}[err != nil])
+		}
 	}
 
 	ip, err := waitIP(ctx, c)
@@ -186,21 +197,6 @@ func run(ctx context.Context, bin string, keep bool) error {
 	fmt.Printf("arping %s: %d replies\n", ip, len(macs))
 	say("done: Service <pending> → metallb enabled → %s answered by %s and served over TCP → metallb disabled", ip, owner)
 	return nil
-}
-
-// containerdClient starts a private containerd when Debian's is installed,
-// so the hook's image import is real, and returns the microk8s-ctr.wrapper
-// for it; otherwise the wrapper only keeps the file.
-func containerdClient() (wrapper string, stop func(), err error) {
-	if m := testenv.ContainerdMissing(); m != "" {
-		fmt.Printf("(containerd %s: the image import is only recorded)\n", m)
-		return lab.RecordingCtr, func() {}, nil
-	}
-	cd, err := testenv.StartContainerd()
-	if err != nil {
-		return "", nil, err
-	}
-	return lab.ExecCtr(strings.Join(cd.Ctr, " ")), cd.Stop, nil
 }
 
 // hook runs ./enable or ./disable inside node-a with the snap's environment,

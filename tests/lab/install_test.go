@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -26,14 +27,17 @@ import (
 	"github.com/microk8s-metallb/metallb/tests/testenv"
 )
 
-// snapCluster is a lab with a control plane and a stand-in MicroK8s whose
-// containerd client records the image it is given.
+// snapCluster is a lab with a control plane and a stand-in MicroK8s: a
+// cluster agent and a containerd on every node (the image goes there, as
+// the cluster has three nodes), and a local containerd client that only
+// records (for a single-node import).
 type snapCluster struct {
 	*Lab
-	env  *testenv.Env
-	c    kubernetes.Interface
-	bin  string
-	snap *Snap
+	env    *testenv.Env
+	c      kubernetes.Interface
+	bin    string
+	snap   *Snap
+	images *NodeImages
 }
 
 func startSnapCluster(t *testing.T) *snapCluster {
@@ -43,7 +47,12 @@ func startSnapCluster(t *testing.T) *snapCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &snapCluster{Lab: l, env: env, c: env.Client, bin: testenv.Binary(t), snap: snap}
+	images, err := StartNodeImages(snap.Token, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(images.Stop)
+	return &snapCluster{Lab: l, env: env, c: env.Client, bin: testenv.Binary(t), snap: snap, images: images}
 }
 
 // hook runs the repository's hook as MicroK8s would, with this checkout's
@@ -192,6 +201,31 @@ func TestInstallerHooks(t *testing.T) {
 		}
 	})
 
+	t.Run("a node whose cluster agent does not answer: enable stops with the fix", func(t *testing.T) {
+		sc.images.Agents[2].Stop()
+		defer func() {
+			if err := sc.images.Agents[2].Start(); err != nil {
+				t.Fatal(err)
+			}
+		}()
+		r := sc.run(t, nil, "enable", "198.51.100.200-198.51.100.210")
+		for _, want := range []string{
+			"  node-c               198.51.100.13   failed: cluster agent unreachable",
+			"the image did not reach 1 of 3 nodes:\n  node-c (198.51.100.13:25000): cluster agent unreachable",
+			"answers on port 25000/tcp from this node",
+		} {
+			if !strings.Contains(r.out, want) {
+				t.Errorf("output lacks %q", want)
+			}
+		}
+		if r.code != 1 {
+			t.Errorf("exit %d", r.code)
+		}
+		if got := sc.objects(t); len(got) != 0 {
+			t.Errorf("a failed import applied %v", keys(got))
+		}
+	})
+
 	stopKubelet := sc.kubelet(t, false)
 	var first map[string]string
 	t.Run("enable installs every object", func(t *testing.T) {
@@ -227,11 +261,16 @@ func TestInstallerHooks(t *testing.T) {
 		if !regexp.MustCompile(`^localhost/microk8s-metallb:.+-[0-9a-f]{12}$`).MatchString(img) {
 			t.Errorf("controller image %q", img)
 		}
-		if !strings.Contains(r.out, "importing image "+img+" into containerd") {
+		if !strings.Contains(r.out, "importing image "+img+" into the 3 nodes through their cluster agents") {
 			t.Errorf("the image was not imported")
 		}
-		if fi, err := os.Stat(filepath.Join(sc.snap.Dir, "imported.tar")); err != nil || fi.Size() < 1<<20 {
-			t.Errorf("imported image: %v", err)
+		for i, node := range Nodes {
+			if !regexp.MustCompile(`(?m)^  ` + node + ` +198\.51\.100\.` + fmt.Sprint(11+i) + ` +imported in [0-9.]+s$`).MatchString(r.out) {
+				t.Errorf("no import line for %s", node)
+			}
+			if ok, err := sc.images.Has(node, img); !ok || err != nil {
+				t.Errorf("%s's containerd does not have %s (%v)", node, img, err)
+			}
 		}
 		n, err := sc.c.CoreV1().Namespaces().Get(ctx, ns, metav1.GetOptions{})
 		if err != nil || n.Labels["pod-security.kubernetes.io/enforce"] != "privileged" {

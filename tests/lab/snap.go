@@ -8,10 +8,11 @@ import (
 )
 
 // Snap stands in for what MicroK8s gives an addon's hooks: $SNAP with the
-// kubectl and containerd wrappers, $SNAP_DATA with the admin kubeconfig and
-// the args files, $SNAP_COMMON.
+// kubectl and containerd wrappers, $SNAP_DATA with the admin kubeconfig,
+// the cluster agents' callback token and the args files, $SNAP_COMMON.
 type Snap struct {
 	Dir, Data, Common string
+	Token             string // the callback token (credentials/callback-token.txt)
 }
 
 // RecordingCtr is a containerd-client wrapper that accepts only "image
@@ -29,17 +30,19 @@ func ExecCtr(ctr string) string { return "#!/bin/sh\nexec " + ctr + " \"$@\"\n" 
 // NewSnap writes a stand-in snap under dir for the cluster of kubeconfig,
 // with ctrWrapper as $SNAP/microk8s-ctr.wrapper.
 func NewSnap(dir, kubeconfig, ctrWrapper string) (*Snap, error) {
-	s := &Snap{Dir: filepath.Join(dir, "snap"), Data: filepath.Join(dir, "snap-data"), Common: filepath.Join(dir, "snap-common")}
+	s := &Snap{Dir: filepath.Join(dir, "snap"), Data: filepath.Join(dir, "snap-data"), Common: filepath.Join(dir, "snap-common"),
+		Token: "lab-callback-token-" + filepath.Base(dir)}
 	kc, err := os.ReadFile(kubeconfig)
 	if err != nil {
 		return nil, err
 	}
 	files := map[string]string{
-		filepath.Join(s.Dir, "microk8s-ctr.wrapper"):          ctrWrapper,
-		filepath.Join(s.Dir, "microk8s-kubectl.wrapper"):      "#!/bin/sh\necho 'kubectl is not used by the installer' >&2; exit 1\n",
-		filepath.Join(s.Data, "credentials", "client.config"): string(kc),
-		filepath.Join(s.Data, "args", "kube-apiserver"):       "--service-cluster-ip-range=10.152.183.0/24\n--secure-port=16443\n",
-		filepath.Join(s.Data, "args", "kube-proxy"):           "--cluster-cidr=10.1.0.0/16\n",
+		filepath.Join(s.Dir, "microk8s-ctr.wrapper"):               ctrWrapper,
+		filepath.Join(s.Dir, "microk8s-kubectl.wrapper"):           "#!/bin/sh\necho 'kubectl is not used by the installer' >&2; exit 1\n",
+		filepath.Join(s.Data, "credentials", "client.config"):      string(kc),
+		filepath.Join(s.Data, "credentials", "callback-token.txt"): s.Token + "\n",
+		filepath.Join(s.Data, "args", "kube-apiserver"):            "--service-cluster-ip-range=10.152.183.0/24\n--secure-port=16443\n",
+		filepath.Join(s.Data, "args", "kube-proxy"):                "--cluster-cidr=10.1.0.0/16\n",
 	}
 	for p, body := range files {
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
