@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# Builds etcd, kube-apiserver and kube-controller-manager for the test control plane, and kine
-# (SQLite, for the MicroK8s-HA-like datastore: two API servers over one database), and caches
-# them outside the clone, so that a fresh clone (CI) reuses them. Prints the bin directory.
+# Builds etcd, kube-apiserver, kube-controller-manager and kube-scheduler for the test control
+# plane, kubelet and kube-proxy for the lab's real nodes, and kine (SQLite, for the
+# MicroK8s-HA-like datastore: two API servers over one database), and caches them outside the
+# clone, so that a fresh clone (CI) reuses them. Prints the bin directory.
 #
 #   scripts/build-controlplane.sh                  # build what is missing, print the bin directory
 #   scripts/build-controlplane.sh --print-bin-dir  # only print where the binaries are (or will be)
@@ -37,7 +38,7 @@ build_etcd() {
 
 build_k8s() {
   local need=()
-  for c in kube-apiserver kube-controller-manager; do
+  for c in kube-apiserver kube-controller-manager kube-scheduler kubelet kube-proxy; do
     [ -x "$bin/$c" ] || need+=("$c")
   done
   [ ${#need[@]} -eq 0 ] && return
@@ -45,7 +46,7 @@ build_k8s() {
   mkdir -p "$mod"
   (
     cd "$mod"
-    if [ ! -f go.mod ] || ! grep -q "k8s.io/kubernetes v$K8S_VERSION" go.mod; then
+    if [ ! -f go.mod ] || ! grep -q "k8s.io/kubernetes v$K8S_VERSION" go.mod || ! grep -q cmd/kube-proxy tools.go; then
       log "preparing a tools module for k8s.io/kubernetes v$K8S_VERSION"
       rm -f go.mod go.sum
       go mod init metallb-addon/k8s-tools >/dev/null 2>&1
@@ -57,6 +58,9 @@ package tools
 import (
 	_ "k8s.io/kubernetes/cmd/kube-apiserver"
 	_ "k8s.io/kubernetes/cmd/kube-controller-manager"
+	_ "k8s.io/kubernetes/cmd/kube-scheduler"
+	_ "k8s.io/kubernetes/cmd/kubelet"
+	_ "k8s.io/kubernetes/cmd/kube-proxy"
 )
 GO
       local gomod

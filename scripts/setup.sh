@@ -9,8 +9,9 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 
 # Debian packages the tests use: git for version stamps, iproute2 and arping
 # for the network lab, containerd (with ctr and runc) for the image import test,
-# bird2 and frr as the lab's BGP routers, prometheus for promtool (the alert rules' tests).
-pkgs=(git iproute2 iputils-arping containerd bird2 frr prometheus)
+# bird2 and frr as the lab's BGP routers, prometheus for promtool (the alert rules' tests),
+# and for the lab's real nodes (kubelet, kube-proxy): the CNI plugins, iptables and conntrack.
+pkgs=(git iproute2 iputils-arping containerd bird2 frr prometheus containernetworking-plugins iptables conntrack)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

@@ -112,28 +112,47 @@ func CtrImport(ctr []string) func(ctx context.Context, path string) (string, err
 // Without containerd on this machine, the agents keep each tarball as
 // DIR/imported-NODE.tar instead.
 type NodeImages struct {
-	Agents      []*ClusterAgent
-	Containerds map[string]*testenv.Containerd
-	Dir         string
+	Agents []*ClusterAgent
+	Ctr    map[string][]string // node → its containerd's client; none when recording
+	Dir    string
+	own    []*testenv.Containerd
 }
 
 // StartNodeImages starts an agent (and a containerd, when there is one) for
 // every lab node, accepting token.
 func StartNodeImages(token, dir string) (*NodeImages, error) {
-	ni := &NodeImages{Containerds: map[string]*testenv.Containerd{}, Dir: dir}
-	real := testenv.ContainerdMissing() == ""
+	ctrs := map[string][]string{}
+	var own []*testenv.Containerd
+	if testenv.ContainerdMissing() == "" {
+		for _, node := range Nodes {
+			cd, err := testenv.StartContainerd()
+			if err != nil {
+				for _, c := range own {
+					c.Stop()
+				}
+				return nil, err
+			}
+			own = append(own, cd)
+			ctrs[node] = cd.Ctr
+		}
+	}
+	ni, err := StartAgents(token, dir, ctrs)
+	if ni != nil {
+		ni.own = own
+	}
+	return ni, err
+}
+
+// StartAgents starts an agent on every lab node that imports into that
+// node's containerd (ctrs), or records the tarball when it has none.
+func StartAgents(token, dir string, ctrs map[string][]string) (*NodeImages, error) {
+	ni := &NodeImages{Ctr: ctrs, Dir: dir}
 	for i, node := range Nodes {
 		imp := func(_ context.Context, path string) (string, error) {
 			return "recorded", copyFile(path, filepath.Join(dir, "imported-"+node+".tar"))
 		}
-		if real {
-			cd, err := testenv.StartContainerd()
-			if err != nil {
-				ni.Stop()
-				return nil, err
-			}
-			ni.Containerds[node] = cd
-			imp = CtrImport(cd.Ctr)
+		if ctr, ok := ctrs[node]; ok {
+			imp = CtrImport(ctr)
 		}
 		a := &ClusterAgent{Node: node, Addr: fmt.Sprintf("198.51.100.%d", 11+i), Token: token, Import: imp}
 		if err := a.Start(); err != nil {
@@ -148,12 +167,12 @@ func StartNodeImages(token, dir string) (*NodeImages, error) {
 // Has reports whether node's containerd holds ref (or, recording, whether
 // the node got a tarball).
 func (ni *NodeImages) Has(node, ref string) (bool, error) {
-	cd, ok := ni.Containerds[node]
+	ctr, ok := ni.Ctr[node]
 	if !ok {
 		fi, err := os.Stat(filepath.Join(ni.Dir, "imported-"+node+".tar"))
 		return err == nil && fi.Size() > 1<<20, nil
 	}
-	out, err := exec.Command(cd.Ctr[0], append(append([]string{}, cd.Ctr[1:]...), "image", "ls", "-q")...).CombinedOutput()
+	out, err := exec.Command(ctr[0], append(append([]string{}, ctr[1:]...), "image", "ls", "-q")...).CombinedOutput()
 	if err != nil {
 		return false, fmt.Errorf("%v: %s", err, out)
 	}
@@ -170,7 +189,7 @@ func (ni *NodeImages) Stop() {
 	for _, a := range ni.Agents {
 		a.Stop()
 	}
-	for _, cd := range ni.Containerds {
+	for _, cd := range ni.own {
 		cd.Stop()
 	}
 }

@@ -59,6 +59,12 @@ type Options struct {
 	// kine's next poll of the database (1 s). Kubeconfig2 and Client2 reach
 	// the second one.
 	HA bool
+	// Workloads readies the control plane for real kubelets: the
+	// controllers of Deployments, ReplicaSets and DaemonSets, the root CA
+	// publisher, the node lifecycle controller (it lifts the not-ready
+	// taint a kubelet registers with), and the ServiceAccount admission
+	// (pods get their token).
+	Workloads bool
 }
 
 // Env is a running control plane.
@@ -173,6 +179,10 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 		cidrs = "10.96.0.0/16,fd00:10:96::/108"
 	}
 	env.APIServerURL = "https://" + hostPort(apiPort)
+	disableAdmission := "--disable-admission-plugins=ServiceAccount"
+	if opts.Workloads {
+		disableAdmission = "--disable-admission-plugins="
+	}
 	apiserver := func(name, etcd string, port int, certDir string) error {
 		return env.start(ctx, name, filepath.Join(bin, "kube-apiserver"), logOut,
 			"--etcd-servers="+etcd,
@@ -189,7 +199,7 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 			"--allow-privileged=true",
 			// Without a kubelet nothing mounts tokens; tests create Pods right after
 			// their namespace, before the default ServiceAccount exists.
-			"--disable-admission-plugins=ServiceAccount",
+			disableAdmission,
 			"--max-requests-inflight=2000",
 			"--max-mutating-requests-inflight=1000",
 			"--v=0",
@@ -248,15 +258,21 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 		}
 	}
 
-	if err := env.start(ctx, "kube-controller-manager", filepath.Join(bin, "kube-controller-manager"), logOut,
-		"--kubeconfig="+env.Kubeconfig,
-		"--authentication-kubeconfig="+env.Kubeconfig,
-		"--authorization-kubeconfig="+env.Kubeconfig,
-		"--controllers=namespace-controller,serviceaccount-controller,serviceaccount-token-controller,garbage-collector-controller,endpointslice-controller,resourcequota-controller",
-		"--service-account-private-key-file="+saKey,
+	controllers := "namespace-controller,serviceaccount-controller,serviceaccount-token-controller,garbage-collector-controller,endpointslice-controller,resourcequota-controller"
+	var kcmExtra []string
+	if opts.Workloads {
+		controllers += ",deployment-controller,replicaset-controller,daemonset-controller,root-ca-certificate-publisher-controller,node-lifecycle-controller"
+		kcmExtra = append(kcmExtra, "--root-ca-file="+filepath.Join(certDir, "apiserver.crt"))
+	}
+	if err := env.start(ctx, "kube-controller-manager", filepath.Join(bin, "kube-controller-manager"), logOut, append([]string{
+		"--kubeconfig=" + env.Kubeconfig,
+		"--authentication-kubeconfig=" + env.Kubeconfig,
+		"--authorization-kubeconfig=" + env.Kubeconfig,
+		"--controllers=" + controllers,
+		"--service-account-private-key-file=" + saKey,
 		"--use-service-account-credentials=false",
 		"--leader-elect=false",
-		"--bind-address="+addr,
+		"--bind-address=" + addr,
 		"--secure-port=0",
 		// The defaults (20 QPS) make the endpointslice controller the bottleneck
 		// of any benchmark with hundreds of Services.
@@ -264,7 +280,7 @@ func Start(ctx context.Context, opts Options) (env *Env, err error) {
 		"--kube-api-burst=2000",
 		"--concurrent-service-endpoint-syncs=10",
 		"--v=0",
-	); err != nil {
+	}, kcmExtra...)...); err != nil {
 		return env, err
 	}
 	return env, nil
@@ -492,3 +508,7 @@ func (e *Env) PID(name string) int {
 	}
 	return 0
 }
+
+// BinDir returns the directory of the cached control-plane binaries (see
+// Options.BinDir).
+func BinDir() (string, error) { return resolveBinDir("") }

@@ -1,0 +1,321 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/microk8s-metallb/metallb/pkg/election"
+	"github.com/microk8s-metallb/metallb/tests/testenv"
+)
+
+// TestEnableOnRealNodes runs the real enable hook from node-a against
+// three real nodes (containerd, kubelet, kube-proxy in each node
+// namespace): the image reaches every node through its cluster agent, the
+// kubelets run controller and speakers as containers with the rendered
+// securityContext and gate the rollout on their probes, the Service's
+// address is answered by one MAC and served over TCP by a real pod through
+// kube-proxy, a re-run with a rebuilt binary rolls the DaemonSet and the
+// Deployment without moving the address, and disable removes it all.
+func TestEnableOnRealNodes(t *testing.T) {
+	l, env, rn := UpWithRealNodes(t)
+	ctx := context.Background()
+	c := env.Client
+	snap, err := NewSnap(t.TempDir(), env.Kubeconfig, RecordingCtr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	images, err := StartAgents(snap.Token, t.TempDir(), rn.Ctr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(images.Stop)
+	sc := &snapCluster{Lab: l, env: env, c: c, bin: testenv.Binary(t), snap: snap, images: images}
+	createHello(t, c)
+
+	r := sc.run(t, nil, "enable", "198.51.100.200-198.51.100.210")
+	if r.code != 0 {
+		t.Fatalf("enable: exit %d", r.code)
+	}
+	ref := speakerImage(t, c)
+	for i, node := range Nodes {
+		if !regexp.MustCompile(`(?m)^  ` + node + ` +198\.51\.100\.` + fmt.Sprint(11+i) + ` +imported in [0-9.]+s$`).MatchString(r.out) {
+			t.Errorf("no import line for %s", node)
+		}
+		if ok, err := images.Has(node, ref); !ok {
+			t.Errorf("%s's containerd lacks %s (%v)", node, ref, err)
+		}
+	}
+	pods := checkPods(t, c, rn, ref)
+	checkSecurity(t, c, rn, pods)
+
+	ip := waitServiceIP(t, c, "default", "hello")
+	owner := election.Owner(netip.MustParseAddr(ip), Nodes)
+	macs, _ := Arping(ctx, ip, 3)
+	if len(macs) != 1 || macs[l.MACs[owner]] == 0 {
+		t.Errorf("arping %s: %v, want only %s's MAC %s", ip, macs, owner, l.MACs[owner])
+	}
+	reply, err := dialUntil("client", ip+":80", 20*time.Second)
+	if err != nil || reply != "hello from node-b" {
+		t.Errorf("TCP to %s:80: %q, %v", ip, reply, err)
+	}
+	t.Logf("%s (owner %s) answered by one MAC; TCP through kube-proxy on %s to the pod on node-b: %q", ip, owner, owner, reply)
+
+	rolled := buildVersion(t, "rolled")
+	t.Run("a re-run with a rebuilt binary rolls the DaemonSet and the Deployment; the address stays", func(t *testing.T) {
+		sc.bin = rolled
+		pctx, stop := context.WithCancel(ctx)
+		probes := probeARP(pctx, t, netip.MustParseAddr(ip), 100*time.Millisecond)
+		start := time.Now()
+		r := sc.run(t, nil, "enable", "198.51.100.200-198.51.100.210")
+		end := time.Now()
+		time.Sleep(time.Second) // probes after the rollout, as a tail
+		stop()
+		rs := <-probes
+		if r.code != 0 {
+			t.Fatalf("enable: exit %d", r.code)
+		}
+		newRef := speakerImage(t, c)
+		if newRef == ref {
+			t.Fatalf("the image did not change: %s", ref)
+		}
+		checkPods(t, c, rn, newRef)
+		total, unanswered, dual := countProbes(rs, start, end.Add(time.Second))
+		t.Logf("rolling update %v: %d probes every 100 ms, %d unanswered, %d answered by two MACs", end.Sub(start).Round(time.Millisecond), total, unanswered, dual)
+		if dual != 0 {
+			t.Errorf("%d probes answered by two MACs during the rollout", dual)
+		}
+		if got := waitServiceIP(t, c, "default", "hello"); got != ip {
+			t.Errorf("the address moved: %s → %s", ip, got)
+		}
+		if reply, err := dialUntil("client", ip+":80", 20*time.Second); err != nil || reply != "hello from node-b" {
+			t.Errorf("TCP after the rollout: %q, %v", reply, err)
+		}
+	})
+
+	t.Run("disable removes everything, the containers too", func(t *testing.T) {
+		if r := sc.run(t, nil, "disable"); r.code != 0 {
+			t.Fatalf("disable: exit %d", r.code)
+		}
+		if _, err := c.CoreV1().Namespaces().Get(ctx, "metallb-system", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+			t.Errorf("namespace metallb-system: %v", err)
+		}
+		for node, ctr := range rn.Ctr {
+			out, _ := exec.Command(ctr[0], append(ctr[1:], "container", "ls")...).Output()
+			if strings.Contains(string(out), "microk8s-metallb") {
+				t.Errorf("%s still has metallb containers:\n%s", node, out)
+			}
+		}
+		if macs, _ := Arping(ctx, ip, 1); len(macs) != 0 {
+			t.Errorf("%s still answered by %v", ip, macs)
+		}
+	})
+}
+
+// createHello makes the Service default/hello (LoadBalancer, port 80) and
+// its pod on node-b, from the lab's hello image.
+func createHello(t *testing.T, c kubernetes.Interface) {
+	t.Helper()
+	ctx := context.Background()
+	labels := map[string]string{"app": "hello"}
+	one := int32(1)
+	d := &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: "hello", Namespace: "default"},
+		Spec: appsv1.DeploymentSpec{Replicas: &one, Selector: &metav1.LabelSelector{MatchLabels: labels},
+			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{
+				NodeSelector: map[string]string{"kubernetes.io/hostname": "node-b"},
+				Containers: []corev1.Container{{Name: "hello", Image: HelloImage, ImagePullPolicy: corev1.PullNever, Args: []string{"serve"},
+					Env:            []corev1.EnvVar{{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}}},
+					Ports:          []corev1.ContainerPort{{ContainerPort: 8080}},
+					ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(8080)}}, PeriodSeconds: 1},
+				}},
+			}}},
+	}
+	if _, err := c.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "hello", Namespace: "default"}, Spec: corev1.ServiceSpec{
+		Type: corev1.ServiceTypeLoadBalancer, Selector: labels,
+		Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}},
+	}}
+	if _, err := c.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func speakerImage(t *testing.T, c kubernetes.Interface) string {
+	t.Helper()
+	d, err := c.AppsV1().DaemonSets("metallb-system").Get(context.Background(), "speaker", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d.Spec.Template.Spec.Containers[0].Image
+}
+
+// checkPods: one controller and a speaker per node, each a running, ready
+// container of ref that never restarted. It logs them and returns them.
+func checkPods(t *testing.T, c kubernetes.Interface, rn *RealNodes, ref string) []corev1.Pod {
+	t.Helper()
+	list, err := c.CoreV1().Pods("metallb-system").List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "%-28s %-7s %-8s %-6s %-8s %s\n", "NAME", "NODE", "PHASE", "READY", "RESTARTS", "CONTAINER")
+	var pods []corev1.Pod
+	speakers := map[string]bool{}
+	controllers := 0
+	for _, p := range list.Items {
+		if p.DeletionTimestamp != nil {
+			t.Errorf("pod %s is still terminating after the rollout", p.Name)
+			continue
+		}
+		pods = append(pods, p)
+		if len(p.Status.ContainerStatuses) != 1 {
+			t.Errorf("pod %s: %d container statuses", p.Name, len(p.Status.ContainerStatuses))
+			continue
+		}
+		cs := p.Status.ContainerStatuses[0]
+		fmt.Fprintf(&b, "%-28s %-7s %-8s %-6v %-8d %.25s…\n", p.Name, p.Spec.NodeName, p.Status.Phase, cs.Ready, cs.RestartCount, cs.ContainerID)
+		if p.Status.Phase != corev1.PodRunning || !cs.Ready || cs.RestartCount != 0 || !strings.HasPrefix(cs.ContainerID, "containerd://") {
+			t.Errorf("pod %s: phase %s, ready %v, restarts %d, container %q", p.Name, p.Status.Phase, cs.Ready, cs.RestartCount, cs.ContainerID)
+		}
+		if p.Spec.Containers[0].Image != ref {
+			t.Errorf("pod %s runs %s, want %s", p.Name, p.Spec.Containers[0].Image, ref)
+		}
+		switch p.Spec.Containers[0].Name {
+		case "speaker":
+			speakers[p.Spec.NodeName] = true
+		case "controller":
+			controllers++
+		}
+	}
+	t.Logf("metallb-system pods:\n%s", b.String())
+	if len(speakers) != len(Nodes) || controllers != 1 {
+		t.Errorf("speakers on %v, %d controllers", speakers, controllers)
+	}
+	return pods
+}
+
+// checkSecurity reads each container's process on its node: user, effective
+// capabilities, no_new_privs and a read-only root, against what the applied
+// pod spec says.
+func checkSecurity(t *testing.T, c kubernetes.Interface, rn *RealNodes, pods []corev1.Pod) {
+	t.Helper()
+	for _, p := range pods {
+		ctr := p.Spec.Containers[0]
+		sc := ctr.SecurityContext
+		if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || sc.Capabilities == nil {
+			t.Errorf("%s: the rendered securityContext is not the hardened one: %+v", p.Name, sc)
+			continue
+		}
+		uid := int64(0)
+		if p.Spec.SecurityContext != nil && p.Spec.SecurityContext.RunAsUser != nil {
+			uid = *p.Spec.SecurityContext.RunAsUser
+		}
+		var capEff uint64
+		for _, cp := range sc.Capabilities.Add {
+			switch cp {
+			case "NET_RAW":
+				capEff |= 1 << 13
+			default:
+				t.Errorf("%s: capability %s not checked", p.Name, cp)
+			}
+		}
+		pid, err := rn.ContainerPID(p.Spec.NodeName, p.Status.ContainerStatuses[0].ContainerID)
+		if err != nil {
+			t.Errorf("%s: %v", p.Name, err)
+			continue
+		}
+		status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		field := func(name string) string {
+			m := regexp.MustCompile(`(?m)^` + name + `:\s+(.*)$`).FindSubmatch(status)
+			if m == nil {
+				return ""
+			}
+			return string(m[1])
+		}
+		want := map[string]string{
+			"Uid":        strings.Repeat(fmt.Sprint(uid)+"\t", 3) + fmt.Sprint(uid),
+			"CapEff":     fmt.Sprintf("%016x", capEff),
+			"NoNewPrivs": "1",
+		}
+		for k, v := range want {
+			if got := field(k); got != v {
+				t.Errorf("%s (pid %d): %s %q, want %q", p.Name, pid, k, got, v)
+			}
+		}
+		mi, _ := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
+		ro := false
+		for _, l := range strings.Split(string(mi), "\n") {
+			if f := strings.Fields(l); len(f) > 5 && f[4] == "/" {
+				ro = strings.Contains(","+f[5]+",", ",ro,")
+			}
+		}
+		if !ro {
+			t.Errorf("%s (pid %d): root filesystem not mounted read-only", p.Name, pid)
+		}
+		t.Logf("%s on %s: pid %d, uid %d, CapEff %s, no_new_privs, read-only root", p.Name, p.Spec.NodeName, pid, uid, want["CapEff"])
+	}
+}
+
+func waitServiceIP(t *testing.T, c kubernetes.Interface, ns, name string) string {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		s, err := c.CoreV1().Services(ns).Get(context.Background(), name, metav1.GetOptions{})
+		if err == nil && len(s.Status.LoadBalancer.Ingress) > 0 {
+			return s.Status.LoadBalancer.Ingress[0].IP
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s/%s got no address: %v", ns, name, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// dialUntil retries a TCP request from a lab host until it gets an answer.
+func dialUntil(host, addr string, timeout time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		reply, err := Dial(host, addr, 2*time.Second)
+		if err == nil {
+			return strings.TrimSpace(reply), nil
+		}
+		if time.Now().After(deadline) {
+			return "", err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// buildVersion builds this checkout's binary stamped with another version
+// (another image tag): what an upgrade brings.
+func buildVersion(t *testing.T, v string) string {
+	t.Helper()
+	root, err := testenv.RepoRoot()
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(t.TempDir(), "metallb")
+	cmd := exec.Command("go", "build", "-ldflags", "-X github.com/microk8s-metallb/metallb/pkg/version.Version="+v, "-o", out, "./cmd/metallb")
+	cmd.Dir, cmd.Env = root, append(os.Environ(), "CGO_ENABLED=0")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("%v: %s", err, b)
+	}
+	return out
+}
