@@ -78,7 +78,11 @@ GO
     fi
     for c in "${need[@]}"; do
       log "building $c v$K8S_VERSION (several minutes on 2 cores)"
-      go build -o "$bin/$c.tmp" "k8s.io/kubernetes/cmd/$c"
+      # The version a release build stamps (kubelet reports it on its Node).
+      local minor="${K8S_VERSION#1.}"
+      minor="${minor%%.*}"
+      go build -ldflags "-X k8s.io/component-base/version.gitVersion=v$K8S_VERSION -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/component-base/version.gitTreeState=clean" \
+        -o "$bin/$c.tmp" "k8s.io/kubernetes/cmd/$c"
       mv "$bin/$c.tmp" "$bin/$c"
     done
   )

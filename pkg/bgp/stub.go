@@ -647,48 +647,35 @@ func (t *tracker) update(body []byte) (announced, n int, err error) {
 	return announced, 0, err
 }
 
-// notificationText names a NOTIFICATION's code and subcode (RFC 4271,
-// 4486, 9003).
+// notifications names NOTIFICATION codes and subcodes (RFC 4271, 4486,
+// 9003); subcode 0 names the code.
+var notifications = map[[2]uint8]string{
+	{pkt.BGP_ERROR_MESSAGE_HEADER_ERROR, 0}:                                      "message header error",
+	{pkt.BGP_ERROR_OPEN_MESSAGE_ERROR, 0}:                                        "OPEN message error",
+	{pkt.BGP_ERROR_OPEN_MESSAGE_ERROR, pkt.BGP_ERROR_SUB_BAD_PEER_AS}:            "OPEN: bad peer AS (the AS numbers on the two sides do not match: check peer-asn and my-asn)",
+	{pkt.BGP_ERROR_OPEN_MESSAGE_ERROR, pkt.BGP_ERROR_SUB_BAD_BGP_IDENTIFIER}:     "OPEN: bad BGP identifier (two speakers use the same router ID: set router-id)",
+	{pkt.BGP_ERROR_OPEN_MESSAGE_ERROR, pkt.BGP_ERROR_SUB_UNACCEPTABLE_HOLD_TIME}: "OPEN: unacceptable hold time",
+	{pkt.BGP_ERROR_OPEN_MESSAGE_ERROR, pkt.BGP_ERROR_SUB_UNSUPPORTED_CAPABILITY}: "OPEN: unsupported capability",
+	{pkt.BGP_ERROR_UPDATE_MESSAGE_ERROR, 0}:                                      "UPDATE message error",
+	{pkt.BGP_ERROR_HOLD_TIMER_EXPIRED, 0}:                                        "hold timer expired",
+	{pkt.BGP_ERROR_FSM_ERROR, 0}:                                                 "finite state machine error",
+	{pkt.BGP_ERROR_CEASE, 0}:                                                     "cease",
+	{pkt.BGP_ERROR_CEASE, pkt.BGP_ERROR_SUB_MAXIMUM_NUMBER_OF_PREFIXES_REACHED}:  "cease: maximum number of prefixes reached",
+	{pkt.BGP_ERROR_CEASE, pkt.BGP_ERROR_SUB_ADMINISTRATIVE_SHUTDOWN}:             "cease: administrative shutdown",
+	{pkt.BGP_ERROR_CEASE, pkt.BGP_ERROR_SUB_PEER_DECONFIGURED}:                   "cease: peer de-configured",
+	{pkt.BGP_ERROR_CEASE, pkt.BGP_ERROR_SUB_ADMINISTRATIVE_RESET}:                "cease: administrative reset",
+	{pkt.BGP_ERROR_CEASE, pkt.BGP_ERROR_SUB_CONNECTION_REJECTED}:                 "cease: connection rejected",
+	{pkt.BGP_ERROR_CEASE, pkt.BGP_ERROR_SUB_OTHER_CONFIGURATION_CHANGE}:          "cease: other configuration change",
+	{pkt.BGP_ERROR_CEASE, pkt.BGP_ERROR_SUB_HARD_RESET}:                          "cease: hard reset",
+}
+
+// notificationText names a NOTIFICATION's code and subcode.
 func notificationText(code, sub uint8) string {
-	switch code {
-	case pkt.BGP_ERROR_MESSAGE_HEADER_ERROR:
-		return "message header error"
-	case pkt.BGP_ERROR_OPEN_MESSAGE_ERROR:
-		switch sub {
-		case pkt.BGP_ERROR_SUB_BAD_PEER_AS:
-			return "OPEN: bad peer AS (the AS numbers on the two sides do not match: check peer-asn and my-asn)"
-		case pkt.BGP_ERROR_SUB_BAD_BGP_IDENTIFIER:
-			return "OPEN: bad BGP identifier (two speakers use the same router ID: set router-id)"
-		case pkt.BGP_ERROR_SUB_UNACCEPTABLE_HOLD_TIME:
-			return "OPEN: unacceptable hold time"
-		case pkt.BGP_ERROR_SUB_UNSUPPORTED_CAPABILITY:
-			return "OPEN: unsupported capability"
-		}
-		return fmt.Sprintf("OPEN message error (subcode %d)", sub)
-	case pkt.BGP_ERROR_UPDATE_MESSAGE_ERROR:
-		return fmt.Sprintf("UPDATE message error (subcode %d)", sub)
-	case pkt.BGP_ERROR_HOLD_TIMER_EXPIRED:
-		return "hold timer expired"
-	case pkt.BGP_ERROR_FSM_ERROR:
-		return "finite state machine error"
-	case pkt.BGP_ERROR_CEASE:
-		switch sub {
-		case pkt.BGP_ERROR_SUB_MAXIMUM_NUMBER_OF_PREFIXES_REACHED:
-			return "cease: maximum number of prefixes reached"
-		case pkt.BGP_ERROR_SUB_ADMINISTRATIVE_SHUTDOWN:
-			return "cease: administrative shutdown"
-		case pkt.BGP_ERROR_SUB_PEER_DECONFIGURED:
-			return "cease: peer de-configured"
-		case pkt.BGP_ERROR_SUB_ADMINISTRATIVE_RESET:
-			return "cease: administrative reset"
-		case pkt.BGP_ERROR_SUB_CONNECTION_REJECTED:
-			return "cease: connection rejected"
-		case pkt.BGP_ERROR_SUB_OTHER_CONFIGURATION_CHANGE:
-			return "cease: other configuration change"
-		case pkt.BGP_ERROR_SUB_HARD_RESET:
-			return "cease: hard reset"
-		}
-		return fmt.Sprintf("cease (subcode %d)", sub)
+	if s, ok := notifications[[2]uint8{code, sub}]; ok {
+		return s
+	}
+	if s, ok := notifications[[2]uint8{code, 0}]; ok {
+		return fmt.Sprintf("%s (subcode %d)", s, sub)
 	}
 	return fmt.Sprintf("code %d subcode %d", code, sub)
 }

@@ -48,18 +48,11 @@ type Report func(n Node, took time.Duration, err error)
 // (even when one fails, so that the report is complete). The error names
 // each node that did not get it, with the fix.
 func (a *Agents) Push(ctx context.Context, exe, ref string, nodes []Node, report Report) error {
-	f, err := os.CreateTemp("", "metallb-image-*.tar")
+	f, err := buildTemp(exe, ref)
 	if err != nil {
 		return err
 	}
 	defer os.Remove(f.Name())
-	if err := Build(exe, ref, f); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
 	var failed []string
 	for _, n := range nodes {
 		start := time.Now()

@@ -125,22 +125,33 @@ func Build(exe, ref string, w io.Writer) error {
 // appended (under MicroK8s, $SNAP/microk8s-ctr.wrapper, which targets the
 // k8s.io namespace the kubelet uses).
 func Import(ctx context.Context, exe, ref string, ctr []string) error {
-	f, err := os.CreateTemp("", "metallb-image-*.tar")
+	f, err := buildTemp(exe, ref)
 	if err != nil {
 		return err
 	}
 	defer os.Remove(f.Name())
-	if err := Build(exe, ref, f); err != nil {
-		f.Close()
-		return err
-	}
-	if err := f.Close(); err != nil {
-		return err
-	}
 	args := append(append([]string{}, ctr[1:]...), "image", "import", f.Name())
 	out, err := exec.CommandContext(ctx, ctr[0], args...).CombinedOutput()
 	if err != nil {
 		return fmt.Errorf("import image into containerd (%s): %w: %s", strings.Join(ctr, " "), err, strings.TrimSpace(string(out)))
 	}
 	return nil
+}
+
+// buildTemp builds the image into a temporary file, closed; the caller
+// removes it.
+func buildTemp(exe, ref string) (*os.File, error) {
+	f, err := os.CreateTemp("", "metallb-image-*.tar")
+	if err != nil {
+		return nil, err
+	}
+	err = Build(exe, ref, f)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		os.Remove(f.Name())
+		return nil, err
+	}
+	return f, nil
 }

@@ -2,15 +2,16 @@
 //
 // It builds a network-namespace lab (three nodes and a client on a bridge,
 // documentation addresses only), starts a real control plane (etcd,
-// kube-apiserver, kube-controller-manager) on the lab bridge and a private
-// containerd, and creates a sample LoadBalancer Service, which stays
-// <pending>. Then it runs the real enable hook the way MicroK8s does, from a
-// node, with a stand-in $SNAP whose wrappers point at this cluster and
-// containerd; a stand-in kubelet runs the controller and the speakers
-// exactly as the applied Deployment and DaemonSet say. The Service gets its
+// kube-apiserver, kube-controller-manager, kube-scheduler) on the lab bridge
+// and three real nodes (containerd, kubelet and kube-proxy in each node
+// namespace), and creates a sample LoadBalancer Service with its pod, which
+// stays <pending>. Then it runs the real enable hook the way MicroK8s does,
+// from a node, with a stand-in $SNAP for this cluster: the image reaches
+// every node's containerd through a stand-in cluster agent, and the
+// kubelets run the controller and the speakers. The Service gets its
 // address, the client's arping is answered by one node, and a TCP request
-// to the address is served. Finally the disable hook removes everything, and
-// the demo deletes all it created.
+// to the address reaches the pod through kube-proxy. Finally the disable
+// hook removes everything, and the demo deletes all it created.
 package main
 
 import (
@@ -63,6 +64,9 @@ func run(ctx context.Context, bin string, keep bool) error {
 	if os.Geteuid() != 0 {
 		return errors.New("the demo builds network namespaces: run it as root (sudo scripts/demo.sh)")
 	}
+	if m := lab.RealNodesMissing(); m != "" {
+		return errors.New(m)
+	}
 	lab.Prefix = "mlbd"
 	say("building the lab: bridge %sbr with namespaces node-a/b/c (198.51.100.11-13) and client (198.51.100.100)", lab.Prefix)
 	l, err := lab.Create()
@@ -76,9 +80,9 @@ func run(ctx context.Context, bin string, keep bool) error {
 		}
 	}()
 
-	say("starting a real control plane (etcd, kube-apiserver, kube-controller-manager) on the lab bridge, 198.51.100.1")
+	say("starting a real control plane (etcd, kube-apiserver, kube-controller-manager, kube-scheduler) on the lab bridge, 198.51.100.1")
 	start := time.Now()
-	env, err := testenv.Start(ctx, testenv.Options{Address: "198.51.100.1"})
+	env, err := testenv.Start(ctx, testenv.Options{Address: "198.51.100.1", Workloads: true})
 	if err != nil {
 		return err
 	}
@@ -88,7 +92,17 @@ func run(ctx context.Context, bin string, keep bool) error {
 	}()
 	fmt.Printf("ready in %v at %s\n", time.Since(start).Round(time.Millisecond), env.APIServerURL)
 	c := env.Client
-	if err := lab.CreateNodes(ctx, c); err != nil {
+
+	say("starting three real nodes: in each node namespace, containerd (CRI, CNI bridge), kubelet v1.34.4 and kube-proxy")
+	rn, err := lab.StartRealNodes(env, func(format string, args ...any) { fmt.Printf(format+"\n", args...) })
+	defer func() {
+		say("stopping the nodes (pods first) and removing their files")
+		rn.Stop()
+	}()
+	if err != nil {
+		return err
+	}
+	if err := showNodes(ctx, c); err != nil {
 		return err
 	}
 
@@ -101,17 +115,14 @@ func run(ctx context.Context, bin string, keep bool) error {
 	if err != nil {
 		return err
 	}
-	if m := testenv.ContainerdMissing(); m != "" {
-		fmt.Printf("(containerd %s: the nodes' cluster agents only record the image)\n", m)
-	}
-	images, err := lab.StartNodeImages(snap.Token, dir)
+	images, err := lab.StartAgents(snap.Token, dir, rn.Ctr)
 	if err != nil {
 		return err
 	}
 	defer images.Stop()
 
-	say("creating Service default/hello (type LoadBalancer) and its pod on node-b")
-	if err := createApp(ctx, c); err != nil {
+	say("creating Deployment default/hello (a pod on node-b answering TCP) and its Service (type LoadBalancer)")
+	if err := lab.CreateHello(ctx, c); err != nil {
 		return err
 	}
 	svc, err := c.CoreV1().Services("default").Get(ctx, "hello", metav1.GetOptions{})
@@ -121,15 +132,9 @@ func run(ctx context.Context, bin string, keep bool) error {
 	show(svc)
 	fmt.Println("No load balancer is installed: the Service stays <pending>.")
 
-	k := &lab.Kubelet{Client: c, Namespace: "metallb-system", Binary: bin, Kubeconfig: env.Kubeconfig,
-		Nodes: lab.Nodes, ControllerNode: "node-a", Run: true, LogDir: dir,
-		Logf: func(format string, args ...any) { fmt.Printf("    [kubelet] "+format+"\n", args...) }}
-	stopKubelet := k.Start(ctx)
-	defer stopKubelet()
-
 	say("microk8s enable metallb:%s   (the real enable hook, run from node-a as MicroK8s runs it)", demoRange)
 	fmt.Println("    the image goes to each node's containerd through the node's cluster agent (a stand-in for MicroK8s's);")
-	fmt.Println("    a stand-in kubelet runs the controller and speakers as the applied Deployment and DaemonSet say")
+	fmt.Println("    the kubelets run the controller and the speakers, and their probes gate the rollout")
 	if err := hook(ctx, l, snap, "enable", demoRange); err != nil {
 		return err
 	}
@@ -139,6 +144,9 @@ func run(ctx context.Context, bin string, keep bool) error {
 			ok, err := images.Has(n, ref)
 			fmt.Printf("    %s's containerd has %s: %v%s\n", n, ref, ok, map[bool]string{true: " (" + fmt.Sprint(err) + ")", false: ""}[err != nil])
 		}
+	}
+	if err := showPods(ctx, c); err != nil {
+		return err
 	}
 
 	ip, err := waitIP(ctx, c)
@@ -151,35 +159,20 @@ func run(ctx context.Context, bin string, keep bool) error {
 		return err
 	}
 
-	// kube-proxy stand-in: every node delivers VIP:80 to "the pod".
-	for _, n := range lab.Nodes {
-		if out, err := lab.Exec(ctx, n, "ip", "addr", "add", ip+"/32", "dev", "lo").CombinedOutput(); err != nil {
-			return fmt.Errorf("add %s to %s: %v: %s", ip, n, err, out)
-		}
-		ln, err := lab.Listen(n, 80, "hello from the pod, via "+n)
-		if err != nil {
-			return err
-		}
-		defer ln.Close()
-	}
-
 	say("from the client namespace: arping -c 3 %s", ip)
 	owner, err := arping(ctx, l, ip)
 	if err != nil {
 		return err
 	}
-	say("from the client namespace: a TCP request to %s:80", ip)
-	reply, err := dialRetry(ip+":80", 10*time.Second)
+	say("from the client namespace: a TCP request to %s:80 (kube-proxy on %s forwards it to the pod)", ip, owner)
+	reply, err := dialRetry(ip+":80", 20*time.Second)
 	if err != nil {
 		return fmt.Errorf("TCP to %s:80: %w", ip, err)
 	}
-	fmt.Printf("reply: %q\n", reply)
-	if !strings.HasSuffix(reply, owner) {
-		return fmt.Errorf("the request reached %q, but %s answers ARP", reply, owner)
-	}
+	fmt.Printf("reply: %q\n", strings.TrimSpace(reply))
 
 	if keep {
-		say("everything is running. Try, as root:\n    ip netns exec %s-client arping -c 3 %s\n    KUBECONFIG=%s kubectl get svc -A\n  Ctrl-C disables metallb and cleans up.", lab.Prefix, ip, env.Kubeconfig)
+		say("everything is running. Try, as root:\n    ip netns exec %s-client arping -c 3 %s\n    KUBECONFIG=%s kubectl get pods -A -o wide\n  Ctrl-C disables metallb and cleans up.", lab.Prefix, ip, env.Kubeconfig)
 		<-ctx.Done()
 		ctx = context.Background()
 	}
@@ -191,11 +184,54 @@ func run(ctx context.Context, bin string, keep bool) error {
 	if _, err := c.CoreV1().Namespaces().Get(ctx, "metallb-system", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
 		return fmt.Errorf("namespace metallb-system is still there: %v", err)
 	}
-	time.Sleep(time.Second) // the stand-in kubelet stops the processes
 	say("the address is no longer answered once the speakers are gone:")
 	macs, _ := lab.Arping(ctx, ip, 1)
 	fmt.Printf("arping %s: %d replies\n", ip, len(macs))
-	say("done: Service <pending> → metallb enabled → %s answered by %s and served over TCP → metallb disabled", ip, owner)
+	say("done: Service <pending> → metallb enabled on three real nodes → %s answered by %s and served over TCP → metallb disabled", ip, owner)
+	return nil
+}
+
+// showNodes prints the nodes as kubectl get nodes -o wide would.
+func showNodes(ctx context.Context, c kubernetes.Interface) error {
+	nodes, err := c.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\n%-7s %-6s %-15s %-8s %s\n", "NAME", "STATUS", "INTERNAL-IP", "VERSION", "CONTAINER-RUNTIME")
+	for _, n := range nodes.Items {
+		status, ip := "NotReady", ""
+		for _, cnd := range n.Status.Conditions {
+			if cnd.Type == corev1.NodeReady && cnd.Status == corev1.ConditionTrue {
+				status = "Ready"
+			}
+		}
+		for _, a := range n.Status.Addresses {
+			if a.Type == corev1.NodeInternalIP {
+				ip = a.Address
+			}
+		}
+		fmt.Printf("%-7s %-6s %-15s %-8s %s\n", n.Name, status, ip, n.Status.NodeInfo.KubeletVersion, n.Status.NodeInfo.ContainerRuntimeVersion)
+	}
+	return nil
+}
+
+// showPods prints every pod with its node, phase and container ID.
+func showPods(ctx context.Context, c kubernetes.Interface) error {
+	pods, err := c.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\n%-15s %-28s %-7s %-8s %-8s %s\n", "NAMESPACE", "NAME", "NODE", "PHASE", "RESTARTS", "CONTAINER")
+	for _, p := range pods.Items {
+		id, restarts := "", int32(0)
+		if len(p.Status.ContainerStatuses) > 0 {
+			id, restarts = p.Status.ContainerStatuses[0].ContainerID, p.Status.ContainerStatuses[0].RestartCount
+		}
+		if len(id) > 40 {
+			id = id[:40] + "…"
+		}
+		fmt.Printf("%-15s %-28s %-7s %-8s %-8d %s\n", p.Namespace, p.Name, p.Spec.NodeName, p.Status.Phase, restarts, id)
+	}
 	return nil
 }
 
@@ -220,27 +256,6 @@ func hook(ctx context.Context, l *lab.Lab, snap *lab.Snap, name string, args ...
 		return fmt.Errorf("%s hook: %w", name, err)
 	}
 	return nil
-}
-
-func createApp(ctx context.Context, c kubernetes.Interface) error {
-	pod, err := c.CoreV1().Pods("default").Create(ctx, &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "hello-1", Labels: map[string]string{"app": "hello"}},
-		Spec:       corev1.PodSpec{NodeName: "node-b", Containers: []corev1.Container{{Name: "web", Image: "example.invalid/hello"}}},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		return err
-	}
-	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.1.0.5", PodIPs: []corev1.PodIP{{IP: "10.1.0.5"}},
-		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
-	if _, err := c.CoreV1().Pods("default").UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
-		return err
-	}
-	_, err = c.CoreV1().Services("default").Create(ctx, &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: "hello"},
-		Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": "hello"},
-			Ports: []corev1.ServicePort{{Name: "http", Port: 80}}},
-	}, metav1.CreateOptions{})
-	return err
 }
 
 func waitIP(ctx context.Context, c kubernetes.Interface) (string, error) {

@@ -16,7 +16,7 @@ import (
 func TestDemo(t *testing.T) {
 	Require(t)
 	bin := testenv.Binary(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "go", "run", "./tests/demo", "-bin", bin)
 	root, err := testenv.RepoRoot()
@@ -30,7 +30,7 @@ func TestDemo(t *testing.T) {
 		t.Fatalf("demo: %v\n%s", err, out)
 	}
 	for _, want := range []string{
-		"<pending>", "metallb is enabled", "exactly one MAC answers", `reply: "hello from the pod, via node-`,
+		"<pending>", "metallb is enabled", "exactly one MAC answers", `reply: "hello from node-b"`, "containerd://",
 		"metallb is disabled", "arping 198.51.100.200: 0 replies", "==> done:",
 	} {
 		if !strings.Contains(string(out), want) {

@@ -2,8 +2,10 @@ package lab
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -68,6 +70,36 @@ func TestBGPFRR(t *testing.T) {
 		ip := cl.createService(t, "local", "local", true)
 		testenv.Eventually(t, 10*time.Second, ip+"/32 via node-c only at FRR", func() bool {
 			return slices.Equal(frr.ECMP(ip+"/32"), []string{"198.51.100.13"})
+		})
+	})
+
+	t.Run("hold-time 0: the sessions run with neither keepalives nor hold timer (RFC 4271)", func(t *testing.T) {
+		cl.setConfig(t, strings.Replace(frrBGPConfig(birdPassword), "hold-time: 3s", "hold-time: 0s", 1))
+		testenv.Eventually(t, 30*time.Second, "3 sessions at FRR with hold time 0", func() bool {
+			out, err := frr.Show("show bgp neighbors json")
+			if err != nil {
+				return false
+			}
+			var ns map[string]struct {
+				State     string `json:"bgpState"`
+				Hold      *int   `json:"bgpTimerHoldTimeMsecs"`
+				Keepalive *int   `json:"bgpTimerKeepAliveIntervalMsecs"`
+			}
+			if json.Unmarshal([]byte(out), &ns) != nil {
+				return false
+			}
+			n := 0
+			for _, st := range ns {
+				if st.State == "Established" && st.Hold != nil && *st.Hold == 0 && st.Keepalive != nil && *st.Keepalive == 0 {
+					n++
+				}
+			}
+			return n == 3
+		})
+		cl.addBackend(t, "zero-1", "zero", "node-a")
+		vip := cl.createService(t, "zero", "zero", false)
+		testenv.Eventually(t, 10*time.Second, vip+"/32 over the three nodes at FRR", func() bool {
+			return slices.Equal(frr.ECMP(vip+"/32"), allNodes)
 		})
 	})
 }

@@ -12,11 +12,9 @@ import (
 	"testing"
 	"time"
 
-	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/microk8s-metallb/metallb/pkg/election"
@@ -45,7 +43,9 @@ func TestEnableOnRealNodes(t *testing.T) {
 	}
 	t.Cleanup(images.Stop)
 	sc := &snapCluster{Lab: l, env: env, c: c, bin: testenv.Binary(t), snap: snap, images: images}
-	createHello(t, c)
+	if err := CreateHello(ctx, c); err != nil {
+		t.Fatal(err)
+	}
 
 	r := sc.run(t, nil, "enable", "198.51.100.200-198.51.100.210")
 	if r.code != 0 {
@@ -124,37 +124,6 @@ func TestEnableOnRealNodes(t *testing.T) {
 			t.Errorf("%s still answered by %v", ip, macs)
 		}
 	})
-}
-
-// createHello makes the Service default/hello (LoadBalancer, port 80) and
-// its pod on node-b, from the lab's hello image.
-func createHello(t *testing.T, c kubernetes.Interface) {
-	t.Helper()
-	ctx := context.Background()
-	labels := map[string]string{"app": "hello"}
-	one := int32(1)
-	d := &appsv1.Deployment{
-		ObjectMeta: metav1.ObjectMeta{Name: "hello", Namespace: "default"},
-		Spec: appsv1.DeploymentSpec{Replicas: &one, Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{
-				NodeSelector: map[string]string{"kubernetes.io/hostname": "node-b"},
-				Containers: []corev1.Container{{Name: "hello", Image: HelloImage, ImagePullPolicy: corev1.PullNever, Args: []string{"serve"},
-					Env:            []corev1.EnvVar{{Name: "NODE_NAME", ValueFrom: &corev1.EnvVarSource{FieldRef: &corev1.ObjectFieldSelector{FieldPath: "spec.nodeName"}}}},
-					Ports:          []corev1.ContainerPort{{ContainerPort: 8080}},
-					ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{TCPSocket: &corev1.TCPSocketAction{Port: intstr.FromInt32(8080)}}, PeriodSeconds: 1},
-				}},
-			}}},
-	}
-	if _, err := c.AppsV1().Deployments("default").Create(ctx, d, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	svc := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "hello", Namespace: "default"}, Spec: corev1.ServiceSpec{
-		Type: corev1.ServiceTypeLoadBalancer, Selector: labels,
-		Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}},
-	}}
-	if _, err := c.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
 }
 
 func speakerImage(t *testing.T, c kubernetes.Interface) string {
