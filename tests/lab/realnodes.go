@@ -444,50 +444,33 @@ func (rn *RealNodes) Stop() {
 		c := rn.env.Client
 		if nss, err := c.CoreV1().Namespaces().List(ctx, metav1.ListOptions{}); err == nil {
 			zero := int64(0)
+			del := metav1.DeleteOptions{GracePeriodSeconds: &zero}
 			for _, ns := range nss.Items {
-				_ = c.CoreV1().Pods(ns.Name).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: &zero}, metav1.ListOptions{})
+				// The workloads first, or their controllers make new pods.
+				_ = c.AppsV1().Deployments(ns.Name).DeleteCollection(ctx, del, metav1.ListOptions{})
+				_ = c.AppsV1().DaemonSets(ns.Name).DeleteCollection(ctx, del, metav1.ListOptions{})
+				_ = c.AppsV1().ReplicaSets(ns.Name).DeleteCollection(ctx, del, metav1.ListOptions{})
+				_ = c.CoreV1().Pods(ns.Name).DeleteCollection(ctx, del, metav1.ListOptions{})
 			}
 		}
-		for ctx.Err() == nil {
-			left := 0
-			for _, ctr := range rn.Ctr {
-				out, _ := exec.Command(ctr[0], append(ctr[1:], "task", "ls", "-q")...).Output()
-				left += len(strings.Fields(string(out)))
-			}
-			if left == 0 {
-				break
-			}
+		for ctx.Err() == nil && len(rn.tasks()) > 0 {
 			time.Sleep(250 * time.Millisecond)
 		}
 		cancel()
 	}
+	// What the kubelets did not stop dies here: a container's processes
+	// outlive containerd and its shim.
+	for _, pid := range rn.tasks() {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
 	for _, p := range slices.Backward(rn.procs) {
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(5 * time.Second):
-			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-			<-p.done
-		}
+		testenv.StopGroup(p.cmd.Process.Pid, p.done, 5*time.Second)
 	}
 	// Shims and containers outlive containerd: kill what runs from our dirs.
 	for _, dir := range rn.dirs {
 		killMatching(dir)
 	}
-	if b, err := os.ReadFile("/proc/mounts"); err == nil {
-		lines := strings.Split(string(b), "\n")
-		for i := len(lines) - 1; i >= 0; i-- {
-			f := strings.Fields(lines[i])
-			if len(f) < 2 {
-				continue
-			}
-			for _, dir := range append(slices.Clone(rn.dirs), rn.Dir) {
-				if dir != "" && strings.HasPrefix(f[1], dir) {
-					_ = syscall.Unmount(f[1], syscall.MNT_DETACH)
-				}
-			}
-		}
-	}
+	testenv.UnmountUnder(append(slices.Clone(rn.dirs), rn.Dir)...)
 	if ents, err := os.ReadDir("/var/run/netns"); err == nil {
 		for _, e := range ents {
 			if strings.HasPrefix(e.Name(), "cni-") && !rn.netnsPre[e.Name()] {
@@ -501,6 +484,45 @@ func (rn *RealNodes) Stop() {
 	if rn.Dir != "" {
 		_ = os.RemoveAll(rn.Dir)
 	}
+}
+
+// RunningImages returns the images of the containers running on node.
+func (rn *RealNodes) RunningImages(node string) []string {
+	ctr := rn.Ctr[node]
+	images := map[string]string{}
+	out, _ := exec.Command(ctr[0], append(ctr[1:], "container", "ls")...).Output()
+	for _, l := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(l); len(f) >= 2 {
+			images[f[0]] = f[1]
+		}
+	}
+	var running []string
+	out, _ = exec.Command(ctr[0], append(ctr[1:], "task", "ls")...).Output()
+	for _, l := range strings.Split(string(out), "\n") {
+		if f := strings.Fields(l); len(f) >= 3 && f[2] == "RUNNING" {
+			running = append(running, images[f[0]])
+		}
+	}
+	slices.Sort(running)
+	return running
+}
+
+// tasks returns the host PIDs of the containers running on the nodes.
+func (rn *RealNodes) tasks() []int {
+	var pids []int
+	for _, ctr := range rn.Ctr {
+		out, _ := exec.Command(ctr[0], append(ctr[1:], "task", "ls")...).Output()
+		for _, l := range strings.Split(string(out), "\n") {
+			f := strings.Fields(l)
+			var pid int
+			if len(f) >= 3 && f[2] == "RUNNING" {
+				if _, err := fmt.Sscan(f[1], &pid); err == nil && pid > 0 {
+					pids = append(pids, pid)
+				}
+			}
+		}
+	}
+	return pids
 }
 
 // killMatching kills every process whose command line mentions dir.

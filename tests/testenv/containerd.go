@@ -90,24 +90,11 @@ func (c *Containerd) Log() string {
 
 // Stop ends containerd and removes everything it created.
 func (c *Containerd) Stop() {
-	_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGTERM)
 	done := make(chan struct{})
 	go func() { _ = c.cmd.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-time.After(5 * time.Second):
-		_ = syscall.Kill(-c.cmd.Process.Pid, syscall.SIGKILL)
-		<-done
-	}
+	StopGroup(c.cmd.Process.Pid, done, 5*time.Second)
 	c.log.Close()
 	// A container run may leave snapshot mounts: unmount them first.
-	if b, err := os.ReadFile("/proc/mounts"); err == nil {
-		lines := strings.Split(string(b), "\n")
-		for i := len(lines) - 1; i >= 0; i-- {
-			if f := strings.Fields(lines[i]); len(f) > 1 && strings.HasPrefix(f[1], c.Dir) {
-				_ = syscall.Unmount(f[1], syscall.MNT_DETACH)
-			}
-		}
-	}
+	UnmountUnder(c.Dir)
 	_ = os.RemoveAll(c.Dir)
 }

@@ -297,14 +297,7 @@ func (e *Env) Stop() {
 	e.procs = nil
 	e.mu.Unlock()
 	for i := len(procs) - 1; i >= 0; i-- {
-		p := procs[i]
-		_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			_ = syscall.Kill(-p.cmd.Process.Pid, syscall.SIGKILL)
-			<-p.done
-		}
+		StopGroup(procs[i].cmd.Process.Pid, procs[i].done, 10*time.Second)
 	}
 	if e.removeDir && e.Dir != "" {
 		_ = os.RemoveAll(e.Dir)
