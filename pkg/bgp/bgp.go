@@ -85,8 +85,9 @@ func (r Route) equal(o Route) bool {
 
 // Session is what Manager needs from a BGP implementation.
 type Session interface {
-	// Start runs the BGP speaker with this router ID and default local AS.
-	Start(ctx context.Context, routerID netip.Addr, asn uint32) error
+	// Start runs the BGP speaker with this router ID (each peer has its
+	// own local AS).
+	Start(ctx context.Context, routerID netip.Addr) error
 	Stop()
 	AddPeer(ctx context.Context, p Peer) error
 	DeletePeer(ctx context.Context, p Peer) error
@@ -103,7 +104,6 @@ type Manager struct {
 	mu       sync.Mutex
 	started  bool
 	routerID netip.Addr
-	asn      uint32
 	peers    map[string]Peer
 	routes   map[string]Route
 }
@@ -121,36 +121,22 @@ func (m *Manager) Set(ctx context.Context, routerID netip.Addr, peers []Peer, ro
 	if len(peers) == 0 {
 		if m.started {
 			m.log.Info("no BGP peers for this node: stopping BGP")
-			m.sess.Stop()
-			m.started = false
-			m.peers, m.routes = map[string]Peer{}, map[string]Route{}
+			m.stop()
 		}
 		return nil
 	}
-	// Every session sets its own local AS, so the server's default AS only
-	// has to be one of them: chosen at start, it never restarts BGP, and
-	// it does not depend on the peers' order.
-	asn := m.asn
-	if !m.started {
-		asn = peers[0].MyASN
-		for _, p := range peers {
-			asn = min(asn, p.MyASN)
-		}
-	}
 	if m.started && routerID != m.routerID {
 		m.log.Info("BGP router ID changed: restarting BGP", "router-id", routerID)
-		m.sess.Stop()
-		m.started = false
-		m.peers, m.routes = map[string]Peer{}, map[string]Route{}
+		m.stop()
 	}
 	if !m.started {
 		if !routerID.Is4() {
 			return fmt.Errorf("BGP needs an IPv4 router ID: this node has no IPv4 address; set router-id on its peers")
 		}
-		if err := m.sess.Start(ctx, routerID, asn); err != nil {
+		if err := m.sess.Start(ctx, routerID); err != nil {
 			return fmt.Errorf("start BGP: %w", err)
 		}
-		m.started, m.routerID, m.asn = true, routerID, asn
+		m.started, m.routerID = true, routerID
 	}
 	var errs []error
 	want := map[string]Peer{}
@@ -214,9 +200,15 @@ func (m *Manager) Close() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if m.started {
-		m.sess.Stop()
-		m.started = false
+		m.stop()
 	}
+}
+
+// stop stops the session, which forgets every peer and route.
+func (m *Manager) stop() {
+	m.sess.Stop()
+	m.started = false
+	m.peers, m.routes = map[string]Peer{}, map[string]Route{}
 }
 
 // Routes returns the advertised prefixes, sorted.

@@ -19,7 +19,7 @@ import (
 // recorder is a Session that records calls.
 type recorder struct{ calls []string }
 
-func (r *recorder) Start(_ context.Context, id netip.Addr, asn uint32) error {
+func (r *recorder) Start(_ context.Context, id netip.Addr) error {
 	r.calls = append(r.calls, "start "+id.String())
 	return nil
 }

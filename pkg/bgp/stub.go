@@ -58,8 +58,8 @@ func NewStub(log *slog.Logger) *Stub {
 	return &Stub{log: log, routes: map[netip.Prefix]Route{}, peers: map[string]*peerSession{}}
 }
 
-// Start implements Session. The AS is per peer (my-asn), so asn is unused.
-func (s *Stub) Start(_ context.Context, routerID netip.Addr, _ uint32) error {
+// Start implements Session.
+func (s *Stub) Start(_ context.Context, routerID netip.Addr) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.running, s.routerID = true, routerID
@@ -691,9 +691,6 @@ func explainDown(err error) string {
 			return "this side closed the session with a NOTIFICATION (" + err.Error() + ")"
 		}
 		return "the peer closed the session with a NOTIFICATION (" + err.Error() + ")"
-	}
-	if strings.Contains(err.Error(), "hold timer") {
-		return "hold timer expired: no keepalive from the peer within the hold time"
 	}
 	return "the TCP connection broke (" + err.Error() + ")"
 }

@@ -170,7 +170,7 @@ func isEoR(m *pkt.BGPMessage) bool {
 func startStub(t *testing.T, p Peer) *Stub {
 	t.Helper()
 	s := NewStub(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err := s.Start(context.Background(), netip.MustParseAddr("192.0.2.1"), p.MyASN); err != nil {
+	if err := s.Start(context.Background(), netip.MustParseAddr("192.0.2.1")); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Stop)
@@ -285,7 +285,7 @@ func TestStubRefusesAndMaxPrefix(t *testing.T) {
 	tripped := make(chan int, 1)
 	s := NewStub(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	s.OnMaxPrefix = func(_ Peer, n int) { tripped <- n }
-	_ = s.Start(context.Background(), netip.MustParseAddr("192.0.2.1"), 64500)
+	_ = s.Start(context.Background(), netip.MustParseAddr("192.0.2.1"))
 	t.Cleanup(s.Stop)
 	_ = s.AddPeer(context.Background(), p)
 	c := <-r.conn
