@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -195,10 +194,8 @@ func agentNodes(ctx context.Context, client kubernetes.Interface) ([]image.Node,
 	var out []image.Node
 	for _, n := range list.Items {
 		node := image.Node{Name: n.Name}
-		for _, a := range n.Status.Addresses {
-			if ip, err := netip.ParseAddr(a.Address); err == nil && a.Type == corev1.NodeInternalIP && !node.Addr.IsValid() {
-				node.Addr = ip
-			}
+		if ips := k8s.NodeAddrs(&n, corev1.NodeInternalIP); len(ips) > 0 {
+			node.Addr = ips[0]
 		}
 		out = append(out, node)
 	}

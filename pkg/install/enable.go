@@ -220,10 +220,8 @@ func (e *Enable) facts(ctx context.Context) (netcheck.Facts, netcheck.Subnet, bo
 			return f, main, false, fmt.Errorf("list nodes: %w (is the Kubernetes API reachable? microk8s status --wait-ready)", err)
 		}
 		for _, n := range nodes.Items {
-			for _, a := range n.Status.Addresses {
-				if ip, err := netip.ParseAddr(a.Address); err == nil && a.Type == corev1.NodeInternalIP {
-					f.Nodes = append(f.Nodes, netcheck.Node{Name: n.Name, IP: ip})
-				}
+			for _, ip := range k8s.NodeAddrs(&n, corev1.NodeInternalIP) {
+				f.Nodes = append(f.Nodes, netcheck.Node{Name: n.Name, IP: ip})
 			}
 		}
 	}

@@ -726,13 +726,7 @@ func (s *Speaker) nodeList() []announce.Node {
 		ready := nodeReady(n) && !excluded
 		live := ml != nil && ml.Alive(n.Name)
 		node := announce.Node{Name: n.Name, Labels: n.Labels, Eligible: live && ready, Live: live, Ready: ready}
-		for _, t := range []corev1.NodeAddressType{corev1.NodeInternalIP, corev1.NodeExternalIP} {
-			for _, a := range n.Status.Addresses {
-				if ip, err := netip.ParseAddr(a.Address); err == nil && a.Type == t {
-					node.Addrs = append(node.Addrs, ip)
-				}
-			}
-		}
+		node.Addrs = k8s.NodeAddrs(n, corev1.NodeInternalIP, corev1.NodeExternalIP)
 		out = append(out, node)
 	}
 	return out

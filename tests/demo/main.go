@@ -21,7 +21,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"net"
 	"os"
 	"os/signal"
 	"path/filepath"
@@ -165,7 +164,7 @@ func run(ctx context.Context, bin string, keep bool) error {
 		return err
 	}
 	say("from the client namespace: a TCP request to %s:80 (kube-proxy on %s forwards it to the pod)", ip, owner)
-	reply, err := dialRetry(ip+":80", 20*time.Second)
+	reply, err := lab.DialUntil("client", ip+":80", 20*time.Second)
 	if err != nil {
 		return fmt.Errorf("TCP to %s:80: %w", ip, err)
 	}
@@ -314,19 +313,6 @@ func arping(ctx context.Context, l *lab.Lab, ip string) (string, error) {
 			return "", fmt.Errorf("arping %s: %d MACs answered", ip, len(macs))
 		}
 		time.Sleep(300 * time.Millisecond)
-	}
-}
-
-func dialRetry(addr string, timeout time.Duration) (string, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		reply, err := lab.Dial("client", addr, 2*time.Second)
-		if err == nil || time.Now().After(deadline) {
-			return reply, err
-		}
-		var ne net.Error
-		_ = errors.As(err, &ne)
-		time.Sleep(200 * time.Millisecond)
 	}
 }
 

@@ -55,7 +55,7 @@ func TestImageImportIntoContainerd(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Logf("built and imported %s in %v", ref, time.Since(start).Round(time.Millisecond))
-	out, err := exec.Command(ctr[0], append(ctr[1:], "images", "ls", "-q")...).CombinedOutput()
+	out, err := testenv.Ctr(context.Background(), ctr, "images", "ls", "-q").CombinedOutput()
 	if err != nil || !strings.Contains(string(out), ref) {
 		t.Fatalf("image %s not in containerd's k8s.io namespace: %v\n%s", ref, err, out)
 	}
@@ -68,7 +68,7 @@ func TestImageImportIntoContainerd(t *testing.T) {
 		t.Logf("runc not installed: not running the image")
 		return
 	}
-	out, err = exec.CommandContext(ctx, ctr[0], append(ctr[1:], "run", "--rm", ref, fmt.Sprintf("mlb-image-test-%d", os.Getpid()), image.Path, "version")...).CombinedOutput()
+	out, err = testenv.Ctr(ctx, ctr, "run", "--rm", ref, fmt.Sprintf("mlb-image-test-%d", os.Getpid()), image.Path, "version").CombinedOutput()
 	if err != nil {
 		t.Fatalf("run %s: %v\n%s", ref, err, out)
 	}

@@ -8,7 +8,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -101,7 +100,7 @@ func (a *ClusterAgent) Stop() {
 // CtrImport imports with a containerd client command (ctr ... image import).
 func CtrImport(ctr []string) func(ctx context.Context, path string) (string, error) {
 	return func(ctx context.Context, path string) (string, error) {
-		out, err := exec.CommandContext(ctx, ctr[0], append(append([]string{}, ctr[1:]...), "image", "import", path)...).CombinedOutput()
+		out, err := testenv.Ctr(ctx, ctr, "image", "import", path).CombinedOutput()
 		return strings.TrimSpace(string(out)), err
 	}
 }
@@ -172,7 +171,7 @@ func (ni *NodeImages) Has(node, ref string) (bool, error) {
 		fi, err := os.Stat(filepath.Join(ni.Dir, "imported-"+node+".tar"))
 		return err == nil && fi.Size() > 1<<20, nil
 	}
-	out, err := exec.Command(ctr[0], append(append([]string{}, ctr[1:]...), "image", "ls", "-q")...).CombinedOutput()
+	out, err := testenv.Ctr(context.Background(), ctr, "image", "ls", "-q").CombinedOutput()
 	if err != nil {
 		return false, fmt.Errorf("%v: %s", err, out)
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/microk8s-metallb/metallb/pkg/speaker"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	corev1 "k8s.io/api/core/v1"
 )
 
 // stubConfig peers every node with the router twice: iBGP with BIRD's main
@@ -164,17 +164,9 @@ func TestBGPKeepsNothingReceived(t *testing.T) {
 // waitNodeEvent waits for an Event with reason on a Node and returns its
 // message.
 func waitNodeEvent(cl *cluster, node, reason string, timeout time.Duration) (string, error) {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		evs, err := cl.c.CoreV1().Events("default").List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.kind=Node,involvedObject.name=" + node})
-		if err == nil {
-			for _, e := range evs.Items {
-				if e.Reason == reason {
-					return e.Message, nil
-				}
-			}
-		}
-		time.Sleep(100 * time.Millisecond)
+	e, err := findEvent(cl, "default", "involvedObject.kind=Node,involvedObject.name="+node, timeout, func(e corev1.Event) bool { return e.Reason == reason })
+	if err != nil {
+		return "", fmt.Errorf("no %s Event on Node %s", reason, node)
 	}
-	return "", fmt.Errorf("no %s Event on Node %s", reason, node)
+	return e.Message, nil
 }

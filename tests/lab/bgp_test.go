@@ -250,19 +250,31 @@ func TestBGP(t *testing.T) {
 }
 
 func waitEvent(cl *cluster, svc, msg string) error {
-	deadline := time.Now().Add(10 * time.Second)
+	_, err := findEvent(cl, "demo", "involvedObject.name="+svc, 10*time.Second, func(e corev1.Event) bool {
+		return e.Reason == "nodeAssigned" && e.Message == msg
+	})
+	if err != nil {
+		return fmt.Errorf("no nodeAssigned Event %q on %s", msg, svc)
+	}
+	return nil
+}
+
+// findEvent waits for an Event in ns, among those the field selector
+// picks, that match accepts.
+func findEvent(cl *cluster, ns, selector string, timeout time.Duration, match func(corev1.Event) bool) (corev1.Event, error) {
+	deadline := time.Now().Add(timeout)
 	for time.Now().Before(deadline) {
-		evs, err := cl.c.CoreV1().Events("demo").List(context.Background(), metav1.ListOptions{FieldSelector: "involvedObject.name=" + svc})
+		evs, err := cl.c.CoreV1().Events(ns).List(context.Background(), metav1.ListOptions{FieldSelector: selector})
 		if err == nil {
 			for _, e := range evs.Items {
-				if e.Reason == "nodeAssigned" && e.Message == msg {
-					return nil
+				if match(e) {
+					return e, nil
 				}
 			}
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	return fmt.Errorf("no nodeAssigned Event %q on %s", msg, svc)
+	return corev1.Event{}, fmt.Errorf("no such Event in %s (%s)", ns, selector)
 }
 
 func grepLines(s string, subs ...string) string {

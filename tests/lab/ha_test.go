@@ -11,7 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/microk8s-metallb/metallb/pkg/election"
-	"github.com/microk8s-metallb/metallb/tests/testenv"
 )
 
 // TestLayer2OverKine runs the lab on a MicroK8s-HA-like datastore: two API
@@ -36,14 +35,7 @@ func TestLayer2OverKine(t *testing.T) {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	var ipStr string
-	testenv.Eventually(t, 20*time.Second, "the Service has an address", func() bool {
-		s, err := cl.c.CoreV1().Services("demo").Get(ctx, "web", metav1.GetOptions{})
-		if err == nil && len(s.Status.LoadBalancer.Ingress) > 0 {
-			ipStr = s.Status.LoadBalancer.Ingress[0].IP
-		}
-		return ipStr != ""
-	})
+	ipStr := waitServiceIP(t, cl.c, "demo", "web", 20*time.Second)
 	ip := netip.MustParseAddr(ipStr)
 	owner := election.Owner(ip, Nodes)
 	waitOneMAC(t, ipStr, cl.MACs[owner], 20*time.Second)

@@ -67,6 +67,19 @@ type hookResult struct {
 	took time.Duration
 }
 
+// expect checks the hook's exit code and that its output holds each line.
+func (r hookResult) expect(t *testing.T, code int, lines ...string) {
+	t.Helper()
+	for _, want := range lines {
+		if !strings.Contains(r.out, want) {
+			t.Errorf("output lacks %q", want)
+		}
+	}
+	if r.code != code {
+		t.Errorf("exit %d", r.code)
+	}
+}
+
 func (sc *snapCluster) run(t *testing.T, stdin io.Reader, name string, args ...string) hookResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
@@ -209,18 +222,11 @@ func TestInstallerHooks(t *testing.T) {
 			}
 		}()
 		r := sc.run(t, nil, "enable", "198.51.100.200-198.51.100.210")
-		for _, want := range []string{
+		r.expect(t, 1,
 			"  node-c               198.51.100.13   failed: cluster agent unreachable",
 			"the image did not reach 1 of 3 nodes:\n  node-c (198.51.100.13:25000): cluster agent unreachable",
 			"answers on port 25000/tcp from this node",
-		} {
-			if !strings.Contains(r.out, want) {
-				t.Errorf("output lacks %q", want)
-			}
-		}
-		if r.code != 1 {
-			t.Errorf("exit %d", r.code)
-		}
+		)
 		if got := sc.objects(t); len(got) != 0 {
 			t.Errorf("a failed import applied %v", keys(got))
 		}
@@ -401,20 +407,13 @@ func TestInstallerHooks(t *testing.T) {
 			}
 		}()
 		r := sc.run(t, nil, "enable", "198.51.100.200-198.51.100.210", "--timeout", "4s")
-		for _, want := range []string{
+		r.expect(t, 1,
 			"metallb did not become ready within 4s",
 			"pod speaker-stuck is Pending; last events:",
 			"Warning FailedScheduling: 0/3 nodes are available: 3 node(s) didn't have free ports for the requested pod ports.",
 			"see: microk8s kubectl -n metallb-system describe pod speaker-stuck",
 			"no controller pod exists yet",
-		} {
-			if !strings.Contains(r.out, want) {
-				t.Errorf("output lacks %q", want)
-			}
-		}
-		if r.code != 1 {
-			t.Errorf("exit %d", r.code)
-		}
+		)
 		if r2 := sc.run(t, nil, "disable"); r2.code != 0 {
 			t.Fatalf("disable after a failed enable: exit %d", r2.code)
 		}

@@ -130,16 +130,7 @@ func (cl *cluster) createService(t testing.TB, name, app string, local bool, fam
 	if _, err := cl.c.CoreV1().Services("demo").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		s, err := cl.c.CoreV1().Services("demo").Get(ctx, name, metav1.GetOptions{})
-		if err == nil && len(s.Status.LoadBalancer.Ingress) > 0 {
-			return s.Status.LoadBalancer.Ingress[0].IP
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-	t.Fatalf("service %s got no IP", name)
-	return ""
+	return waitServiceIP(t, cl.c, "demo", name, 20*time.Second)
 }
 
 // waitOneMAC polls arping until exactly want answers (or "" for none).

@@ -248,6 +248,37 @@ func Listen(host string, port int, reply string) (net.Listener, error) {
 	return l, nil
 }
 
+// waitServiceIP waits for a Service's first load-balancer address.
+func waitServiceIP(t testing.TB, c kubernetes.Interface, ns, name string, timeout time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		s, err := c.CoreV1().Services(ns).Get(context.Background(), name, metav1.GetOptions{})
+		if err == nil && len(s.Status.LoadBalancer.Ingress) > 0 {
+			return s.Status.LoadBalancer.Ingress[0].IP
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("service %s/%s got no IP: %v", ns, name, err)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// DialUntil retries a TCP request from a lab host until it gets an answer.
+func DialUntil(host, addr string, timeout time.Duration) (string, error) {
+	deadline := time.Now().Add(timeout)
+	for {
+		reply, err := Dial(host, addr, 2*time.Second)
+		if err == nil {
+			return strings.TrimSpace(reply), nil
+		}
+		if time.Now().After(deadline) {
+			return "", err
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // Dial connects from a lab host and returns what the server said.
 func Dial(host, addr string, timeout time.Duration) (string, error) {
 	var reply string

@@ -221,15 +221,9 @@ func StartRealNodes(env *testenv.Env, logf func(string, ...any)) (*RealNodes, er
 
 // buildImages builds the lab's pause/hello program and its two images.
 func (rn *RealNodes) buildImages() ([]string, error) {
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		return nil, err
-	}
 	exe := filepath.Join(rn.Dir, "pause")
-	cmd := exec.Command("go", "build", "-o", exe, "./tests/lab/pause")
-	cmd.Dir, cmd.Env = root, append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("build the pause program: %v: %s", err, out)
+	if err := testenv.BuildStatic("./tests/lab/pause", exe); err != nil {
+		return nil, err
 	}
 	var tars []string
 	for _, ref := range []string{PauseImage, HelloImage} {
@@ -356,14 +350,14 @@ serializeImagePulls: false
 	ctr := []string{"ctr", "--address", sock, "--namespace", "k8s.io"}
 	rn.Ctr[node] = ctr
 	deadline := time.Now().Add(20 * time.Second)
-	for exec.Command(ctr[0], append(ctr[1:], "version")...).Run() != nil {
+	for testenv.Ctr(context.Background(), ctr, "version").Run() != nil {
 		if time.Now().After(deadline) {
 			return fmt.Errorf("containerd did not answer within 20s:\n%s", tail(readFile(filepath.Join(rn.Dir, "containerd-"+node+".log")), 2000))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
 	for _, tar := range tars {
-		if out, err := exec.Command(ctr[0], append(ctr[1:], "image", "import", tar)...).CombinedOutput(); err != nil {
+		if out, err := testenv.Ctr(context.Background(), ctr, "image", "import", tar).CombinedOutput(); err != nil {
 			return fmt.Errorf("import %s: %v: %s", filepath.Base(tar), err, out)
 		}
 	}
@@ -415,24 +409,37 @@ func (rn *RealNodes) waitReady(timeout time.Duration) error {
 // Log returns a component's log ("kubelet-node-a", "kube-scheduler", ...).
 func (rn *RealNodes) Log(name string) string { return readFile(filepath.Join(rn.Dir, name+".log")) }
 
+// running returns the containers running on node, by ID, with their host
+// PIDs (ctr task ls).
+func (rn *RealNodes) running(node string) (map[string]int, error) {
+	out, err := testenv.Ctr(context.Background(), rn.Ctr[node], "task", "ls").CombinedOutput()
+	if err != nil {
+		return nil, fmt.Errorf("%v: %s", err, out)
+	}
+	tasks := map[string]int{}
+	for _, l := range strings.Split(string(out), "\n") {
+		var pid int
+		if f := strings.Fields(l); len(f) >= 3 && f[2] == "RUNNING" {
+			if _, err := fmt.Sscan(f[1], &pid); err == nil && pid > 0 {
+				tasks[f[0]] = pid
+			}
+		}
+	}
+	return tasks, nil
+}
+
 // ContainerPID returns the host PID of a running container
 // ("containerd://ID") on node.
 func (rn *RealNodes) ContainerPID(node, containerID string) (int, error) {
-	id := strings.TrimPrefix(containerID, "containerd://")
-	ctr := rn.Ctr[node]
-	out, err := exec.Command(ctr[0], append(ctr[1:], "task", "ls")...).CombinedOutput()
+	tasks, err := rn.running(node)
 	if err != nil {
-		return 0, fmt.Errorf("%v: %s", err, out)
+		return 0, err
 	}
-	for _, l := range strings.Split(string(out), "\n") {
-		f := strings.Fields(l)
-		if len(f) >= 3 && f[0] == id {
-			var pid int
-			_, err := fmt.Sscan(f[1], &pid)
-			return pid, err
-		}
+	pid, ok := tasks[strings.TrimPrefix(containerID, "containerd://")]
+	if !ok {
+		return 0, fmt.Errorf("no task %s on %s", containerID, node)
 	}
-	return 0, fmt.Errorf("no task %s on %s", id, node)
+	return pid, nil
 }
 
 // Stop deletes every pod (so the kubelets tear their sandboxes down), then
@@ -488,38 +495,29 @@ func (rn *RealNodes) Stop() {
 
 // RunningImages returns the images of the containers running on node.
 func (rn *RealNodes) RunningImages(node string) []string {
-	ctr := rn.Ctr[node]
 	images := map[string]string{}
-	out, _ := exec.Command(ctr[0], append(ctr[1:], "container", "ls")...).Output()
+	out, _ := testenv.Ctr(context.Background(), rn.Ctr[node], "container", "ls").Output()
 	for _, l := range strings.Split(string(out), "\n") {
 		if f := strings.Fields(l); len(f) >= 2 {
 			images[f[0]] = f[1]
 		}
 	}
-	var running []string
-	out, _ = exec.Command(ctr[0], append(ctr[1:], "task", "ls")...).Output()
-	for _, l := range strings.Split(string(out), "\n") {
-		if f := strings.Fields(l); len(f) >= 3 && f[2] == "RUNNING" {
-			running = append(running, images[f[0]])
-		}
+	tasks, _ := rn.running(node)
+	var imgs []string
+	for id := range tasks {
+		imgs = append(imgs, images[id])
 	}
-	slices.Sort(running)
-	return running
+	slices.Sort(imgs)
+	return imgs
 }
 
 // tasks returns the host PIDs of the containers running on the nodes.
 func (rn *RealNodes) tasks() []int {
 	var pids []int
-	for _, ctr := range rn.Ctr {
-		out, _ := exec.Command(ctr[0], append(ctr[1:], "task", "ls")...).Output()
-		for _, l := range strings.Split(string(out), "\n") {
-			f := strings.Fields(l)
-			var pid int
-			if len(f) >= 3 && f[2] == "RUNNING" {
-				if _, err := fmt.Sscan(f[1], &pid); err == nil && pid > 0 {
-					pids = append(pids, pid)
-				}
-			}
+	for node := range rn.Ctr {
+		tasks, _ := rn.running(node)
+		for _, pid := range tasks {
+			pids = append(pids, pid)
 		}
 	}
 	return pids

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -64,13 +63,13 @@ func TestEnableOnRealNodes(t *testing.T) {
 	pods := checkPods(t, c, rn, ref)
 	checkSecurity(t, c, rn, pods)
 
-	ip := waitServiceIP(t, c, "default", "hello")
+	ip := waitServiceIP(t, c, "default", "hello", 30*time.Second)
 	owner := election.Owner(netip.MustParseAddr(ip), Nodes)
 	macs, _ := Arping(ctx, ip, 3)
 	if len(macs) != 1 || macs[l.MACs[owner]] == 0 {
 		t.Errorf("arping %s: %v, want only %s's MAC %s", ip, macs, owner, l.MACs[owner])
 	}
-	reply, err := dialUntil("client", ip+":80", 20*time.Second)
+	reply, err := DialUntil("client", ip+":80", 20*time.Second)
 	if err != nil || reply != "hello from node-b" {
 		t.Errorf("TCP to %s:80: %q, %v", ip, reply, err)
 	}
@@ -100,10 +99,10 @@ func TestEnableOnRealNodes(t *testing.T) {
 		if dual != 0 {
 			t.Errorf("%d probes answered by two MACs during the rollout", dual)
 		}
-		if got := waitServiceIP(t, c, "default", "hello"); got != ip {
+		if got := waitServiceIP(t, c, "default", "hello", 30*time.Second); got != ip {
 			t.Errorf("the address moved: %s → %s", ip, got)
 		}
-		if reply, err := dialUntil("client", ip+":80", 20*time.Second); err != nil || reply != "hello from node-b" {
+		if reply, err := DialUntil("client", ip+":80", 20*time.Second); err != nil || reply != "hello from node-b" {
 			t.Errorf("TCP after the rollout: %q, %v", reply, err)
 		}
 	})
@@ -245,49 +244,13 @@ func checkSecurity(t *testing.T, c kubernetes.Interface, rn *RealNodes, pods []c
 	}
 }
 
-func waitServiceIP(t *testing.T, c kubernetes.Interface, ns, name string) string {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		s, err := c.CoreV1().Services(ns).Get(context.Background(), name, metav1.GetOptions{})
-		if err == nil && len(s.Status.LoadBalancer.Ingress) > 0 {
-			return s.Status.LoadBalancer.Ingress[0].IP
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s/%s got no address: %v", ns, name, err)
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
-}
-
-// dialUntil retries a TCP request from a lab host until it gets an answer.
-func dialUntil(host, addr string, timeout time.Duration) (string, error) {
-	deadline := time.Now().Add(timeout)
-	for {
-		reply, err := Dial(host, addr, 2*time.Second)
-		if err == nil {
-			return strings.TrimSpace(reply), nil
-		}
-		if time.Now().After(deadline) {
-			return "", err
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-}
-
 // buildVersion builds this checkout's binary stamped with another version
 // (another image tag): what an upgrade brings.
 func buildVersion(t *testing.T, v string) string {
 	t.Helper()
-	root, err := testenv.RepoRoot()
-	if err != nil {
-		t.Fatal(err)
-	}
 	out := filepath.Join(t.TempDir(), "metallb")
-	cmd := exec.Command("go", "build", "-ldflags", "-X github.com/microk8s-metallb/metallb/pkg/version.Version="+v, "-o", out, "./cmd/metallb")
-	cmd.Dir, cmd.Env = root, append(os.Environ(), "CGO_ENABLED=0")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("%v: %s", err, b)
+	if err := testenv.BuildStatic("./cmd/metallb", out, "-ldflags", "-X github.com/microk8s-metallb/metallb/pkg/version.Version="+v); err != nil {
+		t.Fatal(err)
 	}
 	return out
 }

@@ -1,10 +1,12 @@
 package testenv
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -71,7 +73,7 @@ disabled_plugins = ["io.containerd.grpc.v1.cri"]
 		return nil, err
 	}
 	deadline := time.Now().Add(15 * time.Second)
-	for exec.Command(c.Ctr[0], append(c.Ctr[1:], "version")...).Run() != nil {
+	for Ctr(context.Background(), c.Ctr, "version").Run() != nil {
 		if time.Now().After(deadline) {
 			log := c.Log()
 			c.Stop()
@@ -97,4 +99,10 @@ func (c *Containerd) Stop() {
 	// A container run may leave snapshot mounts: unmount them first.
 	UnmountUnder(c.Dir)
 	_ = os.RemoveAll(c.Dir)
+}
+
+// Ctr runs a containerd client command (ctr with its address and
+// namespace, as in Containerd.Ctr) with more arguments.
+func Ctr(ctx context.Context, ctr []string, args ...string) *exec.Cmd {
+	return exec.CommandContext(ctx, ctr[0], append(slices.Clone(ctr[1:]), args...)...)
 }
