@@ -89,11 +89,7 @@ func (r *testRouter) handle(c net.Conn) {
 		if o, ok := m.Body.(*pkt.BGPOpen); ok && !opened {
 			opened = true
 			r.open <- o
-			as := uint16(asTrans)
-			if r.asn <= 0xffff {
-				as = uint16(r.asn)
-			}
-			r.send(c, pkt.NewBGPOpenMessage(as, r.hold, "192.0.2.254", []pkt.OptionParameterInterface{pkt.NewOptionParameterCapability(r.caps)}))
+			r.send(c, pkt.NewBGPOpenMessage(twoOctetAS(r.asn), r.hold, "192.0.2.254", []pkt.OptionParameterInterface{pkt.NewOptionParameterCapability(r.caps)}))
 			r.send(c, pkt.NewBGPKeepAliveMessage())
 			r.conn <- c
 			continue

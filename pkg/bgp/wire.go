@@ -16,15 +16,11 @@ import (
 // a router sends are only scanned (scanUpdate), never decoded into routes.
 
 const (
-	headerLen  = 19
-	maxMsgLen  = 4096 // no extended messages (RFC 8654) are negotiated
-	asTrans    = 23456
-	originIGP  = 0
-	defaultLP  = 100 // LOCAL_PREF sent to iBGP peers when none is configured
-	capGR      = 64
-	capAS4     = 65
-	capMP      = 1
-	capRefresh = 2
+	headerLen = 19
+	maxMsgLen = 4096 // no extended messages (RFC 8654) are negotiated
+	asTrans   = 23456
+	originIGP = 0
+	defaultLP = 100 // LOCAL_PREF sent to iBGP peers when none is configured
 )
 
 // rawMsg is one message as read from the wire.
@@ -162,6 +158,15 @@ func scanNLRI(b []byte, afi uint16, withdrawn bool, fn func(netip.Prefix, bool))
 	return nil
 }
 
+// twoOctetAS is an AS number as the 2-octet fields carry it: AS_TRANS for
+// one that does not fit (RFC 6793).
+func twoOctetAS(asn uint32) uint16 {
+	if asn > 0xffff {
+		return asTrans
+	}
+	return uint16(asn)
+}
+
 // routeFamily is the family of the routes a session carries: the peer
 // address's.
 func routeFamily(a netip.Addr) pkt.RouteFamily {
@@ -185,11 +190,7 @@ func openMsg(p Peer, routerID netip.Addr, restarting bool) *pkt.BGPMessage {
 		caps = append(caps, pkt.NewCapGracefulRestart(restarting, false, uint16(RestartTime.Seconds()),
 			[]*pkt.CapGracefulRestartTuple{pkt.NewCapGracefulRestartTuple(rf, restarting)}))
 	}
-	as := uint16(asTrans)
-	if p.MyASN <= 0xffff {
-		as = uint16(p.MyASN)
-	}
-	return pkt.NewBGPOpenMessage(as, uint16(p.HoldTime.Seconds()), routerID.String(),
+	return pkt.NewBGPOpenMessage(twoOctetAS(p.MyASN), uint16(p.HoldTime.Seconds()), routerID.String(),
 		[]pkt.OptionParameterInterface{pkt.NewOptionParameterCapability(caps)})
 }
 
@@ -272,12 +273,8 @@ func updateMsg(p Peer, c peerCaps, r Route, nextHop netip.Addr) *pkt.BGPMessage 
 		attrs = append(attrs, pkt.NewPathAttributeAsPath([]pkt.AsPathParamInterface{
 			pkt.NewAs4PathParam(pkt.BGP_ASPATH_ATTR_TYPE_SEQ, []uint32{p.MyASN})}))
 	default: // a 2-octet AS router: AS_TRANS and the real path in AS4_PATH (RFC 6793)
-		as := uint16(asTrans)
-		if p.MyASN <= 0xffff {
-			as = uint16(p.MyASN)
-		}
 		attrs = append(attrs, pkt.NewPathAttributeAsPath([]pkt.AsPathParamInterface{
-			pkt.NewAsPathParam(pkt.BGP_ASPATH_ATTR_TYPE_SEQ, []uint16{as})}))
+			pkt.NewAsPathParam(pkt.BGP_ASPATH_ATTR_TYPE_SEQ, []uint16{twoOctetAS(p.MyASN)})}))
 	}
 	v4 := r.Prefix.Addr().Is4()
 	if v4 {
