@@ -118,9 +118,10 @@ func TestLayer2SIGTERMHandsOver(t *testing.T) {
 	t.Logf("3 SIGTERMs of %s (exited %v after the signal), hand-off to %s: %d probes, %d unanswered, %d answered by two MACs",
 		owner, exits, next, n, lost, dual)
 	// The old owner stops answering, then releases: never two MACs; the
-	// address goes unanswered only while one datagram crosses the LAN.
-	if lost > 0 || dual > 0 {
-		t.Errorf("the hand-offs lost %d probes and had %d dual-MAC probes; want none", lost, dual)
+	// address goes unanswered only while one datagram crosses the LAN, so a
+	// probe sent in that moment is lost: at most one per hand-off.
+	if dual > 0 || lost > len(ws) {
+		t.Errorf("the hand-offs had %d dual-MAC probes and lost %d; want none and at most one per hand-off", dual, lost)
 	}
 	t.Logf("failbacks to %s after its restarts: %d probes, %d unanswered, %d answered by two MACs", owner, fn, flost, fdual)
 	if fdual > 0 || flost > len(ws) {
