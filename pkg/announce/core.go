@@ -16,15 +16,6 @@ import (
 // release was lost, or that node is wedged).
 const HandOverTimeout = 2 * time.Second
 
-// ReleaseSettle is how long a node that is handed an address by a live
-// owner waits before it answers: a request the old owner answered just
-// before it let go may still sit unread in the new owner's socket (a speaker
-// that has just started is slow to read), and must not get a second answer
-// from another MAC. It costs at most one unanswered request of a client
-// that asks every 100 ms, once per failback. A speaker that stops says
-// goodbye, and its next owners answer at once.
-const ReleaseSettle = 50 * time.Millisecond
-
 // releaseTTL is how long a release received ahead of its use is kept.
 const releaseTTL = 10 * time.Second
 
@@ -254,12 +245,12 @@ func (c *Core) Plan(in Input) Plan {
 		} else if !known && !c.started {
 			from = r.After(in.Self)
 		}
+		// Released: claim at once. A request the old owner answered just
+		// before it let go may still sit unread in this node's socket; the
+		// responders leave alone every request that arrived before the
+		// claim (pkg/layer2), so it gets no second answer.
 		if rel, ok := c.released[ip]; ok && rel.from == from && live[from] {
-			if left := rel.at.Add(ReleaseSettle).Sub(in.Now); left > 0 {
-				hold(ip, from, left)
-				continue
-			}
-			from = "" // released
+			from = ""
 		}
 		if !live[from] {
 			from = "" // gone: nobody else answers

@@ -88,8 +88,6 @@ func (s *sim) deliver() {
 		if c := s.cores[r.To]; c != nil {
 			c.Released(from, r.IPs, s.now)
 			s.plan(r.To, false)
-			s.now = s.now.Add(ReleaseSettle)
-			s.plan(r.To, false)
 		}
 	}
 }

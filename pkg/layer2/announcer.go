@@ -3,7 +3,6 @@ package layer2
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -13,7 +12,6 @@ import (
 	"time"
 
 	"github.com/mdlayher/ndp"
-	"github.com/mdlayher/packet"
 )
 
 // Interfaces whose names start with these are never used: they belong to
@@ -48,6 +46,7 @@ type Announcer struct {
 
 	mu     sync.Mutex
 	claims map[netip.Addr]Claim
+	since  map[netip.Addr]time.Time // when each claim began
 	ifs    map[string]*iface
 	ctx    context.Context
 	stopGA map[netip.Addr]context.CancelFunc
@@ -70,7 +69,7 @@ type iface struct {
 
 // NewAnnouncer returns an announcer; Run opens the interfaces.
 func NewAnnouncer(log *slog.Logger, events Events) *Announcer {
-	return &Announcer{log: log, events: events, claims: map[netip.Addr]Claim{}, ifs: map[string]*iface{}, stopGA: map[netip.Addr]context.CancelFunc{},
+	return &Announcer{log: log, events: events, claims: map[netip.Addr]Claim{}, since: map[netip.Addr]time.Time{}, ifs: map[string]*iface{}, stopGA: map[netip.Addr]context.CancelFunc{},
 		lost: map[string][]netip.Prefix{}, wake: make(chan struct{}, 1), reasserts: map[netip.Addr]time.Time{}}
 }
 
@@ -182,6 +181,7 @@ func (a *Announcer) SetClaims(claims []Claim) {
 				delete(a.stopGA, ip)
 			}
 			delete(a.reasserts, ip)
+			delete(a.since, ip)
 			for _, i := range a.ifs {
 				if i.ndp != nil && ip.Is6() {
 					_ = i.ndp.unwatch(ip)
@@ -192,10 +192,12 @@ func (a *Announcer) SetClaims(claims []Claim) {
 	}
 	old := a.claims
 	a.claims = next
+	now := time.Now()
 	for ip := range next {
 		if _, had := old[ip]; had {
 			continue
 		}
+		a.since[ip] = now
 		for _, i := range a.ifs {
 			if i.ndp != nil && ip.Is6() && a.ownsLocked(i.name, ip) {
 				if err := i.ndp.watch(ip); err != nil {
@@ -247,11 +249,22 @@ func (a *Announcer) gratuitous(ip netip.Addr) {
 	}
 }
 
+// staleRequestWindow is how long after a claim begins the responders
+// check when each request arrived. Past it every request is answered, so a
+// wall clock stepped back can never silence an address for longer.
+const staleRequestWindow = time.Second
+
 // Owns implements Handler.
-func (a *Announcer) Owns(ifname string, ip netip.Addr) bool {
+func (a *Announcer) Owns(ifname string, ip netip.Addr, at time.Time) bool {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	return a.ownsLocked(ifname, ip)
+	if !a.ownsLocked(ifname, ip) {
+		return false
+	}
+	since := a.since[ip]
+	// The kernel's stamp is wall-clock time: compare it with the claim's
+	// wall clock, and only while the claim is young (monotonic).
+	return at.IsZero() || time.Since(since) >= staleRequestWindow || !at.Before(since.Round(0))
 }
 
 func (a *Announcer) ownsLocked(ifname string, ip netip.Addr) bool {
@@ -385,9 +398,9 @@ func (a *Announcer) ownsPrefixes(i *iface, ip netip.Addr) bool {
 
 func (a *Announcer) open(ifi net.Interface, prefixes []netip.Prefix) (*iface, error) {
 	i := &iface{name: ifi.Name, mac: ifi.HardwareAddr, prefixes: prefixes}
-	pc, err := packet.Listen(&ifi, packet.Raw, protoARP, nil)
+	pc, err := listenARP(&ifi)
 	if err != nil {
-		return nil, fmt.Errorf("open ARP socket: %w", err)
+		return nil, err
 	}
 	i.arp = newARPResponder(ifi.Name, ifi.HardwareAddr, pc, a)
 	i.closers = append(i.closers, pc.Close)
@@ -404,7 +417,7 @@ func hasV6(prefixes []netip.Prefix) bool {
 
 // openNDP starts the NDP responder of an interface.
 func (a *Announcer) openNDP(ifi net.Interface, i *iface) {
-	nc, _, err := ndp.Listen(&ifi, ndp.LinkLocal)
+	nc, err := listenNDP(&ifi)
 	if err != nil {
 		a.log.Warn("no NDP on interface yet", "interface", ifi.Name, "error", err)
 		return
@@ -412,7 +425,7 @@ func (a *Announcer) openNDP(ifi net.Interface, i *iface) {
 	i.ndp = newNDPResponder(ifi.Name, ifi.HardwareAddr, nc, a)
 	i.ndp.debug = func(m ndp.Message, src netip.Addr) {
 		if ns, ok := m.(*ndp.NeighborSolicitation); ok {
-			a.log.Debug("NDP solicitation", "interface", ifi.Name, "from", src.String(), "target", ns.TargetAddress.String(), "owned", a.Owns(ifi.Name, ns.TargetAddress))
+			a.log.Debug("NDP solicitation", "interface", ifi.Name, "from", src.String(), "target", ns.TargetAddress.String(), "owned", a.Owns(ifi.Name, ns.TargetAddress, time.Time{}))
 		}
 	}
 	i.closers = append(i.closers, nc.Close)

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -66,12 +67,12 @@ func TestOwnsFollowsSubnetsAndInterfaces(t *testing.T) {
 		{"eth0", "198.51.100.201", false}, // not claimed
 	}
 	for _, tc := range tests {
-		if got := a.Owns(tc.ifname, netip.MustParseAddr(tc.ip)); got != tc.want {
+		if got := a.Owns(tc.ifname, netip.MustParseAddr(tc.ip), time.Now()); got != tc.want {
 			t.Errorf("Owns(%s, %s) = %v, want %v", tc.ifname, tc.ip, got, tc.want)
 		}
 	}
 	a.SetClaims(nil)
-	if a.Owns("eth0", netip.MustParseAddr("198.51.100.200")) {
+	if a.Owns("eth0", netip.MustParseAddr("198.51.100.200"), time.Time{}) {
 		t.Error("still owns an address after it was dropped")
 	}
 }
@@ -100,5 +101,44 @@ func TestUnansweredFollowsLostInterfaces(t *testing.T) {
 	a.mu.Unlock()
 	if got := a.Unanswered(); len(got) != 2 {
 		t.Errorf("both lost: %v", got)
+	}
+}
+
+// A request the kernel received before this node claimed the address was
+// the previous owner's to answer: however late it is read, it gets no
+// answer. Later ones do, and so does every request once the claim is a
+// second old (a wall clock stepped back cannot silence an address).
+func TestRequestsBeforeTheClaimAreNotAnswered(t *testing.T) {
+	a := NewAnnouncer(slog.New(slog.NewTextHandler(io.Discard, nil)), nopEvents{})
+	a.ifs["eth0"] = &iface{name: "eth0", prefixes: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}}
+	vip := netip.MustParseAddr("198.51.100.200")
+	before := time.Now()
+	a.SetClaims([]Claim{{IP: vip}})
+	after := time.Now()
+	tests := []struct {
+		name string
+		at   time.Time
+		want bool
+	}{
+		{"received before the claim", before.Round(0), false},
+		{"received after the claim", after.Round(0), true},
+		{"arrival unknown", time.Time{}, true},
+	}
+	for _, tc := range tests {
+		if got := a.Owns("eth0", vip, tc.at); got != tc.want {
+			t.Errorf("%s: Owns = %v, want %v", tc.name, got, tc.want)
+		}
+	}
+	a.mu.Lock()
+	a.since[vip] = time.Now().Add(-staleRequestWindow)
+	a.mu.Unlock()
+	if !a.Owns("eth0", vip, before.Add(-time.Hour)) {
+		t.Error("a claim older than the window does not answer a request stamped long before it")
+	}
+	// Claimed again after a release: the new claim's time counts.
+	a.SetClaims(nil)
+	a.SetClaims([]Claim{{IP: vip}})
+	if a.Owns("eth0", vip, after.Round(0)) {
+		t.Error("a request received before the address was claimed again is answered")
 	}
 }

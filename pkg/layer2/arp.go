@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/mdlayher/arp"
 	"github.com/mdlayher/ethernet"
@@ -14,8 +15,11 @@ import (
 
 // Handler is what a responder asks of its owner.
 type Handler interface {
-	// Owns reports whether this node announces ip on this interface now.
-	Owns(ifname string, ip netip.Addr) bool
+	// Owns reports whether this node answers on this interface for ip in
+	// a request that the kernel received at the time given (zero: now).
+	// It does not for a request that arrived before it claimed ip: that
+	// one was the previous owner's.
+	Owns(ifname string, ip netip.Addr, at time.Time) bool
 	// Conflict reports another MAC answering for, or announcing, ip.
 	Conflict(ifname string, ip netip.Addr, mac net.HardwareAddr)
 	// Count records one request received, response sent or gratuitous sent.
@@ -29,15 +33,23 @@ const (
 	EventGratuitous = "gratuitous"
 )
 
+// frameConn is the part of a packet socket the ARP responder uses; tests
+// pass a fake.
+type frameConn interface {
+	// ReadFrame reads one frame and the time the kernel received it.
+	ReadFrame(b []byte) (int, time.Time, error)
+	WriteTo(b []byte, addr net.Addr) (int, error)
+}
+
 // arpResponder answers ARP on one interface.
 type arpResponder struct {
 	ifname string
 	mac    net.HardwareAddr
-	conn   net.PacketConn
+	conn   frameConn
 	h      Handler
 }
 
-func newARPResponder(ifname string, mac net.HardwareAddr, conn net.PacketConn, h Handler) *arpResponder {
+func newARPResponder(ifname string, mac net.HardwareAddr, conn frameConn, h Handler) *arpResponder {
 	return &arpResponder{ifname: ifname, mac: mac, conn: conn, h: h}
 }
 
@@ -45,22 +57,22 @@ func newARPResponder(ifname string, mac net.HardwareAddr, conn net.PacketConn, h
 func (r *arpResponder) run() error {
 	buf := make([]byte, 1500)
 	for {
-		n, _, err := r.conn.ReadFrom(buf)
+		n, at, err := r.conn.ReadFrame(buf)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
 			}
 			return fmt.Errorf("read ARP on %s: %w", r.ifname, err)
 		}
-		if err := r.handle(buf[:n]); err != nil {
+		if err := r.handle(buf[:n], at); err != nil {
 			return err
 		}
 	}
 }
 
 // handle processes one frame: answers requests for our addresses, and
-// reports other MACs claiming them.
-func (r *arpResponder) handle(frame []byte) error {
+// reports other MACs claiming them; at is when the kernel received it.
+func (r *arpResponder) handle(frame []byte, at time.Time) error {
 	var f ethernet.Frame
 	if err := f.UnmarshalBinary(frame); err != nil || f.EtherType != ethernet.EtherTypeARP {
 		return nil
@@ -73,13 +85,13 @@ func (r *arpResponder) handle(frame []byte) error {
 		return nil // our own
 	}
 	// Someone else announcing or answering for an address we own.
-	if p.SenderIP.IsValid() && !p.SenderIP.IsUnspecified() && r.h.Owns(r.ifname, p.SenderIP) {
+	if p.SenderIP.IsValid() && !p.SenderIP.IsUnspecified() && r.h.Owns(r.ifname, p.SenderIP, at) {
 		r.h.Conflict(r.ifname, p.SenderIP, p.SenderHardwareAddr)
 		if p.Operation == arp.OperationReply || p.SenderIP == p.TargetIP {
 			return nil
 		}
 	}
-	if p.Operation != arp.OperationRequest || !r.h.Owns(r.ifname, p.TargetIP) {
+	if p.Operation != arp.OperationRequest || !r.h.Owns(r.ifname, p.TargetIP, at) {
 		return nil
 	}
 	r.h.Count(EventRequest, p.TargetIP)

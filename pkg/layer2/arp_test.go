@@ -13,7 +13,7 @@ import (
 	"github.com/mdlayher/ethernet"
 )
 
-// memConn is an in-memory net.PacketConn: tests push frames in and read what
+// memConn is an in-memory frameConn: tests push frames in and read what
 // the responder wrote.
 type memConn struct {
 	in     chan []byte
@@ -25,12 +25,12 @@ type memConn struct {
 
 func newMemConn() *memConn { return &memConn{in: make(chan []byte, 16), closed: make(chan struct{})} }
 
-func (c *memConn) ReadFrom(b []byte) (int, net.Addr, error) {
+func (c *memConn) ReadFrame(b []byte) (int, time.Time, error) {
 	select {
 	case f := <-c.in:
-		return copy(b, f), nil, nil
+		return copy(b, f), time.Now(), nil
 	case <-c.closed:
-		return 0, nil, net.ErrClosed
+		return 0, time.Time{}, net.ErrClosed
 	}
 }
 
@@ -47,11 +47,7 @@ func (c *memConn) written() [][]byte {
 	return c.out
 }
 
-func (c *memConn) Close() error                     { c.once.Do(func() { close(c.closed) }); return nil }
-func (c *memConn) LocalAddr() net.Addr              { return nil }
-func (c *memConn) SetDeadline(time.Time) error      { return nil }
-func (c *memConn) SetReadDeadline(time.Time) error  { return nil }
-func (c *memConn) SetWriteDeadline(time.Time) error { return nil }
+func (c *memConn) Close() error { c.once.Do(func() { close(c.closed) }); return nil }
 
 // fakeHandler owns a fixed set of addresses and records what it is told.
 type fakeHandler struct {
@@ -69,7 +65,7 @@ func newFakeHandler(ips ...string) *fakeHandler {
 	return h
 }
 
-func (h *fakeHandler) Owns(_ string, ip netip.Addr) bool {
+func (h *fakeHandler) Owns(_ string, ip netip.Addr, _ time.Time) bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	return h.owned[ip]
@@ -180,7 +176,7 @@ func TestARPResponder(t *testing.T) {
 			conn := newMemConn()
 			h := newFakeHandler("198.51.100.200")
 			r := newARPResponder("eth0", ourMAC, conn, h)
-			if err := r.handle(tc.frame(t)); err != nil {
+			if err := r.handle(tc.frame(t), time.Now()); err != nil {
 				t.Fatal(err)
 			}
 			var got []string
@@ -236,7 +232,7 @@ func FuzzARPHandle(f *testing.F) {
 	f.Fuzz(func(t *testing.T, frame []byte) {
 		conn := newMemConn()
 		r := newARPResponder("eth0", ourMAC, conn, newFakeHandler("198.51.100.200"))
-		if err := r.handle(frame); err != nil {
+		if err := r.handle(frame, time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		for _, b := range conn.written() {

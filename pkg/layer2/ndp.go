@@ -5,15 +5,17 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"time"
 
 	"github.com/mdlayher/ndp"
-	"golang.org/x/net/ipv6"
 )
 
 // ndpConn is the part of *ndp.Conn the responder uses; tests pass a fake.
 type ndpConn interface {
-	ReadFrom() (ndp.Message, *ipv6.ControlMessage, netip.Addr, error)
-	WriteTo(m ndp.Message, cm *ipv6.ControlMessage, dst netip.Addr) error
+	// ReadFrom reads a message, its source and the time the kernel
+	// received it.
+	ReadFrom() (ndp.Message, netip.Addr, time.Time, error)
+	WriteTo(m ndp.Message, dst netip.Addr) error
 	JoinGroup(group netip.Addr) error
 	LeaveGroup(group netip.Addr) error
 	Close() error
@@ -54,7 +56,7 @@ func (r *ndpResponder) unwatch(ip netip.Addr) error {
 
 func (r *ndpResponder) run() error {
 	for {
-		m, _, src, err := r.conn.ReadFrom()
+		m, src, at, err := r.conn.ReadFrom()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
@@ -64,20 +66,20 @@ func (r *ndpResponder) run() error {
 		if r.debug != nil {
 			r.debug(m, src)
 		}
-		if err := r.handle(m, src); err != nil {
+		if err := r.handle(m, src, at); err != nil {
 			return err
 		}
 	}
 }
 
-func (r *ndpResponder) handle(m ndp.Message, src netip.Addr) error {
+func (r *ndpResponder) handle(m ndp.Message, src netip.Addr, at time.Time) error {
 	switch m := m.(type) {
 	case *ndp.NeighborAdvertisement:
-		if mac := linkAddr(m.Options, ndp.Target); mac != nil && !equalMAC(mac, r.mac) && r.h.Owns(r.ifname, m.TargetAddress) {
+		if mac := linkAddr(m.Options, ndp.Target); mac != nil && !equalMAC(mac, r.mac) && r.h.Owns(r.ifname, m.TargetAddress, at) {
 			r.h.Conflict(r.ifname, m.TargetAddress, mac)
 		}
 	case *ndp.NeighborSolicitation:
-		if !r.h.Owns(r.ifname, m.TargetAddress) {
+		if !r.h.Owns(r.ifname, m.TargetAddress, at) {
 			return nil
 		}
 		if mac := linkAddr(m.Options, ndp.Source); mac != nil && equalMAC(mac, r.mac) {
@@ -107,7 +109,7 @@ func (r *ndpResponder) advertise(ip, dst netip.Addr, solicited bool) error {
 		TargetAddress: ip,
 		Options:       []ndp.Option{&ndp.LinkLayerAddress{Direction: ndp.Target, Addr: r.mac}},
 	}
-	if err := r.conn.WriteTo(na, nil, dst); err != nil {
+	if err := r.conn.WriteTo(na, dst); err != nil {
 		return fmt.Errorf("write NDP on %s: %w", r.ifname, err)
 	}
 	return nil

@@ -5,10 +5,10 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/mdlayher/ndp"
-	"golang.org/x/net/ipv6"
 )
 
 // fakeNDP records what the responder writes and which groups it joins.
@@ -18,10 +18,10 @@ type fakeNDP struct {
 	groups map[netip.Addr]bool
 }
 
-func (f *fakeNDP) ReadFrom() (ndp.Message, *ipv6.ControlMessage, netip.Addr, error) {
+func (f *fakeNDP) ReadFrom() (ndp.Message, netip.Addr, time.Time, error) {
 	select {}
 }
-func (f *fakeNDP) WriteTo(m ndp.Message, _ *ipv6.ControlMessage, dst netip.Addr) error {
+func (f *fakeNDP) WriteTo(m ndp.Message, dst netip.Addr) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	na := m.(*ndp.NeighborAdvertisement)
@@ -63,7 +63,7 @@ func TestNDPResponder(t *testing.T) {
 			conn := &fakeNDP{groups: map[netip.Addr]bool{}}
 			h := newFakeHandler(vip.String())
 			r := newNDPResponder("eth0", ourMAC, conn, h)
-			if err := r.handle(tc.msg, tc.src); err != nil {
+			if err := r.handle(tc.msg, tc.src, time.Now()); err != nil {
 				t.Fatal(err)
 			}
 			if diff := cmp.Diff(tc.want, conn.sent); diff != "" {
@@ -115,7 +115,7 @@ func FuzzNDPHandle(f *testing.F) {
 		}
 		conn := &fakeNDP{groups: map[netip.Addr]bool{}}
 		r := newNDPResponder("eth0", ourMAC, conn, newFakeHandler(vip.String()))
-		if err := r.handle(m, netip.MustParseAddr("2001:db8::9")); err != nil {
+		if err := r.handle(m, netip.MustParseAddr("2001:db8::9"), time.Now()); err != nil {
 			t.Fatal(err)
 		}
 		for _, s := range conn.sent {

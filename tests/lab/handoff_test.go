@@ -10,27 +10,40 @@ import (
 	"time"
 
 	"github.com/mdlayher/arp"
+	"github.com/mdlayher/ethernet"
 
 	"github.com/microk8s-metallb/metallb/pkg/election"
 )
 
-// probeResult is one ARP probe: the MACs that answered within its window.
+// probeResult is one ARP probe: the MACs that answered its request.
 type probeResult struct {
 	at   time.Time
+	from netip.Addr // the request's sender address: replies name it
 	macs map[string]bool
 }
 
+// probeSender is the sender address of the i-th probe: the probes take
+// turns among 16 unused lab addresses, so that every reply names the
+// request it answers, and a reply that comes late (a loaded node, a
+// loaded client) counts for its own request, not for the next one.
+func probeSender(i int) netip.Addr {
+	return netip.AddrFrom4([4]byte{198, 51, 100, byte(150 + i%16)})
+}
+
 // probeARP asks for ip every period from the client until ctx ends, and
-// records who answered each request before the next one.
+// records who answered each request.
 func probeARP(ctx context.Context, t testing.TB, ip netip.Addr, period time.Duration) <-chan []probeResult {
 	c := clientARP(t)
 	out := make(chan []probeResult, 1)
 	go func() {
 		defer c.Close()
 		var res []probeResult
-		for ctx.Err() == nil {
-			r := probeResult{at: time.Now(), macs: map[string]bool{}}
-			_ = c.Request(ip)
+		for i := 0; ctx.Err() == nil; i++ {
+			r := probeResult{at: time.Now(), from: probeSender(i), macs: map[string]bool{}}
+			if req, err := arp.NewPacket(arp.OperationRequest, c.HardwareAddr(), r.from, ethernet.Broadcast, ip); err == nil {
+				_ = c.WriteTo(req, ethernet.Broadcast)
+			}
+			res = append(res, r)
 			deadline := r.at.Add(period)
 			for {
 				_ = c.SetReadDeadline(deadline)
@@ -41,11 +54,16 @@ func probeARP(ctx context.Context, t testing.TB, ip netip.Addr, period time.Dura
 					}
 					continue
 				}
-				if p.SenderIP == ip && p.Operation == arp.OperationReply {
-					r.macs[p.SenderHardwareAddr.String()] = true
+				if p.SenderIP != ip || p.Operation != arp.OperationReply {
+					continue
+				}
+				for j := len(res) - 1; j >= 0 && j >= len(res)-16; j-- {
+					if res[j].from == p.TargetIP {
+						res[j].macs[p.SenderHardwareAddr.String()] = true
+						break
+					}
 				}
 			}
-			res = append(res, r)
 		}
 		out <- res
 	}()
