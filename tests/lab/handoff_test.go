@@ -88,8 +88,9 @@ func countProbes(rs []probeResult, from, to time.Time) (total, unanswered, dual 
 
 // TestLayer2SIGTERMHandsOver stops the announcing speaker the way a
 // rolling update does (SIGTERM), three times: it hands its address to the
-// next owner before it exits, so no 100 ms probe goes unanswered; then it
-// starts again (the address comes back to it: failback, reported).
+// next owner before it exits, so no request is answered by two MACs and at
+// most one 100 ms probe per hand-off goes unanswered; then it starts again
+// (the address comes back to it: failback, held to the same).
 func TestLayer2SIGTERMHandsOver(t *testing.T) {
 	cl := startCluster(t)
 	cl.addBackend(t, "web-0", "web", "node-b")
