@@ -22,12 +22,15 @@ type probeResult struct {
 	macs map[string]bool
 }
 
+// probeSenders is how many sender addresses the probes take turns among.
+const probeSenders = 16
+
 // probeSender is the sender address of the i-th probe: the probes take
-// turns among 16 unused lab addresses, so that every reply names the
-// request it answers, and a reply that comes late (a loaded node, a
-// loaded client) counts for its own request, not for the next one.
+// turns among unused lab addresses (198.51.100.150 on), so that every reply
+// names the request it answers, and a reply that comes late (a loaded node,
+// a loaded client) counts for its own request, not for the next one.
 func probeSender(i int) netip.Addr {
-	return netip.AddrFrom4([4]byte{198, 51, 100, byte(150 + i%16)})
+	return netip.AddrFrom4([4]byte{198, 51, 100, byte(150 + i%probeSenders)})
 }
 
 // probeARP asks for ip every period from the client until ctx ends, and
@@ -57,7 +60,7 @@ func probeARP(ctx context.Context, t testing.TB, ip netip.Addr, period time.Dura
 				if p.SenderIP != ip || p.Operation != arp.OperationReply {
 					continue
 				}
-				for j := len(res) - 1; j >= 0 && j >= len(res)-16; j-- {
+				for j := len(res) - 1; j >= 0 && j >= len(res)-probeSenders; j-- {
 					if res[j].from == p.TargetIP {
 						res[j].macs[p.SenderHardwareAddr.String()] = true
 						break
