@@ -43,13 +43,14 @@ func TestRenderedObjects(t *testing.T) {
 		"Role/controller", "Role/speaker", "RoleBinding/controller", "RoleBinding/speaker",
 		"ConfigMap/config", "Deployment/controller", "DaemonSet/speaker",
 		"ServiceAccount/metrics-reader", "ClusterRole/metallb-system:metrics-reader", "ClusterRoleBinding/metallb-system:metrics-reader",
+		"ValidatingAdmissionPolicy/metallb-system-leases", "ValidatingAdmissionPolicyBinding/metallb-system-leases",
 	} {
 		if objs[want] == nil {
 			t.Errorf("missing %s (have %v)", want, names)
 		}
 	}
-	if len(objs) != 17 {
-		t.Errorf("%d objects, want 17: %v", len(objs), names)
+	if len(objs) != 19 {
+		t.Errorf("%d objects, want 19: %v", len(objs), names)
 	}
 }
 
@@ -77,11 +78,23 @@ func TestLeastPrivilege(t *testing.T) {
 			t.Errorf("the speaker may write Services: %s", r)
 		}
 	}
-	for _, kind := range []string{"ClusterRole/metallb-system:controller", "ClusterRole/metallb-system:speaker"} {
+	for _, kind := range []string{"ClusterRole/metallb-system:controller", "ClusterRole/metallb-system:speaker", "Role/controller", "Role/speaker"} {
 		for _, r := range rules(objs[kind]) {
 			if strings.Contains(r, "secrets") || strings.Contains(r, "*") {
-				t.Errorf("%s grants %s cluster-wide", kind, r)
+				t.Errorf("%s grants %s", kind, r)
 			}
+		}
+	}
+	// The controller's Lease rights: create (a name cannot be known before
+	// it exists), and the rest on its own Lease only.
+	for _, r := range objs["Role/controller"]["rules"].([]any) {
+		m := r.(map[string]any)
+		if !slices.Contains(m["resources"].([]any), any("leases")) {
+			continue
+		}
+		names, _ := m["resourceNames"].([]any)
+		if verbs := fmt.Sprint(m["verbs"]); verbs != "[create]" && fmt.Sprint(names) != "[metallb-controller]" {
+			t.Errorf("the controller may %s Leases %v", verbs, names)
 		}
 	}
 	// The only namespaced write on ConfigMaps: the controller's update of
@@ -128,6 +141,15 @@ func TestLeastPrivilege(t *testing.T) {
 	scap := spod["containers"].([]any)[0].(map[string]any)["securityContext"].(map[string]any)["capabilities"].(map[string]any)
 	if add := scap["add"].([]any); len(add) != 1 || add[0] != "NET_RAW" {
 		t.Errorf("speaker adds capabilities %v, want only NET_RAW", add)
+	}
+	for name, p := range map[string]map[string]any{"controller": pod, "speaker": spod} {
+		if sp := fmt.Sprint(p["securityContext"].(map[string]any)["seccompProfile"]); sp != "map[type:RuntimeDefault]" {
+			t.Errorf("%s seccompProfile %s, want RuntimeDefault", name, sp)
+		}
+		limits := p["containers"].([]any)[0].(map[string]any)["resources"].(map[string]any)["limits"].(map[string]any)
+		if limits["cpu"] == nil || limits["memory"] == nil {
+			t.Errorf("%s limits %v, want cpu and memory", name, limits)
+		}
 	}
 }
 

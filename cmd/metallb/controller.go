@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"net/netip"
 
 	"github.com/spf13/cobra"
 
@@ -46,7 +47,7 @@ func newControllerCmd(g *globals) *cobra.Command {
 }
 
 func (o *controllerOptions) run(ctx context.Context, g *globals) error {
-	client, _, err := k8s.Client(o.kubeconfig, "metallb-controller", o.qps, o.burst)
+	client, cfg, err := k8s.Client(o.kubeconfig, "metallb-controller", o.qps, o.burst)
 	if err != nil {
 		return err
 	}
@@ -54,7 +55,7 @@ func (o *controllerOptions) run(ctx context.Context, g *globals) error {
 	if o.pprof {
 		reg.EnableProfiling()
 	}
-	if err := o.metrics.serve(ctx, reg, client, g.log); err != nil {
+	if err := o.metrics.serve(ctx, reg, cfg, netip.Addr{}, g.log); err != nil {
 		return err
 	}
 	run := func(ctx context.Context) {

@@ -43,6 +43,8 @@ func newSpeakerCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.configMap, "config", k8s.DefaultConfigMap, "name of the ConfigMap")
 	f.StringVar(&o.lbClass, "lb-class", "", "serve Services of this loadBalancerClass (empty: only Services without a class)")
 	o.metrics.add(f, ":7473", ":7474")
+	f.Lookup("metrics-addr").Usage += "; a port alone listens on --memberlist-bind, the node's address"
+	f.Lookup("health-addr").Usage += "; a port alone listens on --memberlist-bind, the node's address"
 	f.DurationVar(&o.renew, "lease-interval", speaker.DefaultLeaseRenew, "how often this speaker renews its Lease (shown by `metallb status`; liveness is memberlist's)")
 	f.StringVar(&o.bind, "memberlist-bind", os.Getenv("METALLB_HOST_IP"), "address to meet the other speakers on ($METALLB_HOST_IP; default: the node's InternalIP)")
 	f.IntVar(&o.port, "memberlist-port", members.DefaultPort, "port (TCP and UDP) to meet the other speakers on")
@@ -60,12 +62,12 @@ func (o *speakerOptions) run(ctx context.Context, g *globals) error {
 			return fmt.Errorf("--memberlist-bind %q: not an IP address (give the node's address, e.g. 192.168.1.10)", o.bind)
 		}
 	}
-	client, _, err := k8s.Client(o.kubeconfig, "metallb-speaker", 0, 0)
+	client, cfg, err := k8s.Client(o.kubeconfig, "metallb-speaker", 0, 0)
 	if err != nil {
 		return err
 	}
 	reg := metrics.New()
-	if err := o.metrics.serve(ctx, reg, client, g.log); err != nil {
+	if err := o.metrics.serve(ctx, reg, cfg, bind, g.log); err != nil {
 		return err
 	}
 	s := speaker.New(ctx, speaker.Options{

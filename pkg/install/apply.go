@@ -44,6 +44,10 @@ var resources = map[string]struct {
 	"RoleBinding":        {schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: "rolebindings"}, true},
 	"Deployment":         {schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "deployments"}, true},
 	"DaemonSet":          {schema.GroupVersionResource{Group: "apps", Version: "v1", Resource: "daemonsets"}, true},
+	"ValidatingAdmissionPolicy": {schema.GroupVersionResource{Group: "admissionregistration.k8s.io", Version: "v1",
+		Resource: "validatingadmissionpolicies"}, false},
+	"ValidatingAdmissionPolicyBinding": {schema.GroupVersionResource{Group: "admissionregistration.k8s.io", Version: "v1",
+		Resource: "validatingadmissionpolicybindings"}, false},
 	// Only when the Prometheus Operator's CRDs exist (HasMonitoringCRDs).
 	"PodMonitor":     {monitoringGV.WithResource("podmonitors"), true},
 	"PrometheusRule": {monitoringGV.WithResource("prometheusrules"), true},

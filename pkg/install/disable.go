@@ -15,8 +15,8 @@ import (
 // PartOfSelector selects every object the installer creates.
 var PartOfSelector = "app.kubernetes.io/part-of=" + manifests.PartOf
 
-// Disable deletes everything enable created: the cluster-scoped RBAC objects
-// (by label), then the namespace with all it holds. Objects already gone are
+// Disable deletes everything enable created: the cluster-scoped RBAC and
+// admission policy objects (by label), then the namespace with all it holds. Objects already gone are
 // fine, so it also cleans up after a half-finished enable. It waits until
 // the namespace is gone, or timeout.
 func Disable(ctx context.Context, client kubernetes.Interface, namespace string, timeout time.Duration, progress Progress) error {
@@ -27,6 +27,13 @@ func Disable(ctx context.Context, client kubernetes.Interface, namespace string,
 	}
 	if err := rbac.ClusterRoles().DeleteCollection(ctx, metav1.DeleteOptions{}, sel); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete ClusterRoles (%s): %w", PartOfSelector, err)
+	}
+	adm := client.AdmissionregistrationV1()
+	if err := adm.ValidatingAdmissionPolicyBindings().DeleteCollection(ctx, metav1.DeleteOptions{}, sel); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete ValidatingAdmissionPolicyBindings (%s): %w", PartOfSelector, err)
+	}
+	if err := adm.ValidatingAdmissionPolicies().DeleteCollection(ctx, metav1.DeleteOptions{}, sel); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete ValidatingAdmissionPolicies (%s): %w", PartOfSelector, err)
 	}
 	bg := metav1.DeletePropagationForeground
 	err := client.CoreV1().Namespaces().Delete(ctx, namespace, metav1.DeleteOptions{PropagationPolicy: &bg})

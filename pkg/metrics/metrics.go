@@ -154,11 +154,17 @@ func (r *Registry) health() http.Handler {
 }
 
 func serve(ctx context.Context, addr string, h http.Handler, tlsConf *tls.Config, log *slog.Logger, what string) error {
-	l, err := net.Listen("tcp", addr)
+	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return fmt.Errorf("listen for %s on %s: %w", what, addr, err)
 	}
-	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, TLSConfig: tlsConf}
+	l := newLimitListener(ln, MaxConns, MaxConnsPerSource)
+	srv := &http.Server{
+		Handler: h, TLSConfig: tlsConf,
+		ReadHeaderTimeout: readHeaderTimeout, ReadTimeout: readTimeout,
+		WriteTimeout: writeTimeout, IdleTimeout: idleTimeout,
+		ErrorLog: slog.NewLogLogger(log.Handler(), slog.LevelDebug), // a flood of bad handshakes is not news
+	}
 	go func() {
 		<-ctx.Done()
 		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)

@@ -1,0 +1,241 @@
+package integration
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+
+	"github.com/microk8s-metallb/metallb/pkg/install"
+)
+
+// applyShippedRBAC applies the ServiceAccounts, Roles, bindings and the
+// Lease admission policy of the manifests rendered for ns, and removes the
+// cluster-scoped ones when the test ends (as disable does).
+func applyShippedRBAC(t *testing.T, ns string) {
+	t.Helper()
+	env := cluster.Require(t)
+	dyn, err := dynamic.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var objs []*unstructured.Unstructured
+	for _, o := range renderedWithMonitoring(t, ns) {
+		switch o.GetKind() {
+		case "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
+			"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding":
+			objs = append(objs, o)
+		}
+	}
+	if _, err := install.Apply(context.Background(), dyn, objs); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := install.Disable(context.Background(), env.Client, "it-none", time.Second, nil); err != nil {
+			t.Log(err)
+		}
+	})
+}
+
+// as returns a client that impersonates ns's ServiceAccount sa, as
+// `kubectl --as system:serviceaccount:NS:SA` does, with the node claim a
+// kubelet-issued token carries when node is set.
+func as(t *testing.T, ns, sa, node string) kubernetes.Interface {
+	t.Helper()
+	cfg := rest.CopyConfig(cluster.Require(t).Config)
+	cfg.Impersonate = rest.ImpersonationConfig{
+		UserName: "system:serviceaccount:" + ns + ":" + sa,
+		Groups:   []string{"system:serviceaccounts", "system:serviceaccounts:" + ns, "system:authenticated"},
+	}
+	if node != "" {
+		cfg.Impersonate.Extra = map[string][]string{"authentication.kubernetes.io/node-name": {node}}
+	}
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestShippedRBAC asks the API server, as `kubectl auth can-i --as` does,
+// every verb on every resource the components could want, with the shipped
+// Roles: no Secret for anyone, the controller's Lease rights on its own
+// Lease. Then it writes Leases as each component: the admission policy lets
+// a speaker write only its own node's Lease and never the controller's, and
+// the controller only its own.
+func TestShippedRBAC(t *testing.T) {
+	env := cluster.Require(t)
+	ctx := context.Background()
+	ns := newNamespace(t, env.Client)
+	applyShippedRBAC(t, ns)
+
+	verbs := []string{"get", "list", "watch", "create", "update", "patch", "delete"}
+	type res struct{ group, resource, name string }
+	checks := []res{
+		{"", "secrets", ""}, {"", "secrets", "memberlist"}, {"", "secrets", "metrics-reader-token"},
+		{"", "configmaps", "config"}, {"", "configmaps", "config-accepted"},
+		{"coordination.k8s.io", "leases", "metallb-controller"}, {"coordination.k8s.io", "leases", "metallb-speaker-node-a"},
+		{"", "services", ""}, {"", "services/status", ""}, {"", "pods", ""}, {"apps", "daemonsets", "speaker"},
+	}
+	got := map[string][]string{}
+	for _, sa := range []string{"controller", "speaker"} {
+		c := as(t, ns, sa, "")
+		for _, r := range checks {
+			for _, v := range verbs {
+				sar, err := c.AuthorizationV1().SelfSubjectAccessReviews().Create(ctx, &authorizationv1.SelfSubjectAccessReview{
+					Spec: authorizationv1.SelfSubjectAccessReviewSpec{ResourceAttributes: &authorizationv1.ResourceAttributes{
+						Namespace: ns, Verb: v, Group: r.group, Resource: r.resource, Name: r.name,
+					}},
+				}, metav1.CreateOptions{})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if sar.Status.Allowed {
+					key := fmt.Sprintf("%s %s/%s", sa, r.resource, r.name)
+					got[key] = append(got[key], v)
+				}
+			}
+		}
+	}
+	want := map[string][]string{
+		"controller configmaps/config":          {"get", "list", "watch"},
+		"controller configmaps/config-accepted": {"get", "list", "watch", "update"},
+		// create: a Lease's name is not known to RBAC before it exists.
+		"controller leases/metallb-controller":     {"get", "create", "update"},
+		"controller leases/metallb-speaker-node-a": {"create"},
+		"controller services/":                     {"get", "list", "watch"},
+		"controller services/status/":              {"update", "patch"},
+		"speaker configmaps/config":                {"get", "list", "watch"},
+		"speaker configmaps/config-accepted":       {"get", "list", "watch"},
+		// The admission policy narrows these (below).
+		"speaker leases/metallb-controller":     {"get", "create", "update", "delete"},
+		"speaker leases/metallb-speaker-node-a": {"get", "create", "update", "delete"},
+		"speaker services/":                     {"get", "list", "watch"},
+		"speaker daemonsets/speaker":            {"get"},
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("shipped rights (-want +got):\n%s", diff)
+	}
+
+	// The Leases: the controller's exists (it leads).
+	leases := env.Client.CoordinationV1().Leases(ns)
+	if _, err := leases.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "metallb-controller"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	write := func(c kubernetes.Interface, op, name string) error {
+		l := c.CoordinationV1().Leases(ns)
+		switch op {
+		case "create":
+			_, err := l.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+			return err
+		case "update":
+			cur, err := leases.Get(ctx, name, metav1.GetOptions{})
+			if err != nil {
+				return err
+			}
+			cur.Spec.HolderIdentity = ptrTo("intruder")
+			_, err = l.Update(ctx, cur, metav1.UpdateOptions{})
+			return err
+		default:
+			return l.Delete(ctx, name, metav1.DeleteOptions{})
+		}
+	}
+	// The policy takes a moment to be in force after it is created.
+	speakerA := as(t, ns, "speaker", "node-a")
+	eventually(t, 20*time.Second, "the Lease admission policy in force", func() bool {
+		return write(speakerA, "update", "metallb-controller") != nil
+	})
+	steps := []struct {
+		name    string
+		c       kubernetes.Interface
+		op      string
+		lease   string
+		allowed bool
+	}{
+		{"speaker of node-a creates its own Lease", speakerA, "create", "metallb-speaker-node-a", true},
+		{"and renews it", speakerA, "update", "metallb-speaker-node-a", true},
+		{"speaker of node-a takes the controller's Lease", speakerA, "update", "metallb-controller", false},
+		{"speaker of node-a deletes the controller's Lease", speakerA, "delete", "metallb-controller", false},
+		{"speaker of node-a creates node-b's Lease", speakerA, "create", "metallb-speaker-node-b", false},
+		{"speaker of node-b creates its own", as(t, ns, "speaker", "node-b"), "create", "metallb-speaker-node-b", true},
+		{"speaker of node-a renews node-b's", speakerA, "update", "metallb-speaker-node-b", false},
+		{"speaker of node-a deletes node-b's", speakerA, "delete", "metallb-speaker-node-b", false},
+		{"speaker of node-a creates another Lease", speakerA, "create", "kube-scheduler", false},
+		{"a speaker token with no node takes the controller's Lease", as(t, ns, "speaker", ""), "update", "metallb-controller", false},
+		{"controller renews its Lease", as(t, ns, "controller", ""), "update", "metallb-controller", true},
+		{"controller creates a speaker's Lease", as(t, ns, "controller", ""), "create", "metallb-speaker-node-c", false},
+		{"speaker of node-a deletes its own Lease", speakerA, "delete", "metallb-speaker-node-a", true},
+	}
+	for _, s := range steps {
+		err := write(s.c, s.op, s.lease)
+		if (err == nil) != s.allowed {
+			t.Errorf("%s: %v, want allowed=%v", s.name, err, s.allowed)
+		}
+		if err != nil && !s.allowed && !strings.Contains(err.Error(), "forbidden") && !strings.Contains(err.Error(), "denied") {
+			t.Errorf("%s: %v, want a refusal", s.name, err)
+		}
+	}
+}
+
+// TestSpeakerTokenCarriesNode: the claim the Lease policy reads is in the
+// tokens the kubelet gets for a speaker pod (a token bound to a Pod on
+// node-a names node-a), so the policy holds with real pod tokens too.
+func TestSpeakerTokenCarriesNode(t *testing.T) {
+	env := cluster.Require(t)
+	ctx := context.Background()
+	ns := newNamespace(t, env.Client)
+	applyShippedRBAC(t, ns)
+	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "rbac-node-" + ns}}
+	if _, err := env.Client.CoreV1().Nodes().Create(ctx, node, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = env.Client.CoreV1().Nodes().Delete(context.Background(), node.Name, metav1.DeleteOptions{})
+	})
+	pod, err := env.Client.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: "speaker-x"},
+		Spec: corev1.PodSpec{NodeName: node.Name, ServiceAccountName: "speaker",
+			Containers: []corev1.Container{{Name: "speaker", Image: "example.invalid/none"}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var tok string
+	eventually(t, 20*time.Second, "a token for the speaker pod", func() bool {
+		tr, err := env.Client.CoreV1().ServiceAccounts(ns).CreateToken(ctx, "speaker", &authenticationv1.TokenRequest{
+			Spec: authenticationv1.TokenRequestSpec{BoundObjectRef: &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: pod.Name, UID: pod.UID}},
+		}, metav1.CreateOptions{})
+		if err == nil {
+			tok = tr.Status.Token
+		}
+		return err == nil
+	})
+	cfg := rest.AnonymousClientConfig(env.Config)
+	cfg.BearerToken = tok
+	c, err := kubernetes.NewForConfig(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	leases := c.CoordinationV1().Leases(ns)
+	eventually(t, 20*time.Second, "the Lease admission policy in force", func() bool {
+		_, err := leases.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "metallb-speaker-other"}}, metav1.CreateOptions{})
+		return err != nil && strings.Contains(err.Error(), "metallb-speaker-"+node.Name)
+	})
+	if _, err := leases.Create(ctx, &coordinationv1.Lease{ObjectMeta: metav1.ObjectMeta{Name: "metallb-speaker-" + node.Name}}, metav1.CreateOptions{}); err != nil {
+		t.Errorf("the speaker pod's token cannot create its own Lease: %v", err)
+	}
+}
+
+func ptrTo[T any](v T) *T { return &v }
