@@ -247,6 +247,7 @@ func TestInstallerHooks(t *testing.T) {
 			"Role/controller", "Role/speaker", "RoleBinding/controller", "RoleBinding/speaker",
 			"Secret/memberlist", "ServiceAccount/controller", "ServiceAccount/speaker",
 			"ServiceAccount/metrics-reader", "ClusterRole/metallb-system:metrics-reader", "ClusterRoleBinding/metallb-system:metrics-reader",
+			"ValidatingAdmissionPolicy/metallb-system-leases", "ValidatingAdmissionPolicyBinding/metallb-system-leases",
 		}
 		got := keys(first)
 		if diff := cmp.Diff(want, got, cmpSorted); diff != "" {
