@@ -137,13 +137,21 @@ func (w *ConfigWatcher) Run(ctx context.Context) {
 			o.FieldSelector = fields.OneTermEqualSelector("metadata.name", w.name).String()
 		}))
 	inf := factory.Core().V1().ConfigMaps().Informer()
-	_, _ = inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	reg, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { w.handle(obj.(*corev1.ConfigMap)) },
 		UpdateFunc: func(_, obj any) { w.handle(obj.(*corev1.ConfigMap)) },
 		DeleteFunc: func(any) { w.handleDelete() },
 	})
+	if err != nil {
+		w.log.Error("cannot watch the ConfigMap", "error", err)
+		return
+	}
+	// The registration's HasSynced, not the informer's: the informer's is
+	// true once the list is in its store, which can be before this handler
+	// has seen it, and the watcher's state is what the handler recorded (a
+	// ConfigMap that exists could be published as missing).
 	w.mu.Lock()
-	w.synced = inf.HasSynced
+	w.synced = reg.HasSynced
 	w.mu.Unlock()
 	factory.Start(ctx.Done())
 	<-ctx.Done()
