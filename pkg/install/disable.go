@@ -16,9 +16,9 @@ import (
 var PartOfSelector = "app.kubernetes.io/part-of=" + manifests.PartOf
 
 // Disable deletes everything enable created: the cluster-scoped RBAC and
-// admission policy objects (by label), then the namespace with all it holds. Objects already gone are
-// fine, so it also cleans up after a half-finished enable. It waits until
-// the namespace is gone, or timeout.
+// admission policy objects (by label), then the namespace with all it
+// holds. Objects already gone are fine, so it also cleans up after a
+// half-finished enable. It waits until the namespace is gone, or timeout.
 func Disable(ctx context.Context, client kubernetes.Interface, namespace string, timeout time.Duration, progress Progress) error {
 	sel := metav1.ListOptions{LabelSelector: PartOfSelector}
 	rbac := client.RbacV1()

@@ -3,7 +3,6 @@ package integration
 import (
 	"context"
 	"net/http"
-	"strings"
 	"testing"
 	"time"
 
@@ -11,13 +10,9 @@ import (
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
-	"k8s.io/apimachinery/pkg/runtime/schema"
-	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 
-	"github.com/microk8s-metallb/metallb/pkg/install"
 	"github.com/microk8s-metallb/metallb/pkg/k8s"
 )
 
@@ -32,31 +27,7 @@ func TestMetricsTokenAuthorizer(t *testing.T) {
 	c := env.Client
 	ctx := context.Background()
 	ns := newNamespace(t, c)
-	dyn, err := dynamic.NewForConfig(env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var rbac []*unstructured.Unstructured
-	for _, o := range renderedWithMonitoring(t, ns) {
-		switch o.GetKind() {
-		case "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Secret":
-			rbac = append(rbac, o)
-			if !strings.HasPrefix(o.GetName(), ns) && o.GetNamespace() == "" {
-				t.Fatalf("cluster-scoped %s %s is not named after the namespace", o.GetKind(), o.GetName())
-			}
-		}
-	}
-	if _, err := install.Apply(ctx, dyn, rbac); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		for _, o := range rbac {
-			if o.GetNamespace() == "" {
-				gvr := map[string]string{"ClusterRole": "clusterroles", "ClusterRoleBinding": "clusterrolebindings"}[o.GetKind()]
-				_ = dyn.Resource(schema.GroupVersionResource{Group: "rbac.authorization.k8s.io", Version: "v1", Resource: gvr}).Delete(context.Background(), o.GetName(), metav1.DeleteOptions{})
-			}
-		}
-	})
+	applyShippedRBAC(t, ns, "Secret")
 	if _, err := c.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "nosy"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}

@@ -3,6 +3,7 @@ package integration
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -22,9 +23,10 @@ import (
 )
 
 // applyShippedRBAC applies the ServiceAccounts, Roles, bindings and the
-// Lease admission policy of the manifests rendered for ns, and removes the
-// cluster-scoped ones when the test ends (as disable does).
-func applyShippedRBAC(t *testing.T, ns string) {
+// Lease admission policy of the manifests rendered for ns (and the objects
+// of the other kinds named), and removes the cluster-scoped ones when the
+// test ends, as disable does (by label; the namespace is the test's own).
+func applyShippedRBAC(t *testing.T, ns string, kinds ...string) {
 	t.Helper()
 	env := cluster.Require(t)
 	dyn, err := dynamic.NewForConfig(env.Config)
@@ -37,13 +39,17 @@ func applyShippedRBAC(t *testing.T, ns string) {
 		case "ServiceAccount", "ClusterRole", "ClusterRoleBinding", "Role", "RoleBinding",
 			"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding":
 			objs = append(objs, o)
+		default:
+			if slices.Contains(kinds, o.GetKind()) {
+				objs = append(objs, o)
+			}
 		}
 	}
 	if _, err := install.Apply(context.Background(), dyn, objs); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := install.Disable(context.Background(), env.Client, "it-none", time.Second, nil); err != nil {
+		if err := install.Disable(context.Background(), env.Client, "it-no-such-namespace", time.Second, nil); err != nil {
 			t.Log(err)
 		}
 	})
