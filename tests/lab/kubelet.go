@@ -3,9 +3,11 @@ package lab
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -155,8 +157,30 @@ func (k *Kubelet) ensure(ctx context.Context, key, node string, gen int64, spec 
 			port = int(cp.ContainerPort)
 		}
 	}
-	body, err := HTTPGet(node, fmt.Sprintf("127.0.0.1:%d", port), c.ReadinessProbe.HTTPGet.Path)
+	// A real kubelet probes the pod's IP, which for these host-network
+	// pods is the node's address (the speaker binds its ports there).
+	ip, err := k.nodeIP(ctx, node)
+	if err != nil {
+		k.logf("kubelet: %s: %v", key, err)
+		return false
+	}
+	body, err := HTTPGet(node, net.JoinHostPort(ip, strconv.Itoa(port)), c.ReadinessProbe.HTTPGet.Path)
 	return err == nil && strings.Contains(body, " 200 ")
+}
+
+// nodeIP is the node's first InternalIP, what the downward API's
+// status.hostIP gives its pods.
+func (k *Kubelet) nodeIP(ctx context.Context, node string) (string, error) {
+	n, err := k.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	if err != nil {
+		return "", err
+	}
+	for _, a := range n.Status.Addresses {
+		if a.Type == corev1.NodeInternalIP {
+			return a.Address, nil
+		}
+	}
+	return "", fmt.Errorf("node %s has no InternalIP", node)
 }
 
 func (k *Kubelet) start(ctx context.Context, key, node string, gen int64, spec corev1.PodSpec) error {
@@ -180,15 +204,11 @@ func (k *Kubelet) start(ctx context.Context, key, node string, gen int64, spec c
 			case f.FieldRef != nil && f.FieldRef.FieldPath == "spec.nodeName":
 				v = node
 			case f.FieldRef != nil && f.FieldRef.FieldPath == "status.hostIP":
-				n, err := k.Client.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+				ip, err := k.nodeIP(ctx, node)
 				if err != nil {
 					return fmt.Errorf("env %s: %w", e.Name, err)
 				}
-				for _, a := range n.Status.Addresses {
-					if a.Type == corev1.NodeInternalIP && v == "" {
-						v = a.Address
-					}
-				}
+				v = ip
 			case f.SecretKeyRef != nil:
 				s, err := k.Client.CoreV1().Secrets(k.Namespace).Get(ctx, f.SecretKeyRef.Name, metav1.GetOptions{})
 				if err != nil {
