@@ -35,6 +35,7 @@ type enableOptions struct {
 	ctr          string
 	tokenFile    string
 	agentPort    int
+	clusterCA    string
 	timeout      time.Duration
 	probeMax     int
 	hostRoot     string
@@ -70,6 +71,7 @@ Running it again with another range changes only the pool.`,
 	f.StringVar(&o.ctr, "ctr", "", "containerd client command for the import on a single-node cluster (default: $SNAP/microk8s-ctr.wrapper)")
 	f.StringVar(&o.tokenFile, "callback-token", callbackTokenPath(), "on a cluster of several nodes, the cluster agents' callback token file (the image goes to every node through its agent)")
 	f.IntVar(&o.agentPort, "cluster-agent-port", image.ClusterAgentPort, "the nodes' cluster agent port")
+	f.StringVar(&o.clusterCA, "cluster-ca", clusterCAPath(), "the cluster's CA certificate, that each cluster agent's certificate must verify against before the callback token is sent to it")
 	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "how long to wait for the controller and speakers to be ready")
 	f.IntVar(&o.probeMax, "probe-max", 512, "probe at most this many addresses")
 	f.StringVar(&o.hostRoot, "host-root", "/", "read the host's files (leases, DHCP server config) below this directory")
@@ -182,6 +184,13 @@ func callbackTokenPath() string {
 	return ""
 }
 
+func clusterCAPath() string {
+	if d := os.Getenv("SNAP_DATA"); d != "" {
+		return filepath.Join(d, "certs", "ca.crt")
+	}
+	return ""
+}
+
 // agentNodes lists the cluster's nodes with their InternalIP, by name.
 func agentNodes(ctx context.Context, client kubernetes.Interface) ([]image.Node, error) {
 	if client == nil {
@@ -213,8 +222,15 @@ func (o *enableOptions) pushToNodes(ctx context.Context, g *globals, exe, ref st
 	if err != nil {
 		return fmt.Errorf("this cluster has %d nodes: the image goes to each through its cluster agent, which needs the callback token: %w (run enable as root on a node of the cluster, or pass --image REF from a registry every node can pull)", len(nodes), err)
 	}
+	if o.clusterCA == "" {
+		return fmt.Errorf("this cluster has %d nodes: the image goes to each through its cluster agent, whose certificate is verified against the cluster's CA ($SNAP_DATA/certs/ca.crt, as under \"microk8s enable\"); pass --cluster-ca FILE, or --image REF from a registry every node can pull", len(nodes))
+	}
+	ca, err := image.LoadCA(o.clusterCA)
+	if err != nil {
+		return err
+	}
 	fmt.Fprintf(g.out, "importing image %s into the %d nodes through their cluster agents\n", ref, len(nodes))
-	a := &image.Agents{Port: o.agentPort, Token: strings.TrimSpace(string(tok))}
+	a := &image.Agents{Port: o.agentPort, Token: strings.TrimSpace(string(tok)), CA: ca}
 	return a.Push(ctx, exe, ref, nodes, func(n image.Node, took time.Duration, err error) {
 		if err != nil {
 			fmt.Fprintf(g.out, "  %-20s %-15s failed: %v\n", n.Name, n.Addr, err)

@@ -38,7 +38,6 @@ const (
 	ReasonPoolFull         = "PoolExhausted"
 	nearlyFullThreshold    = 0.9
 	defaultWorkers         = 8
-	componentName          = "metallb-controller"
 	maxRequeueBeforeGiveUp = 15
 )
 
@@ -87,7 +86,7 @@ func New(ctx context.Context, o Options) *Controller {
 		opts:     o,
 		log:      o.Log,
 		client:   o.Client,
-		recorder: k8s.NewRecorder(ctx, o.Client, componentName),
+		recorder: k8s.NewRecorder(ctx, o.Client, k8s.ControllerComponent),
 		queue: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "services"}),
 		alloc:    allocator.New(),

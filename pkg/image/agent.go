@@ -3,6 +3,7 @@ package image
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/microk8s-metallb/metallb/pkg/terminal"
 )
 
 // ClusterAgentPort is where MicroK8s's cluster agent listens on every node.
@@ -31,14 +34,31 @@ type Node struct {
 
 // Agents sends an image to the nodes of a MicroK8s cluster the way
 // "microk8s images import" does: the tarball in the body of a POST to each
-// node's cluster agent, with the cluster's callback token. The agents
-// present MicroK8s's self-signed node certificates, which this does not
-// verify (neither does MicroK8s): the token is what authenticates.
+// node's cluster agent, with the cluster's callback token. Each agent
+// presents its node's server certificate (server.crt, signed by the
+// cluster's CA, naming the node's addresses); the token goes only to an
+// agent whose certificate verifies against CA for the address dialled,
+// since a Node's InternalIP is written by its kubelet and a compromised
+// one could point the token elsewhere.
 type Agents struct {
 	Port    int
 	Token   string
-	Timeout time.Duration // per node; 0: 5 minutes
+	CA      *x509.CertPool // the cluster's CA ($SNAP_DATA/certs/ca.crt): LoadCA
+	Timeout time.Duration  // per node; 0: 5 minutes
 	client  *http.Client
+}
+
+// LoadCA reads the PEM certificates of the cluster's CA.
+func LoadCA(path string) (*x509.CertPool, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("the cluster CA, to verify the cluster agents: %w (run enable as root on a node of the cluster, or pass --cluster-ca FILE)", err)
+	}
+	pool := x509.NewCertPool()
+	if !pool.AppendCertsFromPEM(b) {
+		return nil, fmt.Errorf("the cluster CA %s holds no PEM certificate: pass --cluster-ca with MicroK8s's certs/ca.crt", path)
+	}
+	return pool, nil
 }
 
 // Report is told how the import went on one node.
@@ -86,9 +106,14 @@ func (a *Agents) push(ctx context.Context, path string, n Node) error {
 	if !n.Addr.IsValid() {
 		return errors.New("the node has no InternalIP")
 	}
+	if a.CA == nil {
+		return errors.New("no cluster CA to verify its agent with: the token is not sent")
+	}
 	if a.client == nil {
+		// Go checks the certificate against the address dialled (an IP
+		// SAN), as the URL names the node by its InternalIP.
 		a.client = &http.Client{Transport: &http.Transport{
-			TLSClientConfig:     &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // see Agents
+			TLSClientConfig:     &tls.Config{RootCAs: a.CA, MinVersion: tls.VersionTLS12},
 			DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
 			TLSHandshakeTimeout: 10 * time.Second,
 		}}
@@ -110,7 +135,15 @@ func (a *Agents) push(ctx context.Context, path string, n Node) error {
 	}
 	req.Header.Set(TokenHeader, a.Token)
 	resp, err := a.client.Do(req)
-	if err != nil {
+	var unknown x509.UnknownAuthorityError
+	var host x509.HostnameError
+	var invalid x509.CertificateInvalidError
+	switch {
+	case errors.As(err, &unknown), errors.As(err, &invalid):
+		return fmt.Errorf("the cluster agent's certificate does not verify against the cluster CA (%v), so the callback token was not sent: this address may not be the node's agent; check the Node's InternalIP (microk8s kubectl get node %s -o wide), and on that node run microk8s refresh-certs --cert server.crt if its certificate is from another cluster or expired", err, n.Name)
+	case errors.As(err, &host):
+		return fmt.Errorf("the cluster agent's certificate does not name %s (%v), so the callback token was not sent: if the node's address changed, run microk8s refresh-certs --cert server.crt on that node", n.Addr, err)
+	case err != nil:
 		return fmt.Errorf("cluster agent unreachable: %w", err)
 	}
 	defer resp.Body.Close()
@@ -121,5 +154,5 @@ func (a *Agents) push(ctx context.Context, path string, n Node) error {
 	case resp.StatusCode == http.StatusUnauthorized || resp.StatusCode == http.StatusForbidden:
 		return fmt.Errorf("the cluster agent refused the callback token (HTTP %d): the token file is not this cluster's", resp.StatusCode)
 	}
-	return fmt.Errorf("the cluster agent answered HTTP %d: %s", resp.StatusCode, strings.TrimSpace(string(msg)))
+	return fmt.Errorf("the cluster agent answered HTTP %d: %s", resp.StatusCode, terminal.Safe(strings.TrimSpace(string(msg))))
 }

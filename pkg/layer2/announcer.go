@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/mdlayher/ndp"
+
+	"github.com/microk8s-metallb/metallb/pkg/logging"
 )
 
 // Interfaces whose names start with these are never used: they belong to
@@ -41,8 +43,9 @@ type Events interface {
 
 // Announcer answers ARP and NDP for the claimed addresses.
 type Announcer struct {
-	log    *slog.Logger
-	events Events
+	log       *slog.Logger
+	events    Events
+	conflicts *logging.Throttle // one line per address and 10 s, however many frames
 
 	mu     sync.Mutex
 	claims map[netip.Addr]Claim
@@ -69,7 +72,7 @@ type iface struct {
 
 // NewAnnouncer returns an announcer; Run opens the interfaces.
 func NewAnnouncer(log *slog.Logger, events Events) *Announcer {
-	return &Announcer{log: log, events: events, claims: map[netip.Addr]Claim{}, since: map[netip.Addr]time.Time{}, ifs: map[string]*iface{}, stopGA: map[netip.Addr]context.CancelFunc{},
+	return &Announcer{log: log, events: events, conflicts: logging.NewThrottle(10*time.Second, nil), claims: map[netip.Addr]Claim{}, since: map[netip.Addr]time.Time{}, ifs: map[string]*iface{}, stopGA: map[netip.Addr]context.CancelFunc{},
 		lost: map[string][]netip.Prefix{}, wake: make(chan struct{}, 1), reasserts: map[netip.Addr]time.Time{}}
 }
 
@@ -281,7 +284,12 @@ func (a *Announcer) ownsLocked(ifname string, ip netip.Addr) bool {
 
 // Conflict implements Handler.
 func (a *Announcer) Conflict(ifname string, ip netip.Addr, mac net.HardwareAddr) {
-	a.log.Warn("another host claims an address we announce", "ip", ip.String(), "interface", ifname, "mac", mac.String())
+	// Only addresses this node announces get here: the throttle's keys
+	// stay as few as they are.
+	if ok, n := a.conflicts.Allow(ip.String()); ok {
+		a.log.Warn("another host claims an address we announce", "ip", ip.String(), "interface", ifname, "mac", mac.String(),
+			"frames since the last line", n)
+	}
 	a.events.Conflict(ip, ifname, mac)
 }
 

@@ -58,8 +58,42 @@ func rxTime(oob []byte) time.Time {
 	return time.Time{}
 }
 
-// oobSize holds one timestamp control message.
-var oobSize = unix.CmsgSpace(16)
+// enableRxHopLimit asks the kernel to pass every IPv6 datagram's hop
+// limit up with it (IPV6_RECVHOPLIMIT).
+func enableRxHopLimit(c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		serr = unix.SetsockoptInt(int(fd), unix.IPPROTO_IPV6, unix.IPV6_RECVHOPLIMIT, 1)
+	})
+	if err == nil {
+		err = serr
+	}
+	if err != nil {
+		return fmt.Errorf("enable receive hop limits: %w", err)
+	}
+	return nil
+}
+
+// rxHopLimit returns the IPV6_HOPLIMIT of a datagram's control messages,
+// false if there is none.
+func rxHopLimit(oob []byte) (int, bool) {
+	msgs, err := unix.ParseSocketControlMessage(oob)
+	if err != nil {
+		return 0, false
+	}
+	for _, m := range msgs {
+		if m.Header.Level == unix.IPPROTO_IPV6 && m.Header.Type == unix.IPV6_HOPLIMIT && len(m.Data) >= 4 {
+			return int(int32(binary.NativeEndian.Uint32(m.Data))), true
+		}
+	}
+	return 0, false
+}
+
+// oobSize holds one timestamp control message; ndpOOBSize a hop limit too.
+var (
+	oobSize    = unix.CmsgSpace(16)
+	ndpOOBSize = unix.CmsgSpace(16) + unix.CmsgSpace(4)
+)
 
 // arpConn is a packet socket for ARP frames that reports when each frame
 // arrived.
@@ -134,7 +168,7 @@ func listenNDP(ifi *net.Interface) (*ndpSocket, error) {
 	if err != nil {
 		return nil, fmt.Errorf("open ICMPv6 socket on %s: %w", ifi.Name, err)
 	}
-	s := &ndpSocket{c: c, pc: ipv6.NewPacketConn(c), ifi: ifi, src: src, buf: make([]byte, max(ifi.MTU, 1280)), oob: make([]byte, oobSize)}
+	s := &ndpSocket{c: c, pc: ipv6.NewPacketConn(c), ifi: ifi, src: src, buf: make([]byte, max(ifi.MTU, 1280)), oob: make([]byte, ndpOOBSize)}
 	if err := s.setup(); err != nil {
 		_ = c.Close()
 		return nil, fmt.Errorf("ICMPv6 socket on %s: %w", ifi.Name, err)
@@ -162,6 +196,9 @@ func (s *ndpSocket) setup() error {
 	if err != nil {
 		return err
 	}
+	if err := enableRxHopLimit(rc); err != nil {
+		return err
+	}
 	return enableRxTimestamps(rc)
 }
 
@@ -181,8 +218,10 @@ func linkLocal(ifi *net.Interface) (netip.Addr, error) {
 	return netip.Addr{}, fmt.Errorf("%s has no IPv6 link-local address yet", ifi.Name)
 }
 
-// ReadFrom reads the next NDP message that did not come from this socket,
-// with its source and the time the kernel received it.
+// ReadFrom reads the next NDP message that did not come from this socket
+// and was sent on the link (hop limit 255, RFC 4861 7.1.1: a router would
+// have lowered it, so a message from off the link is dropped), with its
+// source and the time the kernel received it.
 func (s *ndpSocket) ReadFrom() (ndp.Message, netip.Addr, time.Time, error) {
 	for {
 		n, oobn, _, from, err := s.c.ReadMsgIP(s.buf, s.oob)
@@ -192,6 +231,9 @@ func (s *ndpSocket) ReadFrom() (ndp.Message, netip.Addr, time.Time, error) {
 		src, _ := netip.AddrFromSlice(from.IP)
 		if src == s.src {
 			continue // our own, looped back
+		}
+		if hl, ok := rxHopLimit(s.oob[:oobn]); !ok || hl != ndp.HopLimit {
+			continue
 		}
 		m, err := ndp.ParseMessage(s.buf[:n])
 		if err != nil {

@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -57,5 +58,31 @@ func TestNewFormats(t *testing.T) {
 	}
 	if _, err := New(&bytes.Buffer{}, &lv, "xml"); err == nil {
 		t.Error("New(xml) succeeded, want an error")
+	}
+}
+
+func TestThrottle(t *testing.T) {
+	now := time.Unix(0, 0)
+	th := NewThrottle(time.Second, func() time.Time { return now })
+	type step struct {
+		After      time.Duration
+		Key        string
+		OK         bool
+		Suppressed int
+	}
+	steps := []step{
+		{0, "forged", true, 0},
+		{100 * time.Millisecond, "forged", false, 0},
+		{100 * time.Millisecond, "forged", false, 0},
+		{0, "replay", true, 0}, // keys are counted apart
+		{time.Second, "forged", true, 2},
+		{time.Second, "forged", true, 0},
+	}
+	for i, s := range steps {
+		now = now.Add(s.After)
+		ok, n := th.Allow(s.Key)
+		if diff := cmp.Diff(s, step{s.After, s.Key, ok, n}); diff != "" {
+			t.Errorf("step %d (-want +got):\n%s", i, diff)
+		}
 	}
 }

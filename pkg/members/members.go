@@ -5,12 +5,15 @@
 // for these addresses") and a goodbye ("I am stopping").
 //
 // Every message is encrypted and authenticated with the key of the
-// memberlist Secret; the speaker listens on its node's address only.
+// memberlist Secret; the speaker listens on its node's address only. The
+// hand-over messages are also signed by their sender's key of this start
+// and carry a counter (message.go), so neither a replayed datagram nor a
+// speaker speaking for another node changes anything.
 package members
 
 import (
-	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -25,9 +28,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/memberlist"
+
+	"github.com/microk8s-metallb/metallb/pkg/logging"
 )
 
 // DefaultPort is memberlist's usual port (TCP and UDP).
@@ -64,13 +70,19 @@ type Options struct {
 
 // List is the membership as this speaker sees it.
 type List struct {
-	o  Options
-	ml *memberlist.Memberlist
+	o   Options
+	ml  *memberlist.Memberlist
+	id  identity           // published in the metadata
+	key ed25519.PrivateKey // signs this start's messages
+	seq atomic.Uint64      // the counter of the last message sent
+	bad *logging.Throttle  // rejected messages, logged once a minute
 
-	mu    sync.Mutex
-	alive map[string]bool // peers alive (not this node)
-	known map[string]bool // peers seen, alive or dead, not those that left
-	addrs map[string]string
+	mu      sync.Mutex
+	alive   map[string]bool // peers alive (not this node)
+	known   map[string]bool // peers seen, alive or dead, not those that left
+	addrs   map[string]string
+	peers   map[string]identity // what each peer publishes now
+	windows map[string]*window  // the counters seen from each peer
 }
 
 // Key derives the memberlist key from the Secret's value: the decoded
@@ -91,7 +103,18 @@ func Start(o Options) (*List, error) {
 	if o.Port == 0 {
 		o.Port = DefaultPort
 	}
-	l := &List{o: o, alive: map[string]bool{}, known: map[string]bool{}, addrs: map[string]string{}}
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		return nil, fmt.Errorf("signing key: %w", err)
+	}
+	boot := make([]byte, 8)
+	if _, err := io.ReadFull(rand.Reader, boot); err != nil {
+		return nil, fmt.Errorf("boot ID: %w", err)
+	}
+	l := &List{o: o, id: identity{boot: hex.EncodeToString(boot), pub: pub}, key: priv,
+		bad:   logging.NewThrottle(time.Minute, nil),
+		alive: map[string]bool{}, known: map[string]bool{}, addrs: map[string]string{},
+		peers: map[string]identity{}, windows: map[string]*window{}}
 	c := memberlist.DefaultLANConfig()
 	c.Name = o.Name
 	c.BindAddr, c.BindPort = o.Bind.String(), o.Port
@@ -103,7 +126,7 @@ func Start(o Options) (*List, error) {
 	c.PushPullInterval = 15 * time.Second
 	c.Events = l
 	c.Delegate = delegate{l}
-	c.Logger = log.New(logWriter{o.Log}, "", 0)
+	c.Logger = log.New(newLogWriter(o.Log), "", 0)
 	if len(o.Key) > 0 {
 		c.SecretKey = o.Key // memberlist.Create refuses another length
 	} else {
@@ -119,7 +142,7 @@ func Start(o Options) (*List, error) {
 
 // Join contacts the speakers at addrs (node addresses, with or without a
 // port) that are not members yet, each in parallel; it returns when every
-// attempt is done.
+// attempt is done, with the peers' states read again from memberlist.
 func (l *List) Join(addrs []netip.Addr) {
 	l.mu.Lock()
 	have := map[string]bool{}
@@ -147,6 +170,37 @@ func (l *List) Join(addrs []netip.Addr) {
 		}()
 	}
 	wg.Wait()
+	l.resync()
+}
+
+// resync sets alive from memberlist's own member states: whatever a lost
+// or forged message made this speaker believe, a peer memberlist holds
+// alive (or only suspect) counts as alive again at the next rejoin.
+func (l *List) resync() {
+	members := l.ml.Members() // not from a memberlist callback: it holds the lock this takes
+	l.mu.Lock()
+	now := map[string]bool{}
+	changed := false
+	for _, n := range members {
+		if n.Name == l.o.Name || (n.State != memberlist.StateAlive && n.State != memberlist.StateSuspect) {
+			continue
+		}
+		now[n.Name] = true
+		if !l.alive[n.Name] {
+			changed = true
+			l.markLocked(n)
+		}
+	}
+	for name, a := range l.alive {
+		if a && !now[name] {
+			l.alive[name] = false
+		}
+	}
+	l.mu.Unlock()
+	if changed {
+		l.o.Log.Info("speakers alive again after a rejoin", "peers", len(now))
+		l.o.OnChange(true)
+	}
 }
 
 // Alive reports whether the speaker of node is alive (this node is).
@@ -188,6 +242,7 @@ func (l *List) Known() []string {
 func (l *List) Forget(node string) {
 	l.mu.Lock()
 	delete(l.known, node)
+	delete(l.windows, node)
 	l.mu.Unlock()
 }
 
@@ -200,23 +255,16 @@ const (
 // Release tells node that this speaker does not answer for ips: at once
 // by UDP, and again by TCP in case the datagram is lost.
 func (l *List) Release(node string, ips []netip.Addr) {
-	var b bytes.Buffer
-	b.WriteByte(msgRelease)
-	b.WriteString(l.o.Name)
-	for _, ip := range ips {
-		b.WriteByte(' ')
-		b.WriteString(ip.String())
-	}
-	l.send(node, b.Bytes())
+	l.send(node, l.message(msgRelease, ips))
+}
+
+// message seals a message of this speaker with the next counter.
+func (l *List) message(kind byte, ips []netip.Addr) []byte {
+	return seal(message{kind: kind, from: l.o.Name, boot: l.id.boot, seq: l.seq.Add(1), ips: ips}, l.key)
 }
 
 func (l *List) send(node string, msg []byte) {
-	var to *memberlist.Node
-	for _, n := range l.ml.Members() {
-		if n.Name == node {
-			to = n
-		}
-	}
+	to := l.member(node)
 	if to == nil {
 		return
 	}
@@ -230,10 +278,20 @@ func (l *List) send(node string, msg []byte) {
 	}()
 }
 
+// member is memberlist's node of that name, nil if none.
+func (l *List) member(name string) *memberlist.Node {
+	for _, n := range l.ml.Members() {
+		if n.Name == name {
+			return n
+		}
+	}
+	return nil
+}
+
 // Leave says goodbye to every peer (so they stop counting on this speaker
 // at once, without waiting to find it dead), leaves and shuts down.
 func (l *List) Leave(timeout time.Duration) {
-	bye := append([]byte{msgBye}, l.o.Name...)
+	bye := l.message(msgBye, nil)
 	for _, n := range l.ml.Members() {
 		if n.Name != l.o.Name {
 			_ = l.ml.SendBestEffort(n, bye)
@@ -263,9 +321,19 @@ func (l *List) markAlive(n *memberlist.Node) bool {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.markLocked(n)
+	return true
+}
+
+func (l *List) markLocked(n *memberlist.Node) {
 	l.alive[n.Name], l.known[n.Name] = true, true
 	l.addrs[n.Name] = n.Address()
-	return true
+	if id, err := parseMeta(n.Meta); err == nil {
+		l.peers[n.Name] = id
+	} else {
+		delete(l.peers, n.Name)
+		l.o.Log.Debug("peer's messages not trusted", "peer", n.Name, "error", err)
+	}
 }
 
 // NotifyLeave implements memberlist.EventDelegate.
@@ -304,43 +372,61 @@ func (l *List) NotifyUpdate(n *memberlist.Node) {
 
 type delegate struct{ l *List }
 
-// bootID changes at every start of the process: a peer that restarts
-// faster than it is found dead still shows as an update.
-var bootID = func() string {
-	b := make([]byte, 8)
-	_, _ = io.ReadFull(rand.Reader, b)
-	return hex.EncodeToString(b)
-}()
-
+// NodeMeta publishes the boot ID (new at every start: a peer that restarts
+// faster than it is found dead still shows as an update) and the public
+// key its messages are signed with.
 func (d delegate) NodeMeta(limit int) []byte {
-	m := []byte("boot=" + bootID)
+	m := d.l.id.meta()
 	if len(m) > limit {
 		return nil
 	}
 	return m
 }
 
-func (d delegate) NotifyMsg(msg []byte) {
-	if len(msg) < 2 {
-		return
-	}
-	fields := strings.Fields(string(msg[1:]))
-	if len(fields) == 0 {
-		return
-	}
-	from := fields[0]
-	switch msg[0] {
-	case msgBye:
-		d.l.gone(from, true)
-	case msgRelease:
-		var ips []netip.Addr
-		for _, f := range fields[1:] {
-			if ip, err := netip.ParseAddr(f); err == nil {
-				ips = append(ips, ip)
-			}
+func (d delegate) NotifyMsg(b []byte) {
+	m, err := d.l.check(b)
+	if err != nil {
+		if ok, n := d.l.bad.Allow("rejected"); ok {
+			d.l.o.Log.Warn("memberlist message rejected (forged, replayed or from a speaker of an older version)",
+				"peer", m.from, "error", err, "rejected since the last line", n)
 		}
-		d.l.o.OnRelease(from, ips)
+		return
 	}
+	switch m.kind {
+	case msgBye:
+		d.l.gone(m.from, true)
+	case msgRelease:
+		d.l.o.OnRelease(m.from, m.ips)
+	}
+}
+
+// check decodes a message and accepts it only from the named sender's
+// current start: its boot ID, its key, and a counter not seen before.
+func (l *List) check(b []byte) (message, error) {
+	m, signed, sig, err := open(b)
+	if err != nil {
+		return message{}, err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	id, ok := l.peers[m.from]
+	switch {
+	case m.from == l.o.Name || !ok:
+		return m, fmt.Errorf("from %q: not a peer with a published key", m.from)
+	case m.boot != id.boot:
+		return m, fmt.Errorf("from %q: boot ID %q is not the peer's current one", m.from, m.boot)
+	case !ed25519.Verify(id.pub, signed, sig):
+		return m, errSignature
+	}
+	w := l.windows[m.from]
+	if w == nil {
+		w = &window{}
+		l.windows[m.from] = w
+	}
+	if !w.accept(m.boot, m.seq) {
+		return m, fmt.Errorf("from %q: counter %d already seen (a replay)", m.from, m.seq)
+	}
+	return m, nil
 }
 
 func (d delegate) GetBroadcasts(int, int) [][]byte { return nil }
@@ -348,8 +434,18 @@ func (d delegate) LocalState(bool) []byte          { return nil }
 func (d delegate) MergeRemoteState([]byte, bool)   {}
 
 // logWriter passes memberlist's log lines ("[LEVEL] memberlist: ...") to
-// slog: errors and warnings as such, the rest at debug level.
-type logWriter struct{ log *slog.Logger }
+// slog: errors and warnings as such, the rest at debug level. Errors and
+// warnings of one kind (the text before the first colon, e.g. "Decrypt
+// packet failed") are logged once a minute with the number held back:
+// anyone on the LAN can send undecryptable packets as fast as they like.
+type logWriter struct {
+	log      *slog.Logger
+	throttle *logging.Throttle
+}
+
+func newLogWriter(log *slog.Logger) logWriter {
+	return logWriter{log: log, throttle: logging.NewThrottle(time.Minute, nil)}
+}
 
 func (w logWriter) Write(p []byte) (int, error) {
 	line := strings.TrimSpace(string(p))
@@ -363,6 +459,20 @@ func (w logWriter) Write(p []byte) (int, error) {
 	if i := strings.Index(line, "] "); i >= 0 {
 		line = line[i+2:]
 	}
-	w.log.Log(context.Background(), level, line)
+	if level == slog.LevelDebug {
+		w.log.Debug(line)
+		return len(p), nil
+	}
+	kind := strings.TrimPrefix(line, "memberlist: ")
+	if i := strings.IndexByte(kind, ':'); i >= 0 {
+		kind = kind[:i]
+	}
+	if ok, n := w.throttle.Allow(kind); ok {
+		if n > 0 {
+			w.log.Log(context.Background(), level, line, "like it since the last line", n)
+		} else {
+			w.log.Log(context.Background(), level, line)
+		}
+	}
 	return len(p), nil
 }

@@ -46,9 +46,8 @@ const (
 	ReasonAssigned = "nodeAssigned"
 	ReasonConflict = "IPConflict"
 	// ReasonMaxPrefix (on the Node): a BGP session closed by max-prefix.
-	ReasonMaxPrefix  = "BGPMaxPrefix"
-	leasePrefix      = "metallb-speaker-"
-	speakerComponent = "metallb-speaker"
+	ReasonMaxPrefix = "BGPMaxPrefix"
+	leasePrefix     = "metallb-speaker-"
 )
 
 // Isolation: a speaker that sees none of the peers it knew checks the API
@@ -139,7 +138,7 @@ func New(ctx context.Context, o Options) *Speaker {
 	s := &Speaker{
 		o: o, log: o.Log, trigger: make(chan struct{}, 1), announced: map[string]announce.Announcement{},
 		core: announce.NewCore(), waitLog: map[netip.Addr]string{}, isolatedCh: make(chan struct{}, 1),
-		recorder: k8s.NewRecorder(ctx, o.Client, speakerComponent),
+		recorder: k8s.NewRecorder(ctx, o.Client, k8s.SpeakerComponent),
 		mAnnounced: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Namespace: metrics.Namespace, Subsystem: "speaker", Name: "announced",
 			Help: "1 for each address this speaker announces.",

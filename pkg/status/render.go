@@ -5,12 +5,21 @@ import (
 	"io"
 	"strings"
 	"text/tabwriter"
+
+	"github.com/microk8s-metallb/metallb/pkg/terminal"
 )
 
 // Table writes the Report for a person: one section per part.
 func Table(w io.Writer, r *Report) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	line := func(cells ...string) { fmt.Fprintln(tw, strings.Join(cells, "\t")) }
+	// Names, messages and reasons come from the cluster: escaped, so
+	// that none can move the cursor, recolour or hide a line.
+	line := func(cells ...string) {
+		for i, c := range cells {
+			cells[i] = terminal.Safe(c)
+		}
+		fmt.Fprintln(tw, strings.Join(cells, "\t"))
+	}
 	cfg := "CONFIG: " + r.Config.State
 	if r.Config.Since != "" {
 		cfg += " since " + r.Config.Since

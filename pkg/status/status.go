@@ -119,7 +119,7 @@ func Gather(ctx context.Context, c kubernetes.Interface, o Options) (*Report, er
 	if err != nil {
 		return nil, fmt.Errorf("list Events: %w", err)
 	}
-	r.Services = services(svcs.Items, evs.Items, cfg)
+	r.Services = services(svcs.Items, ours(evs.Items), cfg)
 	r.Pools = pools(cfg, r.Services)
 	leases, err := c.CoordinationV1().Leases(o.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=speaker"})
 	if err != nil {
@@ -136,6 +136,19 @@ func Gather(ctx context.Context, c kubernetes.Interface, o Options) (*Report, er
 	}
 	r.Sessions = sessions(leases.Items, alive)
 	return r, nil
+}
+
+// ours keeps the Events metallb's components wrote about objects of their
+// own namespace (k8s.OurEvent): an Event made in dev about prod/web, or one
+// claiming to come from the speaker, does not show in prod's row.
+func ours(evs []corev1.Event) []corev1.Event {
+	out := evs[:0:0]
+	for i := range evs {
+		if k8s.OurEvent(&evs[i]) {
+			out = append(out, evs[i])
+		}
+	}
+	return out
 }
 
 // announced maps a Service key to the nodes its nodeAssigned Events name.

@@ -114,7 +114,7 @@ func run(ctx context.Context, bin string, keep bool) error {
 	if err != nil {
 		return err
 	}
-	images, err := lab.StartAgents(snap.Token, dir, rn.Ctr)
+	images, err := lab.StartAgents(snap, dir, rn.Ctr)
 	if err != nil {
 		return err
 	}

@@ -10,6 +10,7 @@ import (
 
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
+	eventsv1 "k8s.io/api/events/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/microk8s-metallb/metallb/pkg/status"
@@ -37,6 +38,39 @@ func TestStatusCommand(t *testing.T) {
 		LastTimestamp: metav1.Now(), Source: corev1.EventSource{Component: "metallb-speaker"},
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
+	}
+	// Forgeries: from another namespace about web, naming metallb's
+	// speaker as their source; in web's namespace from another source;
+	// and an escape sequence in a message that does count.
+	// (events.k8s.io/v1 lets an Event name an object of another namespace;
+	// core/v1 refuses it.)
+	other := newNamespace(t, c)
+	if _, err := c.EventsV1().Events(other).Create(ctx, &eventsv1.Event{
+		ObjectMeta: metav1.ObjectMeta{Name: "forged.other-namespace"}, EventTime: metav1.NewMicroTime(time.Now().Add(time.Minute)),
+		Regarding: corev1.ObjectReference{Kind: "Service", Namespace: ns, Name: "web"},
+		Reason:    "nodeAssigned", Note: `announcing from node "evil" with protocol "layer2"`, Type: "Normal",
+		Action: "announce", ReportingController: "metallb-speaker", ReportingInstance: "metallb-speaker-evil",
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range []struct {
+		ns, name, reason, msg, source string
+	}{
+		{ns, "forged.other-source", "nodeAssigned", `announcing from node "evil" with protocol "layer2"`, "kubectl"},
+		{ns, "lost.escaped", "AllocationFailed", "pool \x1b[2J\x1b[31mgone", "metallb-controller"},
+	} {
+		svc := "web"
+		if e.reason == "AllocationFailed" {
+			svc = "lost"
+		}
+		if _, err := c.CoreV1().Events(e.ns).Create(ctx, &corev1.Event{
+			ObjectMeta:     metav1.ObjectMeta{Name: e.name},
+			InvolvedObject: corev1.ObjectReference{Kind: "Service", Namespace: ns, Name: svc},
+			Reason:         e.reason, Message: e.msg, Type: "Normal",
+			LastTimestamp: metav1.NewTime(time.Now().Add(time.Minute)), Source: corev1.EventSource{Component: e.source},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
 	}
 	for node, age := range map[string]time.Duration{"node-b": 0, "node-c": time.Hour} {
 		renewed := metav1.NewMicroTime(time.Now().Add(-age))
@@ -90,7 +124,7 @@ func TestStatusCommand(t *testing.T) {
 	if web == nil || strings.Join(web.Addresses, ",") != "192.0.2.150" || web.Pool != "st" || strings.Join(web.AnnouncedBy, ",") != "node-b" {
 		t.Errorf("web: %+v", web)
 	}
-	if lost == nil || !strings.Contains(lost.Pending, `the requested pool "nope" does not exist`) {
+	if lost == nil || lost.Pending != "pool \x1b[2J\x1b[31mgone" {
 		t.Errorf("lost: %+v", lost)
 	}
 	alive := map[string]bool{}
@@ -107,7 +141,7 @@ func TestStatusCommand(t *testing.T) {
 		return r.Config.State == "stale" && strings.Contains(r.Config.Reason, ns+"/web [192.0.2.150]: the new config has no address pools")
 	})
 	out, err := exec.Command(metallbBinary(t), "status", "--kubeconfig", env.Kubeconfig, "--namespace", ns).Output()
-	if err != nil || !strings.Contains(string(out), "CONFIG: stale since ") {
+	if err != nil || !strings.Contains(string(out), "CONFIG: stale since ") || !strings.Contains(string(out), `pool \x1b[2J\x1b[31mgone`) || strings.Contains(string(out), "\x1b") {
 		t.Errorf("table: %v\n%s", err, out)
 	}
 	t.Logf("metallb status:\n%s", out)

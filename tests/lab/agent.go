@@ -13,19 +13,20 @@ import (
 	"sync"
 
 	"github.com/microk8s-metallb/metallb/pkg/image"
-	"github.com/microk8s-metallb/metallb/pkg/metrics"
 	"github.com/microk8s-metallb/metallb/tests/testenv"
 )
 
 // ClusterAgent stands in for MicroK8s's cluster agent on one lab node, for
-// its image import endpoint only: HTTPS (self-signed, as MicroK8s's) on the
-// node's address, port 25000, inside the node's network namespace; it
-// checks the callback token and hands each tarball to Import (e.g. ctr
-// image import into that node's containerd).
+// its image import endpoint only: HTTPS (a certificate from CA for the
+// node's address, as MicroK8s's server.crt) on the node's address, port
+// 25000, inside the node's network namespace; it checks the callback token
+// and hands each tarball to Import (e.g. ctr image import into that node's
+// containerd).
 type ClusterAgent struct {
 	Node   string
 	Addr   string
 	Token  string
+	CA     *CA
 	Import func(ctx context.Context, path string) (string, error)
 
 	srv *http.Server
@@ -35,7 +36,7 @@ type ClusterAgent struct {
 
 // Start listens in the node's namespace and serves until Stop.
 func (a *ClusterAgent) Start() error {
-	cert, err := metrics.SelfSigned()
+	cert, err := a.CA.Issue(a.Addr)
 	if err != nil {
 		return err
 	}
@@ -118,8 +119,8 @@ type NodeImages struct {
 }
 
 // StartNodeImages starts an agent (and a containerd, when there is one) for
-// every lab node, accepting token.
-func StartNodeImages(token, dir string) (*NodeImages, error) {
+// every lab node, accepting the snap's token, with a certificate from its CA.
+func StartNodeImages(snap *Snap, dir string) (*NodeImages, error) {
 	ctrs := map[string][]string{}
 	var own []*testenv.Containerd
 	if testenv.ContainerdMissing() == "" {
@@ -135,7 +136,7 @@ func StartNodeImages(token, dir string) (*NodeImages, error) {
 			ctrs[node] = cd.Ctr
 		}
 	}
-	ni, err := StartAgents(token, dir, ctrs)
+	ni, err := StartAgents(snap, dir, ctrs)
 	if ni != nil {
 		ni.own = own
 	}
@@ -143,8 +144,9 @@ func StartNodeImages(token, dir string) (*NodeImages, error) {
 }
 
 // StartAgents starts an agent on every lab node that imports into that
-// node's containerd (ctrs), or records the tarball when it has none.
-func StartAgents(token, dir string, ctrs map[string][]string) (*NodeImages, error) {
+// node's containerd (ctrs), or records the tarball when it has none; each
+// accepts the snap's token and has a certificate from the snap's CA.
+func StartAgents(snap *Snap, dir string, ctrs map[string][]string) (*NodeImages, error) {
 	ni := &NodeImages{Ctr: ctrs, Dir: dir}
 	for i, node := range Nodes {
 		imp := func(_ context.Context, path string) (string, error) {
@@ -153,7 +155,7 @@ func StartAgents(token, dir string, ctrs map[string][]string) (*NodeImages, erro
 		if ctr, ok := ctrs[node]; ok {
 			imp = CtrImport(ctr)
 		}
-		a := &ClusterAgent{Node: node, Addr: fmt.Sprintf("198.51.100.%d", 11+i), Token: token, Import: imp}
+		a := &ClusterAgent{Node: node, Addr: fmt.Sprintf("198.51.100.%d", 11+i), Token: snap.Token, CA: snap.CA, Import: imp}
 		if err := a.Start(); err != nil {
 			ni.Stop()
 			return nil, err

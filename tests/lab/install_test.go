@@ -47,7 +47,7 @@ func startSnapCluster(t *testing.T) *snapCluster {
 	if err != nil {
 		t.Fatal(err)
 	}
-	images, err := StartNodeImages(snap.Token, t.TempDir())
+	images, err := StartNodeImages(snap, t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -37,7 +37,7 @@ func TestEnableOnRealNodes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	images, err := StartAgents(snap.Token, t.TempDir(), rn.Ctr)
+	images, err := StartAgents(snap, t.TempDir(), rn.Ctr)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 type Snap struct {
 	Dir, Data, Common string
 	Token             string // the callback token (credentials/callback-token.txt)
+	CA                *CA    // the cluster CA (certs/ca.crt), which signs the agents' certificates
 }
 
 // RecordingCtr is a containerd-client wrapper that accepts only "image
@@ -36,11 +37,15 @@ func NewSnap(dir, kubeconfig, ctrWrapper string) (*Snap, error) {
 	if err != nil {
 		return nil, err
 	}
+	if s.CA, err = NewCA(); err != nil {
+		return nil, err
+	}
 	files := map[string]string{
 		filepath.Join(s.Dir, "microk8s-ctr.wrapper"):               ctrWrapper,
 		filepath.Join(s.Dir, "microk8s-kubectl.wrapper"):           "#!/bin/sh\necho 'kubectl is not used by the installer' >&2; exit 1\n",
 		filepath.Join(s.Data, "credentials", "client.config"):      string(kc),
 		filepath.Join(s.Data, "credentials", "callback-token.txt"): s.Token + "\n",
+		filepath.Join(s.Data, "certs", "ca.crt"):                   string(s.CA.PEM),
 		filepath.Join(s.Data, "args", "kube-apiserver"):            "--service-cluster-ip-range=10.152.183.0/24\n--secure-port=16443\n",
 		filepath.Join(s.Data, "args", "kube-proxy"):                "--cluster-cidr=10.1.0.0/16\n",
 	}
