@@ -301,7 +301,7 @@ func (o *disableOptions) keepOrForget(ctx context.Context, g *globals, client ku
 		return fmt.Errorf("%w; nothing was removed (pass --purge to remove metallb without saving)", err)
 	}
 	if from != "" {
-		fmt.Fprintf(g.out, "saved the configuration (%s) to %s: the next enable restores its pools and peers; disable --purge forgets it\n", from, o.saved)
+		fmt.Fprintf(g.out, "saved %s to %s: the next enable restores its pools and peers; disable --purge forgets it\n", from, o.saved)
 	}
 	return nil
 }

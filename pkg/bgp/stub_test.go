@@ -163,13 +163,18 @@ func isEoR(m *pkt.BGPMessage) bool {
 	return eor
 }
 
-func startStub(t *testing.T, p Peer) *Stub {
+// startStub starts a stub that advertises routes (before the session can
+// come up, so that they are its initial routes) and adds peer p.
+func startStub(t *testing.T, p Peer, routes ...Route) *Stub {
 	t.Helper()
 	s := NewStub(slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err := s.Start(context.Background(), netip.MustParseAddr("192.0.2.1")); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(s.Stop)
+	for _, r := range routes {
+		_ = s.Advertise(context.Background(), r)
+	}
 	if err := s.AddPeer(context.Background(), p); err != nil {
 		t.Fatal(err)
 	}
@@ -199,8 +204,7 @@ func TestStubAdvertises(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := newTestRouter(t, tc.asn, "")
-			s := startStub(t, testPeer(r, 64500))
-			_ = s.Advertise(context.Background(), Route{Prefix: pfx, Communities: comm})
+			s := startStub(t, testPeer(r, 64500), Route{Prefix: pfx, Communities: comm})
 			o := <-r.open
 			if o.MyAS != 64500 || o.ID.String() != "192.0.2.1" || o.HoldTime != 9 {
 				t.Errorf("OPEN: AS %d, ID %s, hold %d", o.MyAS, o.ID, o.HoldTime)
@@ -244,9 +248,8 @@ func TestStubIPv6(t *testing.T) {
 	r := newTestRouterOn(t, "::1", 64500, "")
 	p := testPeer(r, 64500)
 	p.Address = netip.MustParseAddr("::1")
-	s := startStub(t, p)
-	_ = s.Advertise(context.Background(), Route{Prefix: netip.MustParsePrefix("2001:db8::10/128")})
-	_ = s.Advertise(context.Background(), Route{Prefix: netip.MustParsePrefix("203.0.113.10/32")}) // another family: not sent
+	s := startStub(t, p, Route{Prefix: netip.MustParsePrefix("2001:db8::10/128")},
+		Route{Prefix: netip.MustParsePrefix("203.0.113.10/32")}) // another family: not sent
 	want := route{Attrs: []string{"{Origin: i}", "{AsPath: }", "{LocalPref: 100}", "{MpReach(ipv6-unicast): {Nexthop: ::1, NLRIs: [2001:db8::10/128]}}"}}
 	if diff := cmp.Diff(want, summary(r.next(t))); diff != "" {
 		t.Errorf("advertised (-want +got):\n%s", diff)

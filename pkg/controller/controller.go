@@ -113,12 +113,16 @@ func New(ctx context.Context, o Options) *Controller {
 // Run runs until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
 	defer c.queue.ShutDown()
-	factory := informers.NewSharedInformerFactoryWithOptions(c.client, 0, informers.WithTransform(trimService))
+	factory := informers.NewSharedInformerFactoryWithOptions(c.client, 0, informers.WithTransform(k8s.Trim))
 	svcInf := factory.Core().V1().Services()
 	c.lister = svcInf.Lister()
 	_, err := svcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    c.enqueue,
-		UpdateFunc: func(_, obj any) { c.enqueue(obj) },
+		AddFunc: c.enqueue,
+		UpdateFunc: func(old, obj any) {
+			if k8s.Changed(old, obj) {
+				c.enqueue(obj)
+			}
+		},
 		DeleteFunc: c.enqueue,
 	})
 	if err != nil {
@@ -259,10 +263,40 @@ func (c *Controller) install(cfg *config.Config, cm *corev1.ConfigMap) error {
 		c.log.Warn("configuration accepted with address changes, as the ConfigMap allows: those Services move",
 			"annotation", k8s.AllowChangesAnnotation, "services", len(affected))
 	}
+	if allow {
+		c.consumeAllowance(cm)
+	}
 	for _, s := range svcs {
 		c.enqueue(s)
 	}
 	return nil
+}
+
+// consumeAllowance removes the allow annotation from the ConfigMap once
+// the edit it came with is in force: the opt-in is for that one edit, and
+// every later edit is protected again. The patch names the version it saw,
+// so a newer edit (with an annotation of its own) is left for its turn.
+func (c *Controller) consumeAllowance(cm *corev1.ConfigMap) {
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{
+		"resourceVersion": cm.ResourceVersion,
+		"annotations":     map[string]any{k8s.AllowChangesAnnotation: nil},
+	}})
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = c.client.CoreV1().ConfigMaps(cm.Namespace).Patch(ctx, cm.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+	switch {
+	case err == nil:
+		c.log.Info("the edit allowed to change addresses is in force: its annotation is removed, so the next edit is protected again",
+			"configmap", cm.Namespace+"/"+cm.Name, "annotation", k8s.AllowChangesAnnotation)
+	case apierrors.IsConflict(err) || apierrors.IsNotFound(err):
+		// A newer edit: judged on its own.
+	default:
+		c.log.Warn("cannot remove the allow annotation: it still allows the next edit to change addresses; remove it by hand",
+			"configmap", cm.Namespace+"/"+cm.Name, "annotation", k8s.AllowChangesAnnotation, "error", err)
+	}
 }
 
 // restore re-learns assignments from status, oldest Service first, so that if

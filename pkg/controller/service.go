@@ -26,13 +26,3 @@ func ipList(ips []netip.Addr) string {
 }
 
 func sameIPs(a, b []netip.Addr) bool { return slices.Equal(a, b) }
-
-// trimService drops what the controller never reads from cached Services
-// (managed fields, the last-applied annotation), which is most of their size.
-func trimService(obj any) (any, error) {
-	if s, ok := obj.(*corev1.Service); ok {
-		s.ManagedFields = nil
-		delete(s.Annotations, corev1.LastAppliedConfigAnnotation)
-	}
-	return obj, nil
-}

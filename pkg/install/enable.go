@@ -102,7 +102,7 @@ func (e *Enable) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cur, saved, err := e.current(ctx)
+	cur, saved, restored, err := e.current(ctx)
 	if err != nil {
 		return err
 	}
@@ -110,16 +110,24 @@ func (e *Enable) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cfgText, moved, err := e.config(ctx, cur, ranges)
+	cfgText, moved, err := e.config(ctx, cur, ranges, restored)
 	if err != nil {
 		return err
 	}
 	if len(moved) > 0 {
-		if !e.AllowAddressChanges {
+		switch {
+		case e.AllowAddressChanges:
+			for _, u := range moved {
+				fmt.Fprintf(e.Out, "note: %s: it will be renumbered (--allow-address-changes)\n", u)
+			}
+		case restored != nil && restored.Edit != "":
+			// The edit the controller refused before disable comes back
+			// as it was: refused again, and the addresses stay.
+			fmt.Fprintf(e.Out, "note: the edit restored would take or change the addresses of %d Service(s): the controller will refuse it again and keep running on the configuration in force (metallb status says why; fix the edit with kubectl -n %s edit configmap %s)\n",
+				len(moved), e.Namespace, k8s.DefaultConfigMap)
+			moved = nil
+		default:
 			return &k8s.AddressChangeError{Affected: moved, Fix: "choose a range that keeps them, or pass --allow-address-changes to renumber them"}
-		}
-		for _, u := range moved {
-			fmt.Fprintf(e.Out, "note: %s: it will be renumbered (--allow-address-changes)\n", u)
 		}
 	}
 	if e.Prompt != nil && len(e.Args) == 0 {
@@ -172,7 +180,13 @@ func (e *Enable) Run(ctx context.Context) error {
 	fmt.Fprintf(e.Out, "Secret %s/%s %s\n", e.Namespace, MemberlistSecret, createdOrKept(created))
 	// The controller keeps its last accepted config there and may only
 	// update it: create it once; an existing one is the controller's.
-	created, err = k8s.EnsureAccepted(ctx, e.Client, e.Namespace, k8s.DefaultConfigMap, string(cfgText))
+	// Restored, it is the configuration in force at disable: the
+	// controller judges the ConfigMap against it, as before.
+	accepted := string(cfgText)
+	if restored != nil {
+		accepted = restored.Accepted
+	}
+	created, err = k8s.EnsureAccepted(ctx, e.Client, e.Namespace, k8s.DefaultConfigMap, accepted)
 	if err != nil {
 		return err
 	}
@@ -450,34 +464,52 @@ func createdOrKept(created bool) string {
 
 // current returns the config text to start from: the cluster's ConfigMap,
 // or, when the cluster has none, what disable saved (and then the saved
-// "default" pool's ranges, to offer again).
-func (e *Enable) current(ctx context.Context) (string, []iprange.Range, error) {
+// "default" pool's ranges, to offer again, and what was saved). A saved
+// edit that was not in force comes back as the ConfigMap, to be judged
+// against the configuration that was (unless it does not parse: then it
+// stays aside, in its file).
+func (e *Enable) current(ctx context.Context) (string, []iprange.Range, *Saved, error) {
 	if e.Client != nil {
 		cm, err := e.Client.CoreV1().ConfigMaps(e.Namespace).Get(ctx, k8s.DefaultConfigMap, metav1.GetOptions{})
 		switch {
 		case err == nil:
-			return cm.Data[k8s.ConfigKey], nil, nil
+			return cm.Data[k8s.ConfigKey], nil, nil, nil
 		case !apierrors.IsNotFound(err):
-			return "", nil, fmt.Errorf("read the current config: %w", err)
+			return "", nil, nil, fmt.Errorf("read the current config: %w", err)
 		}
 	}
-	text, err := LoadSaved(e.SavedPath)
-	if err != nil || text == "" {
-		return "", nil, err
+	s, err := LoadSaved(e.SavedPath)
+	if err != nil || s == nil {
+		return "", nil, nil, err
 	}
-	cfg, _ := config.Parse([]byte(text)) // LoadSaved checked it
+	cfg, _ := config.Parse([]byte(s.Accepted)) // LoadSaved checked it
 	fmt.Fprintf(e.Out, "restoring the configuration saved by disable (%s): %d pool(s), %d BGP peer(s)\n", e.SavedPath, len(cfg.Pools), len(cfg.Peers))
 	var def []iprange.Range
 	if p := cfg.Pool("default"); p != nil {
 		def = p.Ranges
 	}
-	return text, def, nil
+	text := s.Accepted
+	if s.Edit != "" {
+		if _, err := config.Parse([]byte(s.Edit)); err != nil {
+			fmt.Fprintf(e.Out, "note: the edit the ConfigMap held at disable does not parse, so it is not restored (it stays in %s; fix it and apply it with kubectl): %v\n", editPath(e.SavedPath), err)
+			s.Edit, s.Reason = "", ""
+		} else {
+			why := "not yet judged by the controller"
+			if s.Reason != "" {
+				why = "refused by the controller: " + s.Reason
+			}
+			fmt.Fprintf(e.Out, "restoring the ConfigMap's edit that was not in force at disable (%s): the controller judges it again against the configuration that was\n", why)
+			text = s.Edit
+		}
+	}
+	return text, def, s, nil
 }
 
 // config returns the new config text: cur with the "default" pool set to rs
 // (or a new one), and the Services whose addresses it would take or change
-// (the controller's verdict).
-func (e *Enable) config(ctx context.Context, cur string, rs []iprange.Range) ([]byte, []allocator.Affected, error) {
+// (the controller's verdict), judged against the configuration in force:
+// the cluster's accepted copy, or the one disable saved.
+func (e *Enable) config(ctx context.Context, cur string, rs []iprange.Range, restored *Saved) ([]byte, []allocator.Affected, error) {
 	text, err := config.SetPool([]byte(cur), "default", rs)
 	if err != nil {
 		return nil, nil, err
@@ -488,7 +520,13 @@ func (e *Enable) config(ctx context.Context, cur string, rs []iprange.Range) ([]
 		if err != nil {
 			return nil, nil, err
 		}
-		if moved, err = k8s.AddressImpact(ctx, e.Client, e.Namespace, k8s.DefaultConfigMap, "", cfg); err != nil {
+		if restored != nil {
+			old, _ := config.Parse([]byte(restored.Accepted)) // LoadSaved checked it
+			moved, err = k8s.AddressImpactAgainst(ctx, e.Client, old, "", cfg)
+		} else {
+			moved, err = k8s.AddressImpact(ctx, e.Client, e.Namespace, k8s.DefaultConfigMap, "", cfg)
+		}
+		if err != nil {
 			return nil, nil, err
 		}
 	}

@@ -7,7 +7,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/microk8s-metallb/metallb/pkg/config"
@@ -24,61 +27,130 @@ func SavedConfigPath(snapCommon string) string {
 	return filepath.Join(snapCommon, "metallb", "config.yaml")
 }
 
+// Saved is what disable keeps: the configuration in force, and the
+// operator's edit when the ConfigMap held another one (refused by the
+// controller, or not judged yet), with what the controller said of it.
+// The next enable restores both as they were, so a refusal is not lifted
+// by disabling and enabling again.
+type Saved struct {
+	Accepted string // in force: the controller's accepted copy
+	Edit     string // the ConfigMap's text when it differs; "" when none
+	Reason   string // why the controller refused Edit ("" when it did not)
+}
+
+// editPath and reasonPath sit next to the accepted configuration.
+func editPath(path string) string   { return strings.TrimSuffix(path, ".yaml") + ".edit.yaml" }
+func reasonPath(path string) string { return strings.TrimSuffix(path, ".yaml") + ".edit-refused.txt" }
+
 // SaveConfig writes the cluster's configuration to path (mode 0600: it may
-// hold BGP passwords): the ConfigMap's, or the controller's accepted copy
-// when the ConfigMap is missing or does not parse. It returns what it saved
-// from ("" when metallb holds no configuration).
+// hold BGP passwords): the controller's accepted copy (the ConfigMap's
+// when there is none that parses: a controller that never ran), and next
+// to it the ConfigMap's text when it differs, with the controller's reason
+// for refusing it. It returns what it saved, for a person ("" when metallb
+// holds no configuration).
 func SaveConfig(ctx context.Context, c kubernetes.Interface, namespace, path string) (string, error) {
-	var text, from string
-	for _, name := range []string{k8s.DefaultConfigMap, k8s.AcceptedName(k8s.DefaultConfigMap)} {
-		t, err := k8s.ConfigText(ctx, c, namespace, name)
-		if err != nil {
-			return "", err
-		}
-		if _, perr := config.Parse([]byte(t)); t != "" && perr == nil {
-			text, from = t, "ConfigMap "+namespace+"/"+name
-			break
+	edit, err := k8s.ConfigText(ctx, c, namespace, k8s.DefaultConfigMap)
+	if err != nil {
+		return "", err
+	}
+	accName := k8s.AcceptedName(k8s.DefaultConfigMap)
+	acc, err := c.CoreV1().ConfigMaps(namespace).Get(ctx, accName, metav1.GetOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return "", fmt.Errorf("read ConfigMap %s/%s: %w", namespace, accName, err)
+	}
+	var s Saved
+	from := ""
+	if acc != nil && err == nil {
+		if _, perr := config.Parse([]byte(acc.Data[k8s.ConfigKey])); perr == nil && acc.Data[k8s.ConfigKey] != "" {
+			s.Accepted, from = acc.Data[k8s.ConfigKey], "the configuration in force (ConfigMap "+namespace+"/"+accName+")"
+			if acc.Annotations[k8s.StateAnnotation] == "stale" {
+				s.Reason = acc.Annotations[k8s.StateReasonAnnotation]
+			}
 		}
 	}
-	if text == "" {
-		return "", nil
+	if s.Accepted == "" {
+		if _, perr := config.Parse([]byte(edit)); perr != nil || edit == "" {
+			return "", nil
+		}
+		s.Accepted, from = edit, "the configuration (ConfigMap "+namespace+"/"+k8s.DefaultConfigMap+")"
+	}
+	if edit != "" && edit != s.Accepted {
+		s.Edit = edit
+		from += " and the edit of ConfigMap " + namespace + "/" + k8s.DefaultConfigMap + " not in force"
+		if s.Reason != "" {
+			from += ", with the controller's reason for refusing it"
+		}
+	} else {
+		s.Reason = ""
 	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", fmt.Errorf("save the configuration: %w", err)
 	}
-	tmp := path + ".tmp"
-	if err := os.WriteFile(tmp, []byte(text), 0o600); err != nil {
-		return "", fmt.Errorf("save the configuration: %w", err)
-	}
-	if err := os.Rename(tmp, path); err != nil {
-		return "", fmt.Errorf("save the configuration: %w", err)
+	files := []struct{ path, text string }{{editPath(path), s.Edit}, {reasonPath(path), s.Reason}, {path, s.Accepted}}
+	for _, f := range files {
+		if err := writeOrRemove(f.path, f.text); err != nil {
+			return "", fmt.Errorf("save the configuration: %w", err)
+		}
 	}
 	return from, nil
 }
 
-// LoadSaved returns what SaveConfig saved at path ("" when nothing), and
-// refuses a file that does not parse.
-func LoadSaved(path string) (string, error) {
+// writeOrRemove writes text to path atomically, or removes path when text
+// is "".
+func writeOrRemove(path, text string) error {
+	if text == "" {
+		if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+		return nil
+	}
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, []byte(text), 0o600); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
+}
+
+// LoadSaved returns what SaveConfig saved at path (nil when nothing), and
+// refuses an accepted configuration that does not parse. An edit that
+// does not parse is returned as it is: enable keeps it aside.
+func LoadSaved(path string) (*Saved, error) {
 	if path == "" {
-		return "", nil
+		return nil, nil
 	}
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return "", nil
+		return nil, nil
 	}
 	if err != nil {
-		return "", fmt.Errorf("read the configuration saved by disable: %w", err)
+		return nil, fmt.Errorf("read the configuration saved by disable: %w", err)
 	}
 	if _, err := config.Parse(b); err != nil {
-		return "", fmt.Errorf("the configuration saved by disable (%s) is not valid: fix it, or remove it to start afresh (microk8s disable metallb --purge): %w", path, err)
+		return nil, fmt.Errorf("the configuration saved by disable (%s) is not valid: fix it, or remove it to start afresh (microk8s disable metallb --purge): %w", path, err)
 	}
-	return string(b), nil
+	s := &Saved{Accepted: string(b)}
+	for _, f := range []struct {
+		path string
+		to   *string
+	}{{editPath(path), &s.Edit}, {reasonPath(path), &s.Reason}} {
+		b, err := os.ReadFile(f.path)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("read the configuration saved by disable: %w", err)
+		}
+		*f.to = string(b)
+	}
+	return s, nil
 }
 
 // ForgetSaved removes the saved configuration (disable --purge).
 func ForgetSaved(path string) (bool, error) {
 	if path == "" {
 		return false, nil
+	}
+	for _, p := range []string{editPath(path), reasonPath(path)} {
+		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return false, fmt.Errorf("forget the saved configuration: %w", err)
+		}
 	}
 	err := os.Remove(path)
 	if errors.Is(err, fs.ErrNotExist) {

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
@@ -26,15 +27,26 @@ func cm(name, text string) *corev1.ConfigMap {
 }
 
 func TestSaveConfig(t *testing.T) {
+	const edit = "address-pools:\n- {name: default, protocol: bgp, addresses: [192.0.2.200-192.0.2.210]}\n"
+	stale := cm("config-accepted", savedConfig)
+	stale.Annotations = map[string]string{"metallb.io/config-state": "stale", "metallb.io/config-stale-reason": "demo/web [192.0.2.200]: its pool's protocol changes"}
 	for _, tc := range []struct {
 		name     string
 		objs     []*corev1.ConfigMap
 		wantFrom string
-		want     string
+		want     *Saved
 	}{
-		{"the ConfigMap", []*corev1.ConfigMap{cm("config", savedConfig), cm("config-accepted", "address-pools: []\n")}, "ConfigMap metallb-system/config", savedConfig},
-		{"a broken ConfigMap: the accepted copy", []*corev1.ConfigMap{cm("config", "address-pools: [\n"), cm("config-accepted", savedConfig)}, "ConfigMap metallb-system/config-accepted", savedConfig},
-		{"nothing", nil, "", ""},
+		{"the ConfigMap in force", []*corev1.ConfigMap{cm("config", savedConfig), cm("config-accepted", savedConfig)},
+			"the configuration in force (ConfigMap metallb-system/config-accepted)", &Saved{Accepted: savedConfig}},
+		{"a refused edit, with the reason", []*corev1.ConfigMap{cm("config", edit), stale},
+			"the configuration in force (ConfigMap metallb-system/config-accepted) and the edit of ConfigMap metallb-system/config not in force, with the controller's reason for refusing it",
+			&Saved{Accepted: savedConfig, Edit: edit, Reason: "demo/web [192.0.2.200]: its pool's protocol changes"}},
+		{"a broken ConfigMap: kept too", []*corev1.ConfigMap{cm("config", "address-pools: [\n"), cm("config-accepted", savedConfig)},
+			"the configuration in force (ConfigMap metallb-system/config-accepted) and the edit of ConfigMap metallb-system/config not in force",
+			&Saved{Accepted: savedConfig, Edit: "address-pools: [\n"}},
+		{"no accepted copy: the ConfigMap", []*corev1.ConfigMap{cm("config", savedConfig)},
+			"the configuration (ConfigMap metallb-system/config)", &Saved{Accepted: savedConfig}},
+		{"nothing", nil, "", nil},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			c := fake.NewClientset()
@@ -43,26 +55,39 @@ func TestSaveConfig(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			path := SavedConfigPath(t.TempDir())
+			dir := t.TempDir()
+			path := SavedConfigPath(dir)
+			// What an earlier disable left is replaced, not mixed in.
+			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(editPath(path), []byte("stale edit"), 0o600); err != nil {
+				t.Fatal(err)
+			}
 			from, err := SaveConfig(context.Background(), c, "metallb-system", path)
 			if err != nil || from != tc.wantFrom {
 				t.Fatalf("SaveConfig = %q, %v; want %q", from, err, tc.wantFrom)
 			}
-			got, err := LoadSaved(path)
-			if err != nil || got != tc.want {
-				t.Fatalf("LoadSaved = %q, %v; want %q", got, err, tc.want)
-			}
-			if tc.want == "" {
+			if tc.want == nil {
 				return
 			}
-			if fi, _ := os.Stat(path); fi.Mode().Perm() != 0o600 {
-				t.Errorf("saved with mode %v: it may hold BGP passwords", fi.Mode().Perm())
+			got, err := LoadSaved(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Fatalf("LoadSaved (-want +got):\n%s", diff)
+			}
+			for _, p := range []string{path, editPath(path), reasonPath(path)} {
+				if fi, err := os.Stat(p); err == nil && fi.Mode().Perm() != 0o600 {
+					t.Errorf("%s saved with mode %v: it may hold BGP passwords", p, fi.Mode().Perm())
+				}
 			}
 			if gone, err := ForgetSaved(path); !gone || err != nil {
 				t.Fatalf("ForgetSaved = %v, %v", gone, err)
 			}
-			if got, _ := LoadSaved(path); got != "" {
-				t.Errorf("still saved after ForgetSaved: %q", got)
+			if entries, _ := os.ReadDir(filepath.Dir(path)); len(entries) != 0 {
+				t.Errorf("still saved after ForgetSaved: %v", entries)
 			}
 		})
 	}
@@ -112,6 +137,53 @@ func TestEnableRestoresTheSavedConfig(t *testing.T) {
 				"name: bgp-pool, protocol: bgp, addresses: [198.51.100.0/28]",
 				"password: s3cret",
 			} {
+				if !strings.Contains(out.String(), want) {
+					t.Errorf("missing %q in:\n%s", want, out.String())
+				}
+			}
+		})
+	}
+}
+
+// A saved edit that was not in force comes back as the ConfigMap (the
+// controller judges it again against the saved configuration in force);
+// one that does not parse stays aside, in its file.
+func TestEnableRestoresTheSavedEdit(t *testing.T) {
+	const edit = "address-pools:\n- {name: default, protocol: bgp, addresses: [192.0.2.200-192.0.2.210]}\n"
+	for _, tc := range []struct {
+		name, edit, reason string
+		want               []string
+	}{
+		{"refused", edit, "demo/web [192.0.2.200]: its pool's protocol changes", []string{
+			"restoring the ConfigMap's edit that was not in force at disable (refused by the controller: demo/web [192.0.2.200]: its pool's protocol changes)",
+			"name: default, protocol: bgp, addresses: [192.0.2.200-192.0.2.210]",
+		}},
+		{"not judged yet", edit, "", []string{
+			"restoring the ConfigMap's edit that was not in force at disable (not yet judged by the controller)",
+			"name: default, protocol: bgp",
+		}},
+		{"broken", "address-pools: [\n", "", []string{
+			"note: the edit the ConfigMap held at disable does not parse, so it is not restored (it stays in ",
+			"name: bgp-pool, protocol: bgp, addresses: [198.51.100.0/28]",
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := SavedConfigPath(t.TempDir())
+			if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+				t.Fatal(err)
+			}
+			for p, text := range map[string]string{path: savedConfig, editPath(path): tc.edit, reasonPath(path): tc.reason} {
+				if err := writeOrRemove(p, text); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var out bytes.Buffer
+			e := &Enable{Out: &out, Host: fakeHost{}, DryRun: true, NoProbe: true, Yes: true, SavedPath: path,
+				Image: func(context.Context, bool) (string, error) { return "x", nil }}
+			if err := e.Run(context.Background()); err != nil {
+				t.Fatalf("%v\n%s", err, out.String())
+			}
+			for _, want := range tc.want {
 				if !strings.Contains(out.String(), want) {
 					t.Errorf("missing %q in:\n%s", want, out.String())
 				}

@@ -133,6 +133,12 @@ func AddressImpact(ctx context.Context, c kubernetes.Interface, namespace, name,
 			break
 		}
 	}
+	return AddressImpactAgainst(ctx, c, old, class, cfg)
+}
+
+// AddressImpactAgainst is AddressImpact with the configuration in force
+// given (nil: none, a first install).
+func AddressImpactAgainst(ctx context.Context, c kubernetes.Interface, old *config.Config, class string, cfg *config.Config) ([]allocator.Affected, error) {
 	list, err := c.CoreV1().Services("").List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return nil, fmt.Errorf("list services: %w", err)

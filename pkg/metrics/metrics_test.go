@@ -154,3 +154,69 @@ func TestConnectionCaps(t *testing.T) {
 		t.Fatalf("a connection after one closed: %v, want it kept", err)
 	}
 }
+
+// TestFullListenerMakesRoom: when every place is taken, a newcomer from a
+// source holding fewer connections than the biggest holder takes the place
+// of that holder's oldest; a newcomer holding as many as anyone is closed.
+func TestFullListenerMakesRoom(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := newLimitListener(ln, 4, 3)
+	defer l.Close()
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func() { _, _ = io.Copy(io.Discard, c); c.Close() }()
+		}
+	}()
+	var conns []net.Conn
+	defer func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	}()
+	dial := func(src string) int {
+		t.Helper()
+		d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP(src)}}
+		c, err := d.Dial("tcp", ln.Addr().String())
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		deadline := time.Now().Add(2 * time.Second)
+		for l.seen() < len(conns) && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond) // until the listener has judged it
+		}
+		return len(conns) - 1
+	}
+	open := func() []int {
+		var out []int
+		for i, c := range conns {
+			_ = c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+			_, err := c.Read(make([]byte, 1))
+			if ne, ok := err.(net.Error); ok && ne.Timeout() {
+				out = append(out, i)
+			}
+		}
+		return out
+	}
+	for range 3 {
+		dial("127.0.0.2") // 0, 1, 2: the flood's first address
+	}
+	dial("127.0.0.3") // 3: full now
+	dial("127.0.0.4") // 4: replaces 0 (127.0.0.2 holds the most)
+	dial("127.0.0.3") // 5: replaces 1 (127.0.0.2 still holds 2 > 1)
+	dial("127.0.0.5") // 6: 127.0.0.3 holds 2 now: replaces 3
+	dial("127.0.0.4") // 7: everyone holds 1: closed
+	if diff := cmp.Diff([]int{2, 4, 5, 6}, open()); diff != "" {
+		t.Errorf("connections still open (-want +got):\n%s", diff)
+	}
+	if l.open() != 4 {
+		t.Errorf("open %d, want 4", l.open())
+	}
+}

@@ -209,15 +209,18 @@ func (s *Speaker) poke() {
 // Run runs until ctx ends, then hands its addresses over and withdraws
 // everything.
 func (s *Speaker) Run(ctx context.Context) error {
-	factory := informers.NewSharedInformerFactoryWithOptions(s.o.Client, 0,
-		informers.WithTransform(func(obj any) (any, error) {
-			if m, ok := obj.(metav1.Object); ok {
-				m.SetManagedFields(nil)
-			}
-			return obj, nil
-		}))
+	// The caches hold what the speaker reads (k8s.Trim), and an update
+	// that changed nothing of it (a heartbeat, a pod's address) is not
+	// worth a re-plan.
+	factory := informers.NewSharedInformerFactoryWithOptions(s.o.Client, 0, informers.WithTransform(k8s.Trim))
 	handler := cache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { s.poke() }, UpdateFunc: func(_, _ any) { s.poke() }, DeleteFunc: func(any) { s.poke() },
+		AddFunc: func(any) { s.poke() },
+		UpdateFunc: func(old, cur any) {
+			if k8s.Changed(old, cur) {
+				s.poke()
+			}
+		},
+		DeleteFunc: func(any) { s.poke() },
 	}
 	infs := []cache.SharedIndexInformer{
 		factory.Core().V1().Services().Informer(),

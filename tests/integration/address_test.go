@@ -139,6 +139,36 @@ func TestControllerRefusesEditsThatTakeAddresses(t *testing.T) {
 	annotateConfig(t, c, ns, k8s.AllowChangesAnnotation, "true")
 	waitIngress(t, c, ns, "mover", "192.0.2.60")
 	waitEvent(t, c, ns, "mover", controller.ReasonChanged, "Moved from [192.0.2.50] to [192.0.2.60]")
+
+	// The opt-in was for that edit: the controller removed it, and the
+	// next renumbering edit (annotations kept as they are) is refused.
+	eventually(t, 10*time.Second, "the annotation removed", func() bool {
+		cm, err := c.CoreV1().ConfigMaps(ns).Get(context.Background(), "config", metav1.GetOptions{})
+		_, still := cm.Annotations[k8s.AllowChangesAnnotation]
+		return err == nil && !still
+	})
+	editConfigData(t, c, ns, "address-pools:\n- {name: next, protocol: layer2, addresses: [192.0.2.80/31]}\n")
+	eventually(t, 10*time.Second, "the next renumbering edit refused", func() bool {
+		_, state, reason := acceptedState(t, c, ns)
+		return state == "stale" && strings.Contains(reason, ns+"/mover [192.0.2.60]")
+	})
+	if got := ingressOf(t, c, ns, "mover"); got != "192.0.2.60" {
+		t.Fatalf("mover has %q after the refused edit, want 192.0.2.60", got)
+	}
+}
+
+// editConfigData changes the ConfigMap's config and nothing else, as
+// kubectl edit does.
+func editConfigData(t *testing.T, c kubernetes.Interface, ns, cfg string) {
+	t.Helper()
+	cm, err := c.CoreV1().ConfigMaps(ns).Get(context.Background(), "config", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm.Data["config"] = cfg
+	if _, err := c.CoreV1().ConfigMaps(ns).Update(context.Background(), cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // A refused edit is judged again when the Services it would move are gone.

@@ -116,7 +116,7 @@ func TestShippedRBAC(t *testing.T) {
 		}
 	}
 	want := map[string][]string{
-		"controller configmaps/config":          {"get", "list", "watch"},
+		"controller configmaps/config":          {"get", "list", "watch", "patch"},
 		"controller configmaps/config-accepted": {"get", "list", "watch", "update"},
 		// create: a Lease's name is not known to RBAC before it exists.
 		"controller leases/metallb-controller":     {"get", "create", "update"},

@@ -232,7 +232,9 @@ func TestInstallerHooks(t *testing.T) {
 		}
 	})
 
-	stopKubelet := sc.kubelet(t, false)
+	// The workloads run: the controller judges every edit and keeps the
+	// accepted copy, which disable saves.
+	stopKubelet := sc.kubelet(t, true)
 	var first map[string]string
 	t.Run("enable installs every object", func(t *testing.T) {
 		r := sc.run(t, nil, "enable", "198.51.100.200-198.51.100.210")
@@ -302,7 +304,8 @@ func TestInstallerHooks(t *testing.T) {
 		second := sc.objects(t)
 		var changed []string
 		for k, v := range second {
-			if first[k] != v {
+			// The accepted copy is the controller's to write.
+			if first[k] != v && k != "ConfigMap/config-accepted" {
 				changed = append(changed, k)
 			}
 		}
@@ -330,9 +333,10 @@ func TestInstallerHooks(t *testing.T) {
 		if _, err := sc.c.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
+		waitAccepted(t, sc, func(text, _ string) bool { return text == cm.Data["config"] })
 		saved := filepath.Join(sc.snap.Common, "metallb", "config.yaml")
 		r := sc.run(t, nil, "disable")
-		if r.code != 0 || !strings.Contains(r.out, "saved the configuration (ConfigMap metallb-system/config) to "+saved+": the next enable restores its pools and peers; disable --purge forgets it") {
+		if r.code != 0 || !strings.Contains(r.out, "saved the configuration in force (ConfigMap metallb-system/config-accepted) to "+saved+": the next enable restores its pools and peers; disable --purge forgets it") {
 			t.Fatalf("exit %d", r.code)
 		}
 		if fi, err := os.Stat(saved); err != nil || fi.Mode().Perm() != 0o600 {
@@ -355,6 +359,51 @@ func TestInstallerHooks(t *testing.T) {
 				t.Errorf("restored config lacks %q:\n%s", want, cm.Data["config"])
 			}
 		}
+	})
+
+	t.Run("a refused edit stays refused across disable and enable", func(t *testing.T) {
+		if _, err := sc.c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "demo"}}, metav1.CreateOptions{}); err != nil && !apierrors.IsAlreadyExists(err) {
+			t.Fatal(err)
+		}
+		held := lbAddress(t, sc, "held")
+		cm, err := sc.c.CoreV1().ConfigMaps(ns).Get(ctx, "config", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		inForce := cm.Data["config"]
+		// The default pool from layer2 to BGP: held's address would change
+		// protocol, so the controller refuses the edit.
+		cm.Data["config"] = strings.Replace(inForce, "{name: default, protocol: layer2", "{name: default, protocol: bgp", 1)
+		if _, err := sc.c.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		refused := func(text, state string) bool { return text == inForce && state == "stale" }
+		waitAccepted(t, sc, refused)
+		saved := filepath.Join(sc.snap.Common, "metallb", "config.yaml")
+		r := sc.run(t, nil, "disable")
+		r.expect(t, 0, "saved the configuration in force (ConfigMap metallb-system/config-accepted) and the edit of ConfigMap metallb-system/config not in force, with the controller's reason for refusing it to "+saved)
+		r = sc.run(t, nil, "enable")
+		r.expect(t, 0,
+			"restoring the ConfigMap's edit that was not in force at disable (refused by the controller: ",
+			"the controller will refuse it again and keep running on the configuration in force")
+		waitAccepted(t, sc, refused)
+		svc, err := sc.c.CoreV1().Services("demo").Get(ctx, "held", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := ingress(svc); got != held {
+			t.Errorf("held has %q after disable and enable, want %s", got, held)
+		}
+		// Fix the edit back: in force again.
+		cm, err = sc.c.CoreV1().ConfigMaps(ns).Get(ctx, "config", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		cm.Data["config"] = inForce
+		if _, err := sc.c.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitAccepted(t, sc, func(text, state string) bool { return text == inForce && state == "accepted" })
 	})
 
 	t.Run("disable --purge removes everything and forgets the configuration", func(t *testing.T) {
@@ -567,4 +616,21 @@ func TestEnablePrompt(t *testing.T) {
 			t.Errorf("config after the prompt: %v\n%v", err, cm)
 		}
 	})
+}
+
+// waitAccepted waits until the controller's accepted copy and its state
+// satisfy ok.
+func waitAccepted(t *testing.T, sc *snapCluster, ok func(text, state string) bool) {
+	t.Helper()
+	var text, state string
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		cm, err := sc.c.CoreV1().ConfigMaps("metallb-system").Get(context.Background(), "config-accepted", metav1.GetOptions{})
+		if err == nil {
+			text, state = cm.Data["config"], cm.Annotations["metallb.io/config-state"]
+			if ok(text, state) {
+				return
+			}
+		}
+	}
+	t.Fatalf("the accepted copy is %s:\n%s", state, text)
 }

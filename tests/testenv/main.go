@@ -24,7 +24,11 @@ type Shared struct {
 //
 // When the binaries are missing, tests that call Require skip with a message
 // saying how to build them, except under CI=true, where Main fails at once.
+// In a child process of Flood.RunApart, Main runs that flood instead.
 func Main(m *testing.M, s *Shared) int {
+	if spec := os.Getenv(floodEnv); spec != "" {
+		return floodChild(spec) // a child of Flood.RunApart
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	env, err := Start(ctx, Options{})
 	cancel()
