@@ -199,3 +199,48 @@ func TestLogLevelFollowsTheAnnotation(t *testing.T) {
 	annotate("")
 	eventually(t, 5*time.Second, "back to info", func() bool { return level.Level() == slog.LevelInfo })
 }
+
+// TestConfigWatcherSyncedOnlyOnceHandled reproduces the start-up order of
+// the hardening issue: the ConfigMap exists, the informer's store has it,
+// but the watcher's handler is still deciding about it (Install blocked).
+// Until the handler is done the watcher is not synced, so the controller
+// never reads "no ConfigMap seen" and publishes it as missing.
+func TestConfigWatcherSyncedOnlyOnceHandled(t *testing.T) {
+	env := cluster.Require(t)
+	c := env.Client
+	ns := newNamespace(t, c)
+	setConfig(t, c, ns, "address-pools:\n- {name: p, protocol: layer2, addresses: [192.0.2.10-192.0.2.20]}\n")
+	entered, release := make(chan struct{}), make(chan struct{})
+	w := k8s.NewConfigWatcher(k8s.ConfigWatcherOptions{Client: c, Namespace: ns, Log: testLogger(t),
+		Install: func(*config.Config, *corev1.ConfigMap) error {
+			select {
+			case entered <- struct{}{}:
+			default:
+			}
+			<-release
+			return nil
+		}})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); w.Run(ctx) }()
+	defer func() { cancel(); <-done }()
+
+	select {
+	case <-entered:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the handler never saw the ConfigMap")
+	}
+	// The handler holds the list's only ConfigMap: probe across a window
+	// longer than the informer needs to mark its own store synced.
+	for deadline := time.Now().Add(2 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if w.HasSynced() {
+			close(release)
+			t.Fatal("synced while the handler was still deciding about the ConfigMap")
+		}
+	}
+	close(release)
+	eventually(t, 10*time.Second, "synced once the handler is done", w.HasSynced)
+	if !w.Seen() || w.Stale() || poolNames(w.Current()) != "p" {
+		t.Errorf("after sync: seen %v, stale %v, pools %s", w.Seen(), w.Stale(), poolNames(w.Current()))
+	}
+}

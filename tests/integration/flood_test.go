@@ -73,7 +73,7 @@ func TestFloodKeepsTheLeader(t *testing.T) {
 	go func() {
 		defer wg.Done()
 		flood, floodErr = testenv.Flood{URL: "https://" + metricsAddr + "/metrics", Callers: 3000,
-			Sources: testenv.LoopbackSources(300), Backoff: 50 * time.Millisecond}.RunApart(ctx, window, cpus[1]...)
+			Sources: testenv.LoopbackSources(300), Backoff: 50 * time.Millisecond}.RunApart(ctx, window, nil, cpus[1]...)
 	}()
 
 	// The watchers: the Lease's renewals, and the kubelet's probe.

@@ -207,15 +207,18 @@ type floodSpec struct {
 }
 
 // RunApart runs the flood for window in a child process of the test binary
-// pinned to cpus (none: anywhere): the attacker of a real cluster runs on
-// another node, so its CPU must not be taken from the server it attacks.
-// The test binary's TestMain must call Main (which runs the child's part).
-func (f Flood) RunApart(ctx context.Context, window time.Duration, cpus ...int) (FloodResult, error) {
+// pinned to cpus (none: anywhere), started through wrap (e.g. "ip netns
+// exec NAME" to flood from a network namespace; none: directly): the
+// attacker of a real cluster runs on another node or host, so its CPU must
+// not be taken from the server it attacks. The test binary's TestMain must
+// call FloodChild first (Main does).
+func (f Flood) RunApart(ctx context.Context, window time.Duration, wrap []string, cpus ...int) (FloodResult, error) {
 	spec, err := json.Marshal(floodSpec{Flood: f, Window: window, CPUs: cpus})
 	if err != nil {
 		return FloodResult{}, err
 	}
-	cmd := exec.CommandContext(ctx, os.Args[0])
+	argv := append(append([]string{}, wrap...), os.Args[0])
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.Env = append(os.Environ(), floodEnv+"="+string(spec))
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
@@ -228,6 +231,16 @@ func (f Flood) RunApart(ctx context.Context, window time.Duration, cpus ...int) 
 		return FloodResult{}, fmt.Errorf("flood process said %q: %w", out, err)
 	}
 	return res, nil
+}
+
+// FloodChild runs the flood of RunApart when this process is its child
+// (ok true: exit with code); call it first thing in TestMain.
+func FloodChild() (code int, ok bool) {
+	spec := os.Getenv(floodEnv)
+	if spec == "" {
+		return 0, false
+	}
+	return floodChild(spec), true
 }
 
 // floodChild is the child's part of RunApart: it prints the result as JSON.

@@ -26,8 +26,8 @@ type Shared struct {
 // saying how to build them, except under CI=true, where Main fails at once.
 // In a child process of Flood.RunApart, Main runs that flood instead.
 func Main(m *testing.M, s *Shared) int {
-	if spec := os.Getenv(floodEnv); spec != "" {
-		return floodChild(spec) // a child of Flood.RunApart
+	if code, ok := FloodChild(); ok {
+		return code
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	env, err := Start(ctx, Options{})
