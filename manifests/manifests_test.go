@@ -152,6 +152,14 @@ func TestLeastPrivilege(t *testing.T) {
 		if limits["cpu"] == nil || limits["memory"] == nil {
 			t.Errorf("%s limits %v, want cpu and memory", name, limits)
 		}
+		// The runtime's soft limit sits under the container's, with room
+		// for what is not heap (stacks, binary, buffers).
+		soft, hard := envValue(p, "GOMEMLIMIT"), fmt.Sprint(limits["memory"])
+		if soft == "" {
+			t.Errorf("%s sets no GOMEMLIMIT", name)
+		} else if s, h := mebibytes(t, strings.TrimSuffix(soft, "B")), mebibytes(t, hard); s > h*85/100 {
+			t.Errorf("%s GOMEMLIMIT %s, want at most 85 %% of the %s limit", name, soft, hard)
+		}
 	}
 }
 
@@ -159,4 +167,35 @@ func TestRenderNeedsValues(t *testing.T) {
 	if _, err := manifests.Render(manifests.Values{Namespace: "x"}); err == nil {
 		t.Error("rendered without image and config")
 	}
+}
+
+// envValue is the literal value of the variable name in the pod's first
+// container, or "".
+func envValue(pod map[string]any, name string) string {
+	env, _ := pod["containers"].([]any)[0].(map[string]any)["env"].([]any)
+	for _, e := range env {
+		if e := e.(map[string]any); e["name"] == name {
+			v, _ := e["value"].(string)
+			return v
+		}
+	}
+	return ""
+}
+
+// mebibytes reads a quantity written in Mi or Gi.
+func mebibytes(t *testing.T, q string) int {
+	t.Helper()
+	var n int
+	var unit string
+	if _, err := fmt.Sscanf(q, "%d%s", &n, &unit); err != nil {
+		t.Fatalf("quantity %q: %v", q, err)
+	}
+	switch unit {
+	case "Mi":
+		return n
+	case "Gi":
+		return n << 10
+	}
+	t.Fatalf("quantity %q: unit %q, want Mi or Gi", q, unit)
+	return 0
 }

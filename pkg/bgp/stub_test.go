@@ -1,12 +1,14 @@
 package bgp
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -459,6 +461,96 @@ func FuzzScanUpdate(f *testing.F) {
 		}
 		if n4 != want {
 			t.Errorf("scanUpdate counted %d IPv4 prefixes, GoBGP %d", n4, want)
+		}
+	})
+}
+
+// A router (or whoever took its place on the path) that sends garbage
+// once the session is up gets the NOTIFICATION RFC 4271 6 names for it
+// (none for a NOTIFICATION, however garbled), and the stub opens a new
+// session and advertises its routes again: nothing it sends takes the
+// speaker down.
+func TestStubSurvivesRouterGarbage(t *testing.T) {
+	hdr := func(typ byte, n int, body ...byte) []byte {
+		b := append(bytes.Repeat([]byte{0xff}, 16), byte(n>>8), byte(n), typ)
+		return append(b, body...)
+	}
+	open, err := pkt.NewBGPOpenMessage(64500, 9, "192.0.2.254", nil).Serialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	pfx := netip.MustParsePrefix("203.0.113.10/32")
+	for _, tc := range []struct {
+		name      string
+		garbage   []byte
+		code, sub uint8
+		notify    bool
+	}{
+		{"bad marker", append(make([]byte, 16), 0, 19, 4), pkt.BGP_ERROR_MESSAGE_HEADER_ERROR, pkt.BGP_ERROR_SUB_CONNECTION_NOT_SYNCHRONIZED, true},
+		{"length below a header", hdr(4, 18), pkt.BGP_ERROR_MESSAGE_HEADER_ERROR, pkt.BGP_ERROR_SUB_BAD_MESSAGE_LENGTH, true},
+		{"length past 4096", hdr(2, 5000), pkt.BGP_ERROR_MESSAGE_HEADER_ERROR, pkt.BGP_ERROR_SUB_BAD_MESSAGE_LENGTH, true},
+		{"KEEPALIVE with a body", hdr(4, 20, 0), pkt.BGP_ERROR_MESSAGE_HEADER_ERROR, pkt.BGP_ERROR_SUB_BAD_MESSAGE_LENGTH, true},
+		{"UPDATE shorter than its fields", hdr(2, 22, 0, 0, 0), pkt.BGP_ERROR_MESSAGE_HEADER_ERROR, pkt.BGP_ERROR_SUB_BAD_MESSAGE_LENGTH, true},
+		{"unknown type", hdr(9, 19), pkt.BGP_ERROR_MESSAGE_HEADER_ERROR, pkt.BGP_ERROR_SUB_BAD_MESSAGE_TYPE, true},
+		{"withdrawn routes past the end", hdr(2, 23, 0xff, 0xff, 0, 0), pkt.BGP_ERROR_UPDATE_MESSAGE_ERROR, pkt.BGP_ERROR_SUB_MALFORMED_ATTRIBUTE_LIST, true},
+		{"attributes past the end", hdr(2, 27, 0, 0, 0, 0x40, 0x40, 1, 1, 0), pkt.BGP_ERROR_UPDATE_MESSAGE_ERROR, pkt.BGP_ERROR_SUB_MALFORMED_ATTRIBUTE_LIST, true},
+		{"OPEN once established", open, pkt.BGP_ERROR_FSM_ERROR, 0, true},
+		{"NOTIFICATION of garbage", hdr(3, 25, 0xff, 0xee, 1, 2, 3, 4), 0, 0, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			r := newTestRouter(t, 64500, "")
+			s := startStub(t, testPeer(r, 64500), Route{Prefix: pfx})
+			c := <-r.conn
+			if got := summary(r.next(t)).NLRI; !slices.Equal(got, []string{pfx.String()}) {
+				t.Fatalf("first UPDATE announces %v", got)
+			}
+			if !isEoR(r.next(t)) {
+				t.Fatal("no End-of-RIB")
+			}
+			if _, err := c.Write(tc.garbage); err != nil {
+				t.Fatal(err)
+			}
+			if tc.notify {
+				if n := r.notification(t); n.ErrorCode != tc.code || n.ErrorSubcode != tc.sub {
+					t.Errorf("notification %d/%d, want %d/%d", n.ErrorCode, n.ErrorSubcode, tc.code, tc.sub)
+				}
+			}
+			select {
+			case <-r.conn:
+			case <-time.After(3 * ConnectRetry):
+				t.Fatal("no new session after the garbage")
+			}
+			if got := summary(r.next(t)).NLRI; !slices.Equal(got, []string{pfx.String()}) {
+				t.Errorf("the new session announces %v", got)
+			}
+			if !waitFor(func() bool { st := s.Sessions(); return len(st) == 1 && st[0].Up }) {
+				t.Errorf("sessions %+v", s.Sessions())
+			}
+		})
+	}
+}
+
+// FuzzReadMsg reads arbitrary bytes as a router's stream: every message it
+// returns has a known type and a length its type allows, and it never
+// panics.
+func FuzzReadMsg(f *testing.F) {
+	ka, _ := pkt.NewBGPKeepAliveMessage().Serialize()
+	f.Add(ka)
+	f.Add(append(bytes.Repeat([]byte{0xff}, 16), 0, 23, 2, 0, 0, 0, 0))
+	f.Add(append(bytes.Repeat([]byte{0xff}, 16), 0x13, 0x88, 2))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		r := bytes.NewReader(b)
+		buf := make([]byte, maxMsgLen)
+		for {
+			m, err := readMsg(r, buf)
+			if err != nil {
+				return
+			}
+			least, known := minMsgLen[m.typ]
+			if n := headerLen + len(m.body); !known || n < least || n > maxMsgLen {
+				t.Fatalf("read type %d of %d bytes", m.typ, n)
+			}
 		}
 	})
 }

@@ -41,15 +41,32 @@ func readMsg(r io.Reader, buf []byte) (rawMsg, error) {
 				SubTypeCode: pkt.BGP_ERROR_SUB_CONNECTION_NOT_SYNCHRONIZED, Message: "bad marker"}
 		}
 	}
-	n := int(binary.BigEndian.Uint16(buf[16:18]))
-	if n < headerLen || n > maxMsgLen {
+	n, typ := int(binary.BigEndian.Uint16(buf[16:18])), buf[18]
+	least, known := minMsgLen[typ]
+	if !known {
 		return rawMsg{}, &pkt.MessageError{TypeCode: pkt.BGP_ERROR_MESSAGE_HEADER_ERROR,
-			SubTypeCode: pkt.BGP_ERROR_SUB_BAD_MESSAGE_LENGTH, Data: buf[16:18], Message: fmt.Sprintf("bad message length %d", n)}
+			SubTypeCode: pkt.BGP_ERROR_SUB_BAD_MESSAGE_TYPE, Data: []byte{typ}, Message: fmt.Sprintf("bad message type %d", typ)}
+	}
+	// RFC 4271 6.1: shorter than its type allows, a KEEPALIVE that is not
+	// exactly a header, or longer than the most a message may be.
+	if n < least || n > maxMsgLen || typ == pkt.BGP_MSG_KEEPALIVE && n != headerLen {
+		return rawMsg{}, &pkt.MessageError{TypeCode: pkt.BGP_ERROR_MESSAGE_HEADER_ERROR,
+			SubTypeCode: pkt.BGP_ERROR_SUB_BAD_MESSAGE_LENGTH, Data: slices.Clone(buf[16:18]), Message: fmt.Sprintf("bad message length %d", n)}
 	}
 	if _, err := io.ReadFull(r, buf[headerLen:n]); err != nil {
 		return rawMsg{}, err
 	}
-	return rawMsg{typ: buf[18], body: buf[headerLen:n]}, nil
+	return rawMsg{typ: typ, body: buf[headerLen:n]}, nil
+}
+
+// minMsgLen is the shortest message of each type (RFC 4271 4.2-4.5, RFC
+// 2918 for ROUTE-REFRESH); a type not listed is unknown.
+var minMsgLen = map[uint8]int{
+	pkt.BGP_MSG_OPEN:          29,
+	pkt.BGP_MSG_UPDATE:        23,
+	pkt.BGP_MSG_NOTIFICATION:  21,
+	pkt.BGP_MSG_KEEPALIVE:     headerLen,
+	pkt.BGP_MSG_ROUTE_REFRESH: 23,
 }
 
 var errMalformed = errors.New("malformed UPDATE")

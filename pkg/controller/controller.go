@@ -15,7 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -113,7 +112,7 @@ func New(ctx context.Context, o Options) *Controller {
 // Run runs until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
 	defer c.queue.ShutDown()
-	factory := informers.NewSharedInformerFactoryWithOptions(c.client, 0, informers.WithTransform(k8s.Trim))
+	factory := k8s.NewInformerFactory(c.client)
 	svcInf := factory.Core().V1().Services()
 	c.lister = svcInf.Lister()
 	_, err := svcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{

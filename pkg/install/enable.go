@@ -386,12 +386,12 @@ func (e *Enable) probe(ctx context.Context, rs []iprange.Range, f *netcheck.Fact
 	}
 	ours := map[netip.Addr]bool{} // our Services' addresses: the speakers answer for them
 	if e.Client != nil {
-		svcs, err := e.Client.CoreV1().Services("").List(ctx, metav1.ListOptions{})
+		svcs, err := k8s.ListServices(ctx, e.Client)
 		if err != nil {
-			return nil, fmt.Errorf("list services: %w", err)
+			return nil, err
 		}
-		for i := range svcs.Items {
-			for _, ip := range k8s.IngressIPs(&svcs.Items[i]) {
+		for _, svc := range svcs {
+			for _, ip := range k8s.IngressIPs(svc) {
 				ours[ip] = true
 			}
 		}

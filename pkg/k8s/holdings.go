@@ -139,13 +139,9 @@ func AddressImpact(ctx context.Context, c kubernetes.Interface, namespace, name,
 // AddressImpactAgainst is AddressImpact with the configuration in force
 // given (nil: none, a first install).
 func AddressImpactAgainst(ctx context.Context, c kubernetes.Interface, old *config.Config, class string, cfg *config.Config) ([]allocator.Affected, error) {
-	list, err := c.CoreV1().Services("").List(ctx, metav1.ListOptions{})
+	svcs, err := ListServices(ctx, c)
 	if err != nil {
-		return nil, fmt.Errorf("list services: %w", err)
-	}
-	svcs := make([]*corev1.Service, len(list.Items))
-	for i := range list.Items {
-		svcs[i] = &list.Items[i]
+		return nil, err
 	}
 	return allocator.Impact(old, cfg, Holdings(svcs, class)), nil
 }

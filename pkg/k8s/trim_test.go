@@ -141,3 +141,26 @@ func TestChanged(t *testing.T) {
 		})
 	}
 }
+
+func TestPageOptions(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		in, want metav1.ListOptions
+	}{
+		{"first list: any version becomes the most recent, in pages",
+			metav1.ListOptions{ResourceVersion: "0", Limit: 500},
+			metav1.ListOptions{Limit: ListPageSize}},
+		{"a re-list from a known version keeps it",
+			metav1.ListOptions{ResourceVersion: "42"},
+			metav1.ListOptions{ResourceVersion: "42", Limit: ListPageSize}},
+		{"a smaller page stays",
+			metav1.ListOptions{Limit: 10, Continue: "abc"},
+			metav1.ListOptions{Limit: 10, Continue: "abc"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, pageOptions(tc.in)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"syscall"
 	"time"
 
 	"github.com/mdlayher/arp"
@@ -100,9 +101,22 @@ func (r *arpResponder) handle(frame []byte, at time.Time) error {
 		return nil
 	}
 	if err := r.write(reply, p.SenderHardwareAddr); err != nil {
-		return err
+		return replyFailed(err)
 	}
 	r.h.Count(EventResponse, p.TargetIP)
+	return nil
+}
+
+// replyFailed decides about a reply that could not be sent: only an
+// interface that is gone stops its responder (and is opened again when
+// it is back). A reply the requester's own addresses make impossible
+// (one sent from off the link, say) is dropped, as the kernel drops its
+// own: a request must never take the responder down for everyone else.
+func replyFailed(err error) error {
+	if errors.Is(err, net.ErrClosed) || errors.Is(err, syscall.ENETDOWN) ||
+		errors.Is(err, syscall.ENODEV) || errors.Is(err, syscall.ENXIO) || errors.Is(err, syscall.EBADF) {
+		return err
+	}
 	return nil
 }
 

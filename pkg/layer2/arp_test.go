@@ -21,6 +21,7 @@ type memConn struct {
 	out    [][]byte
 	closed chan struct{}
 	once   sync.Once
+	err    error // what every write fails with, if set
 }
 
 func newMemConn() *memConn { return &memConn{in: make(chan []byte, 16), closed: make(chan struct{})} }
@@ -37,6 +38,9 @@ func (c *memConn) ReadFrame(b []byte) (int, time.Time, error) {
 func (c *memConn) WriteTo(b []byte, _ net.Addr) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	if c.err != nil {
+		return 0, c.err
+	}
 	c.out = append(c.out, append([]byte(nil), b...))
 	return len(b), nil
 }

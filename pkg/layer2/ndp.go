@@ -88,12 +88,13 @@ func (r *ndpResponder) handle(m ndp.Message, src netip.Addr, at time.Time) error
 		r.h.Count(EventRequest, m.TargetAddress)
 		// Duplicate address detection comes from ::, and is answered to
 		// all nodes (RFC 4861 §7.2.4).
+		// (The source carries the interface as its zone: compare without.)
 		dst, solicited := src, true
-		if !src.IsValid() || src.IsUnspecified() {
+		if !src.IsValid() || src.WithZone("").IsUnspecified() {
 			dst, solicited = allNodes, false
 		}
 		if err := r.advertise(m.TargetAddress, dst, solicited); err != nil {
-			return err
+			return replyFailed(err)
 		}
 		r.h.Count(EventResponse, m.TargetAddress)
 	}

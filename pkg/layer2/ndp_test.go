@@ -1,13 +1,18 @@
 package layer2
 
 import (
+	"net"
 	"net/netip"
+	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/mdlayher/arp"
+	"github.com/mdlayher/ethernet"
 	"github.com/mdlayher/ndp"
 )
 
@@ -16,6 +21,7 @@ type fakeNDP struct {
 	mu     sync.Mutex
 	sent   []string
 	groups map[netip.Addr]bool
+	err    error // what every write fails with, if set
 }
 
 func (f *fakeNDP) ReadFrom() (ndp.Message, netip.Addr, time.Time, error) {
@@ -24,6 +30,9 @@ func (f *fakeNDP) ReadFrom() (ndp.Message, netip.Addr, time.Time, error) {
 func (f *fakeNDP) WriteTo(m ndp.Message, dst netip.Addr) error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if f.err != nil {
+		return f.err
+	}
 	na := m.(*ndp.NeighborAdvertisement)
 	f.sent = append(f.sent, dst.String()+" NA "+na.TargetAddress.String()+" mac "+linkAddr(na.Options, ndp.Target).String()+
 		map[bool]string{true: " solicited", false: ""}[na.Solicited]+map[bool]string{true: " override", false: ""}[na.Override])
@@ -51,6 +60,10 @@ func TestNDPResponder(t *testing.T) {
 			msg:  &ndp.NeighborSolicitation{TargetAddress: vip},
 			src:  netip.IPv6Unspecified(),
 			want: []string{"ff02::1 NA 2001:db8::200 mac 02:00:00:00:00:01 override"}},
+		{name: "duplicate address detection, the source zoned as the socket reads it",
+			msg:  &ndp.NeighborSolicitation{TargetAddress: vip},
+			src:  netip.IPv6Unspecified().WithZone("eth0"),
+			want: []string{"ff02::1 NA 2001:db8::200 mac 02:00:00:00:00:01 override"}},
 		{name: "other target ignored",
 			msg: &ndp.NeighborSolicitation{TargetAddress: netip.MustParseAddr("2001:db8::201")}, src: client},
 		{name: "another MAC advertising our address",
@@ -71,6 +84,43 @@ func TestNDPResponder(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.conflicts, h.conflicts); diff != "" {
 				t.Errorf("conflicts (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// A reply that cannot be sent to this requester (off the link, say) is
+// dropped and the responder goes on; only an interface that is gone stops
+// it.
+func TestReplyFailures(t *testing.T) {
+	vip4, vip6 := netip.MustParseAddr("192.0.2.200"), netip.MustParseAddr("2001:db8::200")
+	tests := []struct {
+		err  error
+		stop bool
+	}{
+		{syscall.ENETUNREACH, false},
+		{syscall.EHOSTUNREACH, false},
+		{syscall.EACCES, false},
+		{syscall.EINVAL, false},
+		{syscall.ENETDOWN, true},
+		{syscall.ENODEV, true},
+		{syscall.ENXIO, true},
+		{net.ErrClosed, true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.err.Error(), func(t *testing.T) {
+			wrapped := &net.OpError{Op: "write", Net: "ip", Err: os.NewSyscallError("sendmsg", tc.err)}
+			nc := &fakeNDP{groups: map[netip.Addr]bool{}, err: wrapped}
+			nr := newNDPResponder("eth0", ourMAC, nc, newFakeHandler(vip6.String()))
+			ndpErr := nr.handle(&ndp.NeighborSolicitation{TargetAddress: vip6}, netip.MustParseAddr("2001:db8:1::9"), time.Now())
+			ac := newMemConn()
+			ac.err = wrapped
+			ar := newARPResponder("eth0", ourMAC, ac, newFakeHandler(vip4.String()))
+			arpErr := ar.handle(arpFrame(t, arp.OperationRequest, clientMAC, "192.0.2.9", ethernet.Broadcast, vip4.String()), time.Now())
+			for proto, err := range map[string]error{"NDP": ndpErr, "ARP": arpErr} {
+				if (err != nil) != tc.stop {
+					t.Errorf("%s reply failing with %v: responder error %v, want stop=%v", proto, tc.err, err, tc.stop)
+				}
 			}
 		})
 	}

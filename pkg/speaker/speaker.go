@@ -19,7 +19,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -212,7 +211,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 	// The caches hold what the speaker reads (k8s.Trim), and an update
 	// that changed nothing of it (a heartbeat, a pod's address) is not
 	// worth a re-plan.
-	factory := informers.NewSharedInformerFactoryWithOptions(s.o.Client, 0, informers.WithTransform(k8s.Trim))
+	factory := k8s.NewInformerFactory(s.o.Client)
 	handler := cache.ResourceEventHandlerFuncs{
 		AddFunc: func(any) { s.poke() },
 		UpdateFunc: func(old, cur any) {

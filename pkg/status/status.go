@@ -111,15 +111,15 @@ func Gather(ctx context.Context, c kubernetes.Interface, o Options) (*Report, er
 		r.Config = ConfigStatus{State: cm.Annotations[k8s.StateAnnotation], Since: cm.Annotations[k8s.StateSinceAnnotation], Reason: cm.Annotations[k8s.StateReasonAnnotation]}
 		cfg, _ = config.Parse([]byte(cm.Data[k8s.ConfigKey]))
 	}
-	svcs, err := c.CoreV1().Services("").List(ctx, metav1.ListOptions{})
+	svcs, err := k8s.ListServices(ctx, c)
 	if err != nil {
-		return nil, fmt.Errorf("list Services: %w", err)
+		return nil, err
 	}
 	evs, err := c.CoreV1().Events("").List(ctx, metav1.ListOptions{FieldSelector: "involvedObject.kind=Service"})
 	if err != nil {
 		return nil, fmt.Errorf("list Events: %w", err)
 	}
-	r.Services = services(svcs.Items, ours(evs.Items), cfg)
+	r.Services = services(svcs, ours(evs.Items), cfg)
 	r.Pools = pools(cfg, r.Services)
 	leases, err := c.CoordinationV1().Leases(o.Namespace).List(ctx, metav1.ListOptions{LabelSelector: "app.kubernetes.io/component=speaker"})
 	if err != nil {
@@ -208,11 +208,11 @@ func pendingReasons(evs []corev1.Event) map[string]string {
 	return out
 }
 
-func services(svcs []corev1.Service, evs []corev1.Event, cfg *config.Config) []ServiceStatus {
+func services(svcs []*corev1.Service, evs []corev1.Event, cfg *config.Config) []ServiceStatus {
 	ann, why := announced(evs), pendingReasons(evs)
 	var out []ServiceStatus
 	for i := range svcs {
-		s := &svcs[i]
+		s := svcs[i]
 		if s.Spec.Type != corev1.ServiceTypeLoadBalancer {
 			continue
 		}

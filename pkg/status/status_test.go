@@ -25,8 +25,8 @@ func TestParseSessions(t *testing.T) {
 	}
 }
 
-func lb(ns, name string, ips ...string) corev1.Service {
-	s := corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer}}
+func lb(ns, name string, ips ...string) *corev1.Service {
+	s := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer}}
 	for _, ip := range ips {
 		s.Status.LoadBalancer.Ingress = append(s.Status.LoadBalancer.Ingress, corev1.LoadBalancerIngress{IP: ip})
 	}
@@ -49,7 +49,7 @@ func TestReportParts(t *testing.T) {
 		t.Fatal(err)
 	}
 	t0 := time.Date(2026, 11, 26, 8, 0, 0, 0, time.UTC)
-	svcs := []corev1.Service{
+	svcs := []*corev1.Service{
 		lb("demo", "web", "192.0.2.200"), lb("demo", "dns", "192.0.2.200"), lb("demo", "six", "2001:db8:1::"),
 		lb("demo", "waiting"), {ObjectMeta: metav1.ObjectMeta{Namespace: "demo", Name: "plain"}},
 	}
