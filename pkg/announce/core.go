@@ -6,9 +6,9 @@ import (
 	"slices"
 	"time"
 
-	"github.com/microk8s-metallb/metallb/pkg/bgp"
 	"github.com/microk8s-metallb/metallb/pkg/config"
 	"github.com/microk8s-metallb/metallb/pkg/election"
+	"github.com/microk8s-metallb/metallb/pkg/routes"
 )
 
 // HandOverTimeout is how long a new owner waits for the release of the node
@@ -66,9 +66,9 @@ type Plan struct {
 	// and BGP advertisements, per Service): Events and metrics.
 	Added, Removed []Announcement
 	Announcements  []Announcement
-	Peers          []bgp.Peer
+	Peers          []routes.Peer
 	RouterID       netip.Addr
-	Routes         []bgp.Route
+	Routes         []routes.Route
 	// Recheck: plan again after this long even if nothing changes (a wait
 	// runs out); zero for never.
 	Recheck time.Duration

@@ -5,9 +5,9 @@ import (
 	"slices"
 	"sort"
 
-	"github.com/microk8s-metallb/metallb/pkg/bgp"
 	"github.com/microk8s-metallb/metallb/pkg/config"
 	"github.com/microk8s-metallb/metallb/pkg/election"
+	"github.com/microk8s-metallb/metallb/pkg/routes"
 )
 
 // Node is what the election needs to know of a node.
@@ -148,11 +148,11 @@ func Desired(cfg *config.Config, node string, nodes []Node, svcs []Svc) []Announ
 // externalTrafficPolicy Local, a ready endpoint on self; otherwise one
 // anywhere). Every node that qualifies advertises, so routers spread
 // traffic over them (ECMP). Routes are aggregated and merged per prefix.
-func DesiredBGP(cfg *config.Config, self Node, svcs []Svc) ([]bgp.Route, []Announcement) {
+func DesiredBGP(cfg *config.Config, self Node, svcs []Svc) ([]routes.Route, []Announcement) {
 	if cfg == nil || !self.Ready {
 		return nil, nil
 	}
-	var routes []bgp.Route
+	var rs []routes.Route
 	var anns []Announcement
 	for _, s := range svcs {
 		if len(s.ReadyNodes) == 0 || (s.Local && !slices.Contains(s.ReadyNodes, self.Name)) {
@@ -168,30 +168,30 @@ func DesiredBGP(cfg *config.Config, self Node, svcs []Svc) ([]bgp.Route, []Annou
 				advs = []config.Advertisement{{}}
 			}
 			for _, adv := range advs {
-				routes = append(routes, bgp.Route{Prefix: bgp.Aggregate(ip, adv), Communities: adv.Communities,
+				rs = append(rs, routes.Route{Prefix: routes.Aggregate(ip, adv), Communities: adv.Communities,
 					LocalPref: adv.LocalPref, HasLocalPref: adv.HasLocalPref})
 			}
 			anns = append(anns, Announcement{Protocol: config.BGP, IP: ip, Service: s.Key, Pool: pool.Name})
 		}
 	}
-	return bgp.Merge(routes), anns
+	return routes.Merge(rs), anns
 }
 
 // PeersFor returns the sessions a node with these labels runs, and the
 // router ID to use: the lowest router-id its peers set, else the node's
 // first IPv4 address. It does not depend on the peers' order, so reordering
 // them in the ConfigMap resets no session.
-func PeersFor(cfg *config.Config, self Node) ([]bgp.Peer, netip.Addr) {
+func PeersFor(cfg *config.Config, self Node) ([]routes.Peer, netip.Addr) {
 	if cfg == nil {
 		return nil, netip.Addr{}
 	}
-	var out []bgp.Peer
+	var out []routes.Peer
 	var rid netip.Addr
 	for _, p := range cfg.Peers {
 		if !config.MatchesAny(p.NodeSelectors, self.Labels) {
 			continue
 		}
-		out = append(out, bgp.PeerFrom(p))
+		out = append(out, routes.PeerFrom(p))
 		if p.RouterID.IsValid() && (!rid.IsValid() || p.RouterID.Less(rid)) {
 			rid = p.RouterID
 		}

@@ -4,12 +4,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/netip"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -338,34 +336,15 @@ func (e *maxPrefixError) Error() string {
 	return fmt.Sprintf("max-prefix reached: %d prefixes received", e.n)
 }
 
-// notifyError is a NOTIFICATION, sent or received.
-type notifyError struct {
-	sent          bool
-	code, subcode uint8
-	detail        string
-}
-
-func (e *notifyError) Error() string {
-	dir := "received"
-	if e.sent {
-		dir = "sent"
-	}
-	s := fmt.Sprintf("notification-%s: %s", dir, notificationText(e.code, e.subcode))
-	if e.detail != "" {
-		s += ": " + e.detail
-	}
-	return s
-}
-
-// session runs one connection until it ends; it returns why.
+// session runs one connection until it ends; it returns why. It is the
+// adapter of fsm: a reader goroutine (which scans UPDATEs itself, so a
+// full table never reaches the machine), a timer at the machine's
+// deadline, and the machine's outputs carried out.
 func (ps *peerSession) session(ctx context.Context, conn net.Conn, log *slog.Logger) error {
 	p := ps.p
 	local, _ := netip.ParseAddrPort(conn.LocalAddr().String())
 	w := &writer{conn: conn}
-	if err := w.send(openMsg(p, ps.routerID, ps.restarting)); err != nil {
-		return err
-	}
-	ps.state.Store(stateName("opensent"))
+	f := newFSM(p, ps.routerID, ps.restarting)
 
 	msgs := make(chan rawMsg, 4)
 	readErr := make(chan error, 1)
@@ -407,156 +386,76 @@ func (ps *peerSession) session(ctx context.Context, conn net.Conn, log *slog.Log
 		}
 	}()
 
-	fail := func(e *pkt.MessageError) error {
-		_ = w.send(pkt.NewBGPNotificationMessage(e.TypeCode, e.SubTypeCode, e.Data))
-		return &notifyError{sent: true, code: e.TypeCode, subcode: e.SubTypeCode, detail: e.Message}
-	}
-	handle := func(err error) error {
-		var me *pkt.MessageError
-		if errors.As(err, &me) {
-			return fail(me)
-		}
-		if errors.Is(err, errMalformed) {
-			return fail(&pkt.MessageError{TypeCode: pkt.BGP_ERROR_UPDATE_MESSAGE_ERROR, SubTypeCode: pkt.BGP_ERROR_SUB_MALFORMED_ATTRIBUTE_LIST, Message: err.Error()})
-		}
-		var mp *maxPrefixError
-		if errors.As(err, &mp) {
-			_ = w.send(pkt.NewBGPNotificationMessage(pkt.BGP_ERROR_CEASE, pkt.BGP_ERROR_SUB_MAXIMUM_NUMBER_OF_PREFIXES_REACHED, nil))
-			return err
-		}
-		if errors.Is(err, io.EOF) {
-			return errors.New("read-failed: the router closed the connection")
-		}
-		return fmt.Errorf("read-failed: %w", err)
-	}
-	received := func(m rawMsg) error {
-		if m.typ != pkt.BGP_MSG_NOTIFICATION {
-			return nil
-		}
-		e := &notifyError{}
-		if len(m.body) >= 2 {
-			e.code, e.subcode = m.body[0], m.body[1]
-		}
-		return e
-	}
-
-	// OpenSent, OpenConfirm.
-	timeout := time.NewTimer(openWait)
-	defer timeout.Stop()
-	var caps peerCaps
-	for opened := false; ; {
-		select {
-		case <-ctx.Done():
-			return ps.cease(w)
-		case err := <-readErr:
-			return handle(err)
-		case <-timeout.C:
-			return fail(&pkt.MessageError{TypeCode: pkt.BGP_ERROR_HOLD_TIMER_EXPIRED, Message: "no OPEN and KEEPALIVE from the router"})
-		case m := <-msgs:
-			if err := received(m); err != nil {
-				return err
-			}
-			switch {
-			case m.typ == pkt.BGP_MSG_OPEN && !opened:
-				c, err := parseOpen(m.body, p, ps.routerID)
-				if err != nil {
-					return handle(err)
-				}
-				caps, opened = c, true
-				if err := w.send(pkt.NewBGPKeepAliveMessage()); err != nil {
-					return err
-				}
-				ps.state.Store(stateName("openconfirm"))
-			case m.typ == pkt.BGP_MSG_KEEPALIVE && opened:
-				goto established
-			default:
-				return fail(&pkt.MessageError{TypeCode: pkt.BGP_ERROR_FSM_ERROR, Message: fmt.Sprintf("unexpected message type %d", m.typ)})
-			}
-		}
-	}
-
-established:
-	timeout.Stop()
-	hold, keep := negotiated(p, caps.holdTime)
-	ps.state.Store(stateName("established"))
-	ps.up.Store(true)
-	log.Info("BGP session established", "peer-asn", caps.asn, "router-id", caps.routerID.String(),
-		"hold-time", time.Duration(hold)*time.Second, "graceful-restart", p.GracefulRestart && caps.gr, "restarting", ps.restarting && p.GracefulRestart)
 	rf := routeFamily(p.Address)
-	if !caps.carries(rf) {
-		log.Warn("the router does not take this family on the session: nothing is advertised to it", "family", rf.String(),
-			"why", "enable "+rf.String()+" for this neighbor on the router")
-	}
 	sent := map[netip.Prefix]Route{}
-	sync := func() error {
-		if !caps.carries(rf) {
-			return nil
+	// do carries out one output; done: the session is over, with err.
+	do := func(o fsmOutput) (done bool, err error) {
+		for _, m := range o.Send {
+			if err := w.send(m); err != nil && !o.End {
+				return true, err
+			}
 		}
-		return ps.sync(w, sent, local.Addr(), caps)
+		if o.End {
+			return true, o.Err
+		}
+		if o.Established {
+			ps.up.Store(true)
+			log.Info("BGP session established", "peer-asn", f.caps.asn, "router-id", f.caps.routerID.String(),
+				"hold-time", f.hold, "graceful-restart", p.GracefulRestart && f.caps.gr, "restarting", ps.restarting && p.GracefulRestart)
+			if !f.caps.carries(rf) {
+				log.Warn("the router does not take this family on the session: nothing is advertised to it", "family", rf.String(),
+					"why", "enable "+rf.String()+" for this neighbor on the router")
+			}
+		}
+		if o.Resync {
+			clear(sent)
+		}
+		if o.Sync && f.caps.carries(rf) {
+			if err := ps.sync(w, sent, local.Addr(), f.caps); err != nil {
+				return true, err
+			}
+		}
+		if o.EndOfRIB {
+			if err := w.send(pkt.NewEndOfRib(rf)); err != nil {
+				return true, err
+			}
+		}
+		return false, nil
 	}
-	if err := sync(); err != nil {
-		return err
-	}
-	if caps.gr && p.GracefulRestart {
-		if err := w.send(pkt.NewEndOfRib(rf)); err != nil {
+
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	ev := fsmEvent{Start: true}
+	for {
+		ev.Now = time.Now()
+		done, err := do(f.Step(ev))
+		ps.state.Store(stateName(f.state))
+		if done {
 			return err
 		}
-	}
-
-	var keepC, holdC <-chan time.Time
-	if keep > 0 {
-		kt := time.NewTicker(time.Duration(keep) * time.Second)
-		defer kt.Stop()
-		keepC = kt.C
-		ht := time.NewTicker(time.Second)
-		defer ht.Stop()
-		holdC = ht.C
-	}
-	for {
+		timer.Stop()
+		var timerC <-chan time.Time
+		if at := f.Deadline(time.Unix(0, lastRecv.Load())); !at.IsZero() {
+			timer.Reset(time.Until(at))
+			timerC = timer.C
+		}
 		select {
 		case <-ctx.Done():
-			return ps.cease(w)
+			sub := uint8(ps.stopCode.Load())
+			if sub == 0 {
+				sub = pkt.BGP_ERROR_SUB_ADMINISTRATIVE_SHUTDOWN
+			}
+			ev = fsmEvent{Stop: true, Subcode: sub}
 		case err := <-readErr:
-			return handle(err)
-		case <-ps.wake:
-			if err := sync(); err != nil {
-				return err
-			}
-		case <-keepC:
-			if err := w.send(pkt.NewBGPKeepAliveMessage()); err != nil {
-				return err
-			}
-		case <-holdC:
-			if time.Since(time.Unix(0, lastRecv.Load())) > time.Duration(hold)*time.Second {
-				return fail(&pkt.MessageError{TypeCode: pkt.BGP_ERROR_HOLD_TIMER_EXPIRED})
-			}
+			ev = fsmEvent{ReadErr: err}
 		case m := <-msgs:
-			if err := received(m); err != nil {
-				return err
-			}
-			switch m.typ {
-			case pkt.BGP_MSG_ROUTE_REFRESH: // send everything again
-				clear(sent)
-				if err := sync(); err != nil {
-					return err
-				}
-			case pkt.BGP_MSG_KEEPALIVE:
-			default:
-				return fail(&pkt.MessageError{TypeCode: pkt.BGP_ERROR_FSM_ERROR, Message: fmt.Sprintf("unexpected message type %d", m.typ)})
-			}
+			ev = fsmEvent{Msg: &m}
+		case <-timerC:
+			ev = fsmEvent{Tick: true, LastRecv: time.Unix(0, lastRecv.Load())}
+		case <-ps.wake:
+			ev = fsmEvent{Routes: true}
 		}
 	}
-}
-
-// cease ends a session this side stops, with a NOTIFICATION: routers
-// withdraw its routes at once.
-func (ps *peerSession) cease(w *writer) error {
-	sub := uint8(ps.stopCode.Load())
-	if sub == 0 {
-		sub = pkt.BGP_ERROR_SUB_ADMINISTRATIVE_SHUTDOWN
-	}
-	_ = w.send(pkt.NewBGPNotificationMessage(pkt.BGP_ERROR_CEASE, sub, nil))
-	return nil
 }
 
 // sync sends what changed between the routes advertised on this session
@@ -586,7 +485,7 @@ func (ps *peerSession) sync(w *writer, sent map[netip.Prefix]Route, local netip.
 	slices.SortFunc(keys, netip.Prefix.Compare)
 	for _, k := range keys {
 		r := want[k]
-		if cur, ok := sent[k]; ok && cur.equal(r) {
+		if cur, ok := sent[k]; ok && cur.Equal(r) {
 			continue
 		}
 		if err := w.send(updateMsg(ps.p, caps, r, local)); err != nil {
@@ -645,75 +544,4 @@ func (t *tracker) update(body []byte) (announced, n int, err error) {
 		return announced, len(t.set), err
 	}
 	return announced, 0, err
-}
-
-// notifications names NOTIFICATION codes and subcodes (RFC 4271, 4486,
-// 9003); subcode 0 names the code.
-var notifications = map[[2]uint8]string{
-	{pkt.BGP_ERROR_MESSAGE_HEADER_ERROR, 0}:                                      "message header error",
-	{pkt.BGP_ERROR_OPEN_MESSAGE_ERROR, 0}:                                        "OPEN message error",
-	{pkt.BGP_ERROR_OPEN_MESSAGE_ERROR, pkt.BGP_ERROR_SUB_BAD_PEER_AS}:            "OPEN: bad peer AS (the AS numbers on the two sides do not match: check peer-asn and my-asn)",
-	{pkt.BGP_ERROR_OPEN_MESSAGE_ERROR, pkt.BGP_ERROR_SUB_BAD_BGP_IDENTIFIER}:     "OPEN: bad BGP identifier (two speakers use the same router ID: set router-id)",
-	{pkt.BGP_ERROR_OPEN_MESSAGE_ERROR, pkt.BGP_ERROR_SUB_UNACCEPTABLE_HOLD_TIME}: "OPEN: unacceptable hold time",
-	{pkt.BGP_ERROR_OPEN_MESSAGE_ERROR, pkt.BGP_ERROR_SUB_UNSUPPORTED_CAPABILITY}: "OPEN: unsupported capability",
-	{pkt.BGP_ERROR_UPDATE_MESSAGE_ERROR, 0}:                                      "UPDATE message error",
-	{pkt.BGP_ERROR_HOLD_TIMER_EXPIRED, 0}:                                        "hold timer expired",
-	{pkt.BGP_ERROR_FSM_ERROR, 0}:                                                 "finite state machine error",
-	{pkt.BGP_ERROR_CEASE, 0}:                                                     "cease",
-	{pkt.BGP_ERROR_CEASE, pkt.BGP_ERROR_SUB_MAXIMUM_NUMBER_OF_PREFIXES_REACHED}:  "cease: maximum number of prefixes reached",
-	{pkt.BGP_ERROR_CEASE, pkt.BGP_ERROR_SUB_ADMINISTRATIVE_SHUTDOWN}:             "cease: administrative shutdown",
-	{pkt.BGP_ERROR_CEASE, pkt.BGP_ERROR_SUB_PEER_DECONFIGURED}:                   "cease: peer de-configured",
-	{pkt.BGP_ERROR_CEASE, pkt.BGP_ERROR_SUB_ADMINISTRATIVE_RESET}:                "cease: administrative reset",
-	{pkt.BGP_ERROR_CEASE, pkt.BGP_ERROR_SUB_CONNECTION_REJECTED}:                 "cease: connection rejected",
-	{pkt.BGP_ERROR_CEASE, pkt.BGP_ERROR_SUB_OTHER_CONFIGURATION_CHANGE}:          "cease: other configuration change",
-	{pkt.BGP_ERROR_CEASE, pkt.BGP_ERROR_SUB_HARD_RESET}:                          "cease: hard reset",
-}
-
-// notificationText names a NOTIFICATION's code and subcode.
-func notificationText(code, sub uint8) string {
-	if s, ok := notifications[[2]uint8{code, sub}]; ok {
-		return s
-	}
-	if s, ok := notifications[[2]uint8{code, 0}]; ok {
-		return fmt.Sprintf("%s (subcode %d)", s, sub)
-	}
-	return fmt.Sprintf("code %d subcode %d", code, sub)
-}
-
-// explainDown says why a session ended, in operator's terms.
-func explainDown(err error) string {
-	if err == nil {
-		return "closed"
-	}
-	var ne *notifyError
-	if errors.As(err, &ne) {
-		if ne.sent {
-			return "this side closed the session with a NOTIFICATION (" + err.Error() + ")"
-		}
-		return "the peer closed the session with a NOTIFICATION (" + err.Error() + ")"
-	}
-	return "the TCP connection broke (" + err.Error() + ")"
-}
-
-// explainConnect says why a TCP connection to a peer failed, in operator's
-// terms.
-func explainConnect(err error, md5 bool) string {
-	var errno syscall.Errno
-	switch {
-	case isTimeout(err):
-		if md5 {
-			return "no answer to the TCP handshake: with a password set this is usually a TCP MD5 mismatch (the router silently drops segments whose signature is wrong or missing); check that both sides use the same password"
-		}
-		return "no answer to the TCP handshake: the router is down, unreachable, or filters port 179 from this address"
-	case errors.As(err, &errno) && errno == syscall.ECONNREFUSED, err != nil && strings.Contains(err.Error(), "connection refused"):
-		return "connection refused: the router does not accept BGP from this address (check its neighbor configuration and port)"
-	case err != nil && strings.Contains(err.Error(), "no route to host"):
-		return "no route to the peer: set ebgp-multihop or source-address, or fix routing"
-	}
-	return "the TCP connection failed"
-}
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.As(err, &ne) && ne.Timeout() || err != nil && strings.Contains(err.Error(), "i/o timeout")
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/microk8s-metallb/metallb/pkg/config"
 	"github.com/microk8s-metallb/metallb/pkg/logging"
 	"github.com/microk8s-metallb/metallb/pkg/metrics"
+	"github.com/microk8s-metallb/metallb/pkg/reload"
 )
 
 // Where the configuration lives.
@@ -48,28 +49,26 @@ type ConfigWatcher struct {
 	onConfig  func(*config.Config)
 	install   func(*config.Config, *corev1.ConfigMap) error
 	onState   func(ConfigState)
-	mirror    bool
 	level     *slog.LevelVar
 	baseLevel slog.Level
 
 	loaded, stale prometheus.Gauge
 	reloads       *prometheus.CounterVec
 
-	// hmu serialises decisions (the informer's and Retry's), so that an
-	// older ConfigMap is never judged after a newer one.
-	hmu sync.Mutex
+	// hmu serialises decisions (the informer's, Retry's, MarkMissing's),
+	// so that an older ConfigMap is never judged after a newer one, and
+	// only its holder touches judge.
+	hmu    sync.Mutex
+	judge  *reload.Judge
+	lastCM *corev1.ConfigMap // the last judged, for Retry
 
-	mu          sync.Mutex
-	refusedOK   bool // the config refused was valid (Install said no): worth a Retry
-	current     *config.Config
-	currentText string
-	isStale     bool
-	reason      string
-	since       time.Time
-	lastRV      string
-	last        *corev1.ConfigMap // last seen, for Retry
-	exists      bool              // the ConfigMap exists
-	synced      cache.InformerSynced
+	// mu guards what the readers see of the judge's state, copied after
+	// each decision (the hooks the judge calls may read it).
+	mu      sync.Mutex
+	current *config.Config
+	isStale bool
+	exists  bool
+	synced  cache.InformerSynced
 }
 
 // ConfigWatcherOptions configure NewConfigWatcher.
@@ -102,7 +101,7 @@ type ConfigWatcherOptions struct {
 func NewConfigWatcher(o ConfigWatcherOptions) *ConfigWatcher {
 	w := &ConfigWatcher{
 		client: o.Client, namespace: o.Namespace, name: o.Name, log: o.Log,
-		recorder: o.Recorder, onConfig: o.OnConfig, install: o.Install, onState: o.OnState, mirror: o.MirrorState,
+		recorder: o.Recorder, onConfig: o.OnConfig, install: o.Install, onState: o.OnState,
 		level: o.Level, baseLevel: o.BaseLevel,
 		loaded: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: metrics.Namespace, Subsystem: "k8s_client", Name: "config_loaded_bool",
@@ -116,6 +115,11 @@ func NewConfigWatcher(o ConfigWatcherOptions) *ConfigWatcher {
 			Namespace: metrics.Namespace, Subsystem: "k8s_client", Name: "config_reloads_total",
 			Help: "Configuration reloads by result (accepted, rejected).",
 		}, []string{"result"}),
+	}
+	if o.MirrorState {
+		w.judge = reload.NewMirror(time.Now)
+	} else {
+		w.judge = reload.NewGate(time.Now)
 	}
 	if w.namespace == "" {
 		w.namespace = DefaultNamespace
@@ -189,13 +193,12 @@ func (w *ConfigWatcher) Stale() bool {
 // Seed puts a config in force before the watch starts (the controller's
 // accepted copy, after a restart). It is not published: it is what was.
 func (w *ConfigWatcher) Seed(text string) error {
-	cfg, err := config.Parse([]byte(text))
-	if err != nil {
+	w.hmu.Lock()
+	defer w.hmu.Unlock()
+	if err := w.judge.Seed(text); err != nil {
 		return err
 	}
-	w.mu.Lock()
-	w.current, w.currentText, w.since = cfg, text, time.Now()
-	w.mu.Unlock()
+	w.sync()
 	w.loaded.Set(1)
 	return nil
 }
@@ -205,67 +208,96 @@ func (w *ConfigWatcher) Seed(text string) error {
 func (w *ConfigWatcher) Retry() {
 	w.hmu.Lock()
 	defer w.hmu.Unlock()
-	w.mu.Lock()
-	cm := w.last
-	retry := w.isStale && w.refusedOK && cm != nil
-	if retry {
-		w.lastRV = ""
+	if w.lastCM == nil {
+		return
 	}
-	w.mu.Unlock()
-	if retry {
-		w.decide(cm)
+	if d, ok := w.judge.Retry(w.installFor(w.lastCM)); ok {
+		w.act(w.lastCM, d)
 	}
 }
 
 func (w *ConfigWatcher) handle(cm *corev1.ConfigMap) {
 	w.hmu.Lock()
 	defer w.hmu.Unlock()
-	w.decide(cm)
-}
-
-// decide judges one ConfigMap. Caller holds w.hmu.
-func (w *ConfigWatcher) decide(cm *corev1.ConfigMap) {
-	w.mu.Lock()
-	if cm.ResourceVersion != "" && cm.ResourceVersion == w.lastRV {
-		w.mu.Unlock()
+	s := reload.Snapshot{Version: cm.ResourceVersion, LogLevel: cm.Annotations[LogLevelAnnotation]}
+	s.Text, s.HasKey = cm.Data[ConfigKey]
+	if w.lastCM != nil && s.Version != "" && s.Version == w.lastCM.ResourceVersion {
 		return
 	}
-	w.lastRV, w.exists = cm.ResourceVersion, true
-	w.mu.Unlock()
 	w.applyLogLevel(cm)
-
-	data, ok := cm.Data[ConfigKey]
-	var cfg *config.Config
-	var err error
-	valid := false
+	s.MirroredStale = cm.Annotations[StateAnnotation] == stateStale
+	s.MirroredReason = cm.Annotations[StateReasonAnnotation]
+	d, ok := w.judge.Observe(s, w.installFor(cm))
 	if !ok {
-		err = fmt.Errorf("the ConfigMap has no %q key", ConfigKey)
-	} else {
-		cfg, err = config.Parse([]byte(data))
-	}
-	if err == nil {
-		valid = true
-		if w.install != nil {
-			err = w.install(cfg, cm)
-		}
-	}
-	if err != nil {
-		w.reject(cm, err, valid)
-	} else {
-		w.accept(cm, cfg, data)
-	}
-	w.publish(cm)
-}
-
-// publish hands the state to OnState.
-func (w *ConfigWatcher) publish(cm *corev1.ConfigMap) {
-	if w.onState == nil {
 		return
 	}
+	w.lastCM = cm
+	w.act(cm, d)
+}
+
+// installFor is the judge's hook for cm: the Install option, given cm.
+func (w *ConfigWatcher) installFor(cm *corev1.ConfigMap) func(*config.Config) error {
+	if w.install == nil {
+		return nil
+	}
+	return func(cfg *config.Config) error { return w.install(cfg, cm) }
+}
+
+// sync copies what readers see of the judge. Caller holds w.hmu.
+func (w *ConfigWatcher) sync() {
 	w.mu.Lock()
-	st := ConfigState{Text: w.currentText, Stale: w.isStale, Reason: w.reason, Since: w.since, LogLevel: cm.Annotations[LogLevelAnnotation]}
+	w.current, w.isStale, w.exists = w.judge.Current(), w.judge.Stale(), w.judge.Exists()
 	w.mu.Unlock()
-	w.onState(st)
+}
+
+// act carries out a decision on cm: logs, Events, metrics, OnConfig and
+// OnState. Caller holds w.hmu.
+func (w *ConfigWatcher) act(cm *corev1.ConfigMap, d reload.Decision) {
+	w.sync()
+	cmName := w.namespace + "/" + w.name
+	switch {
+	case d.Accepted != nil:
+		w.loaded.Set(1)
+		w.stale.Set(boolFloat(d.State.Stale))
+		w.reloads.WithLabelValues("accepted").Inc()
+		if d.Changed {
+			w.log.Info("configuration loaded", "configmap", cmName, "pools", len(d.Accepted.Pools), "peers", len(d.Accepted.Peers))
+			for _, warn := range d.Accepted.Warnings {
+				w.log.Warn("configuration warning", "configmap", cmName, "warning", warn)
+			}
+		}
+		if d.ValidAgain && w.recorder != nil {
+			w.recorder.Event(cm, corev1.EventTypeNormal, ReasonConfigValid, "configuration is valid again and in force")
+		}
+		if w.onConfig != nil {
+			w.onConfig(d.Accepted)
+		}
+	case d.Refused != nil && !d.Again:
+		w.stale.Set(1)
+		w.reloads.WithLabelValues("rejected").Inc()
+		what := "configuration refused"
+		if d.RefusedValid {
+			what = "configuration refused, although valid"
+		}
+		w.log.Error(what, "configmap", cmName, "error", d.Refused.Error(), "kept", d.Kept)
+		if w.recorder != nil {
+			msg := fmt.Sprintf("%s (%s): %s", what, d.Kept, strings.ReplaceAll(d.Refused.Error(), "\n", "; "))
+			if len(msg) > 1000 {
+				msg = msg[:1000] + "..."
+			}
+			w.recorder.Event(cm, corev1.EventTypeWarning, ReasonInvalid, msg)
+		}
+	case d.Missing:
+		if !d.HadConfig {
+			return
+		}
+		w.stale.Set(1)
+		w.log.Warn(reload.MissingReason, "configmap", cmName)
+	}
+	if w.onState != nil {
+		st := d.State
+		w.onState(ConfigState{Text: st.Text, Stale: st.Stale, Reason: st.Reason, Since: st.Since, LogLevel: st.LogLevel})
+	}
 }
 
 // applyLogLevel follows the log-level annotation, whatever the config's
@@ -289,76 +321,11 @@ func (w *ConfigWatcher) applyLogLevel(cm *corev1.ConfigMap) {
 	}
 }
 
-func (w *ConfigWatcher) accept(cm *corev1.ConfigMap, cfg *config.Config, text string) {
-	// The controller's copy says whether the operator's ConfigMap was
-	// refused: the speakers show the same stale state.
-	mirrored := w.mirror && cm.Annotations[StateAnnotation] == stateStale
-	w.mu.Lock()
-	wasStale, changed := w.isStale, w.currentText != text
-	if wasStale != mirrored || w.since.IsZero() {
-		w.since = time.Now()
-	}
-	w.current, w.currentText, w.isStale, w.reason, w.last = cfg, text, mirrored, "", cm
-	if mirrored {
-		w.reason = cm.Annotations[StateReasonAnnotation]
-	}
-	w.mu.Unlock()
-	w.loaded.Set(1)
-	w.stale.Set(boolFloat(mirrored))
-	w.reloads.WithLabelValues("accepted").Inc()
-	if changed {
-		w.log.Info("configuration loaded", "configmap", w.namespace+"/"+w.name, "pools", len(cfg.Pools), "peers", len(cfg.Peers))
-		for _, warn := range cfg.Warnings {
-			w.log.Warn("configuration warning", "configmap", w.namespace+"/"+w.name, "warning", warn)
-		}
-	}
-	if wasStale && !mirrored && w.recorder != nil {
-		w.recorder.Event(cm, corev1.EventTypeNormal, ReasonConfigValid, "configuration is valid again and in force")
-	}
-	if w.onConfig != nil {
-		w.onConfig(cfg)
-	}
-}
-
 func boolFloat(b bool) float64 {
 	if b {
 		return 1
 	}
 	return 0
-}
-
-// reject keeps the config in force. valid: the config parsed but Install
-// refused it.
-func (w *ConfigWatcher) reject(cm *corev1.ConfigMap, err error, valid bool) {
-	w.mu.Lock()
-	if !w.isStale || w.since.IsZero() {
-		w.since = time.Now()
-	}
-	again := w.isStale && w.reason == err.Error()
-	w.isStale, w.reason, w.last, w.refusedOK = true, err.Error(), cm, valid
-	hasGood := w.current != nil
-	w.mu.Unlock()
-	if again {
-		return // judged again (Retry), same verdict: said already
-	}
-	w.stale.Set(1)
-	w.reloads.WithLabelValues("rejected").Inc()
-	kept := "no configuration has been accepted yet, so nothing is assigned or announced"
-	if hasGood {
-		kept = "the last accepted configuration stays in force"
-	}
-	what := "configuration refused"
-	if valid {
-		what = "configuration refused, although valid"
-	}
-	w.log.Error(what, "configmap", w.namespace+"/"+w.name, "error", err.Error(), "kept", kept)
-	if w.recorder != nil {
-		msg := fmt.Sprintf("%s (%s): %s", what, kept, strings.ReplaceAll(err.Error(), "\n", "; "))
-		if len(msg) > 1000 {
-			msg = msg[:1000] + "..."
-		}
-		w.recorder.Event(cm, corev1.EventTypeWarning, ReasonInvalid, msg)
-	}
 }
 
 func (w *ConfigWatcher) handleDelete() { w.MarkMissing() }
@@ -369,21 +336,6 @@ func (w *ConfigWatcher) handleDelete() { w.MarkMissing() }
 func (w *ConfigWatcher) MarkMissing() {
 	w.hmu.Lock()
 	defer w.hmu.Unlock()
-	w.mu.Lock()
-	w.lastRV, w.exists, w.last, w.refusedOK = "", false, nil, false
-	has := w.current != nil
-	if has {
-		if !w.isStale {
-			w.since = time.Now()
-		}
-		w.isStale, w.reason = true, "the ConfigMap is missing: the last accepted configuration stays in force until it is recreated"
-	}
-	w.mu.Unlock()
-	if !has {
-		return
-	}
-	w.stale.Set(1)
-	w.log.Warn("the ConfigMap is missing: the last accepted configuration stays in force until it is recreated",
-		"configmap", w.namespace+"/"+w.name)
-	w.publish(&corev1.ConfigMap{})
+	w.lastCM = nil
+	w.act(&corev1.ConfigMap{}, w.judge.Missing())
 }

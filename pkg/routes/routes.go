@@ -1,0 +1,120 @@
+// Package routes is the BGP side of what a node advertises, without any
+// BGP implementation: the settings of a session (Peer, PeerFrom a
+// configured peer), a route with its attributes (Route), and how addresses
+// become routes (Aggregate, Merge). Pure: the speaker's decisions
+// (pkg/announce) use it without importing sockets, TLS or Prometheus, and
+// pkg/bgp runs what it describes.
+package routes
+
+import (
+	"fmt"
+	"maps"
+	"net/netip"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/microk8s-metallb/metallb/pkg/config"
+)
+
+// Peer is one BGP session as this node runs it.
+type Peer struct {
+	Address       netip.Addr
+	Port          uint16
+	ASN           uint32
+	MyASN         uint32
+	SourceAddress netip.Addr // invalid: the kernel picks
+	HoldTime      time.Duration
+	KeepaliveTime time.Duration
+	Password      string
+	EBGPMultiHop  bool
+	// GracefulRestart: RFC 4724 with RestartTime; the router keeps this
+	// node's routes while its speaker restarts.
+	GracefulRestart bool
+	// MaxPrefix > 0 closes the session when the router announces more
+	// prefixes (see bgp.Stub).
+	MaxPrefix int
+}
+
+// Key identifies a session.
+func (p Peer) Key() string { return p.Address.String() }
+
+func (p Peer) String() string {
+	return fmt.Sprintf("%s (AS%d)", netip.AddrPortFrom(p.Address, p.Port), p.ASN)
+}
+
+// PeerFrom turns a configured peer into this node's session settings.
+func PeerFrom(c *config.Peer) Peer {
+	port := c.Port
+	if port == 0 {
+		port = config.DefaultPeerPort
+	}
+	hold := c.HoldTime // the parser defaults it; 0 is no keepalives
+	keep := c.KeepaliveTime
+	if keep == 0 {
+		keep = hold / 3
+	}
+	return Peer{Address: c.Address, Port: port, ASN: c.ASN, MyASN: c.MyASN, SourceAddress: c.SourceAddress,
+		HoldTime: hold, KeepaliveTime: keep, Password: c.Password, EBGPMultiHop: c.EBGPMultiHop, GracefulRestart: c.GracefulRestart, MaxPrefix: c.MaxPrefix}
+}
+
+// Route is one advertised prefix with its attributes.
+type Route struct {
+	Prefix       netip.Prefix
+	Communities  []config.Community
+	LocalPref    uint32
+	HasLocalPref bool
+}
+
+// Key identifies a route: its prefix.
+func (r Route) Key() string { return r.Prefix.String() }
+
+// Equal reports whether o is r with the same attributes.
+func (r Route) Equal(o Route) bool {
+	return r.Prefix == o.Prefix && r.LocalPref == o.LocalPref && r.HasLocalPref == o.HasLocalPref && slices.Equal(r.Communities, o.Communities)
+}
+
+// Aggregate returns the prefix an address is advertised as under adv: the
+// address itself (/32, /128) or its aggregate.
+func Aggregate(ip netip.Addr, adv config.Advertisement) netip.Prefix {
+	bits := adv.AggregationLength
+	if ip.Is6() {
+		bits = adv.AggregationLengthV6
+	}
+	if bits == 0 {
+		bits = ip.BitLen()
+	}
+	p, _ := ip.Prefix(bits)
+	return p
+}
+
+// Merge combines routes for the same prefix (several addresses or
+// advertisements aggregating to it): communities are united, the highest
+// local preference wins. The result is sorted by prefix.
+func Merge(routes []Route) []Route {
+	by := map[string]*Route{}
+	for _, r := range routes {
+		cur, ok := by[r.Key()]
+		if !ok {
+			c := r
+			c.Communities = slices.Clone(r.Communities)
+			by[r.Key()] = &c
+			continue
+		}
+		for _, c := range r.Communities {
+			if !slices.Contains(cur.Communities, c) {
+				cur.Communities = append(cur.Communities, c)
+			}
+		}
+		if r.HasLocalPref && (!cur.HasLocalPref || r.LocalPref > cur.LocalPref) {
+			cur.LocalPref, cur.HasLocalPref = r.LocalPref, true
+		}
+	}
+	out := make([]Route, 0, len(by))
+	for _, k := range slices.Sorted(maps.Keys(by)) {
+		r := *by[k]
+		slices.SortFunc(r.Communities, func(a, b config.Community) int { return strings.Compare(a.String(), b.String()) })
+		out = append(out, r)
+	}
+	return out
+}
