@@ -33,24 +33,38 @@ type validateOptions struct {
 func newConfigValidateCmd(g *globals) *cobra.Command {
 	o := &validateOptions{}
 	cmd := &cobra.Command{
-		Use:   "validate [-f FILE|-] [--from-cluster]",
+		Use:   "validate [FILE|-f FILE|-] [--from-cluster]",
 		Short: "Check a configuration and summarise its pools",
 		Long: `Check a configuration (MetalLB v0.12 format) and print "ok" with one line per pool,
-or every error with its line. Exit code 0 when valid, 1 otherwise.
+or every error with its line (on standard error). Exit code 0 when valid, 1 otherwise.
 
-  metallb config validate -f config.yaml      a config file, or a ConfigMap manifest
+A file may hold several YAML documents (kubectl's "---"): each bare config and each
+ConfigMap with a config key is checked; other objects are listed as skipped, and
+MetalLB v0.13+ resources (metallb.io IPAddressPool, L2Advertisement, ...) are refused
+with the reason, as this version reads the ConfigMap format.
+
+  metallb config validate config.yaml         a config file, or manifests holding the ConfigMap
+  metallb config validate -f config.yaml      the same
   metallb config validate < config.yaml       standard input
   metallb config validate --from-cluster      the live ConfigMap
   metallb config validate --from-cluster -f new.yaml
                                               a new config, judged as the controller
                                               would: refused (exit 1) when it would take
                                               or change a Service's address`,
-		Args: cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error { return o.run(cmd, g) },
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 1 {
+				if o.file != "" {
+					return fmt.Errorf("a file given twice (%s and -f %s): give one", args[0], o.file)
+				}
+				o.file = args[0]
+			}
+			return o.run(cmd, g)
+		},
 	}
 	f := cmd.Flags()
-	f.StringVarP(&o.file, "file", "f", "", "config file or ConfigMap manifest (- for standard input)")
-	f.BoolVar(&o.fromCluster, "from-cluster", false, "read the live ConfigMap (or, with -f, compare against the cluster)")
+	f.StringVarP(&o.file, "file", "f", "", "config file or manifests (- for standard input)")
+	f.BoolVar(&o.fromCluster, "from-cluster", false, "read the live ConfigMap (or, with a file, compare against the cluster)")
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig (default: $KUBECONFIG, in-cluster, MicroK8s, ~/.kube/config)")
 	f.StringVar(&o.namespace, "namespace", k8s.DefaultNamespace, "namespace of the ConfigMap")
 	f.StringVar(&o.name, "configmap", k8s.DefaultConfigMap, "name of the ConfigMap")
@@ -65,6 +79,9 @@ func (o *validateOptions) run(cmd *cobra.Command, g *globals) error {
 	var err error
 	switch {
 	case o.file == "-" || (o.file == "" && !o.fromCluster):
+		if _, tty := isTerminal(g.in); tty && o.file == "" {
+			return errors.New("no configuration to check: give a file (metallb config validate config.yaml), pipe one in, or pass --from-cluster")
+		}
 		source = "standard input"
 		data, err = io.ReadAll(g.in)
 	case o.file != "":
@@ -83,31 +100,9 @@ func (o *validateOptions) run(cmd *cobra.Command, g *globals) error {
 	if err != nil {
 		return fmt.Errorf("read %s: %w", source, err)
 	}
-	offset := 0
-	if inner, off, ok := config.FromManifest(data); ok {
-		data, offset = inner, off
-	}
-	cfg, err := config.Parse(data)
+	cfg, err := o.check(g, source, data)
 	if err != nil {
-		var es config.Errors
-		if !errors.As(config.ShiftLines(err, offset), &es) {
-			return err
-		}
-		fmt.Fprintf(g.out, "%s: %d error(s):\n", source, len(es))
-		for _, e := range es {
-			fmt.Fprintf(g.out, "  %s\n", e)
-		}
-		return exitError{code: 1}
-	}
-	fmt.Fprintln(g.out, "ok")
-	for _, p := range cfg.Pools {
-		fmt.Fprintf(g.out, "  %s\n", p.Summary())
-	}
-	if len(cfg.Pools) == 0 {
-		fmt.Fprintln(g.out, "  no address pools: LoadBalancer Services will stay <pending>")
-	}
-	for _, w := range cfg.Warnings {
-		fmt.Fprintf(g.out, "  warning: %s\n", w)
+		return err
 	}
 	if o.fromCluster && o.file != "" {
 		client, _, err := k8s.Client(o.kubeconfig, "metallb-config-validate", 0, 0)
@@ -119,7 +114,7 @@ func (o *validateOptions) run(cmd *cobra.Command, g *globals) error {
 			return err
 		}
 		if len(affected) > 0 && !o.allow {
-			fmt.Fprintf(g.out, "refused by the controller: %v\n", &k8s.AddressChangeError{Affected: affected, Namespace: o.namespace, Name: o.name})
+			fmt.Fprintf(g.err, "refused by the controller: %v\n", &k8s.AddressChangeError{Affected: affected, Namespace: o.namespace, Name: o.name})
 			return exitError{code: 1}
 		}
 		for _, a := range affected {
@@ -127,4 +122,80 @@ func (o *validateOptions) run(cmd *cobra.Command, g *globals) error {
 		}
 	}
 	return nil
+}
+
+// check validates every configuration in data (one or several YAML
+// documents) and returns the last one; what is wrong goes to standard
+// error, the summary of what is right to standard output.
+func (o *validateOptions) check(g *globals, source string, data []byte) (*config.Config, error) {
+	docs, err := config.SplitDocuments(data)
+	if err != nil {
+		fmt.Fprintf(g.err, "%s: %v\n", source, err)
+		return nil, exitError{code: 1}
+	}
+	if len(docs) == 0 { // an empty file: the empty config
+		docs = []config.Document{{Line: 1, Config: []byte{}}}
+	}
+	var last *config.Config
+	failed, found := false, 0
+	for _, d := range docs {
+		where := source
+		if len(docs) > 1 {
+			where = fmt.Sprintf("%s, line %d (%s)", source, d.Line, d.What())
+		}
+		switch {
+		case d.MetalLBResource():
+			fmt.Fprintf(g.err, "%s: %s %s is a resource of MetalLB v0.13+; this version reads the v0.12 format, in the ConfigMap %s/%s (docs/configuration.md shows the same pools and advertisements in that format)\n",
+				where, d.APIVersion, d.What(), o.namespace, o.name)
+			failed = true
+			continue
+		case d.Config == nil:
+			if len(docs) > 1 {
+				fmt.Fprintf(g.out, "%s: not a metallb configuration, skipped\n", where)
+				continue
+			}
+			fmt.Fprintf(g.err, "%s: %s holds no metallb configuration (a v0.12 config, or a ConfigMap with a config key)\n", source, d.What())
+			return nil, exitError{code: 1}
+		}
+		found++
+		cfg, err := config.Parse(d.Config)
+		if err != nil {
+			var es config.Errors
+			if !errors.As(config.ShiftLines(err, d.Offset), &es) {
+				return nil, err
+			}
+			fmt.Fprintf(g.err, "%s: %d error(s):\n", where, len(es))
+			for _, e := range es {
+				fmt.Fprintf(g.err, "  %s\n", e)
+			}
+			failed = true
+			continue
+		}
+		last = cfg
+		if len(docs) > 1 {
+			fmt.Fprintf(g.out, "%s: ", where)
+		}
+		fmt.Fprintln(g.out, "ok")
+		for _, p := range cfg.Pools {
+			fmt.Fprintf(g.out, "  %s\n", p.Summary())
+		}
+		if len(cfg.Pools) == 0 {
+			fmt.Fprintln(g.out, "  no address pools: LoadBalancer Services will stay <pending>")
+		}
+		for _, w := range cfg.Warnings {
+			fmt.Fprintf(g.out, "  warning: %s\n", w)
+		}
+	}
+	if !failed && found == 0 {
+		fmt.Fprintf(g.err, "%s: no metallb configuration in it (a v0.12 config, or a ConfigMap with a config key)\n", source)
+		return nil, exitError{code: 1}
+	}
+	if failed {
+		return nil, exitError{code: 1}
+	}
+	if found > 1 && o.fromCluster {
+		fmt.Fprintf(g.err, "%s: %d configurations: --from-cluster judges one; give one file per configuration\n", source, found)
+		return nil, exitError{code: 1}
+	}
+	return last, nil
 }

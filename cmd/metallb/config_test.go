@@ -28,6 +28,7 @@ func TestConfigValidate(t *testing.T) {
 		stdin string
 		code  int
 		out   string
+		err   string
 	}{
 		{name: "good file", args: []string{"-f", write("good.yaml", good)}, code: 0,
 			out: "ok\n  pool \"default\": layer2, IPv4, 21 addresses (192.168.1.200-192.168.1.220)\n"},
@@ -35,9 +36,23 @@ func TestConfigValidate(t *testing.T) {
 			out: "ok\n  pool \"default\": layer2, IPv4, 21 addresses (192.168.1.200-192.168.1.220)\n"},
 		{name: "empty", stdin: "", code: 0, out: "ok\n  no address pools: LoadBalancer Services will stay <pending>\n"},
 		{name: "manifest lines point into the manifest", args: []string{"-f", write("cm.yaml", manifest)}, code: 1,
-			out: "" + filepath.Join(dir, "cm.yaml") + ": 1 error(s):\n  line 11: address-pools[0] (default).addresses[0]: 192.168.1.220-192.168.1.200: start is after end\n"},
+			err: "" + filepath.Join(dir, "cm.yaml") + ": 1 error(s):\n  line 11: address-pools[0] (default).addresses[0]: 192.168.1.220-192.168.1.200: start is after end\n"},
 		{name: "bad stdin", stdin: "address-pools:\n- name: x\n", code: 1,
-			out: "standard input: 2 error(s):\n  line 2: address-pools[0] (x): protocol is required: layer2 or bgp\n  line 2: address-pools[0] (x): addresses is required (e.g. addresses: [192.168.1.200-192.168.1.220])\n"},
+			err: "standard input: 2 error(s):\n  line 2: address-pools[0] (x): protocol is required: layer2 or bgp\n  line 2: address-pools[0] (x): addresses is required (e.g. addresses: [192.168.1.200-192.168.1.220])\n"},
+		{name: "the file as an argument", args: []string{write("arg.yaml", good)}, code: 0,
+			out: "ok\n  pool \"default\": layer2, IPv4, 21 addresses (192.168.1.200-192.168.1.220)\n"},
+		{name: "a file given twice", args: []string{"a.yaml", "-f", "b.yaml"}, code: 1,
+			err: "metallb: a file given twice (a.yaml and -f b.yaml): give one\n"},
+		{name: "a Namespace then the ConfigMap: each document", args: []string{write("ns.yaml", "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: metallb-system\n---\n"+strings.Replace(manifest, "192.168.1.220-192.168.1.200", "192.168.1.200-192.168.1.220", 1))}, code: 0,
+			out: filepath.Join(dir, "ns.yaml") + ", line 1 (Namespace/metallb-system): not a metallb configuration, skipped\n" +
+				filepath.Join(dir, "ns.yaml") + ", line 6 (ConfigMap/config): ok\n  pool \"default\": layer2, IPv4, 21 addresses (192.168.1.200-192.168.1.220)\n"},
+		{name: "a valid config followed by a broken one is not ok", stdin: good + "---\naddress-pools:\n- name: x\n", code: 1,
+			out: "standard input, line 1 (config): ok\n  pool \"default\": layer2, IPv4, 21 addresses (192.168.1.200-192.168.1.220)\n",
+			err: "standard input, line 6 (config): 2 error(s):\n  line 7: address-pools[0] (x): protocol is required: layer2 or bgp\n  line 7: address-pools[0] (x): addresses is required (e.g. addresses: [192.168.1.200-192.168.1.220])\n"},
+		{name: "MetalLB v0.13+ resources are refused with the reason", stdin: "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata:\n  name: first-pool\n  namespace: metallb-system\nspec:\n  addresses: [192.168.1.240-192.168.1.250]\n", code: 1,
+			err: "standard input: metallb.io/v1beta1 IPAddressPool/first-pool is a resource of MetalLB v0.13+; this version reads the v0.12 format, in the ConfigMap metallb-system/config (docs/configuration.md shows the same pools and advertisements in that format)\n"},
+		{name: "no configuration at all", stdin: "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: x\n", code: 1,
+			err: "standard input: Namespace/x holds no metallb configuration (a v0.12 config, or a ConfigMap with a config key)\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -49,6 +64,9 @@ func TestConfigValidate(t *testing.T) {
 			}
 			if diff := cmp.Diff(tc.out, out.String()); diff != "" {
 				t.Errorf("output (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.err, errb.String()); diff != "" {
+				t.Errorf("standard error (-want +got):\n%s", diff)
 			}
 		})
 	}

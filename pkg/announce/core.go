@@ -42,7 +42,9 @@ type Input struct {
 
 // Claim is one address to answer for in layer2.
 type Claim struct {
-	IP         netip.Addr
+	IP netip.Addr
+	// Interfaces, when not empty, are the only ones to answer on (the pool's
+	// interfaces); otherwise every eligible interface whose subnet holds IP.
 	Interfaces []string
 }
 

@@ -396,45 +396,9 @@ func (e *Enable) probe(ctx context.Context, rs []iprange.Range, f *netcheck.Fact
 			}
 		}
 	}
-	// Addresses another check already refuses need no probe.
-	for _, n := range f.Nodes {
-		ours[n.IP] = true
-	}
-	for _, g := range f.Gateways {
-		ours[g] = true
-	}
-	for _, s := range f.Subnets {
-		ours[s.Prefix.Addr()] = true
-	}
-	var warnings []string
-	perIf := map[string][]netip.Addr{}
-	var ifOrder []string
-	budget := e.ProbeMax
-	for _, r := range rs {
-		for _, s := range f.Subnets {
-			sub, ok := r.Intersect(iprange.FromPrefix(s.Prefix.Masked()))
-			if !ok {
-				continue
-			}
-			n := 0
-			for a := range sub.All() {
-				if budget == 0 {
-					warnings = append(warnings, fmt.Sprintf("only %d addresses are probed: %s was probed from %s up to the address before %s", e.ProbeMax, r, sub.First(), a))
-					break
-				}
-				if !ours[a] {
-					if len(perIf[s.Interface]) == 0 {
-						ifOrder = append(ifOrder, s.Interface)
-					}
-					perIf[s.Interface] = append(perIf[s.Interface], a)
-					budget--
-					n++
-				}
-			}
-		}
-	}
-	for _, ifname := range ifOrder {
-		targets := perIf[ifname]
+	plan, warnings := netcheck.Probes(rs, *f, ours, e.ProbeMax)
+	for _, t := range plan {
+		ifname, targets := t.Interface, t.Addrs
 		fmt.Fprintf(e.Out, "probing %d address(es) on %s for hosts already using them", len(targets), ifname)
 		progress := func(sent, total int) {
 			if e.TTY && (sent%16 == 0 || sent == total) {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/mdlayher/ndp"
 
+	"github.com/microk8s-metallb/metallb/pkg/announce"
 	"github.com/microk8s-metallb/metallb/pkg/logging"
 )
 
@@ -27,13 +28,9 @@ var GratuitousSchedule = []time.Duration{0, 500 * time.Millisecond, time.Second,
 
 const protoARP = 0x0806
 
-// Claim is one address this node must answer for.
-type Claim struct {
-	IP netip.Addr
-	// Interfaces, when not empty, are the only ones to answer on (the pool's
-	// interfaces); otherwise every eligible interface whose subnet holds IP.
-	Interfaces []string
-}
+// Claim is one address this node must answer for: the speaker's decision
+// (announce.Claim) as it is, so nothing is copied between the two.
+type Claim = announce.Claim
 
 // Events receives what the announcer sees; all methods must be quick.
 type Events interface {
@@ -47,6 +44,12 @@ type Announcer struct {
 	events    Events
 	conflicts *logging.Throttle // one line per address and 10 s, however many frames
 
+	// sendMu is held while gratuitous packets go out, and while claims are
+	// dropped: an address is never announced after SetClaims dropped it.
+	// mu (taken after sendMu, never the other way) guards the state and is
+	// never held while a packet is sent: the receive path (Owns, for every
+	// frame) takes it.
+	sendMu sync.Mutex
 	mu     sync.Mutex
 	claims map[netip.Addr]Claim
 	since  map[netip.Addr]time.Time // when each claim began
@@ -171,6 +174,8 @@ func (a *Announcer) Reassert(ip netip.Addr) {
 // SetClaims replaces the claimed addresses. New ones get gratuitous
 // announcements; dropped ones stop being answered at once.
 func (a *Announcer) SetClaims(claims []Claim) {
+	a.sendMu.Lock()
+	defer a.sendMu.Unlock()
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	next := map[netip.Addr]Claim{}
@@ -233,21 +238,29 @@ func (a *Announcer) startGratuitous(ip netip.Addr) {
 }
 
 func (a *Announcer) gratuitous(ip netip.Addr) {
+	a.sendMu.Lock()
+	defer a.sendMu.Unlock()
+	type target struct {
+		name string
+		send func(netip.Addr) error
+	}
+	var to []target
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	for _, i := range a.ifs {
 		if !a.ownsLocked(i.name, ip) {
 			continue
 		}
-		var err error
 		switch {
 		case ip.Is4() && i.arp != nil:
-			err = i.arp.gratuitous(ip)
+			to = append(to, target{i.name, i.arp.gratuitous})
 		case ip.Is6() && i.ndp != nil:
-			err = i.ndp.gratuitous(ip)
+			to = append(to, target{i.name, i.ndp.gratuitous})
 		}
-		if err != nil {
-			a.log.Warn("gratuitous announcement failed", "ip", ip.String(), "interface", i.name, "error", err)
+	}
+	a.mu.Unlock()
+	for _, t := range to {
+		if err := t.send(ip); err != nil && !errors.Is(err, net.ErrClosed) {
+			a.log.Warn("gratuitous announcement failed", "ip", ip.String(), "interface", t.name, "error", err)
 		}
 	}
 }

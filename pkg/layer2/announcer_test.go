@@ -142,3 +142,57 @@ func TestRequestsBeforeTheClaimAreNotAnswered(t *testing.T) {
 		t.Error("a request received before the address was claimed again is answered")
 	}
 }
+
+// blockingConn is a frameConn whose writes wait until released.
+type blockingConn struct {
+	*memConn
+	writing chan struct{}
+	release chan struct{}
+}
+
+func (c *blockingConn) WriteTo(b []byte, addr net.Addr) (int, error) {
+	c.writing <- struct{}{}
+	<-c.release
+	return c.memConn.WriteTo(b, addr)
+}
+
+// A gratuitous announcement stuck in the kernel (a full queue) holds no
+// lock the receive path takes: every frame received meanwhile is still
+// judged (Owns), and a claim dropped meanwhile is not announced after.
+func TestGratuitousHoldsNoReceiveLock(t *testing.T) {
+	a := NewAnnouncer(slog.New(slog.NewTextHandler(io.Discard, nil)), nopEvents{})
+	conn := &blockingConn{memConn: newMemConn(), writing: make(chan struct{}), release: make(chan struct{})}
+	eth0 := &iface{name: "eth0", prefixes: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24")}}
+	eth0.arp = newARPResponder("eth0", ourMAC, conn, a)
+	a.ifs["eth0"] = eth0
+	ip := netip.MustParseAddr("198.51.100.200")
+	a.SetClaims([]Claim{{IP: ip}}) // no Run: no burst of its own
+	sent := make(chan struct{})
+	go func() { a.gratuitous(ip); close(sent) }()
+	<-conn.writing
+	owns := make(chan bool)
+	go func() { owns <- a.Owns("eth0", ip, time.Time{}) }()
+	select {
+	case got := <-owns:
+		if !got {
+			t.Error("Owns false for a claimed address")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Owns waited for a gratuitous announcement to be sent")
+	}
+	// Dropping the claim waits for the send in flight, then no more go out.
+	dropped := make(chan struct{})
+	go func() { a.SetClaims(nil); close(dropped) }()
+	select {
+	case <-dropped:
+		t.Fatal("SetClaims returned while an announcement of the dropped address was in flight")
+	case <-time.After(100 * time.Millisecond):
+	}
+	close(conn.release)
+	<-sent
+	<-dropped
+	a.gratuitous(ip)
+	if n := len(conn.written()); n != 1 {
+		t.Errorf("%d frames written, want the one in flight only", n)
+	}
+}

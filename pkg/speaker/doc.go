@@ -5,6 +5,12 @@
 // layer2.Announcer, releases through members.List, BGP sessions and routes
 // to bgp.Manager, Events and metrics.
 //
+// One goroutine, Run's loop, owns the core and the speaker's state; every
+// callback only queues an event for it (inbox), so nothing is locked
+// around a decision and no packet is sent under a lock the receive path
+// takes. The announcers and the membership are interfaces (Layer2,
+// BGPAnnouncer, Members): tests pass fakes.
+//
 // Liveness of speakers is memberlist's (package members): no API write at
 // steady state. The Lease metallb-speaker-<node>, renewed every 10 s, only
 // tells `metallb status` that the speaker runs and carries its BGP sessions.

@@ -184,7 +184,10 @@ func run(ctx context.Context, bin string, keep bool) error {
 		return fmt.Errorf("namespace metallb-system is still there: %v", err)
 	}
 	say("the address is no longer answered once the speakers are gone:")
-	macs, _ := lab.Arping(ctx, ip, 1)
+	macs, out, err := lab.ArpingErr(ctx, ip, 1)
+	if err != nil {
+		return fmt.Errorf("%w\n%s", err, out)
+	}
 	fmt.Printf("arping %s: %d replies\n", ip, len(macs))
 	say("done: Service <pending> → metallb enabled on three real nodes → %s answered by %s and served over TCP → metallb disabled", ip, owner)
 	return nil
@@ -301,7 +304,10 @@ func arping(ctx context.Context, l *lab.Lab, ip string) (string, error) {
 	}
 	deadline := time.Now().Add(15 * time.Second)
 	for {
-		macs, out := lab.Arping(ctx, ip, 3)
+		macs, out, err := lab.ArpingErr(ctx, ip, 3)
+		if err != nil {
+			return "", fmt.Errorf("%w\n%s", err, out)
+		}
 		if len(macs) == 1 || time.Now().After(deadline) {
 			fmt.Print(indent(out))
 			for mac := range macs {

@@ -55,7 +55,7 @@ func routerECMP(want int) map[string]bool {
 // server and controller cost of the same creations); BGP adds the rest.
 func BenchmarkBGP(b *testing.B) {
 	RequireBird(b)
-	cl := startClusterWith(b, bgpConfig(birdPassword, ""))
+	cl := startCluster(b, withConfig(bgpConfig(birdPassword, "")))
 	bird := StartBird(b, BirdConfig(birdPassword))
 	waitEstablished(b, bird, 6, 30*time.Second)
 	cl.addBackend(b, "bench-1", "bench", "node-b")

@@ -86,7 +86,7 @@ func vmRSS(t testing.TB, pid int) int {
 func TestBGPKeepsNothingReceived(t *testing.T) {
 	RequireBird(t)
 	n := envInt("METALLB_BGP_TABLE", 200000)
-	cl := startClusterWith(t, stubConfig)
+	cl := startCluster(t, withConfig(stubConfig))
 	if out, err := Exec(context.Background(), "router", "ip", "addr", "add", "198.51.100.253/24", "dev", "eth0").CombinedOutput(); err != nil {
 		t.Fatalf("%v: %s", err, out)
 	}

@@ -3,7 +3,6 @@ package lab
 import (
 	"context"
 	"fmt"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
@@ -42,20 +41,7 @@ address-pools:
 `, password, comms)
 }
 
-var allNodes = []string{"198.51.100.11", "198.51.100.12", "198.51.100.13"}
-
-func (cl *cluster) setConfig(t testing.TB, cfg string) {
-	t.Helper()
-	ctx := context.Background()
-	cm, err := cl.c.CoreV1().ConfigMaps("metallb-system").Get(ctx, "config", metav1.GetOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	cm.Data["config"] = cfg
-	if _, err := cl.c.CoreV1().ConfigMaps("metallb-system").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-}
+var allNodes = []string{NodeAddr("node-a"), NodeAddr("node-b"), NodeAddr("node-c")}
 
 func waitEstablished(t testing.TB, b *Bird, want int, timeout time.Duration) {
 	t.Helper()
@@ -82,7 +68,7 @@ func waitEstablished(t testing.TB, b *Bird, want int, timeout time.Duration) {
 func TestBGP(t *testing.T) {
 	RequireBird(t)
 	outer := t // processes started in subtests must outlive them
-	cl := startClusterWith(t, bgpConfig(birdPassword, ""))
+	cl := startCluster(t, withConfig(bgpConfig(birdPassword, "")))
 	bird := StartBird(t, BirdConfig(birdPassword))
 	ctx := context.Background()
 
@@ -118,7 +104,7 @@ func TestBGP(t *testing.T) {
 	t.Run("Local policy: only the endpoint's node", func(t *testing.T) {
 		cl.addBackend(t, "local-1", "local", "node-c")
 		localIP = cl.createService(t, "local", "local", true)
-		WaitNextHops(t, localIP+"/32", []string{"198.51.100.13"}, 10*time.Second)
+		WaitNextHops(t, localIP+"/32", []string{NodeAddr("node-c")}, 10*time.Second)
 	})
 
 	t.Run("IPv6 Service: its /128 over the IPv6 sessions", func(t *testing.T) {
@@ -288,16 +274,6 @@ func grepLines(s string, subs ...string) string {
 		}
 	}
 	return strings.Join(out, "\n")
-}
-
-// speakerLog returns what a node's speaker has logged so far.
-func (cl *cluster) speakerLog(t testing.TB, node string) string {
-	t.Helper()
-	b, err := os.ReadFile(cl.logs[node])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
 }
 
 // eventually polls cond until it holds or timeout passes.

@@ -85,7 +85,7 @@ func countWrites(ctx context.Context, tb testing.TB, cl *cluster) *atomic.Int64 
 func BenchmarkSpeakerCost(b *testing.B) {
 	window := time.Duration(envInt("METALLB_COST_SECONDS", 60)) * time.Second
 	rounds := envInt("METALLB_COST_ROUNDS", 3)
-	cl := startClusterOpts(b, labConfig, false)
+	cl := startCluster(b, noSpeakers())
 	cl.addBackend(b, "web-0", "web", "node-a")
 	ip := cl.createService(b, "web", "web", false)
 	cp := []int{cl.env.PID("kube-apiserver"), cl.env.PID("etcd")}
@@ -127,7 +127,7 @@ func BenchmarkSpeakerCost(b *testing.B) {
 		for _, p := range spids {
 			rss = append(rss, vmRSS(b, p)/1024)
 		}
-		if macs, out := Arping(ctx, ip, 3); len(macs) != 1 {
+		if macs, out := Arping(b, ctx, ip, 3); len(macs) != 1 {
 			b.Fatalf("after the window: %v\n%s", macs, out)
 		}
 		for _, c := range speakers {

@@ -3,80 +3,15 @@ package lab
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"slices"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/mdlayher/arp"
-	"github.com/mdlayher/ethernet"
-	"github.com/mdlayher/packet"
-
 	"github.com/microk8s-metallb/metallb/pkg/election"
 )
-
-// arpWatch records, from the client namespace, when each MAC first
-// announced ip after a reset.
-type arpWatch struct {
-	mu    sync.Mutex
-	first map[string]time.Time
-	conn  *packet.Conn
-}
-
-func watchARP(tb testing.TB, ip netip.Addr) *arpWatch {
-	w := &arpWatch{first: map[string]time.Time{}}
-	if err := In("client", func() error {
-		ifi, err := net.InterfaceByName("eth0")
-		if err != nil {
-			return err
-		}
-		w.conn, err = packet.Listen(ifi, packet.Raw, 0x0806, nil)
-		return err
-	}); err != nil {
-		tb.Fatal(err)
-	}
-	tb.Cleanup(func() { w.conn.Close() })
-	go func() {
-		buf := make([]byte, 1500)
-		for {
-			n, _, err := w.conn.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			var f ethernet.Frame
-			var p arp.Packet
-			if f.UnmarshalBinary(buf[:n]) != nil || p.UnmarshalBinary(f.Payload) != nil {
-				continue
-			}
-			if p.SenderIP == ip && (p.Operation == arp.OperationReply || p.TargetIP == ip) {
-				w.mu.Lock()
-				mac := p.SenderHardwareAddr.String()
-				if _, ok := w.first[mac]; !ok {
-					w.first[mac] = time.Now()
-				}
-				w.mu.Unlock()
-			}
-		}
-	}()
-	return w
-}
-
-func (w *arpWatch) reset() {
-	w.mu.Lock()
-	w.first = map[string]time.Time{}
-	w.mu.Unlock()
-}
-
-func (w *arpWatch) seen(mac string) (time.Time, bool) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	t, ok := w.first[mac]
-	return t, ok
-}
 
 // BenchmarkFailover kills the announcing speaker (SIGKILL) 20 times and
 // measures, from the client namespace, the time until the new owner's first
@@ -85,12 +20,12 @@ func (w *arpWatch) seen(mac string) (time.Time, bool) {
 func BenchmarkFailover(b *testing.B) {
 	// METALLB_HA=1: on the MicroK8s-HA-like datastore (two API servers
 	// over kine; see TestLayer2OverKine).
-	cl := startClusterHA(b, labConfig, true, os.Getenv("METALLB_HA") != "")
+	cl := startCluster(b, withHA(os.Getenv("METALLB_HA") != ""))
 	cl.addBackend(b, "web-0", "web", "node-a")
 	ipStr := cl.createService(b, "web", "web", false)
 	ip := netip.MustParseAddr(ipStr)
 	DeliverVIP(b, ipStr)
-	w := watchARP(b, ip)
+	w := newARPProbe(b, ip)
 	const trials = 20
 	var garp, tcp []time.Duration
 	var fbLost []int
@@ -120,7 +55,7 @@ func BenchmarkFailover(b *testing.B) {
 			}
 			time.Sleep(2 * time.Millisecond)
 		}
-		macs, _ := Arping(context.Background(), ipStr, 3)
+		macs, _ := Arping(b, context.Background(), ipStr, 3)
 		fmt.Printf("trial %2d: %s killed, %s took over: gratuitous ARP after %v, TCP after %v, repliers %v\n",
 			trial+1, owner, next, tGARP.Round(time.Millisecond), tTCP.Round(time.Millisecond), macs)
 		if len(macs) != 1 {

@@ -41,7 +41,7 @@ func TestSpeakersRunOnTheAcceptedConfig(t *testing.T) {
 		cl.startSpeaker(t, n)
 	}
 	waitOneMAC(t, ip, cl.MACs[owner], 20*time.Second)
-	ownerAddr := map[string]string{"node-a": "198.51.100.11", "node-b": "198.51.100.12", "node-c": "198.51.100.13"}[owner]
+	ownerAddr := NodeAddr(owner)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
 		body, _ := HTTPGet("client", ownerAddr+":7473", "/metrics")
@@ -63,7 +63,7 @@ func TestSpeakersRunOnTheAcceptedConfig(t *testing.T) {
 		"--node-name", owner, "--kubeconfig", cl.env.Kubeconfig, "--metrics-addr", ":7473", "--metrics-secure=false", "--config", "never-written")
 	next := nextOwner(netip.MustParseAddr(ip))
 	waitOneMAC(t, ip, cl.MACs[next], 20*time.Second)
-	macs, out := Arping(ctx, ip, 5)
+	macs, out := Arping(t, ctx, ip, 5)
 	if len(macs) != 1 || macs[cl.MACs[next]] == 0 {
 		t.Fatalf("arping: %v, want only %s (%s)\n%s", macs, next, cl.MACs[next], out)
 	}

@@ -9,7 +9,6 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -30,7 +29,7 @@ import (
 // address, its kubelet's probes are answered, it never withdraws, and its
 // memory stays bounded.
 func TestSpeakerFloodKeepsAddresses(t *testing.T) {
-	cl := startClusterOpts(t, labConfig, false)
+	cl := startCluster(t, noSpeakers())
 	cl.speakers = map[string]*exec.Cmd{}
 	for _, n := range Nodes { // the shipped manifests' ports, secure metrics
 		cl.speakers[n], cl.logs[n] = StartProcessLog(t, n, "speaker-"+n+".log", cl.bin, "speaker",
@@ -40,7 +39,7 @@ func TestSpeakerFloodKeepsAddresses(t *testing.T) {
 	ip := cl.createService(t, "web", "web", false, corev1.IPv4Protocol)
 	owner := election.Owner(netip.MustParseAddr(ip), Nodes)
 	waitOneMAC(t, ip, cl.MACs[owner], 30*time.Second)
-	nodeAddr := fmt.Sprintf("198.51.100.%d", 11+slices.Index(Nodes, owner))
+	nodeAddr := NodeAddr(owner)
 	for _, n := range Nodes {
 		if n != owner {
 			_ = syscall.Kill(-cl.speakers[n].Process.Pid, syscall.SIGKILL)
@@ -94,7 +93,7 @@ func TestSpeakerFloodKeepsAddresses(t *testing.T) {
 	var arps, arpMiss, probes, probeFails, inARow, worstRun int
 	var lastMiss string
 	for time.Since(start) < window {
-		macs, out := Arping(ctx, ip, 1)
+		macs, out := Arping(t, ctx, ip, 1)
 		arps++
 		if len(macs) != 1 || macs[cl.MACs[owner]] == 0 {
 			arpMiss++

@@ -9,7 +9,6 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -72,7 +71,7 @@ func TestSpeakersSurviveMalformedFrames(t *testing.T) {
 	go func() {
 		var n, miss int
 		for ctx.Err() == nil {
-			macs, _ := Arping(ctx, ip4, 1)
+			macs, _ := Arping(t, ctx, ip4, 1)
 			if ctx.Err() != nil {
 				break
 			}
@@ -145,7 +144,7 @@ func waitNDP(t *testing.T, cl *cluster, ip, owner string, timeout time.Duration)
 // requestsReceived reads the requests for ip that node's speaker counted.
 func requestsReceived(t *testing.T, node, ip string) int {
 	t.Helper()
-	addr := fmt.Sprintf("198.51.100.%d:7473", 11+slices.Index(Nodes, node))
+	addr := NodeAddr(node) + ":7473"
 	body, err := HTTPGet("client", addr, "/metrics")
 	if err != nil {
 		t.Fatal(err)

@@ -29,7 +29,7 @@ func TestBGPGracefulRestart(t *testing.T) {
 	RequireFRR(t)
 	// FRR on port 1179: BIRD listens on port 179 of every address.
 	frrPeer := fmt.Sprintf("- {peer-address: %s, peer-port: 1179, peer-asn: 64500, my-asn: 64500, hold-time: 3s, password: %q}\naddress-pools:", FRRAddress, birdPassword)
-	cl := startClusterWith(t, strings.Replace(bgpConfig(birdPassword, ""), "address-pools:", frrPeer, 1))
+	cl := startCluster(t, withConfig(strings.Replace(bgpConfig(birdPassword, ""), "address-pools:", frrPeer, 1)))
 	bird := StartBird(t, BirdConfig(birdPassword))
 	frr := StartFRROn(t, FRRConfig(birdPassword, allNodes), 1179)
 	waitEstablished(t, bird, 6, 20*time.Second)
@@ -69,10 +69,10 @@ func TestBGPGracefulRestart(t *testing.T) {
 			if err != nil {
 				failed++
 			}
-			if !slices.Contains(hops, "198.51.100.12") {
+			if !slices.Contains(hops, NodeAddr("node-b")) {
 				missing++
 			}
-			if !slices.ContainsFunc(frr.Paths(vip+"/32"), func(p FRRPath) bool { return p.NextHop == "198.51.100.12" }) {
+			if !slices.ContainsFunc(frr.Paths(vip+"/32"), func(p FRRPath) bool { return p.NextHop == NodeAddr("node-b") }) {
 				frrMissing++
 			}
 			mu.Unlock()
@@ -103,9 +103,9 @@ func TestBGPGracefulRestart(t *testing.T) {
 	}
 	_ = syscall.Kill(-cl.speakers["node-c"].Process.Pid, syscall.SIGTERM)
 	_ = cl.speakers["node-c"].Wait()
-	took := WaitNextHops(t, vip+"/32", []string{"198.51.100.11", "198.51.100.12"}, 5*time.Second)
+	took := WaitNextHops(t, vip+"/32", []string{NodeAddr("node-a"), NodeAddr("node-b")}, 5*time.Second)
 	t.Logf("with the DaemonSet gone, node-c's stop withdrew its route in %v", took.Round(time.Millisecond))
 	testenv.Eventually(t, 5*time.Second, "node-c withdrawn at FRR", func() bool {
-		return slices.Equal(frr.ECMP(vip+"/32"), []string{"198.51.100.11", "198.51.100.12"})
+		return slices.Equal(frr.ECMP(vip+"/32"), []string{NodeAddr("node-a"), NodeAddr("node-b")})
 	})
 }

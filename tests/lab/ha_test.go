@@ -23,7 +23,7 @@ import (
 // restarted (it takes the address back with no second MAC).
 func TestLayer2OverKine(t *testing.T) {
 	window := time.Duration(envInt("METALLB_HA_SECONDS", 20)) * time.Second
-	cl := startClusterHA(t, labConfig, true, true)
+	cl := startCluster(t, withHA(true))
 	cl.addBackend(t, "web-0", "web", "node-a")
 	// Created through the second API server; the controller, on the first,
 	// sees it at kine's next poll.

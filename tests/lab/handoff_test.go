@@ -3,91 +3,13 @@ package lab
 import (
 	"context"
 	"net/netip"
-	"os"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/mdlayher/arp"
-	"github.com/mdlayher/ethernet"
-
 	"github.com/microk8s-metallb/metallb/pkg/election"
 )
-
-// probeResult is one ARP probe: the MACs that answered its request.
-type probeResult struct {
-	at   time.Time
-	from netip.Addr // the request's sender address: replies name it
-	macs map[string]bool
-}
-
-// probeSenders is how many sender addresses the probes take turns among.
-const probeSenders = 16
-
-// probeSender is the sender address of the i-th probe: the probes take
-// turns among unused lab addresses (198.51.100.150 on), so that every reply
-// names the request it answers, and a reply that comes late (a loaded node,
-// a loaded client) counts for its own request, not for the next one.
-func probeSender(i int) netip.Addr {
-	return netip.AddrFrom4([4]byte{198, 51, 100, byte(150 + i%probeSenders)})
-}
-
-// probeARP asks for ip every period from the client until ctx ends, and
-// records who answered each request.
-func probeARP(ctx context.Context, t testing.TB, ip netip.Addr, period time.Duration) <-chan []probeResult {
-	c := clientARP(t)
-	out := make(chan []probeResult, 1)
-	go func() {
-		defer c.Close()
-		var res []probeResult
-		for i := 0; ctx.Err() == nil; i++ {
-			r := probeResult{at: time.Now(), from: probeSender(i), macs: map[string]bool{}}
-			if req, err := arp.NewPacket(arp.OperationRequest, c.HardwareAddr(), r.from, ethernet.Broadcast, ip); err == nil {
-				_ = c.WriteTo(req, ethernet.Broadcast)
-			}
-			res = append(res, r)
-			deadline := r.at.Add(period)
-			for {
-				_ = c.SetReadDeadline(deadline)
-				p, _, err := c.Read()
-				if err != nil {
-					if os.IsTimeout(err) || strings.Contains(err.Error(), "timeout") {
-						break
-					}
-					continue
-				}
-				if p.SenderIP != ip || p.Operation != arp.OperationReply {
-					continue
-				}
-				for j := len(res) - 1; j >= 0 && j >= len(res)-probeSenders; j-- {
-					if res[j].from == p.TargetIP {
-						res[j].macs[p.SenderHardwareAddr.String()] = true
-						break
-					}
-				}
-			}
-		}
-		out <- res
-	}()
-	return out
-}
-
-func countProbes(rs []probeResult, from, to time.Time) (total, unanswered, dual int) {
-	for _, r := range rs {
-		if r.at.Before(from) || !r.at.Before(to) {
-			continue
-		}
-		total++
-		switch {
-		case len(r.macs) == 0:
-			unanswered++
-		case len(r.macs) > 1:
-			dual++
-		}
-	}
-	return
-}
 
 // TestLayer2SIGTERMHandsOver stops the announcing speaker the way a
 // rolling update does (SIGTERM), three times: it hands its address to the

@@ -3,21 +3,15 @@ package lab
 import (
 	"context"
 	"fmt"
-	"io"
-	"log/slog"
 	"net/netip"
-	"os/exec"
 	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 
-	"github.com/microk8s-metallb/metallb/pkg/controller"
 	"github.com/microk8s-metallb/metallb/pkg/election"
-	"github.com/microk8s-metallb/metallb/tests/testenv"
 )
 
 const labConfig = `address-pools:
@@ -25,131 +19,6 @@ const labConfig = `address-pools:
   protocol: layer2
   addresses: [198.51.100.200-198.51.100.210, "2001:db8::200-2001:db8::210"]
 `
-
-// cluster is a lab with a control plane on the bridge, the controller, and a
-// speaker in each node namespace.
-type cluster struct {
-	*Lab
-	env      *testenv.Env
-	c        kubernetes.Interface
-	speakers map[string]*exec.Cmd
-	logs     map[string]string // node → its speaker's log
-	bin      string
-}
-
-func startCluster(t testing.TB) *cluster { return startClusterWith(t, labConfig) }
-
-// startClusterWith starts the lab cluster with config in the ConfigMap.
-func startClusterWith(t testing.TB, config string) *cluster {
-	t.Helper()
-	return startClusterOpts(t, config, true)
-}
-
-// startClusterOpts starts the lab cluster, with or without speakers.
-func startClusterOpts(t testing.TB, config string, speakers bool) *cluster {
-	t.Helper()
-	return startClusterHA(t, config, speakers, false)
-}
-
-// startClusterHA starts the lab cluster; with ha, on two API servers over
-// kine (testenv.Options.HA), the controller and node-a's speaker on the
-// first, node-b's and node-c's on the second.
-func startClusterHA(t testing.TB, config string, speakers, ha bool) *cluster {
-	t.Helper()
-	l, env := UpWithControlPlaneOpts(t, ha)
-	ctx := context.Background()
-	cl := &cluster{Lab: l, env: env, c: env.Client, logs: map[string]string{}, bin: testenv.Binary(t)}
-	if speakers {
-		cl.speakers = map[string]*exec.Cmd{}
-	}
-	c := env.Client
-	for _, ns := range []string{"metallb-system", "demo"} {
-		if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, err := c.CoreV1().ConfigMaps("metallb-system").Create(ctx, &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: "config"}, Data: map[string]string{"config": config},
-	}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	cctx, cancel := context.WithCancel(ctx)
-	ctl := controller.New(cctx, controller.Options{Client: c, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Namespace: "metallb-system"})
-	done := make(chan struct{})
-	go func() { defer close(done); _ = ctl.Run(cctx) }()
-	t.Cleanup(func() { cancel(); <-done })
-	for _, n := range Nodes {
-		if cl.speakers != nil {
-			cl.startSpeaker(t, n)
-		}
-	}
-	return cl
-}
-
-func (cl *cluster) startSpeaker(t testing.TB, node string) {
-	kubeconfig := cl.env.Kubeconfig
-	if node != "node-a" {
-		kubeconfig = cl.env.Kubeconfig2 // the same one unless HA
-	}
-	cl.speakers[node], cl.logs[node] = StartProcessLog(t, node, "speaker-"+node+".log", cl.bin, "speaker",
-		"--node-name", node, "--kubeconfig", kubeconfig, "--metrics-addr", ":7473", "--metrics-secure=false", "--log-level", "debug", "--lease-interval", "2s")
-}
-
-// addBackend creates a ready Pod of app on node, and puts ip on lo of every
-// node with a TCP server on port (the kube-proxy stand-in).
-func (cl *cluster) addBackend(t testing.TB, name, app, node string) {
-	t.Helper()
-	ctx := context.Background()
-	pod, err := cl.c.CoreV1().Pods("demo").Create(ctx, &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": app}},
-		Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "example.invalid/none"}}},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.1.0.5", PodIPs: []corev1.PodIP{{IP: "10.1.0.5"}, {IP: "fd00:10:1::5"}},
-		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
-	if _, err := cl.c.CoreV1().Pods("demo").UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-}
-
-func (cl *cluster) createService(t testing.TB, name, app string, local bool, families ...corev1.IPFamily) string {
-	t.Helper()
-	ctx := context.Background()
-	svc := &corev1.Service{
-		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec: corev1.ServiceSpec{
-			Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": app},
-			Ports: []corev1.ServicePort{{Port: 8080}}, IPFamilies: families,
-		},
-	}
-	if local {
-		svc.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
-	}
-	if _, err := cl.c.CoreV1().Services("demo").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	return waitServiceIP(t, cl.c, "demo", name, 20*time.Second)
-}
-
-// waitOneMAC polls arping until exactly want answers (or "" for none).
-func waitOneMAC(t testing.TB, ip, want string, timeout time.Duration) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var macs map[string]int
-	var out string
-	for time.Now().Before(deadline) {
-		macs, out = Arping(context.Background(), ip, 2)
-		if want == "" && len(macs) == 0 {
-			return
-		}
-		if _, ok := macs[want]; ok && len(macs) == 1 {
-			return
-		}
-	}
-	t.Fatalf("arping %s: replies from %v, want only %q\n%s", ip, macs, want, out)
-}
 
 func TestLayer2ARPAndTCP(t *testing.T) {
 	cl := startCluster(t)
@@ -161,7 +30,7 @@ func TestLayer2ARPAndTCP(t *testing.T) {
 	waitOneMAC(t, ip, cl.MACs[owner], 20*time.Second)
 
 	// Ten more rounds: never a second MAC.
-	macs, out := Arping(context.Background(), ip, 10)
+	macs, out := Arping(t, context.Background(), ip, 10)
 	if len(macs) != 1 || macs[cl.MACs[owner]] == 0 {
 		t.Fatalf("arping: %v, want only %s\n%s", macs, cl.MACs[owner], out)
 	}
@@ -176,7 +45,7 @@ func TestLayer2ARPAndTCP(t *testing.T) {
 	if len(evs.Items) != 1 || evs.Items[0].Message != wantEvent {
 		t.Errorf("nodeAssigned events: %+v, want one %q", evs.Items, wantEvent)
 	}
-	ownerAddr := map[string]string{"node-a": "198.51.100.11", "node-b": "198.51.100.12", "node-c": "198.51.100.13"}[owner]
+	ownerAddr := NodeAddr(owner)
 	body, err := HTTPGet("client", ownerAddr+":7473", "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -200,7 +69,7 @@ func TestLayer2ARPAndTCP(t *testing.T) {
 		t.Fatal(err)
 	}
 	time.Sleep(time.Second)
-	if macs, out := Arping(context.Background(), ip, 2); len(macs) != 0 {
+	if macs, out := Arping(t, context.Background(), ip, 2); len(macs) != 0 {
 		t.Fatalf("still answered 1 s after the Service was deleted: %v\n%s", macs, out)
 	}
 }
@@ -256,7 +125,7 @@ func TestLayer2ConflictEvent(t *testing.T) {
 	ip := cl.createService(t, "web", "web", false)
 	owner := election.Owner(netip.MustParseAddr(ip), Nodes)
 	waitOneMAC(t, ip, cl.MACs[owner], 20*time.Second)
-	w := watchARP(t, netip.MustParseAddr(ip))
+	w := newARPProbe(t, netip.MustParseAddr(ip))
 	w.reset()
 	// A misconfigured host on the LAN takes the same address and announces it.
 	if out, err := Exec(context.Background(), "client", "ip", "addr", "add", ip+"/24", "dev", "eth0").CombinedOutput(); err != nil {
@@ -332,21 +201,19 @@ func TestLayer2PartitionedSpeakerStops(t *testing.T) {
 		}
 	}
 	blackhole("198.51.100.1")
-	time.Sleep(2 * time.Second) // ten times the detection time of a dead speaker
-	if macs, out := Arping(context.Background(), ip, 3); len(macs) != 1 || macs[cl.MACs[owner]] == 0 {
-		t.Fatalf("cut off from the API server only: %v, want only %s\n%s", macs, cl.MACs[owner], out)
-	}
+	// Ten times the detection time of a dead speaker, and then some.
+	holdsOneMAC(t, ip, cl.MACs[owner], 3*time.Second, "cut off from the API server only")
 	// And from the other speakers.
-	for i, n := range Nodes {
+	for _, n := range Nodes {
 		if n != owner {
-			blackhole(fmt.Sprintf("198.51.100.%d", 11+i))
+			blackhole(NodeAddr(n))
 		}
 	}
 	cut := time.Now()
 	waitOneMAC(t, ip, cl.MACs[next], 10*time.Second)
 	t.Logf("%s partitioned; only %s answers after %v", owner, next, time.Since(cut).Round(100*time.Millisecond))
 	// And it stays that way.
-	if macs, out := Arping(context.Background(), ip, 5); len(macs) != 1 || macs[cl.MACs[next]] == 0 {
+	if macs, out := Arping(t, context.Background(), ip, 5); len(macs) != 1 || macs[cl.MACs[next]] == 0 {
 		t.Fatalf("after the partition: %v, want only %s\n%s", macs, cl.MACs[next], out)
 	}
 }
@@ -366,10 +233,7 @@ func TestLayer2APIServerOutageKeepsTraffic(t *testing.T) {
 			t.Fatalf("%v %s", err, out)
 		}
 	}
-	time.Sleep(3 * time.Second) // three times the liveness timeout
-	if macs, out := Arping(context.Background(), ip, 5); len(macs) != 1 || macs[cl.MACs[owner]] == 0 {
-		t.Fatalf("during the API outage: %v, want only %s (%s)\n%s", macs, owner, cl.MACs[owner], out)
-	}
+	holdsOneMAC(t, ip, cl.MACs[owner], 4*time.Second, "during the API outage") // past three liveness timeouts
 	if reply, err := Dial("client", ip+":8080", 2*time.Second); err != nil || reply != owner {
 		t.Fatalf("TCP during the API outage: %q, %v", reply, err)
 	}
@@ -377,8 +241,5 @@ func TestLayer2APIServerOutageKeepsTraffic(t *testing.T) {
 	for _, n := range Nodes {
 		_ = Exec(context.Background(), n, "ip", "route", "del", "blackhole", "198.51.100.1/32").Run()
 	}
-	time.Sleep(2 * time.Second)
-	if macs, out := Arping(context.Background(), ip, 3); len(macs) != 1 || macs[cl.MACs[owner]] == 0 {
-		t.Fatalf("after the outage: %v, want only %s\n%s", macs, owner, out)
-	}
+	holdsOneMAC(t, ip, cl.MACs[owner], 3*time.Second, "after the outage")
 }

@@ -8,6 +8,7 @@ package lab
 import (
 	"context"
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -16,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -37,6 +39,16 @@ var Prefix = "mlbt"
 
 // Nodes of the lab.
 var Nodes = []string{"node-a", "node-b", "node-c"}
+
+// NodeAddr is a node's address on the bridge, and every test's one source
+// of it (scripts/lab.sh numbers node-a .11, node-b .12, node-c .13).
+func NodeAddr(node string) string {
+	i := slices.Index(Nodes, node)
+	if i < 0 {
+		panic("no lab node " + node)
+	}
+	return fmt.Sprintf("198.51.100.%d", 11+i)
+}
 
 // Lab is a running lab.
 type Lab struct {
@@ -298,16 +310,38 @@ func Dial(host, addr string, timeout time.Duration) (string, error) {
 }
 
 // Arping sends count broadcast ARP requests (-b: never switch to unicast, so
-// a new owner is noticed) from the client and returns the MACs that replied.
-func Arping(ctx context.Context, ip string, count int) (map[string]int, string) {
-	out, _ := Exec(ctx, "client", "arping", "-b", "-c", fmt.Sprint(count), "-w", fmt.Sprint(count+1), "-I", "eth0", ip).CombinedOutput()
+// a new owner is noticed) from the client and fails the test if arping
+// cannot run (ArpingErr).
+func Arping(tb testing.TB, ctx context.Context, ip string, count int) (map[string]int, string) {
+	tb.Helper()
+	macs, out, err := ArpingErr(ctx, ip, count)
+	if err != nil {
+		tb.Errorf("%v\n%s", err, out)
+	}
+	return macs, out
+}
+
+// ArpingErr is Arping that returns the MACs that replied, arping's output,
+// and an error when arping failed otherwise than by getting no reply: it
+// exits 0 with replies and 1 without; anything else (it could not run, no
+// such interface, no permission) must not read as "no reply", which
+// negative checks accept.
+func ArpingErr(ctx context.Context, ip string, count int) (map[string]int, string, error) {
+	b, err := Exec(ctx, "client", "arping", "-b", "-c", fmt.Sprint(count), "-w", fmt.Sprint(count+1), "-I", "eth0", ip).CombinedOutput()
+	out := string(b)
+	var exit *exec.ExitError
+	if err != nil && ctx.Err() == nil && !(errors.As(err, &exit) && exit.ExitCode() == 1) {
+		err = fmt.Errorf("arping %s: %w", ip, err)
+	} else {
+		err = nil
+	}
 	macs := map[string]int{}
-	for _, line := range strings.Split(string(out), "\n") {
+	for _, line := range strings.Split(out, "\n") {
 		if i, j := strings.Index(line, "["), strings.Index(line, "]"); strings.Contains(line, "reply from") && i >= 0 && j > i {
 			macs[strings.ToLower(line[i+1:j])]++
 		}
 	}
-	return macs, string(out)
+	return macs, out, err
 }
 
 // StartProcess runs a command in a lab namespace, logging to a file; it is

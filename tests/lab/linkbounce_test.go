@@ -3,74 +3,13 @@ package lab
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/mdlayher/arp"
-
 	"github.com/microk8s-metallb/metallb/pkg/election"
 )
-
-// clientARP opens an ARP client on the client namespace's eth0.
-func clientARP(t testing.TB) *arp.Client {
-	t.Helper()
-	var c *arp.Client
-	if err := In("client", func() error {
-		ifi, err := net.InterfaceByName("eth0")
-		if err != nil {
-			return err
-		}
-		c, err = arp.Dial(ifi)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
-	return c
-}
-
-// askARP sends an ARP request for ip from the client every period until
-// ctx ends (replies are seen by an arpWatch).
-func askARP(ctx context.Context, t testing.TB, ip netip.Addr, period time.Duration) {
-	c := clientARP(t)
-	go func() {
-		defer c.Close()
-		tick := time.NewTicker(period)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-tick.C:
-				_ = c.Request(ip)
-			}
-		}
-	}()
-}
-
-// firstAfter waits for the first ARP answer for the watched address from
-// any MAC since the last reset, and returns when it came and from whom.
-func (w *arpWatch) firstAfter(timeout time.Duration) (time.Time, string, bool) {
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		w.mu.Lock()
-		var at time.Time
-		var mac string
-		for m, t := range w.first {
-			if at.IsZero() || t.Before(at) {
-				at, mac = t, m
-			}
-		}
-		w.mu.Unlock()
-		if !at.IsZero() {
-			return at, mac, true
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	return time.Time{}, "", false
-}
 
 // TestLayer2LinkBounce takes the announcing node's link down for 100 ms,
 // then for 1 s: each time the address is answered again within 1 s of the
@@ -84,10 +23,10 @@ func TestLayer2LinkBounce(t *testing.T) {
 	vip := netip.MustParseAddr(ip)
 	owner := election.Owner(vip, Nodes)
 	waitOneMAC(t, ip, cl.MACs[owner], 20*time.Second)
-	w := watchARP(t, vip)
+	w := newARPProbe(t, vip)
 	pctx, stop := context.WithCancel(ctx)
 	defer stop()
-	askARP(pctx, t, vip, 50*time.Millisecond)
+	w.askEvery(pctx, 50*time.Millisecond)
 	ownerV6 := map[string]string{"node-a": "2001:db8::11", "node-b": "2001:db8::12", "node-c": "2001:db8::13"}[owner]
 
 	for _, down := range []time.Duration{100 * time.Millisecond, time.Second} {

@@ -65,7 +65,7 @@ func TestEnableOnRealNodes(t *testing.T) {
 
 	ip := waitServiceIP(t, c, "default", "hello", 30*time.Second)
 	owner := election.Owner(netip.MustParseAddr(ip), Nodes)
-	macs, _ := Arping(ctx, ip, 3)
+	macs, _ := Arping(t, ctx, ip, 3)
 	if len(macs) != 1 || macs[l.MACs[owner]] == 0 {
 		t.Errorf("arping %s: %v, want only %s's MAC %s", ip, macs, owner, l.MACs[owner])
 	}
@@ -122,7 +122,7 @@ func TestEnableOnRealNodes(t *testing.T) {
 				return !slices.ContainsFunc(rn.RunningImages(node), func(img string) bool { return strings.Contains(img, "microk8s-metallb") })
 			})
 		}
-		if macs, _ := Arping(ctx, ip, 1); len(macs) != 0 {
+		if macs, _ := Arping(t, ctx, ip, 1); len(macs) != 0 {
 			t.Errorf("%s still answered by %v", ip, macs)
 		}
 	})

@@ -2,7 +2,6 @@ package lab
 
 import (
 	"context"
-	"encoding/json"
 	"os/exec"
 	"strings"
 	"syscall"
@@ -11,19 +10,6 @@ import (
 
 	"github.com/microk8s-metallb/metallb/pkg/status"
 )
-
-func (cl *cluster) status(t testing.TB) status.Report {
-	t.Helper()
-	out, err := exec.Command(cl.bin, "status", "-o", "json", "--kubeconfig", cl.env.Kubeconfig).Output()
-	if err != nil {
-		t.Fatalf("metallb status: %v", err)
-	}
-	var r status.Report
-	if err := json.Unmarshal(out, &r); err != nil {
-		t.Fatalf("%v\n%s", err, out)
-	}
-	return r
-}
 
 func sessionState(r status.Report, node, peer string) string {
 	for _, s := range r.Sessions {
@@ -46,7 +32,7 @@ func sessionState(r status.Report, node, peer string) string {
 // marked as last seen.
 func TestStatusBGP(t *testing.T) {
 	RequireBird(t)
-	cl := startClusterWith(t, bgpConfig(birdPassword, ""))
+	cl := startCluster(t, withConfig(bgpConfig(birdPassword, "")))
 	bird := StartBird(t, BirdConfig(birdPassword))
 	waitEstablished(t, bird, 6, 20*time.Second)
 	cl.addBackend(t, "web-1", "web", "node-b")

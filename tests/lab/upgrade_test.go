@@ -166,7 +166,7 @@ func newerBinary(t *testing.T, bin string) string {
 // allowed to get it, and the probes' port tells only ok.
 func checkSecureMetrics(t *testing.T, sc *snapCluster) {
 	t.Helper()
-	addr := "198.51.100.11:7473" // node-a's speaker
+	addr := NodeAddr("node-a") + ":7473" // node-a's speaker
 	got := map[string]string{}
 	for name, token := range map[string]string{"no token": "", "bad token": "nope", "admin token": sc.env.Config.BearerToken} {
 		body, err := HTTPSGet("client", addr, "/metrics", token)
@@ -181,7 +181,7 @@ func checkSecureMetrics(t *testing.T, sc *snapCluster) {
 	}
 	plain, _ := HTTPGet("client", addr, "/metrics")
 	got["plain HTTP"], _, _ = strings.Cut(plain, "\r\n")
-	ready, _ := HTTPGet("client", "198.51.100.11:7474", "/readyz")
+	ready, _ := HTTPGet("client", NodeAddr("node-a")+":7474", "/readyz")
 	got["readyz"], _, _ = strings.Cut(ready, "\r\n")
 	want := map[string]string{
 		"no token": "HTTP/1.0 401 Unauthorized", "bad token": "HTTP/1.0 401 Unauthorized",

@@ -1,0 +1,192 @@
+package speaker
+
+// The loop's work: plan, and carry the plan out through the announcers,
+// the membership, metrics and Events.
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/microk8s-metallb/metallb/pkg/announce"
+	"github.com/microk8s-metallb/metallb/pkg/bgp"
+)
+
+// HandOffTimeout bounds how long a stopping speaker waits for its goodbye to
+// be gossiped.
+const HandOffTimeout = 300 * time.Millisecond
+
+// reconcile plans and applies the announcements; it returns when to plan
+// again at the latest (0: only on a change).
+func (s *Speaker) reconcile() time.Duration {
+	defer s.updateReadiness()
+	in := s.input()
+	in.Resend, s.resend = s.resend, false
+	s.setIsolated(in.Isolated)
+	in.Withdraw = in.Isolated && s.apiDown
+	p := s.core.Plan(in)
+	if s.ml != nil {
+		s.m.members.Set(float64(s.ml.Peers() + 1))
+	}
+
+	// Stop answering first, then tell the new owners: never two at once.
+	s.l2.SetClaims(p.Claims)
+	for _, r := range p.Releases {
+		s.log.Debug("releasing addresses to their new owner", "to", r.To, "ips", fmt.Sprint(r.IPs))
+		s.ml.Release(r.To, r.IPs)
+	}
+	for _, ip := range p.Forced {
+		s.log.Warn("announcing without a release: the previous owner did not hand the address over in time", "ip", ip, "waited", announce.HandOverTimeout)
+	}
+	s.logWaiting(p.Waiting)
+
+	// BGP does not depend on the memberlist: routers see the sessions
+	// themselves, and an outage must not withdraw every route.
+	s.peers = p.Peers
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	err := s.bgp.Set(ctx, p.RouterID, p.Peers, p.Routes)
+	cancel()
+	if msg := fmt.Sprint(err); err != nil && msg != s.bgpErr {
+		s.log.Error("BGP", "error", err)
+		s.bgpErr = msg
+	} else if err == nil {
+		s.bgpErr = ""
+	}
+
+	next := map[string]announce.Announcement{}
+	for _, a := range p.Announcements {
+		next[string(a.Protocol)+"/"+a.IP.String()+"/"+a.Service] = a
+	}
+	s.announced = next
+	for _, a := range p.Added {
+		s.m.announced.WithLabelValues(a.Service, s.o.NodeName, a.IP.String(), string(a.Protocol)).Set(1)
+		if obj := s.service(a.Service); obj != nil {
+			s.recorder.Eventf(obj, corev1.EventTypeNormal, ReasonAssigned, "announcing from node %q with protocol %q", s.o.NodeName, a.Protocol)
+		}
+	}
+	for _, a := range p.Removed {
+		s.m.announced.DeleteLabelValues(a.Service, s.o.NodeName, a.IP.String(), string(a.Protocol))
+	}
+	return p.Recheck
+}
+
+// setIsolated records whether this speaker sees none of the peers it
+// knew; each new isolation is numbered and sent to watchAPI, which then
+// checks the API server until the isolation ends.
+func (s *Speaker) setIsolated(isolated bool) {
+	if isolated == s.isolated {
+		return
+	}
+	s.isolated, s.apiDown, s.episode = isolated, false, 0
+	if isolated {
+		s.episodes++
+		s.episode = s.episodes
+	}
+	select { // the latest only: drop what watchAPI has not read
+	case <-s.isoCh:
+	default:
+	}
+	s.isoCh <- s.episode
+}
+
+// logWaiting says which addresses wait for their previous owner, once.
+func (s *Speaker) logWaiting(waiting map[netip.Addr]string) {
+	for ip, from := range waiting {
+		if s.waitLog[ip] != from {
+			s.log.Info("waiting for the previous owner to release the address", "ip", ip, "from", from)
+		}
+	}
+	s.waitLog = waiting
+}
+
+// updateReadiness makes /readyz fail while an address this node announces
+// has no working responder (its interface went down or away), and says so
+// once per change.
+func (s *Speaker) updateReadiness() {
+	if s.o.Metrics == nil {
+		return
+	}
+	lost := s.l2.Unanswered()
+	ready := len(lost) == 0
+	changed := ready != s.ready
+	s.ready = ready
+	if changed && !ready {
+		s.log.Warn("not ready: announced addresses have no working responder", "ip", fmt.Sprint(lost))
+	} else if changed {
+		s.log.Info("ready: every announced address has a working responder")
+	}
+	s.o.Metrics.SetReady(ready)
+}
+
+// conflict decides about another MAC answering for an address this node
+// announces: the rightful owner says so again (and raises an Event); a
+// speaker cut off from its peers yields it.
+func (s *Speaker) conflict(ev evConflict) {
+	var known []string
+	if s.ml != nil {
+		known = s.ml.Known()
+	}
+	switch s.core.Conflict(ev.ip, s.o.NodeName, s.isolated, known) {
+	case announce.Ignore:
+		return
+	case announce.Yield:
+		s.log.Warn("cut off from the other speakers and another host announces the address: yielding it",
+			"ip", ev.ip, "interface", ev.ifname, "mac", ev.mac.String())
+		return
+	}
+	// The rightful owner: say so again, so that clients which believed the
+	// other host come back.
+	s.l2.Reassert(ev.ip)
+	s.m.conflicts.WithLabelValues(ev.ip.String()).Inc()
+	for _, a := range s.announced {
+		if a.IP != ev.ip {
+			continue
+		}
+		if obj := s.service(a.Service); obj != nil {
+			s.recorder.Eventf(obj, corev1.EventTypeWarning, ReasonConflict,
+				"another host (MAC %s) answers for %s on %s of node %q: two machines claim this address; find it with arping and remove the address from it",
+				ev.mac, ev.ip, ev.ifname, s.o.NodeName)
+		}
+	}
+}
+
+// gracefulPeers reports whether a session of the last plan uses graceful
+// restart.
+func (s *Speaker) gracefulPeers() bool {
+	return slices.ContainsFunc(s.peers, func(p bgp.Peer) bool { return p.GracefulRestart })
+}
+
+// handOff passes this node's layer2 addresses on before it stops: it stops
+// answering, releases each address to its next owner (which announces it
+// at once, with a gratuitous ARP / unsolicited NA), and says goodbye, so
+// that the others stop counting on it without waiting to find it dead. A
+// rolling update leaves no address to a second MAC, and unanswered only for
+// the time a datagram takes. The Lease goes too: `metallb status` then
+// shows the speaker stopped rather than late.
+func (s *Speaker) handOff() {
+	if s.ml == nil {
+		s.l2.SetClaims(nil)
+		return
+	}
+	rel := s.core.Leave(s.input())
+	s.l2.SetClaims(nil)
+	n := 0
+	for _, r := range rel {
+		s.ml.Release(r.To, r.IPs)
+		n += len(r.IPs)
+	}
+	start := time.Now()
+	s.ml.Leave(HandOffTimeout)
+	s.log.Info("handed the addresses over and left", "addresses", n, "took", time.Since(start).Round(time.Millisecond))
+	ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+	defer cancel()
+	if err := s.o.Client.CoordinationV1().Leases(s.o.Namespace).Delete(ctx, leasePrefix+s.o.NodeName, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+		s.log.Debug("cannot delete the speaker Lease", "error", err)
+	}
+}

@@ -1,0 +1,193 @@
+package lab
+
+// The lab cluster every lab test starts from: the control plane on the
+// bridge, the controller in the test process, a speaker process per node
+// namespace, and the helpers that act on it.
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"os"
+	"os/exec"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/microk8s-metallb/metallb/pkg/controller"
+	"github.com/microk8s-metallb/metallb/pkg/status"
+	"github.com/microk8s-metallb/metallb/tests/testenv"
+)
+
+// cluster is a lab with a control plane on the bridge, the controller, and a
+// speaker in each node namespace.
+type cluster struct {
+	*Lab
+	env      *testenv.Env
+	c        kubernetes.Interface
+	speakers map[string]*exec.Cmd
+	logs     map[string]string // node → its speaker's log
+	bin      string
+}
+
+// clusterOpts say how startCluster builds the cluster.
+type clusterOpts struct {
+	config     string // the ConfigMap's config; default labConfig
+	noSpeakers bool   // the test starts the speakers itself
+	ha         bool   // two API servers on kine, as MicroK8s HA
+}
+
+type clusterOpt func(*clusterOpts)
+
+// withConfig puts config in the ConfigMap instead of labConfig.
+func withConfig(config string) clusterOpt { return func(o *clusterOpts) { o.config = config } }
+
+// noSpeakers leaves the speakers to the test.
+func noSpeakers() clusterOpt { return func(o *clusterOpts) { o.noSpeakers = true } }
+
+// withHA runs the control plane as MicroK8s HA does when ha is true.
+func withHA(ha bool) clusterOpt { return func(o *clusterOpts) { o.ha = ha } }
+
+// startCluster starts the lab with a control plane on the bridge, the
+// config in the ConfigMap, the controller, and a speaker on each node.
+func startCluster(t testing.TB, opts ...clusterOpt) *cluster {
+	t.Helper()
+	o := clusterOpts{config: labConfig}
+	for _, f := range opts {
+		f(&o)
+	}
+	config, speakers, ha := o.config, !o.noSpeakers, o.ha
+	l, env := UpWithControlPlaneOpts(t, ha)
+	ctx := context.Background()
+	cl := &cluster{Lab: l, env: env, c: env.Client, logs: map[string]string{}, bin: testenv.Binary(t)}
+	if speakers {
+		cl.speakers = map[string]*exec.Cmd{}
+	}
+	c := env.Client
+	for _, ns := range []string{"metallb-system", "demo"} {
+		if _, err := c.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := c.CoreV1().ConfigMaps("metallb-system").Create(ctx, &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: "config"}, Data: map[string]string{"config": config},
+	}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	ctl := controller.New(cctx, controller.Options{Client: c, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Namespace: "metallb-system"})
+	done := make(chan struct{})
+	go func() { defer close(done); _ = ctl.Run(cctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	for _, n := range Nodes {
+		if cl.speakers != nil {
+			cl.startSpeaker(t, n)
+		}
+	}
+	return cl
+}
+
+func (cl *cluster) startSpeaker(t testing.TB, node string) {
+	kubeconfig := cl.env.Kubeconfig
+	if node != "node-a" {
+		kubeconfig = cl.env.Kubeconfig2 // the same one unless HA
+	}
+	cl.speakers[node], cl.logs[node] = StartProcessLog(t, node, "speaker-"+node+".log", cl.bin, "speaker",
+		"--node-name", node, "--kubeconfig", kubeconfig, "--metrics-addr", ":7473", "--metrics-secure=false", "--log-level", "debug", "--lease-interval", "2s")
+}
+
+// addBackend creates a ready Pod of app on node, and puts ip on lo of every
+// node with a TCP server on port (the kube-proxy stand-in).
+func (cl *cluster) addBackend(t testing.TB, name, app, node string) {
+	t.Helper()
+	ctx := context.Background()
+	pod, err := cl.c.CoreV1().Pods("demo").Create(ctx, &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Labels: map[string]string{"app": app}},
+		Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "example.invalid/none"}}},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pod.Status = corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.1.0.5", PodIPs: []corev1.PodIP{{IP: "10.1.0.5"}, {IP: "fd00:10:1::5"}},
+		Conditions: []corev1.PodCondition{{Type: corev1.PodReady, Status: corev1.ConditionTrue}}}
+	if _, err := cl.c.CoreV1().Pods("demo").UpdateStatus(ctx, pod, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func (cl *cluster) createService(t testing.TB, name, app string, local bool, families ...corev1.IPFamily) string {
+	t.Helper()
+	ctx := context.Background()
+	svc := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Name: name},
+		Spec: corev1.ServiceSpec{
+			Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": app},
+			Ports: []corev1.ServicePort{{Port: 8080}}, IPFamilies: families,
+		},
+	}
+	if local {
+		svc.Spec.ExternalTrafficPolicy = corev1.ServiceExternalTrafficPolicyLocal
+	}
+	if _, err := cl.c.CoreV1().Services("demo").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return waitServiceIP(t, cl.c, "demo", name, 20*time.Second)
+}
+
+// waitOneMAC polls arping until exactly want answers (or "" for none).
+func waitOneMAC(t testing.TB, ip, want string, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var macs map[string]int
+	var out string
+	for time.Now().Before(deadline) {
+		macs, out = Arping(t, context.Background(), ip, 2)
+		if want == "" && len(macs) == 0 {
+			return
+		}
+		if _, ok := macs[want]; ok && len(macs) == 1 {
+			return
+		}
+	}
+	t.Fatalf("arping %s: replies from %v, want only %q\n%s", ip, macs, want, out)
+}
+
+func (cl *cluster) setConfig(t testing.TB, cfg string) {
+	t.Helper()
+	ctx := context.Background()
+	cm, err := cl.c.CoreV1().ConfigMaps("metallb-system").Get(ctx, "config", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cm.Data["config"] = cfg
+	if _, err := cl.c.CoreV1().ConfigMaps("metallb-system").Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// speakerLog returns what a node's speaker has logged so far.
+func (cl *cluster) speakerLog(t testing.TB, node string) string {
+	t.Helper()
+	b, err := os.ReadFile(cl.logs[node])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func (cl *cluster) status(t testing.TB) status.Report {
+	t.Helper()
+	out, err := exec.Command(cl.bin, "status", "-o", "json", "--kubeconfig", cl.env.Kubeconfig).Output()
+	if err != nil {
+		t.Fatalf("metallb status: %v", err)
+	}
+	var r status.Report
+	if err := json.Unmarshal(out, &r); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	return r
+}
