@@ -65,8 +65,8 @@ with the reason, as this version reads the ConfigMap format.
 	f := cmd.Flags()
 	f.StringVarP(&o.file, "file", "f", "", "config file or manifests (- for standard input)")
 	f.BoolVar(&o.fromCluster, "from-cluster", false, "read the live ConfigMap (or, with a file, compare against the cluster)")
-	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig (default: $KUBECONFIG, in-cluster, MicroK8s, ~/.kube/config)")
-	f.StringVar(&o.namespace, "namespace", k8s.DefaultNamespace, "namespace of the ConfigMap")
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", kubeconfigUsage)
+	f.StringVarP(&o.namespace, "namespace", "n", k8s.DefaultNamespace, "namespace of the ConfigMap")
 	f.StringVar(&o.name, "configmap", k8s.DefaultConfigMap, "name of the ConfigMap")
 	f.BoolVar(&o.allow, "allow-address-changes", false, "judge as if the ConfigMap had the "+k8s.AllowChangesAnnotation+" annotation")
 	return cmd

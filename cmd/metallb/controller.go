@@ -33,8 +33,8 @@ func newControllerCmd(g *globals) *cobra.Command {
 		RunE:  func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context(), g) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig (default: in-cluster, $KUBECONFIG, MicroK8s, ~/.kube/config)")
-	f.StringVar(&o.namespace, "namespace", envOr("METALLB_NAMESPACE", k8s.DefaultNamespace), "namespace of the ConfigMap and the leader Lease ($METALLB_NAMESPACE)")
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", kubeconfigUsage)
+	f.StringVarP(&o.namespace, "namespace", "n", envOr("METALLB_NAMESPACE", k8s.DefaultNamespace), "namespace of the ConfigMap and the leader Lease ($METALLB_NAMESPACE)")
 	f.StringVar(&o.configMap, "config", k8s.DefaultConfigMap, "name of the ConfigMap")
 	f.StringVar(&o.lbClass, "lb-class", "", "serve Services of this loadBalancerClass (empty: only Services without a class)")
 	o.metrics.add(f, ":7472", ":7471")

@@ -31,6 +31,7 @@ type enableOptions struct {
 	yes          bool
 	noProbe      bool
 	dryRun       bool
+	probe        bool
 	image        string
 	ctr          string
 	tokenFile    string
@@ -61,12 +62,13 @@ Running it again with another range changes only the pool.`,
 		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd.Context(), g, args) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig (default: $KUBECONFIG, MicroK8s's $SNAP_DATA/credentials/client.config, ~/.kube/config)")
-	f.StringVar(&o.namespace, "namespace", k8s.DefaultNamespace, "namespace to install into")
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", kubeconfigUsage)
+	f.StringVarP(&o.namespace, "namespace", "n", k8s.DefaultNamespace, "namespace to install into")
 	f.StringVar(&o.dhcpRange, "dhcp-range", "", "the DHCP server's dynamic range on this network, which the pool must avoid")
 	f.BoolVarP(&o.yes, "yes", "y", false, "accept warnings without asking")
 	f.BoolVar(&o.noProbe, "no-probe", false, "do not ARP-probe the range for addresses in use")
-	f.BoolVar(&o.dryRun, "dry-run", false, "print the manifests instead of applying them")
+	f.BoolVar(&o.dryRun, "dry-run", false, "print the whole install's manifests on stdout (for kubectl apply -f -), the checks on stderr; apply nothing, probe nothing")
+	f.BoolVar(&o.probe, "probe", false, "with --dry-run, probe the range for hosts using it all the same")
 	f.StringVar(&o.image, "image", "", "image to run (default: package this binary and import it into MicroK8s's containerd)")
 	f.StringVar(&o.ctr, "ctr", "", "containerd client command for the import on a single-node cluster (default: $SNAP/microk8s-ctr.wrapper)")
 	f.StringVar(&o.tokenFile, "callback-token", callbackTokenPath(), "on a cluster of several nodes, the cluster agents' callback token file (the image goes to every node through its agent)")
@@ -95,7 +97,8 @@ func (o *enableOptions) run(ctx context.Context, g *globals, args []string) erro
 		Args: args, DHCPRange: o.dhcpRange, Yes: o.yes, NoProbe: o.noProbe, DryRun: o.dryRun,
 		AllowAddressChanges: o.allowChanges, SavedPath: o.saved,
 		Namespace: o.namespace, LogLevel: g.logLevel, Timeout: o.timeout, ProbeMax: o.probeMax,
-		Stdin: g.in, Out: g.out,
+		ProbeDryRun: o.probe,
+		Stdin:       g.in, Out: g.out, Err: g.err,
 		Host:  hostnet.Host{Root: o.hostRoot, SnapData: os.Getenv("SNAP_DATA")},
 		Probe: install.ProbeOn,
 		Image: o.imageFunc(g, client),
@@ -103,7 +106,11 @@ func (o *enableOptions) run(ctx context.Context, g *globals, args []string) erro
 	if client != nil {
 		e.Client, e.Dyn = client, dyn
 	}
-	_, e.TTY = isTerminal(g.out)
+	if o.dryRun { // the manifests on stdout, the rest on stderr
+		_, e.TTY = isTerminal(g.err)
+	} else {
+		_, e.TTY = isTerminal(g.out)
+	}
 	if in, ok := isTerminal(g.in); ok {
 		out, _ := g.out.(*os.File)
 		errf, _ := g.err.(*os.File)
@@ -274,8 +281,8 @@ func newDisableCmd(g *globals) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig (default: $KUBECONFIG, MicroK8s's $SNAP_DATA/credentials/client.config, ~/.kube/config)")
-	f.StringVar(&o.namespace, "namespace", k8s.DefaultNamespace, "namespace metallb was installed into")
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", kubeconfigUsage)
+	f.StringVarP(&o.namespace, "namespace", "n", k8s.DefaultNamespace, "namespace metallb was installed into")
 	f.DurationVar(&o.timeout, "timeout", 2*time.Minute, "how long to wait for the namespace to go")
 	f.StringVar(&o.saved, "saved-config", install.SavedConfigPath(os.Getenv("SNAP_COMMON")), "where to save the configuration for the next enable")
 	f.BoolVar(&o.purge, "purge", false, "forget the configuration instead of saving it")

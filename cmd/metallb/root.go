@@ -30,6 +30,10 @@ type globals struct {
 	log       *slog.Logger
 }
 
+// kubeconfigUsage is the help of every --kubeconfig, in the order
+// k8s.RestConfig looks.
+const kubeconfigUsage = "kubeconfig (default: $KUBECONFIG, else in-cluster, else MicroK8s's client.config ($SNAP_DATA, /var/snap/microk8s/current), else ~/.kube/config)"
+
 // exitError carries a specific exit code through cobra without printing
 // anything more (the command already reported what went wrong).
 type exitError struct{ code int }

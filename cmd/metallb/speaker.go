@@ -37,15 +37,15 @@ func newSpeakerCmd(g *globals) *cobra.Command {
 		RunE:  func(cmd *cobra.Command, _ []string) error { return o.run(cmd.Context(), g) },
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig (default: in-cluster, $KUBECONFIG, MicroK8s, ~/.kube/config)")
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", kubeconfigUsage)
 	f.StringVar(&o.nodeName, "node-name", os.Getenv("METALLB_NODE_NAME"), "name of this node ($METALLB_NODE_NAME)")
-	f.StringVar(&o.namespace, "namespace", envOr("METALLB_NAMESPACE", k8s.DefaultNamespace), "namespace of the ConfigMap and the speaker Leases ($METALLB_NAMESPACE)")
+	f.StringVarP(&o.namespace, "namespace", "n", envOr("METALLB_NAMESPACE", k8s.DefaultNamespace), "namespace of the ConfigMap and the speaker Leases ($METALLB_NAMESPACE)")
 	f.StringVar(&o.configMap, "config", k8s.DefaultConfigMap, "name of the ConfigMap")
 	f.StringVar(&o.lbClass, "lb-class", "", "serve Services of this loadBalancerClass (empty: only Services without a class)")
 	o.metrics.add(f, ":7473", ":7474")
 	f.Lookup("metrics-addr").Usage += "; a port alone listens on --memberlist-bind, the node's address"
 	f.Lookup("health-addr").Usage += "; a port alone listens on --memberlist-bind, the node's address"
-	f.DurationVar(&o.renew, "lease-interval", speaker.DefaultLeaseRenew, "how often this speaker renews its Lease (shown by `metallb status`; liveness is memberlist's)")
+	f.DurationVar(&o.renew, "lease-interval", speaker.DefaultLeaseRenew, "how often this speaker renews its Lease (shown by \"metallb status\"; liveness is memberlist's)")
 	f.StringVar(&o.bind, "memberlist-bind", os.Getenv("METALLB_HOST_IP"), "address to meet the other speakers on ($METALLB_HOST_IP; default: the node's InternalIP)")
 	f.IntVar(&o.port, "memberlist-port", members.DefaultPort, "port (TCP and UDP) to meet the other speakers on")
 	return cmd

@@ -9,6 +9,7 @@ import (
 
 	"github.com/microk8s-metallb/metallb/pkg/k8s"
 	"github.com/microk8s-metallb/metallb/pkg/status"
+	"github.com/microk8s-metallb/metallb/pkg/terminal"
 )
 
 type statusOptions struct {
@@ -26,7 +27,11 @@ func newStatusCmd(g *globals) *cobra.Command {
 the configuration's state (accepted or stale, since when, why), each pool's size, used and
 free addresses, every LoadBalancer Service with its addresses, pool, protocol and the nodes
 announcing it, pending Services with the reason, the speaker of each node (alive by its
-Lease, ready, version) and each node's BGP sessions (published on its Lease).`,
+Lease, ready, version) and each node's BGP sessions (published on its Lease).
+
+Exit code 0 when all is well; 1 when something needs the operator (a stale or missing
+configuration, a Service without an address, a speaker not alive or not ready, a BGP
+session down), listed on stderr; 2 and above when the cluster could not be read.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			switch o.output {
@@ -46,18 +51,32 @@ Lease, ready, version) and each node's BGP sessions (published on its Lease).`,
 			case "json":
 				enc := json.NewEncoder(g.out)
 				enc.SetIndent("", "  ")
-				return enc.Encode(r)
+				err = enc.Encode(r)
 			case "yaml":
 				enc := yaml.NewEncoder(g.out)
 				enc.SetIndent(2)
-				return enc.Encode(r)
+				err = enc.Encode(r)
+			default:
+				err = status.Table(g.out, r)
 			}
-			return status.Table(g.out, r)
+			if err != nil {
+				return err
+			}
+			// For scripts and cron: exit 1 when something needs the
+			// operator, and say what on stderr.
+			if att := r.Attention(); len(att) > 0 {
+				fmt.Fprintf(g.err, "metallb status: %d thing(s) need attention:\n", len(att))
+				for _, a := range att {
+					fmt.Fprintf(g.err, "  %s\n", terminal.Safe(a))
+				}
+				return exitError{code: 1}
+			}
+			return nil
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.kubeconfig, "kubeconfig", "", "kubeconfig (default: $KUBECONFIG, MicroK8s's $SNAP_DATA/credentials/client.config, ~/.kube/config)")
-	f.StringVar(&o.namespace, "namespace", k8s.DefaultNamespace, "namespace metallb runs in")
+	f.StringVar(&o.kubeconfig, "kubeconfig", "", kubeconfigUsage)
+	f.StringVarP(&o.namespace, "namespace", "n", k8s.DefaultNamespace, "namespace metallb runs in")
 	f.StringVarP(&o.output, "output", "o", "table", "table, json or yaml")
 	return cmd
 }

@@ -19,6 +19,7 @@ import (
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
 
 	"github.com/microk8s-metallb/metallb/manifests"
 )
@@ -147,17 +148,11 @@ func Apply(ctx context.Context, dyn dynamic.Interface, objs []*unstructured.Unst
 // it does not exist; an existing one is kept, so speakers keep their key
 // across re-installs. It says whether it created the Secret.
 func EnsureMemberlistSecret(ctx context.Context, client kubernetes.Interface, namespace string) (bool, error) {
-	key := make([]byte, 32)
-	if _, err := rand.Read(key); err != nil {
+	s, err := NewMemberlistSecret(namespace)
+	if err != nil {
 		return false, err
 	}
-	s := &corev1.Secret{
-		ObjectMeta: metav1.ObjectMeta{Name: MemberlistSecret, Namespace: namespace, Labels: map[string]string{
-			"app.kubernetes.io/name": "metallb", "app.kubernetes.io/part-of": manifests.PartOf,
-		}},
-		StringData: map[string]string{"secretkey": base64.StdEncoding.EncodeToString(key)},
-	}
-	_, err := client.CoreV1().Secrets(namespace).Create(ctx, s, metav1.CreateOptions{FieldManager: FieldManager})
+	_, err = client.CoreV1().Secrets(namespace).Create(ctx, s, metav1.CreateOptions{FieldManager: FieldManager})
 	switch {
 	case err == nil:
 		return true, nil
@@ -191,4 +186,30 @@ func Installed(ctx context.Context, dyn dynamic.Interface, namespace string) (ma
 		}
 	}
 	return out, nil
+}
+
+// NewMemberlistSecret is the memberlist Secret with a new random key.
+func NewMemberlistSecret(namespace string) (*corev1.Secret, error) {
+	key := make([]byte, 32)
+	if _, err := rand.Read(key); err != nil {
+		return nil, err
+	}
+	return &corev1.Secret{
+		ObjectMeta: metav1.ObjectMeta{Name: MemberlistSecret, Namespace: namespace, Labels: map[string]string{
+			"app.kubernetes.io/name": "metallb", "app.kubernetes.io/part-of": manifests.PartOf,
+		}},
+		StringData: map[string]string{"secretkey": base64.StdEncoding.EncodeToString(key)},
+	}, nil
+}
+
+// manifestYAML writes a core/v1 object of kind as one YAML document.
+func manifestYAML(obj interface {
+	SetGroupVersionKind(schema.GroupVersionKind)
+}, kind string) ([]byte, error) {
+	obj.SetGroupVersionKind(schema.GroupVersionKind{Version: "v1", Kind: kind})
+	b, err := yaml.Marshal(obj)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s: %w", kind, err)
+	}
+	return append([]byte("---\n"), b...), nil
 }

@@ -75,9 +75,14 @@ type Enable struct {
 	Timeout             time.Duration // how long to wait for the workloads
 	ProbeMax            int           // addresses probed at most (default 512)
 
+	// ProbeDryRun (--probe): probe for hosts even with --dry-run, which
+	// otherwise sends nothing on the network.
+	ProbeDryRun bool
+
 	Prompt Prompter  // nil without a terminal; with Args, only asked about warnings
 	Stdin  io.Reader // read for a range when there is no argument and no terminal
-	Out    io.Writer // progress and findings
+	Out    io.Writer // progress and findings; with --dry-run, the manifests alone
+	Err    io.Writer // with --dry-run, progress and findings (nil: Out)
 	TTY    bool      // Out is a terminal: progress lines rewrite themselves
 
 	Host   Host
@@ -97,6 +102,13 @@ func (e *Enable) Run(ctx context.Context) error {
 	}
 	if e.Client == nil && !e.DryRun {
 		return errors.New("no Kubernetes API to install into: is MicroK8s running (microk8s status --wait-ready)? Use --dry-run to only print the manifests")
+	}
+	// With --dry-run the manifests are the output (for kubectl apply -f -):
+	// every other line goes to Err.
+	manifestsOut := e.Out
+	if e.DryRun && e.Err != nil {
+		e.Out = e.Err
+		defer func() { e.Out = manifestsOut }()
 	}
 	f, mainSubnet, dynamic, err := e.facts(ctx)
 	if err != nil {
@@ -159,7 +171,11 @@ func (e *Enable) Run(ctx context.Context) error {
 		return err
 	}
 	if e.DryRun {
-		_, err := e.Out.Write(stream)
+		extra, err := e.dryRunExtras(ctx, string(cfgText), restored)
+		if err != nil {
+			return err
+		}
+		_, err = manifestsOut.Write(append(stream, extra...))
 		return err
 	}
 	objs, err := Decode(stream)
@@ -339,9 +355,12 @@ var errDeclined = errors.New("warnings declined")
 // checkAll probes rs for live hosts, then runs every check: errors stop,
 // warnings need --yes or a yes at the prompt.
 func (e *Enable) checkAll(ctx context.Context, rs []iprange.Range, f *netcheck.Facts) error {
-	warnings, err := e.probe(ctx, rs, f)
+	warnings, notes, err := e.probe(ctx, rs, f)
 	if err != nil {
 		return err
+	}
+	for _, n := range notes {
+		fmt.Fprintln(e.Out, "note: "+n)
 	}
 	findings := netcheck.Check(rs, *f)
 	for _, w := range warnings {
@@ -380,15 +399,20 @@ func (e *Enable) checkAll(ctx context.Context, rs []iprange.Range, f *netcheck.F
 // hosts in f.InUse.
 // Addresses our own Services hold already answer (from the speakers) and
 // are not reported. It returns warnings about what it could not probe.
-func (e *Enable) probe(ctx context.Context, rs []iprange.Range, f *netcheck.Facts) ([]string, error) {
-	if e.NoProbe || e.Probe == nil {
-		return []string{"addresses in use were not probed (--no-probe): make sure no host uses " + iprange.Join(rs)}, nil
+// It returns warnings (findings that need --yes) and notes (said, not
+// asked about: a probe the user chose to skip).
+func (e *Enable) probe(ctx context.Context, rs []iprange.Range, f *netcheck.Facts) (warnings, notes []string, err error) {
+	switch {
+	case e.NoProbe || e.Probe == nil:
+		return nil, []string{"addresses in use were not probed (--no-probe): make sure no host uses " + iprange.Join(rs)}, nil
+	case e.DryRun && !e.ProbeDryRun:
+		return nil, []string{"addresses in use were not probed (--dry-run sends nothing; add --probe to probe): make sure no host uses " + iprange.Join(rs)}, nil
 	}
 	ours := map[netip.Addr]bool{} // our Services' addresses: the speakers answer for them
 	if e.Client != nil {
 		svcs, err := k8s.ListServices(ctx, e.Client)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		for _, svc := range svcs {
 			for _, ip := range k8s.IngressIPs(svc) {
@@ -412,11 +436,11 @@ func (e *Enable) probe(ctx context.Context, rs []iprange.Range, f *netcheck.Fact
 			continue
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		f.InUse = append(f.InUse, hosts...)
 	}
-	return warnings, nil
+	return warnings, notes, nil
 }
 
 func createdOrKept(created bool) string {
@@ -567,6 +591,67 @@ func ProbeOn(ctx context.Context, ifname string, targets []netip.Addr, progress 
 			return out, err
 		}
 		out = append(out, hosts...)
+	}
+	return out, nil
+}
+
+// dryRunExtras are the objects enable creates besides the manifests, so
+// that --dry-run's output is a whole install: the memberlist Secret (a new
+// key) and the accepted copy of the config. One the cluster already has is
+// left out, and said: applying a new key over a running install would
+// split the speakers, and the accepted copy is the controller's.
+func (e *Enable) dryRunExtras(ctx context.Context, cfgText string, restored *Saved) ([]byte, error) {
+	exists := func(get func() error) (bool, error) {
+		if e.Client == nil {
+			return false, nil
+		}
+		err := get()
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return err == nil, err
+	}
+	var out []byte
+	has, err := exists(func() error {
+		_, err := e.Client.CoreV1().Secrets(e.Namespace).Get(ctx, MemberlistSecret, metav1.GetOptions{})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read Secret %s/%s: %w", e.Namespace, MemberlistSecret, err)
+	}
+	if has {
+		fmt.Fprintf(e.Out, "note: Secret %s/%s exists: left out, so that applying this keeps the speakers' key\n", e.Namespace, MemberlistSecret)
+	} else {
+		s, err := NewMemberlistSecret(e.Namespace)
+		if err != nil {
+			return nil, err
+		}
+		b, err := manifestYAML(s, "Secret")
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b...)
+	}
+	accepted := cfgText
+	if restored != nil {
+		accepted = restored.Accepted
+	}
+	name := k8s.AcceptedName(k8s.DefaultConfigMap)
+	has, err = exists(func() error {
+		_, err := e.Client.CoreV1().ConfigMaps(e.Namespace).Get(ctx, name, metav1.GetOptions{})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("read ConfigMap %s/%s: %w", e.Namespace, name, err)
+	}
+	if has {
+		fmt.Fprintf(e.Out, "note: ConfigMap %s/%s exists: left out (it is the controller's)\n", e.Namespace, name)
+	} else {
+		b, err := manifestYAML(k8s.AcceptedObject(e.Namespace, k8s.DefaultConfigMap, accepted), "ConfigMap")
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, b...)
 	}
 	return out, nil
 }

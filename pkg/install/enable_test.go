@@ -110,7 +110,7 @@ func TestWarningsNeedYesWithoutATerminal(t *testing.T) {
 	e := &Enable{Args: []string{"203.0.113.10-203.0.113.20"}, Out: &out, Host: fakeHost{}, DryRun: true, NoProbe: true,
 		Image: func(context.Context, bool) (string, error) { return "x", nil }}
 	err := e.Run(context.Background())
-	if err == nil || err.Error() != "2 warning(s) above: re-run with --yes to install anyway, or choose another range" {
+	if err == nil || err.Error() != "1 warning(s) above: re-run with --yes to install anyway, or choose another range" {
 		t.Fatalf("err = %v", err)
 	}
 	e.Yes = true
@@ -134,5 +134,47 @@ func TestWarningsAskOnATerminalWithArgs(t *testing.T) {
 	}
 	if diff := cmp.Diff([]string{"Use this range despite the warning(s)?"}, p.asked); diff != "" {
 		t.Errorf("questions (-want +got):\n%s", diff)
+	}
+}
+
+// --dry-run writes a whole install on Out and nothing else (the memberlist
+// Secret and the accepted copy included), its findings on Err; it sends no
+// probe unless asked (--probe), and a skipped probe needs no --yes.
+func TestDryRunIsAWholeManifest(t *testing.T) {
+	var out, errb bytes.Buffer
+	probed := false
+	e := &Enable{Args: []string{"192.0.2.200-192.0.2.210"}, DHCPRange: "192.0.2.100-192.0.2.150", Out: &out, Err: &errb,
+		Host: fakeHost{}, DryRun: true,
+		Probe: func(context.Context, string, []netip.Addr, func(int, int)) ([]netcheck.Host, error) {
+			probed = true
+			return nil, nil
+		},
+		Image: func(context.Context, bool) (string, error) { return "x", nil }}
+	if err := e.Run(context.Background()); err != nil {
+		t.Fatalf("%v\n%s", err, errb.String())
+	}
+	if probed {
+		t.Error("--dry-run probed without --probe")
+	}
+	if !strings.Contains(errb.String(), "note: addresses in use were not probed (--dry-run sends nothing; add --probe to probe)") {
+		t.Errorf("stderr lacks the note on the probe:\n%s", errb.String())
+	}
+	objs, err := Decode(out.Bytes())
+	if err != nil {
+		t.Fatalf("stdout is not manifests: %v\n%s", err, out.String())
+	}
+	kinds := map[string]bool{}
+	for _, o := range objs {
+		kinds[o.GetKind()+"/"+o.GetName()] = true
+	}
+	for _, want := range []string{"Namespace/metallb-system", "ConfigMap/config", "ConfigMap/config-accepted", "Secret/memberlist", "Deployment/controller", "DaemonSet/speaker"} {
+		if !kinds[want] {
+			t.Errorf("stdout lacks %s (has %v)", want, kinds)
+		}
+	}
+	e.ProbeDryRun = true
+	out.Reset()
+	if err := e.Run(context.Background()); err != nil || !probed {
+		t.Errorf("with --probe: err %v, probed %v", err, probed)
 	}
 }

@@ -182,11 +182,7 @@ func acceptedLabels() map[string]string {
 // exist (the controller may only update it), and says whether it did. An
 // existing one is kept: it is the controller's.
 func EnsureAccepted(ctx context.Context, c kubernetes.Interface, namespace, name, text string) (bool, error) {
-	s := ConfigState{Text: text, Since: time.Now()}
-	_, err := c.CoreV1().ConfigMaps(namespace).Create(ctx, &corev1.ConfigMap{
-		ObjectMeta: metav1.ObjectMeta{Name: AcceptedName(name), Namespace: namespace, Annotations: s.annotations(), Labels: acceptedLabels()},
-		Data:       map[string]string{ConfigKey: text},
-	}, metav1.CreateOptions{})
+	_, err := c.CoreV1().ConfigMaps(namespace).Create(ctx, AcceptedObject(namespace, name, text), metav1.CreateOptions{})
 	switch {
 	case err == nil:
 		return true, nil
@@ -194,4 +190,14 @@ func EnsureAccepted(ctx context.Context, c kubernetes.Interface, namespace, name
 		return false, nil
 	}
 	return false, fmt.Errorf("create ConfigMap %s/%s: %w", namespace, AcceptedName(name), err)
+}
+
+// AcceptedObject is the accepted copy of the ConfigMap name holding text,
+// accepted now.
+func AcceptedObject(namespace, name, text string) *corev1.ConfigMap {
+	s := ConfigState{Text: text, Since: time.Now()}
+	return &corev1.ConfigMap{
+		ObjectMeta: metav1.ObjectMeta{Name: AcceptedName(name), Namespace: namespace, Annotations: s.annotations(), Labels: acceptedLabels()},
+		Data:       map[string]string{ConfigKey: text},
+	}
 }

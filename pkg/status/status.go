@@ -356,3 +356,40 @@ func ParseSessions(node, text string, stale bool) []SessionStatus {
 	}
 	return out
 }
+
+// Attention lists what needs the operator, one line each: a configuration
+// that is stale or missing, a Service without an address, a speaker not
+// alive or not ready, a BGP session down. Empty: all is well.
+func (r *Report) Attention() []string {
+	var out []string
+	switch r.Config.State {
+	case "accepted":
+	case "none", "":
+		why := r.Config.Reason
+		if why == "" {
+			why = "no accepted configuration"
+		}
+		out = append(out, why)
+	default:
+		out = append(out, fmt.Sprintf("the configuration is %s: %s", r.Config.State, r.Config.Reason))
+	}
+	for _, s := range r.Services {
+		if len(s.Addresses) == 0 {
+			out = append(out, fmt.Sprintf("Service %s has no address: %s", s.Service, s.Pending))
+		}
+	}
+	for _, s := range r.Speakers {
+		switch {
+		case !s.Alive:
+			out = append(out, fmt.Sprintf("the speaker of node %s is not alive (its Lease was renewed %s ago)", s.Node, s.Renewed))
+		case s.Ready == "false":
+			out = append(out, fmt.Sprintf("the speaker of node %s is not ready", s.Node))
+		}
+	}
+	for _, s := range r.Sessions {
+		if !s.Up && !s.Stale {
+			out = append(out, fmt.Sprintf("the BGP session of node %s with %s is down", s.Node, s.Peer))
+		}
+	}
+	return out
+}

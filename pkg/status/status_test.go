@@ -102,3 +102,31 @@ func TestReportParts(t *testing.T) {
 		}
 	}
 }
+
+func TestAttention(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		r    Report
+		want []string
+	}{
+		{"all well", Report{Config: ConfigStatus{State: "accepted"},
+			Services: []ServiceStatus{{Service: "demo/web", Addresses: []string{"192.0.2.1"}}},
+			Speakers: []SpeakerStatus{{Node: "a", Alive: true, Ready: "true"}},
+			Sessions: []SessionStatus{{Node: "a", Peer: "192.0.2.254", Up: true}, {Node: "b", Peer: "192.0.2.254", Stale: true}}}, nil},
+		{"everything wrong", Report{Config: ConfigStatus{State: "stale", Reason: "it would move 3 addresses"},
+			Services: []ServiceStatus{{Service: "demo/db", Pending: "pool exhausted"}},
+			Speakers: []SpeakerStatus{{Node: "a", Renewed: "2m"}, {Node: "b", Alive: true, Ready: "false"}},
+			Sessions: []SessionStatus{{Node: "b", Peer: "192.0.2.254"}}},
+			[]string{"the configuration is stale: it would move 3 addresses", "Service demo/db has no address: pool exhausted",
+				"the speaker of node a is not alive (its Lease was renewed 2m ago)", "the speaker of node b is not ready",
+				"the BGP session of node b with 192.0.2.254 is down"}},
+		{"no configuration", Report{Config: ConfigStatus{State: "none", Reason: "no accepted configuration: is the controller running?"}},
+			[]string{"no accepted configuration: is the controller running?"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if diff := cmp.Diff(tc.want, tc.r.Attention()); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}

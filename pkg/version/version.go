@@ -15,10 +15,10 @@ var Version = ""
 
 // Info describes the running binary.
 type Info struct {
-	Version   string
-	Commit    string
-	Modified  bool
-	GoVersion string
+	Version   string `json:"version" yaml:"version"`
+	Commit    string `json:"commit,omitempty" yaml:"commit,omitempty"`
+	Modified  bool   `json:"modified" yaml:"modified"`
+	GoVersion string `json:"goVersion" yaml:"goVersion"`
 }
 
 // Get returns what is known of this build.

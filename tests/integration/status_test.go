@@ -97,9 +97,11 @@ func TestStatusCommand(t *testing.T) {
 	}()
 	report := func() status.Report {
 		t.Helper()
+		// Exit 1: "lost" has no address and node-c's speaker is dead,
+		// both of which need the operator.
 		out, err := exec.Command(metallbBinary(t), "status", "-o", "json", "--kubeconfig", env.Kubeconfig, "--namespace", ns).Output()
-		if err != nil {
-			t.Fatalf("metallb status: %v", err)
+		if code := exitCode(err); code != 1 {
+			t.Fatalf("metallb status: %v (exit %d, want 1)", err, code)
 		}
 		var r status.Report
 		if err := json.Unmarshal(out, &r); err != nil {
@@ -140,9 +142,20 @@ func TestStatusCommand(t *testing.T) {
 		r := report()
 		return r.Config.State == "stale" && strings.Contains(r.Config.Reason, ns+"/web [192.0.2.150]: the new config has no address pools")
 	})
-	out, err := exec.Command(metallbBinary(t), "status", "--kubeconfig", env.Kubeconfig, "--namespace", ns).Output()
-	if err != nil || !strings.Contains(string(out), "CONFIG: stale since ") || !strings.Contains(string(out), `pool \x1b[2J\x1b[31mgone`) || strings.Contains(string(out), "\x1b") {
+	cmd := exec.Command(metallbBinary(t), "status", "-n", ns, "--kubeconfig", env.Kubeconfig)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if exitCode(err) != 1 || !strings.Contains(string(out), "CONFIG: stale since ") || !strings.Contains(string(out), `pool \x1b[2J\x1b[31mgone`) || strings.Contains(string(out), "\x1b") {
 		t.Errorf("table: %v\n%s", err, out)
+	}
+	for _, want := range []string{"need attention", "the configuration is stale: ", "Service " + ns + "/lost has no address: pool \\x1b[2J", "the speaker of node node-c is not alive"} {
+		if !strings.Contains(stderr.String(), want) {
+			t.Errorf("stderr lacks %q:\n%s", want, stderr.String())
+		}
+	}
+	if strings.Contains(stderr.String(), "\x1b") {
+		t.Errorf("stderr carries an escape sequence:\n%q", stderr.String())
 	}
 	t.Logf("metallb status:\n%s", out)
 }

@@ -62,9 +62,10 @@ func (sc *snapCluster) hook(ctx context.Context, name string, args ...string) *e
 }
 
 type hookResult struct {
-	out  string
-	code int
-	took time.Duration
+	out    string // stdout and stderr
+	stdout string
+	code   int
+	took   time.Duration
 }
 
 // expect checks the hook's exit code and that its output holds each line.
@@ -86,12 +87,15 @@ func (sc *snapCluster) run(t *testing.T, stdin io.Reader, name string, args ...s
 	defer cancel()
 	cmd := sc.hook(ctx, name, args...)
 	cmd.Stdin = stdin
-	var buf bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &buf, &buf
+	// Both streams in order into one buffer, stdout also alone: two
+	// copying goroutines, so the shared buffer takes a lock.
+	var buf lockedBuffer
+	var stdout bytes.Buffer
+	cmd.Stdout, cmd.Stderr = io.MultiWriter(&buf, &stdout), &buf
 	cmd.WaitDelay = time.Second
 	start := time.Now()
 	err := cmd.Run()
-	res := hookResult{out: buf.String(), took: time.Since(start)}
+	res := hookResult{out: buf.String(), stdout: stdout.String(), took: time.Since(start)}
 	var ee *exec.ExitError
 	switch {
 	case errors.As(err, &ee):
@@ -101,6 +105,24 @@ func (sc *snapCluster) run(t *testing.T, stdin io.Reader, name string, args ...s
 	}
 	t.Logf("$ microk8s %s metallb %s  (exit %d, %v)\n%s", name, strings.Join(args, " "), res.code, res.took.Round(time.Millisecond), res.out)
 	return res
+}
+
+// lockedBuffer is a bytes.Buffer that several goroutines write.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
 }
 
 // kubelet starts the stand-in kubelet that reports the workloads ready.
@@ -473,6 +495,54 @@ func TestInstallerHooks(t *testing.T) {
 		// Disabling what is not there is fine too.
 		if r3 := sc.run(t, nil, "disable"); r3.code != 0 {
 			t.Errorf("second disable: exit %d", r3.code)
+		}
+	})
+
+	t.Run("--dry-run's stdout, applied, is the whole install", func(t *testing.T) {
+		testenv.Eventually(t, 60*time.Second, "namespace metallb-system gone", func() bool {
+			_, err := sc.c.CoreV1().Namespaces().Get(ctx, "metallb-system", metav1.GetOptions{})
+			return apierrors.IsNotFound(err)
+		})
+		r := sc.run(t, nil, "enable", "--dry-run", "198.51.100.240/29")
+		if r.code != 0 || strings.Contains(r.stdout, "note:") || !strings.Contains(r.out, "note: addresses in use were not probed (--dry-run") {
+			t.Fatalf("exit %d; stdout must hold the manifests alone, stderr the note on the probe", r.code)
+		}
+		objs, err := install.Decode([]byte(r.stdout))
+		if err != nil {
+			t.Fatalf("stdout is not manifests: %v", err)
+		}
+		dyn, err := dynamic.NewForConfig(sc.env.Config)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := install.Apply(ctx, dyn, objs); err != nil {
+			t.Fatalf("apply: %v", err)
+		}
+		got := sc.objects(t)
+		for _, want := range []string{"Deployment/controller", "DaemonSet/speaker", "ConfigMap/config"} {
+			if _, ok := got[want]; !ok {
+				t.Errorf("applied install lacks %s (has %v)", want, keys(got))
+			}
+		}
+		if _, err := sc.c.CoreV1().Secrets("metallb-system").Get(ctx, install.MemberlistSecret, metav1.GetOptions{}); err != nil {
+			t.Errorf("the memberlist Secret the speakers need: %v", err)
+		}
+		// The accepted copy is the configuration in force at the last
+		// disable (restored), against which the controller judges the new
+		// ConfigMap, as a real enable does.
+		if _, err := sc.c.CoreV1().ConfigMaps("metallb-system").Get(ctx, "config-accepted", metav1.GetOptions{}); err != nil {
+			t.Errorf("the accepted copy: %v", err)
+		}
+		if cm, err := sc.c.CoreV1().ConfigMaps("metallb-system").Get(ctx, "config", metav1.GetOptions{}); err != nil || !strings.Contains(cm.Data["config"], "198.51.100.240/29") {
+			t.Errorf("the ConfigMap lacks the new range: %v", err)
+		}
+		// Once installed, another dry run leaves the Secret and the copy out.
+		r = sc.run(t, nil, "enable", "--dry-run", "198.51.100.240/29")
+		if r.code != 0 || strings.Contains(r.stdout, "kind: Secret") || !strings.Contains(r.out, "note: Secret metallb-system/memberlist exists: left out") {
+			t.Errorf("second dry run: exit %d", r.code)
+		}
+		if r := sc.run(t, nil, "disable"); r.code != 0 {
+			t.Errorf("disable: exit %d", r.code)
 		}
 	})
 }
