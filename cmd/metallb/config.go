@@ -25,6 +25,7 @@ type validateOptions struct {
 	file        string
 	fromCluster bool
 	kubeconfig  string
+	context     string
 	namespace   string
 	name        string
 	allow       bool
@@ -66,6 +67,7 @@ with the reason, as this version reads the ConfigMap format.
 	f.StringVarP(&o.file, "file", "f", "", "config file or manifests (- for standard input)")
 	f.BoolVar(&o.fromCluster, "from-cluster", false, "read the live ConfigMap (or, with a file, compare against the cluster)")
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", kubeconfigUsage)
+	f.StringVar(&o.context, "context", "", contextUsage)
 	f.StringVarP(&o.namespace, "namespace", "n", k8s.DefaultNamespace, "namespace of the ConfigMap")
 	f.StringVar(&o.name, "configmap", k8s.DefaultConfigMap, "name of the ConfigMap")
 	f.BoolVar(&o.allow, "allow-address-changes", false, "judge as if the ConfigMap had the "+k8s.AllowChangesAnnotation+" annotation")
@@ -89,7 +91,7 @@ func (o *validateOptions) run(cmd *cobra.Command, g *globals) error {
 		data, err = os.ReadFile(o.file)
 	default:
 		source = "ConfigMap " + o.namespace + "/" + o.name
-		client, _, cerr := k8s.Client(o.kubeconfig, "metallb-config-validate", 0, 0)
+		client, _, cerr := k8s.ClientFor(k8s.Kubeconfig{Path: o.kubeconfig, Context: o.context}, "metallb-config-validate", 0, 0)
 		if cerr != nil {
 			return cerr
 		}
@@ -105,7 +107,7 @@ func (o *validateOptions) run(cmd *cobra.Command, g *globals) error {
 		return err
 	}
 	if o.fromCluster && o.file != "" {
-		client, _, err := k8s.Client(o.kubeconfig, "metallb-config-validate", 0, 0)
+		client, _, err := k8s.ClientFor(k8s.Kubeconfig{Path: o.kubeconfig, Context: o.context}, "metallb-config-validate", 0, 0)
 		if err != nil {
 			return err
 		}

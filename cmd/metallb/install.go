@@ -26,6 +26,7 @@ import (
 
 type enableOptions struct {
 	kubeconfig   string
+	context      string
 	namespace    string
 	dhcpRange    string
 	yes          bool
@@ -63,6 +64,7 @@ Running it again with another range changes only the pool.`,
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", kubeconfigUsage)
+	f.StringVar(&o.context, "context", "", contextUsage)
 	f.StringVarP(&o.namespace, "namespace", "n", k8s.DefaultNamespace, "namespace to install into")
 	f.StringVar(&o.dhcpRange, "dhcp-range", "", "the DHCP server's dynamic range on this network, which the pool must avoid")
 	f.BoolVarP(&o.yes, "yes", "y", false, "accept warnings without asking")
@@ -89,7 +91,7 @@ func isTerminal(v any) (*os.File, bool) {
 }
 
 func (o *enableOptions) run(ctx context.Context, g *globals, args []string) error {
-	client, dyn, err := clients(o.kubeconfig, "metallb-installer")
+	client, dyn, err := clients(k8s.Kubeconfig{Path: o.kubeconfig, Context: o.context}, "metallb-installer")
 	if err != nil && !o.dryRun {
 		return err
 	}
@@ -131,8 +133,8 @@ func (o *enableOptions) run(ctx context.Context, g *globals, args []string) erro
 }
 
 // clients builds the typed and dynamic clients for the installer.
-func clients(kubeconfig, ua string) (kubernetes.Interface, dynamic.Interface, error) {
-	client, cfg, err := k8s.Client(kubeconfig, ua, 0, 0)
+func clients(kubeconfig k8s.Kubeconfig, ua string) (kubernetes.Interface, dynamic.Interface, error) {
+	client, cfg, err := k8s.ClientFor(kubeconfig, ua, 0, 0)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -249,6 +251,7 @@ func (o *enableOptions) pushToNodes(ctx context.Context, g *globals, exe, ref st
 
 type disableOptions struct {
 	kubeconfig string
+	context    string
 	namespace  string
 	timeout    time.Duration
 	saved      string
@@ -262,7 +265,7 @@ func newDisableCmd(g *globals) *cobra.Command {
 		Short: "Remove everything enable installed (the MicroK8s disable hook)",
 		Args:  cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			client, _, err := clients(o.kubeconfig, "metallb-installer")
+			client, _, err := clients(k8s.Kubeconfig{Path: o.kubeconfig, Context: o.context}, "metallb-installer")
 			if err != nil {
 				return err
 			}
@@ -282,6 +285,7 @@ func newDisableCmd(g *globals) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", kubeconfigUsage)
+	f.StringVar(&o.context, "context", "", contextUsage)
 	f.StringVarP(&o.namespace, "namespace", "n", k8s.DefaultNamespace, "namespace metallb was installed into")
 	f.DurationVar(&o.timeout, "timeout", 2*time.Minute, "how long to wait for the namespace to go")
 	f.StringVar(&o.saved, "saved-config", install.SavedConfigPath(os.Getenv("SNAP_COMMON")), "where to save the configuration for the next enable")

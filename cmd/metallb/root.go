@@ -34,6 +34,9 @@ type globals struct {
 // k8s.RestConfig looks.
 const kubeconfigUsage = "kubeconfig (default: $KUBECONFIG, else in-cluster, else MicroK8s's client.config ($SNAP_DATA, /var/snap/microk8s/current), else ~/.kube/config)"
 
+// contextUsage is the help of every --context.
+const contextUsage = "the kubeconfig context to use (default: its current context)"
+
 // exitError carries a specific exit code through cobra without printing
 // anything more (the command already reported what went wrong).
 type exitError struct{ code int }

@@ -14,6 +14,7 @@ import (
 
 type statusOptions struct {
 	kubeconfig string
+	context    string
 	namespace  string
 	output     string
 }
@@ -39,7 +40,7 @@ session down), listed on stderr; 2 and above when the cluster could not be read.
 			default:
 				return fmt.Errorf("-o %q: want table, json or yaml", o.output)
 			}
-			client, _, err := k8s.Client(o.kubeconfig, "metallb-status", 0, 0)
+			client, _, err := k8s.ClientFor(k8s.Kubeconfig{Path: o.kubeconfig, Context: o.context}, "metallb-status", 0, 0)
 			if err != nil {
 				return err
 			}
@@ -76,6 +77,7 @@ session down), listed on stderr; 2 and above when the cluster could not be read.
 	}
 	f := cmd.Flags()
 	f.StringVar(&o.kubeconfig, "kubeconfig", "", kubeconfigUsage)
+	f.StringVar(&o.context, "context", "", contextUsage)
 	f.StringVarP(&o.namespace, "namespace", "n", k8s.DefaultNamespace, "namespace metallb runs in")
 	f.StringVarP(&o.output, "output", "o", "table", "table, json or yaml")
 	return cmd

@@ -13,15 +13,27 @@ import (
 // Where MicroK8s keeps its admin kubeconfig.
 const microk8sKubeconfig = "/var/snap/microk8s/current/credentials/client.config"
 
+// Kubeconfig says which kubeconfig to use and which of its contexts (""
+// for each: RestConfig's lookup, the file's current context).
+type Kubeconfig struct {
+	Path    string
+	Context string
+}
+
 // RestConfig finds a kubeconfig: the explicit path, $KUBECONFIG, the in-cluster
 // service account, MicroK8s's client.config ($SNAP_DATA or the default snap
 // path), then ~/.kube/config.
 func RestConfig(explicit string) (*rest.Config, error) {
-	path := explicit
+	return RestConfigFor(Kubeconfig{Path: explicit})
+}
+
+// RestConfigFor is RestConfig with a context chosen (kubectl's --context).
+func RestConfigFor(k Kubeconfig) (*rest.Config, error) {
+	path := k.Path
 	if path == "" {
 		path = os.Getenv("KUBECONFIG")
 	}
-	if path == "" && os.Getenv("KUBERNETES_SERVICE_HOST") != "" {
+	if path == "" && os.Getenv("KUBERNETES_SERVICE_HOST") != "" && k.Context == "" {
 		cfg, err := rest.InClusterConfig()
 		if err != nil {
 			return nil, fmt.Errorf("in-cluster config: %w", err)
@@ -47,7 +59,9 @@ func RestConfig(explicit string) (*rest.Config, error) {
 	if path == "" {
 		return nil, fmt.Errorf("no kubeconfig found: pass --kubeconfig, set KUBECONFIG, or run inside the cluster")
 	}
-	cfg, err := clientcmd.BuildConfigFromFlags("", path)
+	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+		&clientcmd.ClientConfigLoadingRules{ExplicitPath: path},
+		&clientcmd.ConfigOverrides{CurrentContext: k.Context}).ClientConfig()
 	if err != nil {
 		return nil, fmt.Errorf("load kubeconfig %s: %w", path, err)
 	}
@@ -58,7 +72,12 @@ func RestConfig(explicit string) (*rest.Config, error) {
 // burst set the client-side rate limit (0: 200 and 400, enough for a
 // controller that writes a status and an Event per Service in bursts).
 func Client(kubeconfig, userAgent string, qps float32, burst int) (kubernetes.Interface, *rest.Config, error) {
-	cfg, err := RestConfig(kubeconfig)
+	return ClientFor(Kubeconfig{Path: kubeconfig}, userAgent, qps, burst)
+}
+
+// ClientFor is Client with a context chosen.
+func ClientFor(k Kubeconfig, userAgent string, qps float32, burst int) (kubernetes.Interface, *rest.Config, error) {
+	cfg, err := RestConfigFor(k)
 	if err != nil {
 		return nil, nil, err
 	}
