@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -29,6 +30,7 @@ type validateOptions struct {
 	namespace   string
 	name        string
 	allow       bool
+	output      string
 }
 
 func newConfigValidateCmd(g *globals) *cobra.Command {
@@ -70,12 +72,16 @@ with the reason, as this version reads the ConfigMap format.
 	f.StringVar(&o.context, "context", "", contextUsage)
 	f.StringVarP(&o.namespace, "namespace", "n", k8s.DefaultNamespace, "namespace of the ConfigMap")
 	f.StringVar(&o.name, "configmap", k8s.DefaultConfigMap, "name of the ConfigMap")
+	f.StringVarP(&o.output, "output", "o", "", "json: one object on stdout for scripts (default: text)")
 	f.BoolVar(&o.allow, "allow-address-changes", false, "judge as if the ConfigMap had the "+k8s.AllowChangesAnnotation+" annotation")
 	return cmd
 }
 
 func (o *validateOptions) run(cmd *cobra.Command, g *globals) error {
 	ctx := cmd.Context()
+	if o.output != "" && o.output != "json" {
+		return fmt.Errorf("-o %q: want json (or nothing, for text)", o.output)
+	}
 	var data []byte
 	var source string
 	var err error
@@ -101,6 +107,9 @@ func (o *validateOptions) run(cmd *cobra.Command, g *globals) error {
 	}
 	if err != nil {
 		return fmt.Errorf("read %s: %w", source, err)
+	}
+	if o.output == "json" {
+		return o.checkJSON(g, source, data)
 	}
 	cfg, err := o.check(g, source, data)
 	if err != nil {
@@ -200,4 +209,78 @@ func (o *validateOptions) check(g *globals, source string, data []byte) (*config
 		return nil, exitError{code: 1}
 	}
 	return last, nil
+}
+
+// validation is `config validate -o json`'s output.
+type validation struct {
+	Source    string              `json:"source"`
+	Valid     bool                `json:"valid"`
+	Documents []validatedDocument `json:"documents"`
+}
+
+type validatedDocument struct {
+	Line     int            `json:"line"`
+	What     string         `json:"what"`
+	Checked  bool           `json:"checked"` // false: not a metallb configuration, skipped
+	Valid    bool           `json:"valid"`
+	Errors   []config.Error `json:"errors,omitempty"`
+	Pools    []string       `json:"pools,omitempty"`
+	Warnings []string       `json:"warnings,omitempty"`
+}
+
+// checkJSON is check for scripts: the same verdicts as one JSON object on
+// stdout, exit 1 when anything is invalid. (With --from-cluster and a
+// file, the controller's verdict is text only.)
+func (o *validateOptions) checkJSON(g *globals, source string, data []byte) error {
+	v := validation{Source: source, Valid: true}
+	docs, err := config.SplitDocuments(data)
+	if err != nil {
+		v.Valid = false
+		v.Documents = append(v.Documents, validatedDocument{Line: 1, What: "file", Checked: true, Errors: []config.Error{{Msg: err.Error()}}})
+	}
+	if err == nil && len(docs) == 0 {
+		docs = []config.Document{{Line: 1, Config: []byte{}}}
+	}
+	found := 0
+	for _, d := range docs {
+		r := validatedDocument{Line: d.Line, What: d.What()}
+		switch {
+		case d.MetalLBResource():
+			r.Checked = true
+			r.Errors = []config.Error{{Line: d.Line, Msg: d.APIVersion + " " + d.What() + " is a resource of MetalLB v0.13+; this version reads the v0.12 format, in the ConfigMap " + o.namespace + "/" + o.name}}
+		case d.Config != nil:
+			found++
+			r.Checked = true
+			cfg, err := config.Parse(d.Config)
+			var es config.Errors
+			switch {
+			case errors.As(config.ShiftLines(err, d.Offset), &es):
+				r.Errors = es
+			case err != nil:
+				return err
+			default:
+				r.Valid = true
+				for _, p := range cfg.Pools {
+					r.Pools = append(r.Pools, p.Summary())
+				}
+				r.Warnings = cfg.Warnings
+			}
+		}
+		if r.Checked && !r.Valid {
+			v.Valid = false
+		}
+		v.Documents = append(v.Documents, r)
+	}
+	if found == 0 && err == nil {
+		v.Valid = false
+	}
+	enc := json.NewEncoder(g.out)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		return err
+	}
+	if !v.Valid {
+		return exitError{code: 1}
+	}
+	return nil
 }

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -69,5 +71,29 @@ func TestConfigValidate(t *testing.T) {
 				t.Errorf("standard error (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestConfigValidateJSON(t *testing.T) {
+	in := "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: x\n---\naddress-pools:\n- {name: a, protocol: layer2, addresses: [192.0.2.0/30]}\n---\naddress-pools:\n- {name: b}\n"
+	var out, errb bytes.Buffer
+	code := run(context.Background(), []string{"config", "validate", "-o", "json"}, streams{in: strings.NewReader(in), out: &out, err: &errb})
+	if code != 1 {
+		t.Errorf("exit %d, want 1 (one document is invalid); stderr %q", code, errb.String())
+	}
+	var v validation
+	if err := json.Unmarshal(out.Bytes(), &v); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	var got []string
+	for _, d := range v.Documents {
+		got = append(got, fmt.Sprintf("%d %s checked=%v valid=%v pools=%d errors=%d", d.Line, d.What, d.Checked, d.Valid, len(d.Pools), len(d.Errors)))
+	}
+	want := []string{"1 Namespace/x checked=false valid=false pools=0 errors=0", "6 config checked=true valid=true pools=1 errors=0", "9 config checked=true valid=false pools=0 errors=2"}
+	if diff := cmp.Diff(want, got); diff != "" || v.Valid || v.Source != "standard input" {
+		t.Errorf("documents (-want +got):\n%s (valid %v, source %q)", diff, v.Valid, v.Source)
+	}
+	if e := v.Documents[2].Errors[0]; e.Line != 10 {
+		t.Errorf("first error %+v, want it on line 10 of the input", e)
 	}
 }

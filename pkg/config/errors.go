@@ -8,8 +8,8 @@ import (
 // Error is one problem in a config, with the line it is on (0 when the
 // problem is about the document as a whole).
 type Error struct {
-	Line int
-	Msg  string
+	Line int    `json:"line,omitempty"`
+	Msg  string `json:"message"`
 }
 
 func (e Error) Error() string {
