@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -135,83 +136,8 @@ func (o *validateOptions) run(cmd *cobra.Command, g *globals) error {
 	return nil
 }
 
-// check validates every configuration in data (one or several YAML
-// documents) and returns the last one; what is wrong goes to standard
-// error, the summary of what is right to standard output.
-func (o *validateOptions) check(g *globals, source string, data []byte) (*config.Config, error) {
-	docs, err := config.SplitDocuments(data)
-	if err != nil {
-		fmt.Fprintf(g.err, "%s: %v\n", source, err)
-		return nil, exitError{code: 1}
-	}
-	if len(docs) == 0 { // an empty file: the empty config
-		docs = []config.Document{{Line: 1, Config: []byte{}}}
-	}
-	var last *config.Config
-	failed, found := false, 0
-	for _, d := range docs {
-		where := source
-		if len(docs) > 1 {
-			where = fmt.Sprintf("%s, line %d (%s)", source, d.Line, d.What())
-		}
-		switch {
-		case d.MetalLBResource():
-			fmt.Fprintf(g.err, "%s: %s %s is a resource of MetalLB v0.13+; this version reads the v0.12 format, in the ConfigMap %s/%s (docs/configuration.md shows the same pools and advertisements in that format)\n",
-				where, d.APIVersion, d.What(), o.namespace, o.name)
-			failed = true
-			continue
-		case d.Config == nil:
-			if len(docs) > 1 {
-				fmt.Fprintf(g.out, "%s: not a metallb configuration, skipped\n", where)
-				continue
-			}
-			fmt.Fprintf(g.err, "%s: %s holds no metallb configuration (a v0.12 config, or a ConfigMap with a config key)\n", source, d.What())
-			return nil, exitError{code: 1}
-		}
-		found++
-		cfg, err := config.Parse(d.Config)
-		if err != nil {
-			var es config.Errors
-			if !errors.As(config.ShiftLines(err, d.Offset), &es) {
-				return nil, err
-			}
-			fmt.Fprintf(g.err, "%s: %d error(s):\n", where, len(es))
-			for _, e := range es {
-				fmt.Fprintf(g.err, "  %s\n", e)
-			}
-			failed = true
-			continue
-		}
-		last = cfg
-		if len(docs) > 1 {
-			fmt.Fprintf(g.out, "%s: ", where)
-		}
-		fmt.Fprintln(g.out, "ok")
-		for _, p := range cfg.Pools {
-			fmt.Fprintf(g.out, "  %s\n", p.Summary())
-		}
-		if len(cfg.Pools) == 0 {
-			fmt.Fprintln(g.out, "  no address pools: LoadBalancer Services will stay <pending>")
-		}
-		for _, w := range cfg.Warnings {
-			fmt.Fprintf(g.out, "  warning: %s\n", w)
-		}
-	}
-	if !failed && found == 0 {
-		fmt.Fprintf(g.err, "%s: no metallb configuration in it (a v0.12 config, or a ConfigMap with a config key)\n", source)
-		return nil, exitError{code: 1}
-	}
-	if failed {
-		return nil, exitError{code: 1}
-	}
-	if found > 1 && o.fromCluster {
-		fmt.Fprintf(g.err, "%s: %d configurations: --from-cluster judges one; give one file per configuration\n", source, found)
-		return nil, exitError{code: 1}
-	}
-	return last, nil
-}
-
-// validation is `config validate -o json`'s output.
+// validation is what validate found in a file, one verdict per document;
+// -o json prints it as it is.
 type validation struct {
 	Source    string              `json:"source"`
 	Valid     bool                `json:"valid"`
@@ -226,28 +152,30 @@ type validatedDocument struct {
 	Errors   []config.Error `json:"errors,omitempty"`
 	Pools    []string       `json:"pools,omitempty"`
 	Warnings []string       `json:"warnings,omitempty"`
+	cfg      *config.Config // when valid
 }
 
-// checkJSON is check for scripts: the same verdicts as one JSON object on
-// stdout, exit 1 when anything is invalid. (With --from-cluster and a
-// file, the controller's verdict is text only.)
-func (o *validateOptions) checkJSON(g *globals, source string, data []byte) error {
-	v := validation{Source: source, Valid: true}
+// judge validates every configuration in data (one or several YAML
+// documents).
+func (o *validateOptions) judge(source string, data []byte) (validation, error) {
+	v := validation{Source: source}
 	docs, err := config.SplitDocuments(data)
 	if err != nil {
-		v.Valid = false
-		v.Documents = append(v.Documents, validatedDocument{Line: 1, What: "file", Checked: true, Errors: []config.Error{{Msg: err.Error()}}})
+		v.Documents = []validatedDocument{{Line: 1, What: "file", Checked: true, Errors: []config.Error{{Msg: err.Error()}}}}
+		return v, nil
 	}
-	if err == nil && len(docs) == 0 {
+	if len(docs) == 0 { // an empty file: the empty config
 		docs = []config.Document{{Line: 1, Config: []byte{}}}
 	}
+	v.Valid = true
 	found := 0
 	for _, d := range docs {
 		r := validatedDocument{Line: d.Line, What: d.What()}
 		switch {
 		case d.MetalLBResource():
 			r.Checked = true
-			r.Errors = []config.Error{{Line: d.Line, Msg: d.APIVersion + " " + d.What() + " is a resource of MetalLB v0.13+; this version reads the v0.12 format, in the ConfigMap " + o.namespace + "/" + o.name}}
+			r.Errors = []config.Error{{Msg: fmt.Sprintf("%s %s is a resource of MetalLB v0.13+; this version reads the v0.12 format, in the ConfigMap %s/%s (docs/configuration.md shows the same pools and advertisements in that format)",
+				d.APIVersion, d.What(), o.namespace, o.name)}}
 		case d.Config != nil:
 			found++
 			r.Checked = true
@@ -257,13 +185,12 @@ func (o *validateOptions) checkJSON(g *globals, source string, data []byte) erro
 			case errors.As(config.ShiftLines(err, d.Offset), &es):
 				r.Errors = es
 			case err != nil:
-				return err
+				return v, err
 			default:
-				r.Valid = true
+				r.Valid, r.cfg, r.Warnings = true, cfg, cfg.Warnings
 				for _, p := range cfg.Pools {
 					r.Pools = append(r.Pools, p.Summary())
 				}
-				r.Warnings = cfg.Warnings
 			}
 		}
 		if r.Checked && !r.Valid {
@@ -271,8 +198,19 @@ func (o *validateOptions) checkJSON(g *globals, source string, data []byte) erro
 		}
 		v.Documents = append(v.Documents, r)
 	}
-	if found == 0 && err == nil {
+	if found == 0 {
 		v.Valid = false
+	}
+	return v, nil
+}
+
+// checkJSON is check for scripts: the same verdicts as one JSON object on
+// stdout, exit 1 when anything is invalid. (With --from-cluster and a
+// file, the controller's verdict is text only.)
+func (o *validateOptions) checkJSON(g *globals, source string, data []byte) error {
+	v, err := o.judge(source, data)
+	if err != nil {
+		return err
 	}
 	enc := json.NewEncoder(g.out)
 	enc.SetIndent("", "  ")
@@ -283,4 +221,63 @@ func (o *validateOptions) checkJSON(g *globals, source string, data []byte) erro
 		return exitError{code: 1}
 	}
 	return nil
+}
+
+// check validates every configuration in data and returns the last one;
+// what is wrong goes to standard error, the summary of what is right to
+// standard output.
+func (o *validateOptions) check(g *globals, source string, data []byte) (*config.Config, error) {
+	v, err := o.judge(source, data)
+	if err != nil {
+		return nil, err
+	}
+	var last *config.Config
+	found := 0
+	multi := len(v.Documents) > 1
+	for _, d := range v.Documents {
+		where := source
+		if multi {
+			where = fmt.Sprintf("%s, line %d (%s)", source, d.Line, d.What)
+		}
+		switch {
+		case !d.Checked && multi:
+			fmt.Fprintf(g.out, "%s: not a metallb configuration, skipped\n", where)
+		case !d.Checked:
+			fmt.Fprintf(g.err, "%s: %s holds no metallb configuration (a v0.12 config, or a ConfigMap with a config key)\n", source, d.What)
+			return nil, exitError{code: 1}
+		case d.cfg == nil && len(d.Errors) == 1 && d.Errors[0].Line == 0:
+			fmt.Fprintf(g.err, "%s: %s\n", where, d.Errors[0].Msg) // about the document as a whole
+		case d.cfg == nil:
+			fmt.Fprintf(g.err, "%s: %d error(s):\n", where, len(d.Errors))
+			for _, e := range d.Errors {
+				fmt.Fprintf(g.err, "  %s\n", e)
+			}
+		default:
+			found++
+			last = d.cfg
+			if multi {
+				fmt.Fprintf(g.out, "%s: ", where)
+			}
+			fmt.Fprintln(g.out, "ok")
+			for _, p := range d.Pools {
+				fmt.Fprintf(g.out, "  %s\n", p)
+			}
+			if len(d.Pools) == 0 {
+				fmt.Fprintln(g.out, "  no address pools: LoadBalancer Services will stay <pending>")
+			}
+			for _, w := range d.Warnings {
+				fmt.Fprintf(g.out, "  warning: %s\n", w)
+			}
+		}
+	}
+	switch {
+	case v.Valid && found > 1 && o.fromCluster:
+		fmt.Fprintf(g.err, "%s: %d configurations: --from-cluster judges one; give one file per configuration\n", source, found)
+		return nil, exitError{code: 1}
+	case v.Valid:
+		return last, nil
+	case !slices.ContainsFunc(v.Documents, func(d validatedDocument) bool { return d.Checked }):
+		fmt.Fprintf(g.err, "%s: no metallb configuration in it (a v0.12 config, or a ConfigMap with a config key)\n", source)
+	}
+	return nil, exitError{code: 1}
 }

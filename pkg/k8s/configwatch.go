@@ -221,7 +221,7 @@ func (w *ConfigWatcher) handle(cm *corev1.ConfigMap) {
 	defer w.hmu.Unlock()
 	s := reload.Snapshot{Version: cm.ResourceVersion, LogLevel: cm.Annotations[LogLevelAnnotation]}
 	s.Text, s.HasKey = cm.Data[ConfigKey]
-	if w.lastCM != nil && s.Version != "" && s.Version == w.lastCM.ResourceVersion {
+	if w.judge.Judged(s.Version) {
 		return
 	}
 	w.applyLogLevel(cm)

@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"
@@ -33,13 +34,7 @@ func NewInformerFactory(c kubernetes.Interface) informers.SharedInformerFactory 
 	f.InformerFor(&corev1.Service{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
 		return pagedInformer(&corev1.Service{}, resync,
 			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-				l, err := c.CoreV1().Services("").List(ctx, o)
-				if err == nil {
-					for i := range l.Items {
-						l.Items[i] = *TrimService(&l.Items[i])
-					}
-				}
-				return l, err
+				return c.CoreV1().Services("").List(ctx, o)
 			},
 			func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 				return c.CoreV1().Services("").Watch(ctx, o)
@@ -48,13 +43,7 @@ func NewInformerFactory(c kubernetes.Interface) informers.SharedInformerFactory 
 	f.InformerFor(&discoveryv1.EndpointSlice{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
 		return pagedInformer(&discoveryv1.EndpointSlice{}, resync,
 			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-				l, err := c.DiscoveryV1().EndpointSlices("").List(ctx, o)
-				if err == nil {
-					for i := range l.Items {
-						l.Items[i] = *TrimEndpointSlice(&l.Items[i])
-					}
-				}
-				return l, err
+				return c.DiscoveryV1().EndpointSlices("").List(ctx, o)
 			},
 			func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 				return c.DiscoveryV1().EndpointSlices("").Watch(ctx, o)
@@ -63,13 +52,7 @@ func NewInformerFactory(c kubernetes.Interface) informers.SharedInformerFactory 
 	f.InformerFor(&corev1.Node{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
 		return pagedInformer(&corev1.Node{}, resync,
 			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-				l, err := c.CoreV1().Nodes().List(ctx, o)
-				if err == nil {
-					for i := range l.Items {
-						l.Items[i] = *TrimNode(&l.Items[i])
-					}
-				}
-				return l, err
+				return c.CoreV1().Nodes().List(ctx, o)
 			},
 			func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
 				return c.CoreV1().Nodes().Watch(ctx, o)
@@ -79,15 +62,33 @@ func NewInformerFactory(c kubernetes.Interface) informers.SharedInformerFactory 
 }
 
 // pagedInformer is the factory's informer for obj (namespace index
-// included, as the generated listers need), listing in pages.
+// included, as the generated listers need), listing in pages, each page's
+// items trimmed (Trim) as it arrives.
 func pagedInformer(obj runtime.Object, resync time.Duration, list cache.ListWithContextFunc, w cache.WatchFuncWithContext) cache.SharedIndexInformer {
 	lw := &cache.ListWatch{
 		ListWithContextFunc: func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-			return list(ctx, pageOptions(o))
+			l, err := list(ctx, pageOptions(o))
+			if err != nil {
+				return l, err
+			}
+			return l, trimItems(l)
 		},
 		WatchFuncWithContext: w,
 	}
 	return cache.NewSharedIndexInformer(lw, obj, resync, cache.Indexers{cache.NamespaceIndex: cache.MetaNamespaceIndexFunc})
+}
+
+// trimItems replaces each item of a list by its trimmed form.
+func trimItems(l runtime.Object) error {
+	items, err := meta.ExtractList(l)
+	if err != nil {
+		return fmt.Errorf("trim a list: %w", err)
+	}
+	for i, it := range items {
+		t, _ := Trim(it)
+		items[i] = t.(runtime.Object)
+	}
+	return meta.SetList(l, items)
 }
 
 // pageOptions makes a list request ask for at most ListPageSize objects.

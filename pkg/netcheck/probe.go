@@ -21,26 +21,19 @@ type ProbeTargets struct {
 // addresses), at most max in all. A range cut short by max gets a warning
 // saying how far it was probed.
 func Probes(rs []iprange.Range, f Facts, skip map[netip.Addr]bool, max int) ([]ProbeTargets, []string) {
-	known := func(a netip.Addr) bool {
-		if skip[a] {
-			return true
-		}
-		for _, n := range f.Nodes {
-			if n.IP == a {
-				return true
-			}
-		}
-		for _, g := range f.Gateways {
-			if g == a {
-				return true
-			}
-		}
-		for _, s := range f.Subnets {
-			if s.Prefix.Addr() == a {
-				return true
-			}
-		}
-		return false
+	// Addresses another check refuses anyway need no probe either.
+	known := map[netip.Addr]bool{}
+	for a := range skip {
+		known[a] = true
+	}
+	for _, n := range f.Nodes {
+		known[n.IP] = true
+	}
+	for _, g := range f.Gateways {
+		known[g] = true
+	}
+	for _, s := range f.Subnets {
+		known[s.Prefix.Addr()] = true
 	}
 	var out []ProbeTargets
 	at := map[string]int{} // interface → its index in out
@@ -57,7 +50,7 @@ func Probes(rs []iprange.Range, f Facts, skip map[netip.Addr]bool, max int) ([]P
 					warnings = append(warnings, fmt.Sprintf("only %d addresses are probed: %s was probed from %s up to the address before %s", max, r, sub.First(), a))
 					break
 				}
-				if known(a) {
+				if known[a] {
 					continue
 				}
 				i, ok := at[s.Interface]

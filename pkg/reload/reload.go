@@ -98,6 +98,10 @@ func (j *Judge) Exists() bool { return j.exists }
 // Stale reports whether the source holds a config that is not in force.
 func (j *Judge) Stale() bool { return j.stale }
 
+// Judged reports whether version is the one judged last (Observe would
+// do nothing).
+func (j *Judge) Judged(version string) bool { return version != "" && version == j.version }
+
 // Seed puts text in force before the first Observe (the controller's
 // accepted copy after a restart): what was, not a decision.
 func (j *Judge) Seed(text string) error {
@@ -113,7 +117,7 @@ func (j *Judge) Seed(text string) error {
 // config in force or refuses it with the reason. ok is false when s is the
 // version judged last: nothing to do.
 func (j *Judge) Observe(s Snapshot, install func(*config.Config) error) (d Decision, ok bool) {
-	if s.Version != "" && s.Version == j.version {
+	if j.Judged(s.Version) {
 		return Decision{}, false
 	}
 	j.version, j.exists = s.Version, true

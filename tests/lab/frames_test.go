@@ -122,25 +122,6 @@ func TestSpeakersSurviveMalformedFrames(t *testing.T) {
 	}
 }
 
-// waitNDP waits until the client's kernel resolves ip (after a TCP
-// connection made it solicit it) to the MAC of owner alone.
-func waitNDP(t *testing.T, cl *cluster, ip, owner string, timeout time.Duration) {
-	t.Helper()
-	var neigh string
-	deadline := time.Now().Add(timeout)
-	for time.Now().Before(deadline) {
-		_ = Exec(context.Background(), "client", "ip", "-6", "neigh", "flush", ip).Run()
-		reply, err := Dial("client", "["+ip+"]:8080", time.Second)
-		out, _ := Exec(context.Background(), "client", "ip", "-6", "neigh", "show", ip).CombinedOutput()
-		neigh = strings.ToLower(string(out))
-		if err == nil && reply == owner && strings.Contains(neigh, cl.MACs[owner]) {
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("[%s] not resolved to %s (%s): client neighbour entry %q", ip, owner, cl.MACs[owner], strings.TrimSpace(neigh))
-}
-
 // requestsReceived reads the requests for ip that node's speaker counted.
 func requestsReceived(t *testing.T, node, ip string) int {
 	t.Helper()

@@ -163,19 +163,7 @@ func TestLayer2NDP(t *testing.T) {
 	DeliverVIP(t, ip)
 	owner := election.Owner(netip.MustParseAddr(ip), Nodes)
 	t.Logf("service web6 got %s; elected owner %s (MAC %s)", ip, owner, cl.MACs[owner])
-	var reply, neigh string
-	var err error
-	deadline := time.Now().Add(20 * time.Second)
-	for time.Now().Before(deadline) {
-		reply, err = Dial("client", "["+ip+"]:8080", time.Second)
-		out, _ := Exec(context.Background(), "client", "ip", "-6", "neigh", "show", ip).CombinedOutput()
-		neigh = strings.ToLower(string(out))
-		if err == nil && reply == owner && strings.Contains(neigh, cl.MACs[owner]) {
-			return
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	t.Fatalf("TCP to [%s]:8080 answered %q (%v); client neighbour entry %q; want %s (%s)", ip, reply, err, strings.TrimSpace(neigh), owner, cl.MACs[owner])
+	waitNDP(t, cl, ip, owner, 20*time.Second)
 }
 
 // TestLayer2PartitionedSpeakerStops cuts the announcing node off from the
