@@ -25,7 +25,7 @@ var files embed.FS
 var Monitoring embed.FS
 
 // Order is the order objects are applied in (and rendered by Render).
-var Order = []string{"namespace.yaml", "rbac.yaml", "config.yaml", "controller.yaml", "speaker.yaml", "monitoring.yaml"}
+var Order = []string{"namespace.yaml", "rbac.yaml", "config.yaml", "controller.yaml", "speaker.yaml", "guard.yaml", "monitoring.yaml"}
 
 // Values fill the templates.
 type Values struct {
@@ -41,7 +41,10 @@ type Values struct {
 	// dashboard (when the Prometheus Operator's CRDs exist).
 	WithMonitoring bool
 	PartOf         string // value of app.kubernetes.io/part-of, which disable selects on
-	ManagedBy      string
+	// Addon is how MicroK8s names this addon ("lab/metallb"), for the
+	// guard's message.
+	Addon     string
+	ManagedBy string
 }
 
 // PartOf is the app.kubernetes.io/part-of label on every object the
@@ -75,6 +78,9 @@ func Render(v Values) ([]byte, error) {
 	}
 	if v.ManagedBy == "" {
 		v.ManagedBy = "metallb-installer"
+	}
+	if v.Addon == "" {
+		v.Addon = "lab/metallb"
 	}
 	if v.LogLevel == "" {
 		v.LogLevel = "info"

@@ -41,16 +41,17 @@ func TestRenderedObjects(t *testing.T) {
 		"ClusterRole/metallb-system:controller", "ClusterRole/metallb-system:speaker",
 		"ClusterRoleBinding/metallb-system:controller", "ClusterRoleBinding/metallb-system:speaker",
 		"Role/controller", "Role/speaker", "RoleBinding/controller", "RoleBinding/speaker",
-		"ConfigMap/config", "Deployment/controller", "DaemonSet/speaker",
+		"ConfigMap/config", "Deployment/metallb-controller", "DaemonSet/metallb-speaker",
 		"ServiceAccount/metrics-reader", "ClusterRole/metallb-system:metrics-reader", "ClusterRoleBinding/metallb-system:metrics-reader",
 		"ValidatingAdmissionPolicy/metallb-system-leases", "ValidatingAdmissionPolicyBinding/metallb-system-leases",
+		"ValidatingAdmissionPolicy/metallb-system-guard", "ValidatingAdmissionPolicyBinding/metallb-system-guard",
 	} {
 		if objs[want] == nil {
 			t.Errorf("missing %s (have %v)", want, names)
 		}
 	}
-	if len(objs) != 19 {
-		t.Errorf("%d objects, want 19: %v", len(objs), names)
+	if len(objs) != 21 {
+		t.Errorf("%d objects, want 21: %v", len(objs), names)
 	}
 }
 
@@ -122,7 +123,7 @@ func TestLeastPrivilege(t *testing.T) {
 			}
 		}
 	}
-	d := objs["Deployment/controller"]
+	d := objs["Deployment/metallb-controller"]
 	pod := d["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)
 	c := pod["containers"].([]any)[0].(map[string]any)
 	sc := c["securityContext"].(map[string]any)
@@ -135,7 +136,7 @@ func TestLeastPrivilege(t *testing.T) {
 	if pod["securityContext"].(map[string]any)["runAsNonRoot"] != true {
 		t.Error("controller may run as root")
 	}
-	ds := objs["DaemonSet/speaker"]
+	ds := objs["DaemonSet/metallb-speaker"]
 	spod := ds["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)
 	if spod["hostNetwork"] != true {
 		t.Error("speaker is not on the host network")

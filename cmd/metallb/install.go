@@ -4,16 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
-	"path/filepath"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
@@ -47,19 +44,32 @@ type enableOptions struct {
 
 func newEnableCmd(g *globals) *cobra.Command {
 	o := &enableOptions{}
+	snap := install.FindSnap(nil, nil)
 	cmd := &cobra.Command{
 		Use:   "enable [RANGE...]",
 		Short: "Install metallb into the cluster (the MicroK8s enable hook)",
-		Long: `Install metallb with a layer2 pool "default" holding RANGE, e.g.
+		Long: `Install metallb with a layer2 pool "default" holding RANGE. MicroK8s's core
+repository has a metallb of its own, so name this one with its repository
+(README adds it as "lab"):
 
-  microk8s enable metallb:192.168.1.240-192.168.1.250
-  microk8s enable metallb 192.168.1.240/29,192.168.1.10-192.168.1.12
-  microk8s enable metallb                  (asks, suggesting a free range)
+  microk8s enable lab/metallb:192.168.1.240-192.168.1.250
+  microk8s enable lab/metallb 192.168.1.240/29 --dhcp-range 192.168.1.100-192.168.1.199
+  microk8s enable lab/metallb                  (asks, suggesting a free range)
 
+Flags follow the range in the second form; the colon form takes none.
 The range is checked against this host's subnets, gateway and addresses, the
-nodes, MicroK8s's service and pod CIDRs, the DHCP scope, and an ARP probe for
-hosts already using it. Errors stop; warnings need a yes (or --yes).
-Running it again with another range changes only the pool.`,
+nodes, MicroK8s's service and pod CIDRs, the DHCP scope, and an ARP/NDP probe
+for hosts already using it. Errors stop; warnings need a yes (or --yes).
+
+MicroK8s does not run enable again while the addon is enabled. To change
+the range of a running install, run the hook itself:
+
+  sudo /var/snap/microk8s/common/addons/lab/addons/metallb/enable 192.168.1.240-192.168.1.250
+
+It runs every check and the probe again, changes only the pool "default",
+refuses a range that would take or change Services' addresses
+(--allow-address-changes renumbers them), and imports the image only on
+nodes that lack it.`,
 		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd.Context(), g, args) },
 	}
 	f := cmd.Flags()
@@ -68,20 +78,20 @@ Running it again with another range changes only the pool.`,
 	f.StringVarP(&o.namespace, "namespace", "n", k8s.DefaultNamespace, "namespace to install into")
 	f.StringVar(&o.dhcpRange, "dhcp-range", "", "the DHCP server's dynamic range on this network, which the pool must avoid")
 	f.BoolVarP(&o.yes, "yes", "y", false, "accept warnings without asking")
-	f.BoolVar(&o.noProbe, "no-probe", false, "do not ARP-probe the range for addresses in use")
+	f.BoolVar(&o.noProbe, "no-probe", false, "do not probe the range (ARP, NDP for IPv6) for addresses in use")
 	f.BoolVar(&o.dryRun, "dry-run", false, "print the whole install's manifests on stdout (for kubectl apply -f -), the checks on stderr; apply nothing, probe nothing")
 	f.BoolVar(&o.probe, "probe", false, "with --dry-run, probe the range for hosts using it all the same")
 	f.StringVar(&o.image, "image", "", "image to run (default: package this binary and import it into MicroK8s's containerd)")
-	f.StringVar(&o.ctr, "ctr", "", "containerd client command for the import on a single-node cluster (default: $SNAP/microk8s-ctr.wrapper)")
-	f.StringVar(&o.tokenFile, "callback-token", callbackTokenPath(), "on a cluster of several nodes, the cluster agents' callback token file (the image goes to every node through its agent)")
+	f.StringVar(&o.ctr, "ctr", strings.Join(snap.Ctr(), " "), "containerd client command for the import on a single-node cluster (MicroK8s's microk8s-ctr.wrapper)")
+	f.StringVar(&o.tokenFile, "callback-token", snap.CallbackToken(), "on a cluster of several nodes, the cluster agents' callback token file (the image goes to every node through its agent)")
 	f.IntVar(&o.agentPort, "cluster-agent-port", image.ClusterAgentPort, "the nodes' cluster agent port")
-	f.StringVar(&o.clusterCA, "cluster-ca", clusterCAPath(), "the cluster's CA certificate, that each cluster agent's certificate must verify against before the callback token is sent to it")
+	f.StringVar(&o.clusterCA, "cluster-ca", snap.ClusterCA(), "the cluster's CA certificate, that each cluster agent's certificate must verify against before the callback token is sent to it")
 	f.DurationVar(&o.timeout, "timeout", 5*time.Minute, "how long to wait for the controller and speakers to be ready")
 	f.IntVar(&o.probeMax, "probe-max", 512, "probe at most this many addresses")
 	f.StringVar(&o.hostRoot, "host-root", "/", "read the host's files (leases, DHCP server config) below this directory")
 	_ = f.MarkHidden("host-root")
 	f.BoolVar(&o.allowChanges, "allow-address-changes", false, "apply a range that leaves Services' current addresses out, renumbering them")
-	f.StringVar(&o.saved, "saved-config", install.SavedConfigPath(os.Getenv("SNAP_COMMON")), "the configuration saved by disable, restored when the cluster has none")
+	f.StringVar(&o.saved, "saved-config", snap.SavedConfig(), "the configuration saved by disable, restored when the cluster has none")
 	return cmd
 }
 
@@ -91,6 +101,7 @@ func isTerminal(v any) (*os.File, bool) {
 }
 
 func (o *enableOptions) run(ctx context.Context, g *globals, args []string) error {
+	snap := install.FindSnap(nil, nil)
 	client, dyn, err := clients(k8s.Kubeconfig{Path: o.kubeconfig, Context: o.context}, "metallb-installer")
 	if err != nil && !o.dryRun {
 		return err
@@ -101,10 +112,17 @@ func (o *enableOptions) run(ctx context.Context, g *globals, args []string) erro
 		Namespace: o.namespace, LogLevel: g.logLevel, Timeout: o.timeout, ProbeMax: o.probeMax,
 		ProbeDryRun: o.probe,
 		Stdin:       g.in, Out: g.out, Err: g.err,
-		Host:  hostnet.Host{Root: o.hostRoot, SnapData: os.Getenv("SNAP_DATA")},
+		Host:  hostnet.Host{Root: o.hostRoot, SnapData: snap.Data},
 		Probe: install.ProbeOn,
-		Image: o.imageFunc(g, client),
+		Addon: addonName(),
 	}
+	exe, err := os.Executable()
+	if err != nil && o.image == "" {
+		return fmt.Errorf("find this executable to package it: %w (or pass --image)", err)
+	}
+	e.Image = image.Delivery{Image: o.image, Exe: exe, Version: version.Get().Version,
+		Ctr: strings.Fields(o.ctr), TokenFile: o.tokenFile, CAFile: o.clusterCA, AgentPort: o.agentPort,
+		Log: func(format string, args ...any) { fmt.Fprintf(progressOut(g, o.dryRun), format+"\n", args...) }}
 	if client != nil {
 		e.Client, e.Dyn = client, dyn
 	}
@@ -126,7 +144,7 @@ func (o *enableOptions) run(ctx context.Context, g *globals, args []string) erro
 		fmt.Fprintln(g.err, "metallb: "+err.Error())
 		return exitError{130}
 	case errors.Is(err, install.ErrUsage):
-		fmt.Fprintf(g.err, "metallb: %v\n\nusage: microk8s enable metallb:RANGE[,RANGE...]  (or: metallb enable RANGE... [flags]; --help for all)\n", err)
+		fmt.Fprintf(g.err, "metallb: %v\n\nusage: microk8s enable lab/metallb:RANGE[,RANGE...]  (or: metallb enable RANGE... [flags]; --help for all)\n", err)
 		return exitError{2}
 	}
 	return err
@@ -145,110 +163,6 @@ func clients(kubeconfig k8s.Kubeconfig, ua string) (kubernetes.Interface, dynami
 	return client, dyn, nil
 }
 
-// imageFunc returns the image reference to deploy: --image as given, or an
-// image of this very executable, imported into containerd.
-func (o *enableOptions) imageFunc(g *globals, client kubernetes.Interface) install.ImageFunc {
-	return func(ctx context.Context, dryRun bool) (string, error) {
-		if o.image != "" {
-			return o.image, nil
-		}
-		exe, err := os.Executable()
-		if err != nil {
-			return "", fmt.Errorf("find this executable to package it: %w (or pass --image)", err)
-		}
-		v := version.Get().Version
-		if v == "" {
-			v = "dev"
-		}
-		ref, err := image.Tag(exe, v)
-		if err != nil || dryRun {
-			return ref, err
-		}
-		if nodes, err := agentNodes(ctx, client); err != nil {
-			return "", err
-		} else if len(nodes) > 1 {
-			return ref, o.pushToNodes(ctx, g, exe, ref, nodes)
-		}
-		ctr := strings.Fields(o.ctr)
-		if len(ctr) == 0 {
-			if snap := os.Getenv("SNAP"); snap != "" {
-				ctr = []string{filepath.Join(snap, "microk8s-ctr.wrapper")}
-			}
-		}
-		if len(ctr) == 0 {
-			return "", errors.New("cannot import the metallb image: no containerd client ($SNAP/microk8s-ctr.wrapper, as under \"microk8s enable\"); pass --ctr, or --image REF to use a registry image")
-		}
-		fmt.Fprintf(g.out, "importing image %s into containerd\n", ref)
-		if err := image.Import(ctx, exe, ref, ctr); err != nil {
-			return "", err
-		}
-		return ref, nil
-	}
-}
-
-func callbackTokenPath() string {
-	if d := os.Getenv("SNAP_DATA"); d != "" {
-		return filepath.Join(d, "credentials", "callback-token.txt")
-	}
-	return ""
-}
-
-func clusterCAPath() string {
-	if d := os.Getenv("SNAP_DATA"); d != "" {
-		return filepath.Join(d, "certs", "ca.crt")
-	}
-	return ""
-}
-
-// agentNodes lists the cluster's nodes with their InternalIP, by name.
-func agentNodes(ctx context.Context, client kubernetes.Interface) ([]image.Node, error) {
-	if client == nil {
-		return nil, nil
-	}
-	list, err := client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, fmt.Errorf("list the nodes to import the image on each: %w", err)
-	}
-	var out []image.Node
-	for _, n := range list.Items {
-		node := image.Node{Name: n.Name}
-		if ips := k8s.NodeAddrs(&n, corev1.NodeInternalIP); len(ips) > 0 {
-			node.Addr = ips[0]
-		}
-		out = append(out, node)
-	}
-	slices.SortFunc(out, func(a, b image.Node) int { return strings.Compare(a.Name, b.Name) })
-	return out, nil
-}
-
-// pushToNodes imports the image on every node of a multi-node cluster
-// through the nodes' cluster agents, as "microk8s images import" does.
-func (o *enableOptions) pushToNodes(ctx context.Context, g *globals, exe, ref string, nodes []image.Node) error {
-	if o.tokenFile == "" {
-		return fmt.Errorf("this cluster has %d nodes: the image goes to each through its cluster agent, which needs the callback token ($SNAP_DATA/credentials/callback-token.txt, as under \"microk8s enable\"); pass --callback-token FILE, or --image REF from a registry every node can pull", len(nodes))
-	}
-	tok, err := os.ReadFile(o.tokenFile)
-	if err != nil {
-		return fmt.Errorf("this cluster has %d nodes: the image goes to each through its cluster agent, which needs the callback token: %w (run enable as root on a node of the cluster, or pass --image REF from a registry every node can pull)", len(nodes), err)
-	}
-	if o.clusterCA == "" {
-		return fmt.Errorf("this cluster has %d nodes: the image goes to each through its cluster agent, whose certificate is verified against the cluster's CA ($SNAP_DATA/certs/ca.crt, as under \"microk8s enable\"); pass --cluster-ca FILE, or --image REF from a registry every node can pull", len(nodes))
-	}
-	ca, err := image.LoadCA(o.clusterCA)
-	if err != nil {
-		return err
-	}
-	fmt.Fprintf(g.out, "importing image %s into the %d nodes through their cluster agents\n", ref, len(nodes))
-	a := &image.Agents{Port: o.agentPort, Token: strings.TrimSpace(string(tok)), CA: ca}
-	return a.Push(ctx, exe, ref, nodes, func(n image.Node, took time.Duration, err error) {
-		if err != nil {
-			fmt.Fprintf(g.out, "  %-20s %-15s failed: %v\n", n.Name, n.Addr, err)
-			return
-		}
-		fmt.Fprintf(g.out, "  %-20s %-15s imported in %.1fs\n", n.Name, n.Addr, took.Seconds())
-	})
-}
-
 type disableOptions struct {
 	kubeconfig string
 	context    string
@@ -260,6 +174,7 @@ type disableOptions struct {
 
 func newDisableCmd(g *globals) *cobra.Command {
 	o := &disableOptions{}
+	snap := install.FindSnap(nil, nil)
 	cmd := &cobra.Command{
 		Use:   "disable",
 		Short: "Remove everything enable installed (the MicroK8s disable hook)",
@@ -288,7 +203,7 @@ func newDisableCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.context, "context", "", contextUsage)
 	f.StringVarP(&o.namespace, "namespace", "n", k8s.DefaultNamespace, "namespace metallb was installed into")
 	f.DurationVar(&o.timeout, "timeout", 2*time.Minute, "how long to wait for the namespace to go")
-	f.StringVar(&o.saved, "saved-config", install.SavedConfigPath(os.Getenv("SNAP_COMMON")), "where to save the configuration for the next enable")
+	f.StringVar(&o.saved, "saved-config", snap.SavedConfig(), "where to save the configuration for the next enable")
 	f.BoolVar(&o.purge, "purge", false, "forget the configuration instead of saving it")
 	return cmd
 }
@@ -304,7 +219,7 @@ func (o *disableOptions) keepOrForget(ctx context.Context, g *globals, client ku
 		return err
 	}
 	if o.saved == "" {
-		fmt.Fprintln(g.out, "note: the configuration is not saved ($SNAP_COMMON is not set; pass --saved-config PATH to keep it)")
+		fmt.Fprintln(g.out, "note: the configuration is not saved (no MicroK8s found: $SNAP_COMMON is not set and /var/snap/microk8s/common does not exist; pass --saved-config PATH to keep it)")
 		return nil
 	}
 	from, err := install.SaveConfig(ctx, client, o.namespace, o.saved)
@@ -315,4 +230,22 @@ func (o *disableOptions) keepOrForget(ctx context.Context, g *globals, client ku
 		fmt.Fprintf(g.out, "saved %s to %s: the next enable restores its pools and peers; disable --purge forgets it\n", from, o.saved)
 	}
 	return nil
+}
+
+// addonName is how MicroK8s names this addon: the hook says so in
+// $METALLB_ADDON ("REPO/metallb", from the repository it runs from).
+func addonName() string {
+	if a := os.Getenv("METALLB_ADDON"); a != "" {
+		return a
+	}
+	return install.AddonName
+}
+
+// progressOut is where enable's progress goes: stderr with --dry-run, whose
+// stdout is the manifests.
+func progressOut(g *globals, dryRun bool) io.Writer {
+	if dryRun {
+		return g.err
+	}
+	return g.out
 }

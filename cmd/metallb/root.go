@@ -67,7 +67,7 @@ func newRootCmd(s streams) *cobra.Command {
 and makes your network deliver it: by answering ARP/NDP (layer2) or by BGP.
 
 One binary runs every part: the controller (assigns IPs), the speaker (announces
-them), and the installer behind "microk8s enable metallb" / "microk8s disable metallb".`,
+them), and the installer behind "microk8s enable lab/metallb" / "microk8s disable lab/metallb".`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		PersistentPreRunE: func(cmd *cobra.Command, _ []string) error {

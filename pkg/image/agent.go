@@ -28,8 +28,9 @@ const TokenHeader = "x-microk8s-callback-token"
 
 // Node is a node whose cluster agent gets the image.
 type Node struct {
-	Name string
-	Addr netip.Addr // its InternalIP
+	Name   string
+	Addr   netip.Addr // its InternalIP
+	Images []string   // the image names its kubelet reports (Node status)
 }
 
 // Agents sends an image to the nodes of a MicroK8s cluster the way

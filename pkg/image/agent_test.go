@@ -87,7 +87,7 @@ func TestAgentsPush(t *testing.T) {
 	ca := x509.NewCertPool()
 	ca.AddCert(srv.Certificate())
 	a := &Agents{Port: port, Token: "good", CA: ca}
-	if err := a.Push(context.Background(), exe, "example.org/x:1", []Node{{"a", lo}, {"b", lo}}, report); err != nil {
+	if err := a.Push(context.Background(), exe, "example.org/x:1", []Node{{Name: "a", Addr: lo}, {Name: "b", Addr: lo}}, report); err != nil {
 		t.Fatal(err)
 	}
 	if got["good"] < 2*1000 {
@@ -98,7 +98,7 @@ func TestAgentsPush(t *testing.T) {
 	}
 
 	reports = nil
-	err = (&Agents{Port: port, Token: "bad", CA: ca}).Push(context.Background(), exe, "example.org/x:1", []Node{{"a", lo}, {"c", netip.Addr{}}}, report)
+	err = (&Agents{Port: port, Token: "bad", CA: ca}).Push(context.Background(), exe, "example.org/x:1", []Node{{Name: "a", Addr: lo}, {Name: "c"}}, report)
 	if err == nil || !strings.Contains(err.Error(), "did not reach 2 of 2 nodes") || !strings.Contains(err.Error(), "--image REF") {
 		t.Errorf("error %v", err)
 	}
@@ -108,7 +108,7 @@ func TestAgentsPush(t *testing.T) {
 	}
 
 	reports = nil
-	err = (&Agents{Port: deadPort, Token: "good", CA: ca}).Push(context.Background(), exe, "example.org/x:1", []Node{{"a", lo}}, report)
+	err = (&Agents{Port: deadPort, Token: "good", CA: ca}).Push(context.Background(), exe, "example.org/x:1", []Node{{Name: "a", Addr: lo}}, report)
 	if err == nil || !strings.Contains(reports[0], "cluster agent unreachable") || !strings.Contains(err.Error(), "port "+strconv.Itoa(deadPort)+"/tcp") {
 		t.Errorf("error %v, reports %v", err, reports)
 	}
@@ -164,7 +164,7 @@ func TestAgentsVerify(t *testing.T) {
 	push := func(a *Agents, addr string) {
 		t.Helper()
 		reports = nil
-		if err := a.Push(context.Background(), exe, "example.org/x:1", []Node{{"a", netip.MustParseAddr(addr)}}, report); err == nil {
+		if err := a.Push(context.Background(), exe, "example.org/x:1", []Node{{Name: "a", Addr: netip.MustParseAddr(addr)}}, report); err == nil {
 			t.Fatal("pushed")
 		}
 	}

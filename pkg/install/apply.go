@@ -202,10 +202,13 @@ func NewMemberlistSecret(namespace string) (*corev1.Secret, error) {
 	}, nil
 }
 
-// manifestYAML writes a core/v1 object of kind as one YAML document.
-func manifestYAML(obj interface {
+// schemaObject is an object whose kind can be set before it is encoded.
+type schemaObject interface {
 	SetGroupVersionKind(schema.GroupVersionKind)
-}, kind string) ([]byte, error) {
+}
+
+// manifestYAML writes a core/v1 object of kind as one YAML document.
+func manifestYAML(obj schemaObject, kind string) ([]byte, error) {
 	obj.SetGroupVersionKind(schema.GroupVersionKind{Version: "v1", Kind: kind})
 	b, err := yaml.Marshal(obj)
 	if err != nil {

@@ -59,16 +59,16 @@ func TestParseRangeArgs(t *testing.T) {
 }
 
 func TestReadPipedNeverHangs(t *testing.T) {
-	if s, err := readPiped(strings.NewReader(" 192.0.2.10-192.0.2.20\n"), time.Second); err != nil || s != "192.0.2.10-192.0.2.20" {
+	if s, err := readPiped(strings.NewReader(" 192.0.2.10-192.0.2.20\n"), time.Second, "lab/metallb"); err != nil || s != "192.0.2.10-192.0.2.20" {
 		t.Errorf("piped range: %q, %v", s, err)
 	}
-	if _, err := readPiped(strings.NewReader(""), time.Second); err == nil {
+	if _, err := readPiped(strings.NewReader(""), time.Second, "lab/metallb"); err == nil {
 		t.Error("empty stdin accepted")
 	}
 	r, w := io.Pipe() // an idle pipe that never closes
 	defer w.Close()
 	start := time.Now()
-	if _, err := readPiped(r, 200*time.Millisecond); err == nil {
+	if _, err := readPiped(r, 200*time.Millisecond, "lab/metallb"); err == nil {
 		t.Error("idle stdin accepted")
 	}
 	if d := time.Since(start); d > time.Second {

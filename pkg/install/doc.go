@@ -1,5 +1,5 @@
-// Package install is the installer behind "microk8s enable metallb" and
-// "microk8s disable metallb": it turns the hook's arguments (or the answers
+// Package install is the installer behind "microk8s enable lab/metallb" and
+// "microk8s disable lab/metallb": it turns the hook's arguments (or the answers
 // to a prompt) into checked address ranges, renders the manifests, applies
 // them with server-side apply, waits for the workloads, and removes
 // everything again on disable.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/netip"
 	"slices"
 	"strings"
@@ -19,8 +18,8 @@ import (
 
 	"github.com/microk8s-metallb/metallb/manifests"
 	"github.com/microk8s-metallb/metallb/pkg/allocator"
-	"github.com/microk8s-metallb/metallb/pkg/arpprobe"
 	"github.com/microk8s-metallb/metallb/pkg/config"
+	"github.com/microk8s-metallb/metallb/pkg/image"
 	"github.com/microk8s-metallb/metallb/pkg/iprange"
 	"github.com/microk8s-metallb/metallb/pkg/k8s"
 	"github.com/microk8s-metallb/metallb/pkg/netcheck"
@@ -53,9 +52,19 @@ type Host interface {
 // ProbeFunc finds the hosts that answer for targets on ifname.
 type ProbeFunc func(ctx context.Context, ifname string, targets []netip.Addr, progress func(sent, total int)) ([]netcheck.Host, error)
 
-// ImageFunc makes the image available to the cluster and returns its
-// reference (dryRun: only the reference).
-type ImageFunc func(ctx context.Context, dryRun bool) (string, error)
+// Imager makes the workloads' image available on nodes and returns its
+// reference (dryRun: the reference only). image.Delivery is the real one.
+type Imager interface {
+	Deliver(ctx context.Context, nodes []image.Node, dryRun bool) (string, error)
+}
+
+// ImageFunc adapts a function to Imager.
+type ImageFunc func(ctx context.Context, nodes []image.Node, dryRun bool) (string, error)
+
+// Deliver implements Imager.
+func (f ImageFunc) Deliver(ctx context.Context, nodes []image.Node, dryRun bool) (string, error) {
+	return f(ctx, nodes, dryRun)
+}
 
 // Enable holds everything "metallb enable" needs.
 type Enable struct {
@@ -74,6 +83,9 @@ type Enable struct {
 	LogLevel            string
 	Timeout             time.Duration // how long to wait for the workloads
 	ProbeMax            int           // addresses probed at most (default 512)
+	// Addon is how MicroK8s names this addon ("lab/metallb"), for the
+	// commands enable shows; "": AddonName.
+	Addon string
 
 	// ProbeDryRun (--probe): probe for hosts even with --dry-run, which
 	// otherwise sends nothing on the network.
@@ -81,19 +93,90 @@ type Enable struct {
 
 	Prompt Prompter  // nil without a terminal; with Args, only asked about warnings
 	Stdin  io.Reader // read for a range when there is no argument and no terminal
-	Out    io.Writer // progress and findings; with --dry-run, the manifests alone
-	Err    io.Writer // with --dry-run, progress and findings (nil: Out)
-	TTY    bool      // Out is a terminal: progress lines rewrite themselves
+	Out    io.Writer // what enable does; with --dry-run, the manifests alone
+	Err    io.Writer // what enable finds: checks, notes (nil: Out)
+	TTY    bool      // the progress stream is a terminal: progress lines rewrite themselves
 
 	Host   Host
 	Client kubernetes.Interface // nil: no cluster reachable (only --dry-run works)
 	Dyn    dynamic.Interface
 	Probe  ProbeFunc
-	Image  ImageFunc
+	Image  Imager
+
+	report reporter
 }
 
-// Run carries out the whole enable: ranges, checks, manifests, apply, wait.
+// AddonName is how the docs name this addon beside MicroK8s's core one:
+// README adds the repository as "lab".
+const AddonName = "lab/metallb"
+
+func (e *Enable) addon() string {
+	if e.Addon != "" {
+		return e.Addon
+	}
+	return AddonName
+}
+
+// Run carries out the whole enable: facts, ranges and their checks, the
+// configuration and its impact, the image, then the manifests printed
+// (--dry-run) or applied and waited for.
 func (e *Enable) Run(ctx context.Context) error {
+	if err := e.defaults(); err != nil {
+		return err
+	}
+	if err := e.refuseForeign(ctx); err != nil {
+		return err
+	}
+	w, err := e.facts(ctx)
+	if err != nil {
+		return err
+	}
+	cur, saved, restored, err := e.current(ctx)
+	if err != nil {
+		return err
+	}
+	ranges, err := e.ranges(ctx, e.source(&w.Facts, w.main, w.dynamic, saved), &w.Facts)
+	if err != nil {
+		return err
+	}
+	cfgText, moved, err := e.config(ctx, cur, ranges, restored)
+	if err != nil {
+		return err
+	}
+	renumber, err := e.allowMoves(moved, restored)
+	if err != nil {
+		return err
+	}
+	if err := e.confirm(ranges); err != nil {
+		return err
+	}
+	ref, err := e.Image.Deliver(ctx, w.nodes, e.DryRun)
+	if err != nil {
+		return err
+	}
+	stream, err := e.render(ref, cfgText, renumber)
+	if err != nil {
+		return err
+	}
+	accepted := string(cfgText)
+	if restored != nil {
+		accepted = restored.Accepted // the configuration in force at disable
+	}
+	if err := e.retireRenamed(ctx); err != nil {
+		return err
+	}
+	if e.DryRun {
+		return e.print(ctx, stream, accepted)
+	}
+	if err := e.install(ctx, stream, accepted); err != nil {
+		return err
+	}
+	e.report.step("metallb is enabled: LoadBalancer Services get addresses from %s.", iprange.Join(ranges))
+	return nil
+}
+
+// defaults fills what the caller left out and sets up the reporter.
+func (e *Enable) defaults() error {
 	if e.Namespace == "" {
 		e.Namespace = k8s.DefaultNamespace
 	}
@@ -103,88 +186,82 @@ func (e *Enable) Run(ctx context.Context) error {
 	if e.Client == nil && !e.DryRun {
 		return errors.New("no Kubernetes API to install into: is MicroK8s running (microk8s status --wait-ready)? Use --dry-run to only print the manifests")
 	}
-	// With --dry-run the manifests are the output (for kubectl apply -f -):
-	// every other line goes to Err.
-	manifestsOut := e.Out
-	if e.DryRun && e.Err != nil {
-		e.Out = e.Err
-		defer func() { e.Out = manifestsOut }()
+	e.report = reporter{out: e.Out, err: e.Err, tty: e.TTY}
+	if e.report.err == nil {
+		e.report.err = e.Out
 	}
-	f, mainSubnet, dynamic, err := e.facts(ctx)
-	if err != nil {
-		return err
+	if e.DryRun { // stdout holds the manifests alone (for kubectl apply -f -)
+		e.report.out = e.report.err
 	}
-	cur, saved, restored, err := e.current(ctx)
-	if err != nil {
-		return err
-	}
-	ranges, err := e.ranges(ctx, &f, mainSubnet, dynamic, saved)
-	if err != nil {
-		return err
-	}
-	cfgText, moved, err := e.config(ctx, cur, ranges, restored)
-	if err != nil {
-		return err
-	}
-	if len(moved) > 0 {
-		switch {
-		case e.AllowAddressChanges:
-			for _, u := range moved {
-				fmt.Fprintf(e.Out, "note: %s: it will be renumbered (--allow-address-changes)\n", u)
-			}
-		case restored != nil && restored.Edit != "":
-			// The edit the controller refused before disable comes back
-			// as it was: refused again, and the addresses stay.
-			fmt.Fprintf(e.Out, "note: the edit restored would take or change the addresses of %d Service(s): the controller will refuse it again and keep running on the configuration in force (metallb status says why; fix the edit with kubectl -n %s edit configmap %s)\n",
-				len(moved), e.Namespace, k8s.DefaultConfigMap)
-			moved = nil
-		default:
-			return &k8s.AddressChangeError{Affected: moved, Fix: "choose a range that keeps them, or pass --allow-address-changes to renumber them"}
+	return nil
+}
+
+// allowMoves decides about the Services whose addresses the new config
+// would take or change: renumbered with --allow-address-changes, kept when
+// the restored edit will be refused again, else a refusal. It says whether
+// the controller may renumber.
+func (e *Enable) allowMoves(moved []allocator.Affected, restored *Saved) (bool, error) {
+	switch {
+	case len(moved) == 0:
+		return false, nil
+	case e.AllowAddressChanges:
+		for _, u := range moved {
+			e.report.note("%s: it will be renumbered (--allow-address-changes)", u)
 		}
+		return true, nil
+	case restored != nil && restored.Edit != "":
+		// The edit the controller refused before disable comes back as it
+		// was: refused again, and the addresses stay.
+		e.report.note("the edit restored would take or change the addresses of %d Service(s): the controller will refuse it again and keep running on the configuration in force (metallb status says why; fix the edit with kubectl -n %s edit configmap %s)",
+			len(moved), e.Namespace, k8s.DefaultConfigMap)
+		return false, nil
+	default:
+		return false, &k8s.AddressChangeError{Affected: moved, Fix: "choose a range that keeps them, or pass --allow-address-changes to renumber them"}
 	}
-	if e.Prompt != nil && len(e.Args) == 0 {
-		fmt.Fprintf(e.Out, "\nmetallb will be installed in namespace %s with the layer2 pool \"default\": %s (%s addresses).\n",
-			e.Namespace, iprange.Join(ranges), iprange.Total(ranges))
-		ok, err := e.Prompt.Confirm("Install now?", true)
-		if err != nil {
-			return err
-		}
-		if !ok {
-			return ErrAborted
-		}
+}
+
+// confirm asks once more before installing, when the range was asked for.
+func (e *Enable) confirm(ranges []iprange.Range) error {
+	if e.Prompt == nil || len(e.Args) > 0 {
+		return nil
 	}
-	ref, err := e.Image(ctx, e.DryRun)
+	e.report.step("\nmetallb will be installed in namespace %s with the layer2 pool \"default\": %s (%s addresses).",
+		e.Namespace, iprange.Join(ranges), iprange.Total(ranges))
+	ok, err := e.Prompt.Confirm("Install now?", true)
 	if err != nil {
 		return err
 	}
+	if !ok {
+		return ErrAborted
+	}
+	return nil
+}
+
+// render writes the manifests, with the monitoring objects when the
+// cluster has the Prometheus Operator.
+func (e *Enable) render(ref string, cfgText []byte, renumber bool) ([]byte, error) {
 	monitoring := e.Client != nil && HasMonitoringCRDs(e.Client.Discovery())
 	if !e.DryRun {
 		if monitoring {
-			fmt.Fprintln(e.Out, "Prometheus Operator found: applying PodMonitors, the alert rules and the Grafana dashboard")
+			e.report.step("Prometheus Operator found: applying PodMonitors, the alert rules and the Grafana dashboard")
 		} else {
-			fmt.Fprintln(e.Out, "no Prometheus Operator CRDs (PodMonitor, PrometheusRule): skipping monitoring objects (microk8s enable observability, then enable again, to get them)")
+			e.report.note("no Prometheus Operator CRDs (PodMonitor, PrometheusRule): skipping monitoring objects (microk8s enable observability, then enable again, to get them)")
 		}
 	}
-	stream, err := manifests.Render(manifests.Values{Namespace: e.Namespace, Image: ref, LogLevel: e.LogLevel, Config: string(cfgText),
-		AllowAddressChanges: len(moved) > 0, WithMonitoring: monitoring})
-	if err != nil {
-		return err
-	}
-	if e.DryRun {
-		extra, err := e.dryRunExtras(ctx, string(cfgText), restored)
-		if err != nil {
-			return err
-		}
-		_, err = manifestsOut.Write(append(stream, extra...))
-		return err
-	}
+	return manifests.Render(manifests.Values{Namespace: e.Namespace, Image: ref, LogLevel: e.LogLevel, Config: string(cfgText),
+		AllowAddressChanges: renumber, WithMonitoring: monitoring, Addon: e.addon()})
+}
+
+// install applies the manifests, creates the memberlist Secret and the
+// accepted copy unless they exist, and waits for the workloads.
+func (e *Enable) install(ctx context.Context, stream []byte, accepted string) error {
 	objs, err := Decode(stream)
 	if err != nil {
 		return err
 	}
 	changes, err := Apply(ctx, e.Dyn, objs)
 	for _, c := range changes {
-		fmt.Fprintf(e.Out, "%s %s\n", c.Object, c.Action)
+		e.report.step("%s %s", c.Object, c.Action)
 	}
 	if err != nil {
 		return err
@@ -193,254 +270,84 @@ func (e *Enable) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.Out, "Secret %s/%s %s\n", e.Namespace, MemberlistSecret, createdOrKept(created))
+	e.report.step("Secret %s/%s %s", e.Namespace, MemberlistSecret, createdOrKept(created))
 	// The controller keeps its last accepted config there and may only
 	// update it: create it once; an existing one is the controller's.
-	// Restored, it is the configuration in force at disable: the
-	// controller judges the ConfigMap against it, as before.
-	accepted := string(cfgText)
-	if restored != nil {
-		accepted = restored.Accepted
-	}
 	created, err = k8s.EnsureAccepted(ctx, e.Client, e.Namespace, k8s.DefaultConfigMap, accepted)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintf(e.Out, "ConfigMap %s/%s %s\n", e.Namespace, k8s.AcceptedName(k8s.DefaultConfigMap), createdOrKept(created))
-	if err := Wait(ctx, e.Client, e.Namespace, e.Timeout, NewProgress(e.Out, e.TTY)); err != nil {
-		return err
-	}
-	fmt.Fprintf(e.Out, "metallb is enabled: LoadBalancer Services get addresses from %s.\n", iprange.Join(ranges))
-	return nil
+	e.report.step("ConfigMap %s/%s %s", e.Namespace, k8s.AcceptedName(k8s.DefaultConfigMap), createdOrKept(created))
+	return Wait(ctx, e.Client, e.Namespace, e.Timeout, e.report.waiting())
 }
 
-// facts gathers what the checks need from the host and the cluster. It
-// returns the subnet to suggest a default on and whether the host's
-// addresses came from DHCP.
-func (e *Enable) facts(ctx context.Context) (netcheck.Facts, netcheck.Subnet, bool, error) {
-	var f netcheck.Facts
-	var main netcheck.Subnet
+// world is what the checks and the image delivery need to know.
+type world struct {
+	netcheck.Facts
+	main    netcheck.Subnet // the subnet to suggest a range on
+	dynamic bool            // the host's addresses came from DHCP
+	nodes   []image.Node
+}
+
+// facts gathers what the checks need from the host and the cluster.
+func (e *Enable) facts(ctx context.Context) (world, error) {
+	var w world
 	subs, err := e.Host.Subnets()
 	if err != nil {
-		return f, main, false, err
+		return w, err
 	}
-	f.Subnets = subs
+	w.Subnets = subs
 	gws, mainIf, err := e.Host.Gateways()
 	if err != nil {
-		return f, main, false, err
+		return w, err
 	}
-	f.Gateways = gws
-	f.Leases = e.Host.Leases()
-	f.DHCPScopes = e.Host.DHCPScopes()
+	w.Gateways = gws
+	w.Leases = e.Host.Leases()
+	w.DHCPScopes = e.Host.DHCPScopes()
 	if e.DHCPRange != "" {
 		rs, err := iprange.ParseList(e.DHCPRange)
 		if err != nil {
-			return f, main, false, fmt.Errorf("--dhcp-range: %w", err)
+			return w, fmt.Errorf("--dhcp-range: %w", err)
 		}
 		for _, r := range rs {
-			f.DHCPScopes = append(f.DHCPScopes, netcheck.Sourced{Range: r, Source: "--dhcp-range"})
+			w.DHCPScopes = append(w.DHCPScopes, netcheck.Sourced{Range: r, Source: "--dhcp-range"})
 		}
 	}
-	if f.ServiceCIDRs, f.PodCIDRs, err = e.Host.ClusterCIDRs(); err != nil {
-		return f, main, false, err
+	if w.ServiceCIDRs, w.PodCIDRs, err = e.Host.ClusterCIDRs(); err != nil {
+		return w, err
 	}
 	if e.Client != nil {
 		nodes, err := e.Client.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
 		if err != nil {
-			return f, main, false, fmt.Errorf("list nodes: %w (is the Kubernetes API reachable? microk8s status --wait-ready)", err)
+			return w, fmt.Errorf("list nodes: %w (is the Kubernetes API reachable? microk8s status --wait-ready)", err)
 		}
 		for _, n := range nodes.Items {
-			for _, ip := range k8s.NodeAddrs(&n, corev1.NodeInternalIP) {
-				f.Nodes = append(f.Nodes, netcheck.Node{Name: n.Name, IP: ip})
+			ips := k8s.NodeAddrs(&n, corev1.NodeInternalIP)
+			for _, ip := range ips {
+				w.Nodes = append(w.Nodes, netcheck.Node{Name: n.Name, IP: ip})
 			}
+			in := image.Node{Name: n.Name}
+			if len(ips) > 0 {
+				in.Addr = ips[0]
+			}
+			for _, img := range n.Status.Images {
+				in.Images = append(in.Images, img.Names...)
+			}
+			w.nodes = append(w.nodes, in)
 		}
+		slices.SortFunc(w.nodes, func(a, b image.Node) int { return strings.Compare(a.Name, b.Name) })
 	}
 	// The subnet to suggest on: the main interface's first IPv4 address,
 	// else any IPv4 address.
-	dynamic := false
 	for _, s := range subs {
-		if s.Dynamic || slices.ContainsFunc(f.Leases, func(l netcheck.Lease) bool { return l.Addr == s.Prefix.Addr() }) {
-			dynamic = true
+		if s.Dynamic || slices.ContainsFunc(w.Leases, func(l netcheck.Lease) bool { return l.Addr == s.Prefix.Addr() }) {
+			w.dynamic = true
 		}
-		if s.Prefix.Addr().Is4() && (!main.Prefix.IsValid() || (s.Interface == mainIf && main.Interface != mainIf)) {
-			main = s
-		}
-	}
-	return f, main, dynamic, nil
-}
-
-// ranges gets the ranges from the arguments, a prompt or stdin, and checks
-// them (probing for live hosts) until they pass or the user gives up.
-func (e *Enable) ranges(ctx context.Context, f *netcheck.Facts, main netcheck.Subnet, dynamic bool, saved []iprange.Range) ([]iprange.Range, error) {
-	if len(e.Args) > 0 {
-		rs, err := ParseRangeArgs(e.Args)
-		if err != nil {
-			return nil, fmt.Errorf("%w\nexample: microk8s enable metallb:192.168.1.240-192.168.1.250 (ranges, CIDRs, comma-separated lists)", err)
-		}
-		return rs, e.checkAll(ctx, rs, f)
-	}
-	if e.Prompt == nil {
-		text, err := readPiped(e.Stdin, 500*time.Millisecond)
-		if errors.Is(err, ErrUsage) && len(saved) > 0 {
-			fmt.Fprintf(e.Out, "using the saved pool \"default\": %s\n", iprange.Join(saved))
-			return saved, e.checkAll(ctx, saved, f)
-		}
-		if err != nil {
-			return nil, err
-		}
-		rs, err := iprange.ParseList(text)
-		if err != nil {
-			return nil, fmt.Errorf("range read from stdin: %w", err)
-		}
-		return rs, e.checkAll(ctx, rs, f)
-	}
-	if dynamic && len(f.DHCPScopes) == 0 {
-		fmt.Fprintln(e.Out, "This host got its address by DHCP, and the DHCP server's scope is unknown.")
-		scope, err := e.Prompt.Input("DHCP scope of this network (its dynamic range, e.g. 192.168.1.100-192.168.1.199; empty if unknown)", "",
-			"Service addresses must not be handed out by the DHCP server too. Look for the \"DHCP range\" or \"address pool\" on your router.",
-			func(s string) error {
-				if strings.TrimSpace(s) == "" {
-					return nil
-				}
-				_, err := iprange.ParseList(s)
-				return err
-			})
-		if err != nil {
-			return nil, err
-		}
-		if strings.TrimSpace(scope) != "" {
-			rs, _ := iprange.ParseList(scope)
-			for _, r := range rs {
-				f.DHCPScopes = append(f.DHCPScopes, netcheck.Sourced{Range: r, Source: "the DHCP scope you entered"})
-			}
+		if s.Prefix.Addr().Is4() && (!w.main.Prefix.IsValid() || (s.Interface == mainIf && w.main.Interface != mainIf)) {
+			w.main = s
 		}
 	}
-	for {
-		def := ""
-		if r, ok := netcheck.Suggest(main, *f); ok {
-			def = r.String()
-		}
-		if len(saved) > 0 {
-			def = iprange.Join(saved)
-		}
-		text, err := e.Prompt.Input("Address range(s) for LoadBalancer Services", def,
-			"A range (192.168.1.240-192.168.1.250), a CIDR (192.168.1.240/29), or a comma-separated list. Use free addresses of this host's subnet, outside the DHCP scope.",
-			func(s string) error {
-				rs, err := iprange.ParseList(s)
-				if err != nil {
-					return err
-				}
-				if msgs := errorsOf(netcheck.Check(rs, *f)); len(msgs) > 0 {
-					return errors.New(strings.Join(msgs, "\n"))
-				}
-				return nil
-			})
-		if err != nil {
-			return nil, err
-		}
-		rs, _ := iprange.ParseList(text)
-		err = e.checkAll(ctx, rs, f)
-		if err == nil {
-			return rs, nil
-		}
-		if errors.Is(err, errDeclined) {
-			continue
-		}
-		fmt.Fprintf(e.Out, "%v\nChoose another range.\n", err)
-	}
-}
-
-var errDeclined = errors.New("warnings declined")
-
-// checkAll probes rs for live hosts, then runs every check: errors stop,
-// warnings need --yes or a yes at the prompt.
-func (e *Enable) checkAll(ctx context.Context, rs []iprange.Range, f *netcheck.Facts) error {
-	warnings, notes, err := e.probe(ctx, rs, f)
-	if err != nil {
-		return err
-	}
-	for _, n := range notes {
-		fmt.Fprintln(e.Out, "note: "+n)
-	}
-	findings := netcheck.Check(rs, *f)
-	for _, w := range warnings {
-		findings = append(findings, netcheck.Finding{Severity: netcheck.Warning, Message: w})
-	}
-	var nerr, nwarn int
-	for _, x := range findings {
-		fmt.Fprintln(e.Out, x)
-		if x.Severity == netcheck.Error {
-			nerr++
-		} else {
-			nwarn++
-		}
-	}
-	if nerr > 0 {
-		return fmt.Errorf("%s cannot be used: %d error(s) above", iprange.Join(rs), nerr)
-	}
-	if nwarn == 0 || e.Yes {
-		return nil
-	}
-	if e.Prompt == nil {
-		return fmt.Errorf("%d warning(s) above: re-run with --yes to install anyway, or choose another range", nwarn)
-	}
-	ok, err := e.Prompt.Confirm("Use this range despite the warning(s)?", false)
-	if err != nil {
-		return err
-	}
-	if !ok {
-		return errDeclined
-	}
-	return nil
-}
-
-// probe asks who has the addresses of rs that lie on this host's subnets
-// (ARP for IPv4, NDP for IPv6), at most ProbeMax of them, recording live
-// hosts in f.InUse.
-// Addresses our own Services hold already answer (from the speakers) and
-// are not reported. It returns warnings about what it could not probe.
-// It returns warnings (findings that need --yes) and notes (said, not
-// asked about: a probe the user chose to skip).
-func (e *Enable) probe(ctx context.Context, rs []iprange.Range, f *netcheck.Facts) (warnings, notes []string, err error) {
-	switch {
-	case e.NoProbe || e.Probe == nil:
-		return nil, []string{"addresses in use were not probed (--no-probe): make sure no host uses " + iprange.Join(rs)}, nil
-	case e.DryRun && !e.ProbeDryRun:
-		return nil, []string{"addresses in use were not probed (--dry-run sends nothing; add --probe to probe): make sure no host uses " + iprange.Join(rs)}, nil
-	}
-	ours := map[netip.Addr]bool{} // our Services' addresses: the speakers answer for them
-	if e.Client != nil {
-		svcs, err := k8s.ListServices(ctx, e.Client)
-		if err != nil {
-			return nil, nil, err
-		}
-		for _, svc := range svcs {
-			for _, ip := range k8s.IngressIPs(svc) {
-				ours[ip] = true
-			}
-		}
-	}
-	plan, warnings := netcheck.Probes(rs, *f, ours, e.ProbeMax)
-	for _, t := range plan {
-		ifname, targets := t.Interface, t.Addrs
-		fmt.Fprintf(e.Out, "probing %d address(es) on %s for hosts already using them", len(targets), ifname)
-		progress := func(sent, total int) {
-			if e.TTY && (sent%16 == 0 || sent == total) {
-				fmt.Fprintf(e.Out, "\rprobing %d address(es) on %s for hosts already using them: %d/%d", len(targets), ifname, sent, total)
-			}
-		}
-		hosts, err := e.Probe(ctx, ifname, targets, progress)
-		fmt.Fprintln(e.Out)
-		if errors.Is(err, arpprobe.ErrPermission) {
-			warnings = append(warnings, fmt.Sprintf("addresses in use were not probed: %v, or pass --no-probe", err))
-			continue
-		}
-		if err != nil {
-			return nil, nil, err
-		}
-		f.InUse = append(f.InUse, hosts...)
-	}
-	return warnings, notes, nil
+	return w, nil
 }
 
 func createdOrKept(created bool) string {
@@ -471,7 +378,7 @@ func (e *Enable) current(ctx context.Context) (string, []iprange.Range, *Saved, 
 		return "", nil, nil, err
 	}
 	cfg, _ := config.Parse([]byte(s.Accepted)) // LoadSaved checked it
-	fmt.Fprintf(e.Out, "restoring the configuration saved by disable (%s): %d pool(s), %d BGP peer(s)\n", e.SavedPath, len(cfg.Pools), len(cfg.Peers))
+	e.report.step("restoring the configuration saved by disable (%s): %d pool(s), %d BGP peer(s)", e.SavedPath, len(cfg.Pools), len(cfg.Peers))
 	var def []iprange.Range
 	if p := cfg.Pool("default"); p != nil {
 		def = p.Ranges
@@ -479,14 +386,14 @@ func (e *Enable) current(ctx context.Context) (string, []iprange.Range, *Saved, 
 	text := s.Accepted
 	if s.Edit != "" {
 		if _, err := config.Parse([]byte(s.Edit)); err != nil {
-			fmt.Fprintf(e.Out, "note: the edit the ConfigMap held at disable does not parse, so it is not restored (it stays in %s; fix it and apply it with kubectl): %v\n", editPath(e.SavedPath), err)
+			e.report.note("the edit the ConfigMap held at disable does not parse, so it is not restored (it stays in %s; fix it and apply it with kubectl): %v", editPath(e.SavedPath), err)
 			s.Edit, s.Reason = "", ""
 		} else {
 			why := "not yet judged by the controller"
 			if s.Reason != "" {
 				why = "refused by the controller: " + s.Reason
 			}
-			fmt.Fprintf(e.Out, "restoring the ConfigMap's edit that was not in force at disable (%s): the controller judges it again against the configuration that was\n", why)
+			e.report.step("restoring the ConfigMap's edit that was not in force at disable (%s): the controller judges it again against the configuration that was", why)
 			text = s.Edit
 		}
 	}
@@ -521,137 +428,53 @@ func (e *Enable) config(ctx context.Context, cur string, rs []iprange.Range, res
 	return text, moved, nil
 }
 
-func errorsOf(fs []netcheck.Finding) []string {
-	var out []string
-	for _, f := range fs {
-		if f.Severity == netcheck.Error {
-			out = append(out, f.Message)
-		}
-	}
-	return out
-}
-
-// readPiped reads a range from a non-terminal stdin, giving up after wait
-// if nothing arrives, so that the hook never hangs on an idle stdin.
-func readPiped(r io.Reader, wait time.Duration) (string, error) {
-	usage := fmt.Errorf("%w: pass one, e.g. microk8s enable metallb:192.168.1.240-192.168.1.250, or run it in a terminal to be asked", ErrUsage)
-	if r == nil {
-		return "", usage
-	}
-	type result struct {
-		b   []byte
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		b, err := io.ReadAll(io.LimitReader(r, 64<<10))
-		ch <- result{b, err}
-	}()
-	select {
-	case res := <-ch:
-		if s := strings.TrimSpace(string(res.b)); s != "" {
-			return s, nil
-		}
-		return "", usage
-	case <-time.After(wait):
-		return "", usage
-	}
-}
-
-// ProbeOn adapts arpprobe to ProbeFunc.
-// IPv4 addresses are asked by ARP, IPv6 ones by NDP.
-func ProbeOn(ctx context.Context, ifname string, targets []netip.Addr, progress func(sent, total int)) ([]netcheck.Host, error) {
-	ifi, err := net.InterfaceByName(ifname)
-	if err != nil {
-		return nil, err
-	}
-	var v4, v6 []netip.Addr
-	for _, t := range targets {
-		if t.Is4() {
-			v4 = append(v4, t)
-		} else {
-			v6 = append(v6, t)
-		}
-	}
-	const rounds = 2
-	sent := 0
-	var out []netcheck.Host
-	for _, fam := range [][]netip.Addr{v4, v6} {
-		if len(fam) == 0 {
-			continue
-		}
-		base := sent
-		hosts, err := arpprobe.Probe(ctx, ifi, fam, arpprobe.Options{Rounds: rounds, Interval: time.Millisecond, Progress: func(n, _ int) {
-			sent = base + n
-			if progress != nil {
-				progress(sent, rounds*len(targets))
-			}
-		}})
-		if err != nil {
-			return out, err
-		}
-		out = append(out, hosts...)
-	}
-	return out, nil
-}
-
-// dryRunExtras are the objects enable creates besides the manifests, so
-// that --dry-run's output is a whole install: the memberlist Secret (a new
+// print writes the whole install on Out (--dry-run): the manifests, then
+// the objects enable creates besides them, the memberlist Secret (a new
 // key) and the accepted copy of the config. One the cluster already has is
 // left out, and said: applying a new key over a running install would
 // split the speakers, and the accepted copy is the controller's.
-func (e *Enable) dryRunExtras(ctx context.Context, cfgText string, restored *Saved) ([]byte, error) {
-	exists := func(get func() error) (bool, error) {
-		if e.Client == nil {
-			return false, nil
-		}
-		err := get()
-		if apierrors.IsNotFound(err) {
-			return false, nil
-		}
-		return err == nil, err
+func (e *Enable) print(ctx context.Context, stream []byte, accepted string) error {
+	extras := []struct {
+		kind, name, why string
+		get             func() error
+		obj             func() (schemaObject, error)
+	}{
+		{"Secret", MemberlistSecret, "so that applying this keeps the speakers' key",
+			func() error {
+				_, err := e.Client.CoreV1().Secrets(e.Namespace).Get(ctx, MemberlistSecret, metav1.GetOptions{})
+				return err
+			},
+			func() (schemaObject, error) { return NewMemberlistSecret(e.Namespace) }},
+		{"ConfigMap", k8s.AcceptedName(k8s.DefaultConfigMap), "it is the controller's",
+			func() error {
+				_, err := e.Client.CoreV1().ConfigMaps(e.Namespace).Get(ctx, k8s.AcceptedName(k8s.DefaultConfigMap), metav1.GetOptions{})
+				return err
+			},
+			func() (schemaObject, error) {
+				return k8s.AcceptedObject(e.Namespace, k8s.DefaultConfigMap, accepted), nil
+			}},
 	}
-	var out []byte
-	has, err := exists(func() error {
-		_, err := e.Client.CoreV1().Secrets(e.Namespace).Get(ctx, MemberlistSecret, metav1.GetOptions{})
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read Secret %s/%s: %w", e.Namespace, MemberlistSecret, err)
-	}
-	if has {
-		fmt.Fprintf(e.Out, "note: Secret %s/%s exists: left out, so that applying this keeps the speakers' key\n", e.Namespace, MemberlistSecret)
-	} else {
-		s, err := NewMemberlistSecret(e.Namespace)
+	for _, x := range extras {
+		if e.Client != nil {
+			err := x.get()
+			if err == nil {
+				e.report.note("%s %s/%s exists: left out (%s)", x.kind, e.Namespace, x.name, x.why)
+				continue
+			}
+			if !apierrors.IsNotFound(err) {
+				return fmt.Errorf("read %s %s/%s: %w", x.kind, e.Namespace, x.name, err)
+			}
+		}
+		obj, err := x.obj()
 		if err != nil {
-			return nil, err
+			return err
 		}
-		b, err := manifestYAML(s, "Secret")
+		b, err := manifestYAML(obj, x.kind)
 		if err != nil {
-			return nil, err
+			return err
 		}
-		out = append(out, b...)
+		stream = append(stream, b...)
 	}
-	accepted := cfgText
-	if restored != nil {
-		accepted = restored.Accepted
-	}
-	name := k8s.AcceptedName(k8s.DefaultConfigMap)
-	has, err = exists(func() error {
-		_, err := e.Client.CoreV1().ConfigMaps(e.Namespace).Get(ctx, name, metav1.GetOptions{})
-		return err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("read ConfigMap %s/%s: %w", e.Namespace, name, err)
-	}
-	if has {
-		fmt.Fprintf(e.Out, "note: ConfigMap %s/%s exists: left out (it is the controller's)\n", e.Namespace, name)
-	} else {
-		b, err := manifestYAML(k8s.AcceptedObject(e.Namespace, k8s.DefaultConfigMap, accepted), "ConfigMap")
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, b...)
-	}
-	return out, nil
+	_, err := e.Out.Write(stream)
+	return err
 }

@@ -10,6 +10,7 @@ import (
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/microk8s-metallb/metallb/pkg/image"
 	"github.com/microk8s-metallb/metallb/pkg/iprange"
 	"github.com/microk8s-metallb/metallb/pkg/netcheck"
 )
@@ -71,7 +72,7 @@ func TestPromptAsksForTheDHCPScopeAndAvoidsIt(t *testing.T) {
 	p := &script{answers: []string{"192.0.2.200-192.0.2.254", "192.0.2.210", "", "y"}}
 	var out bytes.Buffer
 	e := &Enable{Prompt: p, Out: &out, Host: fakeHost{}, DryRun: true, NoProbe: true, Yes: true,
-		Image: func(context.Context, bool) (string, error) { return "localhost/microk8s-metallb:test", nil }}
+		Image: fixedImage("localhost/microk8s-metallb:test")}
 	if err := e.Run(context.Background()); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
@@ -79,7 +80,7 @@ func TestPromptAsksForTheDHCPScopeAndAvoidsIt(t *testing.T) {
 		"DHCP scope of this network (its dynamic range, e.g. 192.168.1.100-192.168.1.199; empty if unknown) []",
 		// The suggestion avoids the scope the user gave.
 		"Address range(s) for LoadBalancer Services [192.0.2.189-192.0.2.199]",
-		"invalid: 192.0.2.210 overlaps the DHCP scope 192.0.2.200-192.0.2.254 (the DHCP scope you entered) on 192.0.2.210: the DHCP server may lease these addresses to other hosts; choose addresses outside the scope, or shrink the scope on the DHCP server",
+		"invalid: 192.0.2.210 overlaps the DHCP scope 192.0.2.200-192.0.2.254 (the DHCP scope you entered) on 192.0.2.210: the DHCP server may lease these addresses to other hosts; choose addresses outside the scope, or shrink the scope on the DHCP server\nsuggestion: 192.0.2.189-192.0.2.199 passes every check",
 		"Address range(s) for LoadBalancer Services [192.0.2.189-192.0.2.199]",
 		"Install now?",
 	}
@@ -96,7 +97,7 @@ func TestPromptNoAtTheEndAppliesNothing(t *testing.T) {
 	var out bytes.Buffer
 	imageCalled := false
 	e := &Enable{Prompt: p, Out: &out, Host: fakeHost{}, DryRun: true, NoProbe: true, Yes: true,
-		Image: func(context.Context, bool) (string, error) { imageCalled = true; return "x", nil }}
+		Image: ImageFunc(func(context.Context, []image.Node, bool) (string, error) { imageCalled = true; return "x", nil })}
 	if err := e.Run(context.Background()); !errors.Is(err, ErrAborted) {
 		t.Fatalf("err = %v, want ErrAborted", err)
 	}
@@ -108,7 +109,7 @@ func TestPromptNoAtTheEndAppliesNothing(t *testing.T) {
 func TestWarningsNeedYesWithoutATerminal(t *testing.T) {
 	var out bytes.Buffer
 	e := &Enable{Args: []string{"203.0.113.10-203.0.113.20"}, Out: &out, Host: fakeHost{}, DryRun: true, NoProbe: true,
-		Image: func(context.Context, bool) (string, error) { return "x", nil }}
+		Image: fixedImage("x")}
 	err := e.Run(context.Background())
 	if err == nil || err.Error() != "1 warning(s) above: re-run with --yes to install anyway, or choose another range" {
 		t.Fatalf("err = %v", err)
@@ -128,7 +129,7 @@ func TestWarningsAskOnATerminalWithArgs(t *testing.T) {
 	p := &script{answers: []string{"y"}}
 	var out bytes.Buffer
 	e := &Enable{Args: []string{"203.0.113.10-203.0.113.20"}, Prompt: p, Out: &out, Host: fakeHost{}, DryRun: true, NoProbe: true,
-		Image: func(context.Context, bool) (string, error) { return "x", nil }}
+		Image: fixedImage("x")}
 	if err := e.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
@@ -149,7 +150,7 @@ func TestDryRunIsAWholeManifest(t *testing.T) {
 			probed = true
 			return nil, nil
 		},
-		Image: func(context.Context, bool) (string, error) { return "x", nil }}
+		Image: fixedImage("x")}
 	if err := e.Run(context.Background()); err != nil {
 		t.Fatalf("%v\n%s", err, errb.String())
 	}
@@ -167,7 +168,7 @@ func TestDryRunIsAWholeManifest(t *testing.T) {
 	for _, o := range objs {
 		kinds[o.GetKind()+"/"+o.GetName()] = true
 	}
-	for _, want := range []string{"Namespace/metallb-system", "ConfigMap/config", "ConfigMap/config-accepted", "Secret/memberlist", "Deployment/controller", "DaemonSet/speaker"} {
+	for _, want := range []string{"Namespace/metallb-system", "ConfigMap/config", "ConfigMap/config-accepted", "Secret/memberlist", "Deployment/metallb-controller", "DaemonSet/metallb-speaker"} {
 		if !kinds[want] {
 			t.Errorf("stdout lacks %s (has %v)", want, kinds)
 		}
@@ -177,4 +178,9 @@ func TestDryRunIsAWholeManifest(t *testing.T) {
 	if err := e.Run(context.Background()); err != nil || !probed {
 		t.Errorf("with --probe: err %v, probed %v", err, probed)
 	}
+}
+
+// fixedImage is an Imager that delivers nothing and names ref.
+func fixedImage(ref string) Imager {
+	return ImageFunc(func(context.Context, []image.Node, bool) (string, error) { return ref, nil })
 }

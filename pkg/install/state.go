@@ -126,7 +126,7 @@ func LoadSaved(path string) (*Saved, error) {
 		return nil, fmt.Errorf("read the configuration saved by disable: %w", err)
 	}
 	if _, err := config.Parse(b); err != nil {
-		return nil, fmt.Errorf("the configuration saved by disable (%s) is not valid: fix it, or remove it to start afresh (microk8s disable metallb --purge): %w", path, err)
+		return nil, fmt.Errorf("the configuration saved by disable (%s) is not valid: fix it, or remove it to start afresh (microk8s disable lab/metallb --purge): %w", path, err)
 	}
 	s := &Saved{Accepted: string(b)}
 	for _, f := range []struct {

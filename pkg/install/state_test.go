@@ -99,7 +99,7 @@ func TestLoadSavedRefusesABrokenFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, err := LoadSaved(path)
-	want := "the configuration saved by disable (" + path + ") is not valid: fix it, or remove it to start afresh (microk8s disable metallb --purge): "
+	want := "the configuration saved by disable (" + path + ") is not valid: fix it, or remove it to start afresh (microk8s disable lab/metallb --purge): "
 	if err == nil || !strings.HasPrefix(err.Error(), want) {
 		t.Fatalf("err = %v, want it to start with %q", err, want)
 	}
@@ -127,7 +127,7 @@ func TestEnableRestoresTheSavedConfig(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var out bytes.Buffer
 			e := &Enable{Args: tc.args, Out: &out, Host: fakeHost{}, DryRun: true, NoProbe: true, Yes: true, SavedPath: path,
-				Image: func(context.Context, bool) (string, error) { return "x", nil }}
+				Image: fixedImage("x")}
 			if err := e.Run(context.Background()); err != nil {
 				t.Fatalf("%v\n%s", err, out.String())
 			}
@@ -179,7 +179,7 @@ func TestEnableRestoresTheSavedEdit(t *testing.T) {
 			}
 			var out bytes.Buffer
 			e := &Enable{Out: &out, Host: fakeHost{}, DryRun: true, NoProbe: true, Yes: true, SavedPath: path,
-				Image: func(context.Context, bool) (string, error) { return "x", nil }}
+				Image: fixedImage("x")}
 			if err := e.Run(context.Background()); err != nil {
 				t.Fatalf("%v\n%s", err, out.String())
 			}

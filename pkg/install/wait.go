@@ -17,11 +17,16 @@ import (
 	"k8s.io/client-go/kubernetes"
 )
 
-// Workload names the two workloads enable waits for.
+// The two workloads enable waits for. Their names are not upstream's
+// (controller, speaker): beside MicroK8s's core metallb, whose status check
+// is the substring "pod/speaker", our pods must not read as core's.
 const (
-	ControllerName = "controller"
-	SpeakerName    = "speaker"
+	ControllerName = "metallb-controller"
+	SpeakerName    = "metallb-speaker"
 )
+
+// component is the app.kubernetes.io/component label of a workload's pods.
+var component = map[string]string{ControllerName: "controller", SpeakerName: "speaker"}
 
 // Progress receives one line about what is being waited for; a terminal
 // rewrites it in place, a log appends it.
@@ -107,7 +112,7 @@ func Wait(ctx context.Context, client kubernetes.Interface, namespace string, ti
 		if d, err := client.AppsV1().Deployments(namespace).Get(ctx, ControllerName, metav1.GetOptions{}); err == nil {
 			ctrlOK, ctrlWhy = deploymentAvailable(d)
 			if ctrlOK {
-				ctrlOK, ctrlWhy = podsRun(ctx, client, namespace, ControllerName, d.Spec.Template.Spec)
+				ctrlOK, ctrlWhy = podsRun(ctx, client, namespace, component[ControllerName], d.Spec.Template.Spec)
 			}
 		} else if ctx.Err() == nil {
 			ctrlOK, ctrlWhy = false, err.Error()
@@ -115,7 +120,7 @@ func Wait(ctx context.Context, client kubernetes.Interface, namespace string, ti
 		if ds, err := client.AppsV1().DaemonSets(namespace).Get(ctx, SpeakerName, metav1.GetOptions{}); err == nil {
 			spkOK, spkWhy = daemonSetRolledOut(ds)
 			if spkOK {
-				spkOK, spkWhy = podsRun(ctx, client, namespace, SpeakerName, ds.Spec.Template.Spec)
+				spkOK, spkWhy = podsRun(ctx, client, namespace, component[SpeakerName], ds.Spec.Template.Spec)
 			}
 		} else if ctx.Err() == nil {
 			spkOK, spkWhy = false, err.Error()
@@ -184,7 +189,7 @@ func stuck(ctx context.Context, client kubernetes.Interface, namespace string, t
 			continue
 		}
 		fmt.Fprintf(&b, "\n  %s: %s", w.name, w.why)
-		sel := labels.Set{"app.kubernetes.io/name": "metallb", "app.kubernetes.io/component": w.name}.String()
+		sel := labels.Set{"app.kubernetes.io/name": "metallb", "app.kubernetes.io/component": component[w.name]}.String()
 		pods, err := client.CoreV1().Pods(namespace).List(ctx, metav1.ListOptions{LabelSelector: sel})
 		if err != nil {
 			fmt.Fprintf(&b, "\n    (cannot list its pods: %v)", err)

@@ -137,7 +137,7 @@ func (w *AcceptedWriter) write(ctx context.Context, s ConfigState) error {
 			Data:       map[string]string{ConfigKey: s.Text},
 		}, metav1.CreateOptions{})
 		if apierrors.IsForbidden(err) {
-			return fmt.Errorf("ConfigMap %s/%s is missing and the controller may only update it: run the enable hook again (microk8s enable metallb) to recreate it: %w", w.Namespace, w.Name, err)
+			return fmt.Errorf("ConfigMap %s/%s is missing and the controller may only update it: run the enable hook itself again to recreate it (see: metallb enable --help): %w", w.Namespace, w.Name, err)
 		}
 		return err
 	}

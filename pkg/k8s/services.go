@@ -13,7 +13,7 @@ import (
 func ReadConfigMap(ctx context.Context, c kubernetes.Interface, namespace, name string) (string, error) {
 	cm, err := c.CoreV1().ConfigMaps(namespace).Get(ctx, name, metav1.GetOptions{})
 	if apierrors.IsNotFound(err) {
-		return "", fmt.Errorf("ConfigMap %s/%s not found: is metallb installed (microk8s enable metallb)?", namespace, name)
+		return "", fmt.Errorf("ConfigMap %s/%s not found: is metallb installed (microk8s enable lab/metallb)?", namespace, name)
 	}
 	if err != nil {
 		return "", fmt.Errorf("read ConfigMap %s/%s: %w", namespace, name, err)

@@ -154,6 +154,7 @@ func Check(ranges []iprange.Range, f Facts) []Finding {
 				add(Error, "%s overlaps the DHCP scope %s (%s) on %s: the DHCP server may lease these addresses to other hosts; choose addresses outside the scope, or shrink the scope on the DHCP server", r, c.Range, c.Source, shared)
 			}
 		}
+		out = append(out, dhcpUnknown(r, f)...)
 		var leases []pointHit
 		for _, l := range f.Leases {
 			leases = append(leases, pointHit{l.Addr, fmt.Sprintf("leased by DHCP (%s)", l.Source)})
@@ -201,21 +202,38 @@ func points(r iprange.Range, hits []pointHit) []Finding {
 	return out
 }
 
-// without suggests the range(s) that remain once a is left out of r.
+// without tells how to fix a hit on a in r; the one range that passes
+// every check is Repair's, said once.
 func without(r iprange.Range, a netip.Addr) string {
-	var parts []string
-	if a != r.First() {
-		lo, _ := iprange.New(r.First(), a.Prev())
-		parts = append(parts, lo.String())
-	}
-	if a != r.Last() {
-		hi, _ := iprange.New(a.Next(), r.Last())
-		parts = append(parts, hi.String())
-	}
-	if len(parts) == 0 {
+	if r.First() == a && r.Last() == a {
 		return "choose another address"
 	}
-	return "leave it out, e.g. " + strings.Join(parts, ",")
+	return "leave it out"
+}
+
+// dhcpUnknown warns when r lies on an IPv4 subnet where this host got its
+// address by DHCP and no DHCP scope of that subnet is known: the DHCP server
+// may lease r's addresses, and only its scope tells.
+func dhcpUnknown(r iprange.Range, f Facts) []Finding {
+	if !r.Is4() {
+		return nil
+	}
+	for _, s := range f.Subnets {
+		p := s.Prefix.Masked()
+		if !p.Addr().Is4() || !p.Contains(r.First()) {
+			continue
+		}
+		leased := slices.ContainsFunc(f.Leases, func(l Lease) bool { return l.Addr == s.Prefix.Addr() })
+		if !s.Dynamic && !leased {
+			continue
+		}
+		sub := iprange.FromPrefix(p)
+		if slices.ContainsFunc(f.DHCPScopes, func(c Sourced) bool { return c.Range.Overlaps(sub) }) {
+			continue
+		}
+		return []Finding{{Warning, fmt.Sprintf("%s: this host's address on %s (%s) came from DHCP, and the DHCP server's scope (its dynamic range) is unknown, so it may lease these addresses too: make sure the range is outside the scope (your router's \"DHCP range\"), or pass the scope with --dhcp-range FIRST-LAST to have it checked", r, s.Interface, p)}}
+	}
+	return nil
 }
 
 // subnetFindings checks r against the host's subnets: it must not include a

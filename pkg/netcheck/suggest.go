@@ -103,3 +103,76 @@ func takenRanges(f Facts) []iprange.Range {
 	}
 	return out
 }
+
+// Repair proposes the one range to use instead of rs when rs fails some
+// checks: the largest block of rs's own addresses that holds nothing taken
+// (hosts, gateways, nodes, leases, live hosts, DHCP scopes, cluster CIDRs,
+// network and broadcast addresses, reserved blocks), checked to pass every
+// check; failing that, Suggest on the host's subnet that holds rs. It
+// returns false when nothing fits.
+func Repair(rs []iprange.Range, f Facts) (iprange.Range, bool) {
+	taken := takenRanges(f)
+	for _, s := range f.Subnets {
+		if p := s.Prefix.Masked(); p.Addr().Is4() && p.Bits() <= 30 {
+			sub := iprange.FromPrefix(p)
+			taken = append(taken, single(sub.First()), single(sub.Last()))
+		}
+	}
+	for _, res := range reserved {
+		taken = append(taken, iprange.FromPrefix(res.p))
+	}
+	var best iprange.Range
+	for _, r := range rs {
+		for _, gap := range gaps(r, mergedWithin(r, taken)) {
+			if !best.IsValid() || gap.SizeFloat() > best.SizeFloat() {
+				best = gap
+			}
+		}
+	}
+	if best.IsValid() && passes(best, f) {
+		return best, true
+	}
+	for _, r := range rs {
+		for _, s := range f.Subnets {
+			if s.Prefix.Masked().Contains(r.First()) {
+				if sug, ok := Suggest(s, f); ok && passes(sug, f) {
+					return sug, true
+				}
+			}
+		}
+	}
+	return iprange.Range{}, false
+}
+
+// passes reports whether r has no error finding.
+func passes(r iprange.Range, f Facts) bool {
+	for _, x := range Check([]iprange.Range{r}, f) {
+		if x.Severity == Error {
+			return false
+		}
+	}
+	return true
+}
+
+func single(a netip.Addr) iprange.Range { return iprange.FromPrefix(netip.PrefixFrom(a, a.BitLen())) }
+
+// gaps returns the parts of r that none of taken (sorted, merged, within r)
+// covers, in order.
+func gaps(r iprange.Range, taken []iprange.Range) []iprange.Range {
+	var out []iprange.Range
+	lo := r.First()
+	for _, t := range taken {
+		if lo.Less(t.First()) {
+			g, _ := iprange.New(lo, t.First().Prev())
+			out = append(out, g)
+		}
+		if t.Last() == r.Last() {
+			return out
+		}
+		lo = t.Last().Next()
+	}
+	if g, err := iprange.New(lo, r.Last()); err == nil {
+		out = append(out, g)
+	}
+	return out
+}

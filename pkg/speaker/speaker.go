@@ -74,7 +74,7 @@ type Options struct {
 	Namespace string // of the ConfigMap and the Leases
 	ConfigMap string
 	LBClass   string
-	// DaemonSet runs the speakers (default "speaker"): while it exists, a
+	// DaemonSet runs the speakers (default "metallb-speaker"): while it exists, a
 	// stopping speaker is restarting, and keeps its routes at the routers.
 	DaemonSet string
 	// LeaseRenew is how often this speaker renews its Lease (status only).
@@ -141,7 +141,7 @@ func New(ctx context.Context, o Options) *Speaker {
 		o.LeaseRenew = DefaultLeaseRenew
 	}
 	if o.DaemonSet == "" {
-		o.DaemonSet = "speaker"
+		o.DaemonSet = "metallb-speaker"
 	}
 	if o.ConfigMap == "" {
 		o.ConfigMap = k8s.DefaultConfigMap

@@ -336,7 +336,7 @@ func TestStopClosesBGPUnlessRestarting(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var extra []kruntime.Object
 			if tc.daemonSet {
-				extra = append(extra, &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Namespace: "metallb-system", Name: "speaker"}})
+				extra = append(extra, &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Namespace: "metallb-system", Name: "metallb-speaker"}})
 			}
 			f := startWith(t, cfg, owner, others(owner), extra...)
 			eventually(t, "the BGP peer", func() bool { return f.j.has("bgp peer 192.0.2.254") })

@@ -137,7 +137,7 @@ func run(ctx context.Context, bin string, keep bool) error {
 	if err := hook(ctx, l, snap, "enable", demoRange); err != nil {
 		return err
 	}
-	if d, err := c.AppsV1().DaemonSets("metallb-system").Get(ctx, "speaker", metav1.GetOptions{}); err == nil {
+	if d, err := c.AppsV1().DaemonSets("metallb-system").Get(ctx, "metallb-speaker", metav1.GetOptions{}); err == nil {
 		ref := d.Spec.Template.Spec.Containers[0].Image
 		for _, n := range lab.Nodes {
 			ok, err := images.Has(n, ref)

@@ -93,7 +93,7 @@ func TestShippedRBAC(t *testing.T) {
 		{"", "secrets", ""}, {"", "secrets", "memberlist"}, {"", "secrets", "metrics-reader-token"},
 		{"", "configmaps", "config"}, {"", "configmaps", "config-accepted"},
 		{"coordination.k8s.io", "leases", "metallb-controller"}, {"coordination.k8s.io", "leases", "metallb-speaker-node-a"},
-		{"", "services", ""}, {"", "services/status", ""}, {"", "pods", ""}, {"apps", "daemonsets", "speaker"},
+		{"", "services", ""}, {"", "services/status", ""}, {"", "pods", ""}, {"apps", "daemonsets", "metallb-speaker"},
 	}
 	got := map[string][]string{}
 	for _, sa := range []string{"controller", "speaker"} {
@@ -129,7 +129,7 @@ func TestShippedRBAC(t *testing.T) {
 		"speaker leases/metallb-controller":     {"get", "create", "update", "delete"},
 		"speaker leases/metallb-speaker-node-a": {"get", "create", "update", "delete"},
 		"speaker services/":                     {"get", "list", "watch"},
-		"speaker daemonsets/speaker":            {"get"},
+		"speaker daemonsets/metallb-speaker":    {"get"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("shipped rights (-want +got):\n%s", diff)

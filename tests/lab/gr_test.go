@@ -14,6 +14,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/microk8s-metallb/metallb/manifests"
 	"github.com/microk8s-metallb/metallb/tests/testenv"
 )
 
@@ -46,7 +47,7 @@ func TestBGPGracefulRestart(t *testing.T) {
 	ctx := context.Background()
 	labels := map[string]string{"app.kubernetes.io/name": "metallb", "app.kubernetes.io/component": "speaker"}
 	if _, err := cl.c.AppsV1().DaemonSets("metallb-system").Create(ctx, &appsv1.DaemonSet{
-		ObjectMeta: metav1.ObjectMeta{Name: "speaker"},
+		ObjectMeta: metav1.ObjectMeta{Name: "metallb-speaker", Labels: map[string]string{"app.kubernetes.io/part-of": manifests.PartOf}},
 		Spec: appsv1.DaemonSetSpec{Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels},
 				Spec: corev1.PodSpec{Containers: []corev1.Container{{Name: "speaker", Image: "example.invalid/none"}}}}},
@@ -98,7 +99,7 @@ func TestBGPGracefulRestart(t *testing.T) {
 	WaitNextHops(t, vip+"/32", allNodes, 10*time.Second)
 
 	// Removed for good: the DaemonSet goes, the speaker stops, its routes go.
-	if err := cl.c.AppsV1().DaemonSets("metallb-system").Delete(ctx, "speaker", metav1.DeleteOptions{}); err != nil {
+	if err := cl.c.AppsV1().DaemonSets("metallb-system").Delete(ctx, "metallb-speaker", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	_ = syscall.Kill(-cl.speakers["node-c"].Process.Pid, syscall.SIGTERM)

@@ -168,7 +168,7 @@ func TestInstallerHooks(t *testing.T) {
 		}
 		defer devnull.Close()
 		r := sc.run(t, devnull, "enable")
-		if r.code != 2 || !strings.Contains(r.out, "no address range given") || !strings.Contains(r.out, "usage: microk8s enable metallb:RANGE") {
+		if r.code != 2 || !strings.Contains(r.out, "no address range given") || !strings.Contains(r.out, "usage: microk8s enable lab/metallb:RANGE") {
 			t.Errorf("exit %d, output:\n%s", r.code, r.out)
 		}
 		pr, pw, err := os.Pipe() // stdin inherited from a caller that never writes
@@ -200,15 +200,19 @@ func TestInstallerHooks(t *testing.T) {
 		}
 		want := []string{
 			"error: 198.51.100.100 in 198.51.100.95-198.51.100.105 is in use: it answered an ARP probe from " + sc.MACs["client"] +
-				"; leave it out, e.g. 198.51.100.95-198.51.100.99,198.51.100.101-198.51.100.105",
-			"error: 198.51.100.254 in 198.51.100.250-198.51.100.254 is the default gateway; leave it out, e.g. 198.51.100.250-198.51.100.253",
+				"; leave it out",
+			"error: 198.51.100.254 in 198.51.100.250-198.51.100.254 is the default gateway; leave it out",
 			"error: 198.51.100.12 in 198.51.100.12 is the InternalIP of node node-b; choose another address",
 			// The client also holds 2001:db8::100: the NDP probe finds it.
 			"error: 2001:db8::100 in 2001:db8::f0-2001:db8::10f is in use: it answered an NDP probe (neighbor solicitation) from " + sc.MACs["client"] +
-				"; leave it out, e.g. 2001:db8::f0/124,2001:db8::101-2001:db8::10f",
+				"; leave it out",
 		}
 		if diff := cmp.Diff(want, findings); diff != "" {
 			t.Errorf("findings (-want +got):\n%s", diff)
+		}
+		// One suggestion for all four errors, not one per error.
+		if n := strings.Count(r.out, "suggestion: "); n != 1 || !strings.Contains(r.out, " passes every check\n") {
+			t.Errorf("%d suggestions, want one range that passes every check", n)
 		}
 		if r.code != 1 || !strings.Contains(r.out, "cannot be used: 4 error(s) above") {
 			t.Errorf("exit %d", r.code)
@@ -267,11 +271,12 @@ func TestInstallerHooks(t *testing.T) {
 		want := []string{
 			"ClusterRole/metallb-system:controller", "ClusterRole/metallb-system:speaker",
 			"ClusterRoleBinding/metallb-system:controller", "ClusterRoleBinding/metallb-system:speaker",
-			"ConfigMap/config", "ConfigMap/config-accepted", "DaemonSet/speaker", "Deployment/controller", "Namespace/metallb-system",
+			"ConfigMap/config", "ConfigMap/config-accepted", "DaemonSet/metallb-speaker", "Deployment/metallb-controller", "Namespace/metallb-system",
 			"Role/controller", "Role/speaker", "RoleBinding/controller", "RoleBinding/speaker",
 			"Secret/memberlist", "ServiceAccount/controller", "ServiceAccount/speaker",
 			"ServiceAccount/metrics-reader", "ClusterRole/metallb-system:metrics-reader", "ClusterRoleBinding/metallb-system:metrics-reader",
 			"ValidatingAdmissionPolicy/metallb-system-leases", "ValidatingAdmissionPolicyBinding/metallb-system-leases",
+			"ValidatingAdmissionPolicy/metallb-system-guard", "ValidatingAdmissionPolicyBinding/metallb-system-guard",
 		}
 		got := keys(first)
 		if diff := cmp.Diff(want, got, cmpSorted); diff != "" {
@@ -284,7 +289,7 @@ func TestInstallerHooks(t *testing.T) {
 		if diff := cmp.Diff("address-pools:\n  - name: default\n    protocol: layer2\n    addresses:\n      - 198.51.100.200-198.51.100.210\n", cm.Data["config"]); diff != "" {
 			t.Errorf("config (-want +got):\n%s", diff)
 		}
-		d, err := sc.c.AppsV1().Deployments(ns).Get(ctx, "controller", metav1.GetOptions{})
+		d, err := sc.c.AppsV1().Deployments(ns).Get(ctx, "metallb-controller", metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -484,7 +489,7 @@ func TestInstallerHooks(t *testing.T) {
 			"pod speaker-stuck is Pending; last events:",
 			"Warning FailedScheduling: 0/3 nodes are available: 3 node(s) didn't have free ports for the requested pod ports.",
 			"see: microk8s kubectl -n metallb-system describe pod speaker-stuck",
-			"no controller pod exists yet",
+			"no metallb-controller pod exists yet",
 		)
 		if r2 := sc.run(t, nil, "disable"); r2.code != 0 {
 			t.Fatalf("disable after a failed enable: exit %d", r2.code)
@@ -519,7 +524,7 @@ func TestInstallerHooks(t *testing.T) {
 			t.Fatalf("apply: %v", err)
 		}
 		got := sc.objects(t)
-		for _, want := range []string{"Deployment/controller", "DaemonSet/speaker", "ConfigMap/config"} {
+		for _, want := range []string{"Deployment/metallb-controller", "DaemonSet/metallb-speaker", "ConfigMap/config"} {
 			if _, ok := got[want]; !ok {
 				t.Errorf("applied install lacks %s (has %v)", want, keys(got))
 			}

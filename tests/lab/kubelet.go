@@ -100,7 +100,7 @@ func (k *Kubelet) logf(format string, args ...any) {
 
 func (k *Kubelet) sync(ctx context.Context) {
 	apps := k.Client.AppsV1()
-	d, err := apps.Deployments(k.Namespace).Get(ctx, "controller", metav1.GetOptions{})
+	d, err := apps.Deployments(k.Namespace).Get(ctx, "metallb-controller", metav1.GetOptions{})
 	switch {
 	case err == nil:
 		if k.ensure(ctx, "controller", k.ControllerNode, d.Generation, d.Spec.Template.Spec) {
@@ -109,7 +109,7 @@ func (k *Kubelet) sync(ctx context.Context) {
 	case apierrors.IsNotFound(err):
 		k.stop("controller")
 	}
-	ds, err := apps.DaemonSets(k.Namespace).Get(ctx, "speaker", metav1.GetOptions{})
+	ds, err := apps.DaemonSets(k.Namespace).Get(ctx, "metallb-speaker", metav1.GetOptions{})
 	switch {
 	case err == nil:
 		ready := 0

@@ -61,7 +61,7 @@ func BenchmarkHostileMemory(b *testing.B) {
 	bin := testenv.Binary(b)
 	// As the shipped manifests run them (their ports, their literal
 	// environment such as GOMEMLIMIT, the default log level and timings).
-	ctlEnv, spkEnv := shippedEnv(b, "Deployment/controller"), shippedEnv(b, "DaemonSet/speaker")
+	ctlEnv, spkEnv := shippedEnv(b, "Deployment/metallb-controller"), shippedEnv(b, "DaemonSet/metallb-speaker")
 	fmt.Printf("shipped environment: controller %v, speaker %v\n", ctlEnv, spkEnv)
 	startController := func() *exec.Cmd {
 		return StartProcess(b, "node-a", "controller.log", slices.Concat([]string{"env"}, ctlEnv,
@@ -229,7 +229,7 @@ func createMany(b *testing.B, c kubernetes.Interface, ns string, n int, build fu
 
 // shippedEnv is the NAME=VALUE of every literal variable (not those taken
 // from the pod or a Secret) of the first container of the shipped
-// workload ("Deployment/controller", "DaemonSet/speaker").
+// workload ("Deployment/metallb-controller", "DaemonSet/metallb-speaker").
 func shippedEnv(b *testing.B, workload string) []string {
 	b.Helper()
 	y, err := manifests.Render(manifests.Values{Namespace: "metallb-system", Image: "x", Config: "address-pools: []\n"})

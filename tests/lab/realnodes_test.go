@@ -130,7 +130,7 @@ func TestEnableOnRealNodes(t *testing.T) {
 
 func speakerImage(t *testing.T, c kubernetes.Interface) string {
 	t.Helper()
-	d, err := c.AppsV1().DaemonSets("metallb-system").Get(context.Background(), "speaker", metav1.GetOptions{})
+	d, err := c.AppsV1().DaemonSets("metallb-system").Get(context.Background(), "metallb-speaker", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}

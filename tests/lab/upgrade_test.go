@@ -61,7 +61,7 @@ func TestUpgradeKeepsAddresses(t *testing.T) {
 	}()
 	defer w.Stop()
 
-	d, err := sc.c.AppsV1().Deployments("metallb-system").Get(ctx, "controller", metav1.GetOptions{})
+	d, err := sc.c.AppsV1().Deployments("metallb-system").Get(ctx, "metallb-controller", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,12 +73,12 @@ func TestUpgradeKeepsAddresses(t *testing.T) {
 	if err != nil {
 		t.Fatalf("upgrade: %v", err)
 	}
-	for _, want := range []string{"Deployment metallb-system/controller configured", "DaemonSet metallb-system/speaker configured", "controller Available, speaker rolled out"} {
+	for _, want := range []string{"Deployment metallb-system/metallb-controller configured", "DaemonSet metallb-system/metallb-speaker configured", "controller Available, speaker rolled out"} {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("the upgrade did not say %q", want)
 		}
 	}
-	d, err = sc.c.AppsV1().Deployments("metallb-system").Get(ctx, "controller", metav1.GetOptions{})
+	d, err = sc.c.AppsV1().Deployments("metallb-system").Get(ctx, "metallb-controller", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
