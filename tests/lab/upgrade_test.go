@@ -11,7 +11,9 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
 )
@@ -66,6 +68,10 @@ func TestUpgradeKeepsAddresses(t *testing.T) {
 		t.Fatal(err)
 	}
 	oldImage := d.Spec.Template.Spec.Containers[0].Image
+	// An earlier version ran its workloads under upstream's names: the
+	// upgrade deletes them (foreground, through the real garbage
+	// collector) before it applies their successors.
+	retired := earlierWorkloads(t, sc)
 	newer := newerBinary(t, sc.bin)
 	cmd := sc.snap.Hook(ctx, sc.Root, "enable", []string{"METALLB_BIN=" + newer}, "198.51.100.200-198.51.100.210")
 	out, err := cmd.CombinedOutput()
@@ -73,10 +79,16 @@ func TestUpgradeKeepsAddresses(t *testing.T) {
 	if err != nil {
 		t.Fatalf("upgrade: %v", err)
 	}
-	for _, want := range []string{"Deployment metallb-system/metallb-controller configured", "DaemonSet metallb-system/metallb-speaker configured", "controller Available, speaker rolled out"} {
+	for _, want := range append(retired, "Deployment metallb-system/metallb-controller configured", "DaemonSet metallb-system/metallb-speaker configured", "controller Available, speaker rolled out") {
 		if !strings.Contains(string(out), want) {
 			t.Errorf("the upgrade did not say %q", want)
 		}
+	}
+	if _, err := sc.c.AppsV1().Deployments("metallb-system").Get(ctx, "controller", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the earlier Deployment controller is still there: %v", err)
+	}
+	if _, err := sc.c.AppsV1().DaemonSets("metallb-system").Get(ctx, "speaker", metav1.GetOptions{}); !apierrors.IsNotFound(err) {
+		t.Errorf("the earlier DaemonSet speaker is still there: %v", err)
 	}
 	d, err = sc.c.AppsV1().Deployments("metallb-system").Get(ctx, "metallb-controller", metav1.GetOptions{})
 	if err != nil {
@@ -102,6 +114,41 @@ func TestUpgradeKeepsAddresses(t *testing.T) {
 		t.Errorf("address changes during the upgrade: %v", changes)
 	}
 	t.Logf("address changes during the upgrade: %d", len(changes))
+}
+
+// earlierWorkloads creates a Deployment controller and a DaemonSet speaker
+// labelled as ours, as an earlier version named them (their own selector,
+// so that they do not adopt the current pods), and returns the lines the
+// upgrade must print about them.
+func earlierWorkloads(t *testing.T, sc *snapCluster) []string {
+	t.Helper()
+	ctx := context.Background()
+	apps := sc.c.AppsV1().Deployments("metallb-system")
+	d, err := apps.Get(ctx, "metallb-controller", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel := map[string]string{"app.kubernetes.io/name": "metallb", "earlier": "controller"}
+	old := &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "controller", Labels: d.Labels},
+		Spec: *d.Spec.DeepCopy()}
+	old.Spec.Selector = &metav1.LabelSelector{MatchLabels: sel}
+	old.Spec.Template.Labels = sel
+	if _, err := apps.Create(ctx, old, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ds, err := sc.c.AppsV1().DaemonSets("metallb-system").Get(ctx, "metallb-speaker", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sel = map[string]string{"app.kubernetes.io/name": "metallb", "earlier": "speaker"}
+	oldDS := &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Name: "speaker", Labels: ds.Labels}, Spec: *ds.Spec.DeepCopy()}
+	oldDS.Spec.Selector = &metav1.LabelSelector{MatchLabels: sel}
+	oldDS.Spec.Template.Labels = sel
+	if _, err := sc.c.AppsV1().DaemonSets("metallb-system").Create(ctx, oldDS, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return []string{"Deployment metallb-system/controller is an earlier version's: deleting it for its successor",
+		"DaemonSet metallb-system/speaker is an earlier version's: deleting it for its successor"}
 }
 
 // lbAddress creates a LoadBalancer Service in demo and waits for its address.
