@@ -67,37 +67,42 @@ func (r *Ranked) After(node string) string {
 	return ""
 }
 
-// Layer2 ranks the candidates of every address of a layer2 pool that has
-// something behind it. A node is a candidate for an address when it is
-// eligible, matches the pool's node selectors and, for a Service with
-// externalTrafficPolicy Local, runs one of its ready endpoints. Services
-// sharing an address share its candidates (the union), so an address has
-// one owner. It is pure: the same inputs give the same answer on every
-// speaker.
+// Layer2 ranks the candidates of every address that a layer2 advertisement
+// announces and that has something behind it. A node is a candidate for an
+// address when it is eligible, one of the advertisements of the address's
+// pool selects it and, for a Service with externalTrafficPolicy Local, it
+// runs one of its ready endpoints. Services sharing an address share its
+// candidates (the union), so an address has one owner. The owner answers on
+// the interfaces of the advertisements that select it. It is pure: the same
+// inputs give the same answer on every speaker.
 func Layer2(cfg *config.Config, nodes []Node, svcs []Svc) map[netip.Addr]*Ranked {
 	out := map[netip.Addr]*Ranked{}
 	if cfg == nil {
 		return out
 	}
 	cands := map[netip.Addr]map[string]bool{}
+	advs := map[netip.Addr][]*config.L2Advertisement{}
 	for _, s := range svcs {
 		if len(s.ReadyNodes) == 0 {
 			continue // nothing would answer behind the address
 		}
 		for _, ip := range s.IPs {
 			pool := cfg.PoolFor(ip)
-			if pool == nil || pool.Protocol != config.Layer2 {
+			if pool == nil {
 				continue
 			}
 			r := out[ip]
 			if r == nil {
-				r = &Ranked{IP: ip, Pool: pool.Name, Interfaces: pool.Interfaces}
-				out[ip] = r
-				cands[ip] = map[string]bool{}
+				a := cfg.L2For(pool.Name)
+				if len(a) == 0 {
+					continue // not announced by layer2
+				}
+				r = &Ranked{IP: ip, Pool: pool.Name}
+				out[ip], cands[ip], advs[ip] = r, map[string]bool{}, a
 			}
 			r.Services = append(r.Services, s.Key)
 			for _, n := range nodes {
-				if !n.Eligible || !config.MatchesAny(pool.NodeSelectors, n.Labels) {
+				if !n.Eligible || selecting(advs[ip], n.Labels) == nil {
 					continue
 				}
 				if s.Local && !slices.Contains(s.ReadyNodes, n.Name) {
@@ -107,6 +112,10 @@ func Layer2(cfg *config.Config, nodes []Node, svcs []Svc) map[netip.Addr]*Ranked
 			}
 		}
 	}
+	labels := map[string]map[string]string{}
+	for _, n := range nodes {
+		labels[n.Name] = n.Labels
+	}
 	for ip, r := range out {
 		names := make([]string, 0, len(cands[ip]))
 		for n := range cands[ip] {
@@ -114,6 +123,38 @@ func Layer2(cfg *config.Config, nodes []Node, svcs []Svc) map[netip.Addr]*Ranked
 		}
 		r.Order = election.Order(ip, names)
 		slices.Sort(r.Services)
+		if owner := r.Owner(); owner != "" {
+			r.Interfaces = interfaces(selecting(advs[ip], labels[owner]))
+		}
+	}
+	return out
+}
+
+// selecting returns the advertisements whose node selectors match labels.
+func selecting(advs []*config.L2Advertisement, labels map[string]string) []*config.L2Advertisement {
+	var out []*config.L2Advertisement
+	for _, a := range advs {
+		if config.MatchesAny(a.NodeSelectors, labels) {
+			out = append(out, a)
+		}
+	}
+	return out
+}
+
+// interfaces is where a node answers for the advertisements that select
+// it: the union of their interfaces, or every interface (nil) when one of
+// them names none.
+func interfaces(advs []*config.L2Advertisement) []string {
+	var out []string
+	for _, a := range advs {
+		if len(a.Interfaces) == 0 {
+			return nil
+		}
+		for _, i := range a.Interfaces {
+			if !slices.Contains(out, i) {
+				out = append(out, i)
+			}
+		}
 	}
 	return out
 }
@@ -142,9 +183,10 @@ func Desired(cfg *config.Config, node string, nodes []Node, svcs []Svc) []Announ
 	return out
 }
 
-// DesiredBGP computes what self advertises by BGP: every address of a bgp
-// pool, when self may advertise it (Ready, not excluded, matching the pool's
-// node selectors) and something answers behind it (with
+// DesiredBGP computes what self advertises by BGP: every address of a pool
+// that BGP advertisements announce, one route per advertisement that
+// selects self, when self may advertise (Ready, not excluded) and something
+// answers behind it (with
 // externalTrafficPolicy Local, a ready endpoint on self; otherwise one
 // anywhere). Every node that qualifies advertises, so routers spread
 // traffic over them (ECMP). Routes are aggregated and merged per prefix.
@@ -160,18 +202,21 @@ func DesiredBGP(cfg *config.Config, self Node, svcs []Svc) ([]routes.Route, []An
 		}
 		for _, ip := range s.IPs {
 			pool := cfg.PoolFor(ip)
-			if pool == nil || pool.Protocol != config.BGP || !config.MatchesAny(pool.NodeSelectors, self.Labels) {
+			if pool == nil {
 				continue
 			}
-			advs := pool.Advertisements
-			if len(advs) == 0 {
-				advs = []config.Advertisement{{}}
-			}
-			for _, adv := range advs {
-				rs = append(rs, routes.Route{Prefix: routes.Aggregate(ip, adv), Communities: adv.Communities,
+			announced := false
+			for _, adv := range cfg.BGPFor(pool.Name) {
+				if !config.MatchesAny(adv.NodeSelectors, self.Labels) {
+					continue
+				}
+				announced = true
+				rs = append(rs, routes.Route{Prefix: routes.Aggregate(ip, adv.Advertisement), Communities: adv.Communities,
 					LocalPref: adv.LocalPref, HasLocalPref: adv.HasLocalPref})
 			}
-			anns = append(anns, Announcement{Protocol: config.BGP, IP: ip, Service: s.Key, Pool: pool.Name})
+			if announced {
+				anns = append(anns, Announcement{Protocol: config.BGP, IP: ip, Service: s.Key, Pool: pool.Name})
+			}
 		}
 	}
 	return routes.Merge(rs), anns

@@ -113,6 +113,7 @@ func Parse(data []byte) (*Config, error) {
 		sortErrors(d.errs)
 		return nil, d.errs
 	}
+	cfg.advertiseV012()
 	return cfg, nil
 }
 

@@ -132,6 +132,15 @@ func TestParseEveryKey(t *testing.T) {
 			}, {AggregationLength: 28, AggregationLengthV6: 120}},
 		}},
 	}
+	// The advertisements each pool's protocol implies.
+	want.L2Advertisements = []*L2Advertisement{
+		{Name: "dev", Pools: []string{"dev"}, Interfaces: want.Pools[0].Interfaces, NodeSelectors: want.Pools[0].NodeSelectors},
+		{Name: "databases", Pools: []string{"databases"}},
+	}
+	want.BGPAdvertisements = []*BGPAdvertisement{
+		{Name: "public-0", Pools: []string{"public"}, Advertisement: want.Pools[2].Advertisements[0]},
+		{Name: "public-1", Pools: []string{"public"}, Advertisement: want.Pools[2].Advertisements[1]},
+	}
 	opts := []cmp.Option{
 		cmp.Comparer(func(a, b iprange.Range) bool { return a == b }),
 		cmp.Comparer(func(a, b netip.Addr) bool { return a == b }),

@@ -27,6 +27,11 @@ type Config struct {
 	Communities map[string]Community
 	// BFDProfiles by name.
 	BFDProfiles map[string]*BFDProfile
+	// L2Advertisements and BGPAdvertisements say which pools are announced,
+	// how and from where: a pool that none names gets addresses but is not
+	// announced. The v0.12 format implies them from each pool's protocol.
+	L2Advertisements  []*L2Advertisement
+	BGPAdvertisements []*BGPAdvertisement
 	// Warnings are problems that do not stop the config from working but
 	// deserve the operator's eye (e.g. a bgp pool with no peers).
 	Warnings []string
