@@ -57,7 +57,11 @@ func Table(w io.Writer, r *Report) error {
 		if s.Alive {
 			alive = "alive"
 		}
-		line(s.Node, alive, dash(s.Renewed), dash(s.Ready), dash(s.Version))
+		ready := dash(s.Ready)
+		if s.Waiting != "" {
+			ready += " (" + s.Waiting + ")"
+		}
+		line(s.Node, alive, dash(s.Renewed), ready, dash(s.Version))
 	}
 	if len(r.Sessions) > 0 {
 		line("")

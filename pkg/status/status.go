@@ -69,6 +69,9 @@ type SpeakerStatus struct {
 	Renewed string `json:"renewed,omitempty" yaml:"renewed,omitempty"` // how long ago its Lease was renewed
 	Ready   string `json:"ready,omitempty" yaml:"ready,omitempty"`     // its pod's readiness, when there is a pod
 	Version string `json:"version,omitempty" yaml:"version,omitempty"` // its pod's image tag
+	// Waiting is why its container does not run (ErrImageNeverPull, ...).
+	Waiting string `json:"waiting,omitempty" yaml:"waiting,omitempty"`
+	Image   string `json:"image,omitempty" yaml:"image,omitempty"` // what it should run
 }
 
 // SessionStatus is one BGP session of one node.
@@ -307,6 +310,12 @@ func speakers(leases []coordinationLease, pods []corev1.Pod, now time.Time, time
 		if len(p.Spec.Containers) > 0 {
 			img := p.Spec.Containers[0].Image
 			s.Version = img[strings.LastIndex(img, ":")+1:]
+			s.Image = img
+		}
+		for _, cs := range p.Status.ContainerStatuses {
+			if w := cs.State.Waiting; w != nil && w.Reason != "" {
+				s.Waiting = w.Reason
+			}
 		}
 	}
 	var out []SpeakerStatus
@@ -318,6 +327,20 @@ func speakers(leases []coordinationLease, pods []corev1.Pod, now time.Time, time
 }
 
 type coordinationLease = coordinationv1.Lease
+
+// EnableHook is the enable hook of this addon under MicroK8s, as README
+// adds the repository ("lab").
+const EnableHook = "sudo /var/snap/microk8s/common/addons/lab/addons/metallb/enable"
+
+// imageMissing reports whether a container waits for an image its node
+// does not have (or cannot pull).
+func imageMissing(reason string) bool {
+	switch reason {
+	case "ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff":
+		return true
+	}
+	return false
+}
 
 // sessionsAnnotation is speaker.SessionsAnnotation (a speaker publishes
 // its BGP sessions on its Lease: "peer up|down prefixes" per line).
@@ -380,6 +403,9 @@ func (r *Report) Attention() []string {
 	}
 	for _, s := range r.Speakers {
 		switch {
+		case imageMissing(s.Waiting):
+			out = append(out, fmt.Sprintf("the speaker of node %s cannot start: the node lacks its image %s (%s); run the enable hook again, which imports it on the nodes that lack it: %s RANGE (or enable --image with a registry every node can pull)",
+				s.Node, s.Image, s.Waiting, EnableHook))
 		case !s.Alive:
 			out = append(out, fmt.Sprintf("the speaker of node %s is not alive (its Lease was renewed %s ago)", s.Node, s.Renewed))
 		case s.Ready == "false":

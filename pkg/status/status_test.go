@@ -120,6 +120,9 @@ func TestAttention(t *testing.T) {
 			[]string{"the configuration is stale: it would move 3 addresses", "Service demo/db has no address: pool exhausted",
 				"the speaker of node a is not alive (its Lease was renewed 2m ago)", "the speaker of node b is not ready",
 				"the BGP session of node b with 192.0.2.254 is down"}},
+		{"a node without the image", Report{Config: ConfigStatus{State: "accepted"},
+			Speakers: []SpeakerStatus{{Node: "d", Ready: "false", Waiting: "ErrImageNeverPull", Image: "localhost/microk8s-metallb:v1-abc"}}},
+			[]string{"the speaker of node d cannot start: the node lacks its image localhost/microk8s-metallb:v1-abc (ErrImageNeverPull); run the enable hook again, which imports it on the nodes that lack it: sudo /var/snap/microk8s/common/addons/lab/addons/metallb/enable RANGE (or enable --image with a registry every node can pull)"}},
 		{"no configuration", Report{Config: ConfigStatus{State: "none", Reason: "no accepted configuration: is the controller running?"}},
 			[]string{"no accepted configuration: is the controller running?"}},
 	} {
@@ -128,5 +131,17 @@ func TestAttention(t *testing.T) {
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// A speaker pod that waits for its image says why, with what it should run.
+func TestSpeakerWaitingForItsImage(t *testing.T) {
+	pod := corev1.Pod{Spec: corev1.PodSpec{NodeName: "node-d", Containers: []corev1.Container{{Image: "localhost/microk8s-metallb:v1-abc"}}},
+		Status: corev1.PodStatus{ContainerStatuses: []corev1.ContainerStatus{{State: corev1.ContainerState{
+			Waiting: &corev1.ContainerStateWaiting{Reason: "ErrImageNeverPull"}}}}}}
+	got := speakers(nil, []corev1.Pod{pod}, time.Now(), time.Second)
+	want := []SpeakerStatus{{Node: "node-d", Ready: "false", Version: "v1-abc", Image: "localhost/microk8s-metallb:v1-abc", Waiting: "ErrImageNeverPull"}}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
