@@ -24,7 +24,9 @@ func TestAdvertisementsDecide(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rack := func(r string) []config.Selector { return []config.Selector{{MatchLabels: map[string]string{"rack": r}}} }
+	rack := func(r string) []config.Selector {
+		return []config.Selector{{MatchLabels: map[string]string{"rack": r}}}
+	}
 	cfg.L2Advertisements = []*config.L2Advertisement{
 		{Name: "rack1", Pools: []string{"shared"}, NodeSelectors: rack("1"), Interfaces: []string{"eth1"}},
 		{Name: "rack2", Pools: []string{"shared"}, NodeSelectors: rack("2"), Interfaces: []string{"eth2", "eth1"}},
