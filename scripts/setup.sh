@@ -10,8 +10,9 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 # Debian packages the tests use: git for version stamps, iproute2 and arping
 # for the network lab, containerd (with ctr and runc) for the image import test,
 # bird2 and frr as the lab's BGP routers, prometheus for promtool (the alert rules' tests),
-# and for the lab's real nodes (kubelet, kube-proxy): the CNI plugins, iptables and conntrack.
-pkgs=(git iproute2 iputils-arping containerd bird2 frr prometheus containernetworking-plugins iptables conntrack)
+# for the lab's real nodes (kubelet, kube-proxy): the CNI plugins, iptables and conntrack, and
+# docker-registry (the distribution registry) for the image push to a registry.
+pkgs=(git iproute2 iputils-arping containerd bird2 frr prometheus containernetworking-plugins iptables conntrack docker-registry)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -23,7 +24,7 @@ if [ ${#missing[@]} -gt 0 ]; then
   fi
   log "installing ${missing[*]}"
   export DEBIAN_FRONTEND=noninteractive
-  # The packages' services (bird, frr, prometheus, containerd) must not start
+  # The packages' services (bird, frr, prometheus, containerd, docker-registry) must not start
   # on this host: the tests run their own, in namespaces.
   added_policy=
   if [ ! -e /usr/sbin/policy-rc.d ]; then

@@ -31,6 +31,7 @@ type enableOptions struct {
 	dryRun       bool
 	probe        bool
 	image        string
+	registry     string
 	ctr          string
 	tokenFile    string
 	agentPort    int
@@ -82,6 +83,7 @@ nodes that lack it.`,
 	f.BoolVar(&o.dryRun, "dry-run", false, "print the whole install's manifests on stdout (for kubectl apply -f -), the checks on stderr; apply nothing, probe nothing")
 	f.BoolVar(&o.probe, "probe", false, "with --dry-run, probe the range for hosts using it all the same")
 	f.StringVar(&o.image, "image", "", "image to run (default: package this binary and import it into MicroK8s's containerd)")
+	f.StringVar(&o.registry, "registry", "auto", "push the image to this registry (host:port) and run it from there, so that nodes joining later pull it; auto: MicroK8s's registry addon when it is enabled (localhost:32000); none: import it into each node instead")
 	f.StringVar(&o.ctr, "ctr", strings.Join(snap.Ctr(), " "), "containerd client command for the import on a single-node cluster (MicroK8s's microk8s-ctr.wrapper)")
 	f.StringVar(&o.tokenFile, "callback-token", snap.CallbackToken(), "on a cluster of several nodes, the cluster agents' callback token file (the image goes to every node through its agent)")
 	f.IntVar(&o.agentPort, "cluster-agent-port", image.ClusterAgentPort, "the nodes' cluster agent port")
@@ -120,7 +122,16 @@ func (o *enableOptions) run(ctx context.Context, g *globals, args []string) erro
 	if err != nil && o.image == "" {
 		return fmt.Errorf("find this executable to package it: %w (or pass --image)", err)
 	}
-	e.Image = image.Delivery{Image: o.image, Exe: exe, Version: version.Get().Version,
+	registry := o.registry
+	switch registry {
+	case "none":
+		registry = ""
+	case "auto":
+		if registry, err = install.RegistryAddon(ctx, client); err != nil && !o.dryRun {
+			return err
+		}
+	}
+	e.Image = image.Delivery{Image: o.image, Registry: registry, Exe: exe, Version: version.Get().Version,
 		Ctr: strings.Fields(o.ctr), TokenFile: o.tokenFile, CAFile: o.clusterCA, AgentPort: o.agentPort,
 		Log: func(format string, args ...any) { fmt.Fprintf(progressOut(g, o.dryRun), format+"\n", args...) }}
 	if client != nil {

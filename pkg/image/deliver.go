@@ -15,9 +15,13 @@ import (
 // into containerd on a single node, or into every node through its cluster
 // agent, skipped when every node already has it.
 type Delivery struct {
-	Image   string // a reference to run as is (--image); "" packages Exe
-	Exe     string // the executable to package
-	Version string // its version, for the tag
+	Image string // a reference to run as is (--image); "" packages Exe
+	// Registry (host:port), when set, receives the image and every node
+	// pulls it from there, nodes that join later too (MicroK8s's registry
+	// addon: localhost:32000, on every node).
+	Registry string
+	Exe      string // the executable to package
+	Version  string // its version, for the tag
 
 	Ctr       []string // containerd client for a single node ($SNAP/microk8s-ctr.wrapper)
 	TokenFile string   // the cluster agents' callback token, for several nodes
@@ -42,12 +46,22 @@ func (d Delivery) Deliver(ctx context.Context, nodes []Node, dryRun bool) (strin
 		v = "dev"
 	}
 	ref, err := Tag(d.Exe, v)
-	if err != nil || dryRun {
-		return ref, err
+	if err != nil {
+		return "", err
+	}
+	if d.Registry != "" {
+		ref = RegistryRef(d.Registry, ref)
+	}
+	if dryRun {
+		return ref, nil
 	}
 	if len(nodes) > 0 && !slices.ContainsFunc(nodes, func(n Node) bool { return !slices.Contains(n.Images, ref) }) {
 		d.log("image %s is already on every node (%d): not imported again", ref, len(nodes))
 		return ref, nil
+	}
+	if d.Registry != "" {
+		d.log("pushing image %s to the registry %s (every node pulls it from there, nodes that join later too)", ref, d.Registry)
+		return ref, Push(ctx, d.Exe, ref)
 	}
 	if len(nodes) > 1 {
 		return ref, d.toAgents(ctx, ref, nodes)

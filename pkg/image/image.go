@@ -69,49 +69,56 @@ func Static(exe string) error {
 	return nil
 }
 
-// Build writes a docker-archive tarball of an image holding exe at Path,
-// tagged ref, for this machine's architecture, to w.
-func Build(exe, ref string, w io.Writer) error {
+// Of returns the image holding exe at Path, for this machine's
+// architecture.
+func Of(exe string) (v1.Image, error) {
 	if err := Static(exe); err != nil {
-		return err
-	}
-	tag, err := name.NewTag(ref)
-	if err != nil {
-		return fmt.Errorf("image reference %q: %w", ref, err)
+		return nil, err
 	}
 	body, err := os.ReadFile(exe)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var layerTar bytes.Buffer
 	tw := tar.NewWriter(&layerTar)
 	if err := tw.WriteHeader(&tar.Header{Name: strings.TrimPrefix(Path, "/"), Mode: 0o755, Size: int64(len(body)), Typeflag: tar.TypeReg}); err != nil {
-		return err
+		return nil, err
 	}
 	if _, err := tw.Write(body); err != nil {
-		return err
+		return nil, err
 	}
 	if err := tw.Close(); err != nil {
-		return err
+		return nil, err
 	}
 	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) {
 		return io.NopCloser(bytes.NewReader(layerTar.Bytes())), nil
 	})
 	if err != nil {
-		return fmt.Errorf("image layer: %w", err)
+		return nil, fmt.Errorf("image layer: %w", err)
 	}
 	img, err := mutate.AppendLayers(empty.Image, layer)
 	if err != nil {
-		return fmt.Errorf("image: %w", err)
+		return nil, fmt.Errorf("image: %w", err)
 	}
 	cfg, err := img.ConfigFile()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	cfg = cfg.DeepCopy()
 	cfg.OS, cfg.Architecture = "linux", runtime.GOARCH
 	cfg.Config = v1.Config{Entrypoint: []string{Path}, Labels: map[string]string{"org.opencontainers.image.title": "metallb"}}
-	if img, err = mutate.ConfigFile(img, cfg); err != nil {
+	return mutate.ConfigFile(img, cfg)
+}
+
+// Build writes a docker-archive tarball of an image holding exe at Path,
+// tagged ref, for this machine's architecture, to w.
+func Build(exe, ref string, w io.Writer) error {
+	tag, err := name.NewTag(ref)
+	if err != nil {
+		return fmt.Errorf("image reference %q: %w", ref, err)
+	}
+	img, err := Of(exe)
+	if err != nil {
 		return err
 	}
 	if err := tarball.Write(tag, img, w); err != nil {

@@ -1,8 +1,14 @@
 package install
 
 import (
+	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 )
 
 // Snap is where MicroK8s keeps its files. "microk8s enable" runs the hook
@@ -70,4 +76,32 @@ func (Snap) under(dir string, elem ...string) string {
 		return ""
 	}
 	return filepath.Join(append([]string{dir}, elem...)...)
+}
+
+// The Service of MicroK8s's registry addon.
+const (
+	RegistryNamespace = "container-registry"
+	RegistryService   = "registry"
+)
+
+// RegistryAddon returns where MicroK8s's registry addon takes images on
+// every node ("localhost:NODEPORT", 32000 by default), or "" when it is not
+// enabled.
+func RegistryAddon(ctx context.Context, client kubernetes.Interface) (string, error) {
+	if client == nil {
+		return "", nil
+	}
+	svc, err := client.CoreV1().Services(RegistryNamespace).Get(ctx, RegistryService, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("look for MicroK8s's registry addon (Service %s/%s): %w", RegistryNamespace, RegistryService, err)
+	}
+	for _, p := range svc.Spec.Ports {
+		if p.NodePort != 0 {
+			return fmt.Sprintf("localhost:%d", p.NodePort), nil
+		}
+	}
+	return "", nil
 }
