@@ -483,16 +483,27 @@ func (ps *peerSession) sync(w *writer, sent map[netip.Prefix]Route, local netip.
 		keys = append(keys, k)
 	}
 	slices.SortFunc(keys, netip.Prefix.Compare)
+	var changed []Route
 	for _, k := range keys {
-		r := want[k]
-		if cur, ok := sent[k]; ok && cur.Equal(r) {
-			continue
+		if cur, ok := sent[k]; !ok || !cur.Equal(want[k]) {
+			changed = append(changed, want[k])
 		}
-		if err := w.send(updateMsg(ps.p, caps, r, local)); err != nil {
+	}
+	// Routes of equal attributes next to each other, so that they share
+	// UPDATEs; in prefix order within each group.
+	slices.SortStableFunc(changed, func(a, b Route) int { return compareAttrs(a, b) })
+	msgs, err := updateMsgs(ps.p, caps, changed, local)
+	if err != nil {
+		return err
+	}
+	for _, m := range msgs {
+		if err := w.send(m); err != nil {
 			return err
 		}
 		ps.updates.Add(1)
-		sent[k] = r
+	}
+	for _, r := range changed {
+		sent[r.Prefix] = r
 	}
 	ps.advertised.Store(int64(len(sent)))
 	return nil

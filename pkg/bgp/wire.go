@@ -1,6 +1,7 @@
 package bgp
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -9,6 +10,8 @@ import (
 	"slices"
 
 	pkt "github.com/osrg/gobgp/v3/pkg/packet/bgp"
+
+	"github.com/microk8s-metallb/metallb/pkg/config"
 )
 
 // Wire format helpers for the stub speaker (RFC 4271, 4760, 6793, 4724).
@@ -278,9 +281,61 @@ func negotiated(p Peer, theirs uint16) (hold, keepalive int64) {
 	return h, max(k, 1)
 }
 
-// updateMsg is the UPDATE that announces r to a peer, with nextHop this
-// side's address on the session.
-func updateMsg(p Peer, c peerCaps, r Route, nextHop netip.Addr) *pkt.BGPMessage {
+// maxMsg is BGP's largest message (RFC 4271; no extended messages).
+const maxMsg = 4096
+
+// sameAttrs reports whether a and b carry the same path attributes, so
+// that one UPDATE may announce both.
+func sameAttrs(a, b Route) bool {
+	return a.LocalPref == b.LocalPref && a.HasLocalPref == b.HasLocalPref && slices.Equal(a.Communities, b.Communities)
+}
+
+// updateMsgs are the UPDATEs that announce rs (all of one family) to a
+// peer, with nextHop this side's address on the session: routes with the
+// same attributes share a message, as many as fit in one.
+func updateMsgs(p Peer, c peerCaps, rs []Route, nextHop netip.Addr) ([]*pkt.BGPMessage, error) {
+	var out []*pkt.BGPMessage
+	for len(rs) > 0 {
+		n := 1
+		for n < len(rs) && sameAttrs(rs[0], rs[n]) {
+			n++
+		}
+		msgs, err := packed(p, c, rs[:n], nextHop)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, msgs...)
+		rs = rs[n:]
+	}
+	return out, nil
+}
+
+// packed announces routes of equal attributes in as few UPDATEs as fit
+// within maxMsg: a message too big is split in two.
+func packed(p Peer, c peerCaps, rs []Route, nextHop netip.Addr) ([]*pkt.BGPMessage, error) {
+	m := updateMsg(p, c, rs, nextHop)
+	b, err := m.Serialize() // the encoder refuses a message over maxMsg
+	switch {
+	case err == nil && len(b) <= maxMsg:
+		return []*pkt.BGPMessage{m}, nil
+	case len(rs) == 1:
+		if err == nil {
+			err = fmt.Errorf("%d bytes", len(b))
+		}
+		return nil, fmt.Errorf("encode the UPDATE for %s: %w", rs[0].Prefix, err)
+	}
+	lo, err := packed(p, c, rs[:len(rs)/2], nextHop)
+	if err != nil {
+		return nil, err
+	}
+	hi, err := packed(p, c, rs[len(rs)/2:], nextHop)
+	return append(lo, hi...), err
+}
+
+// updateMsg is the UPDATE that announces rs, which share rs[0]'s
+// attributes, to a peer, with nextHop this side's address on the session.
+func updateMsg(p Peer, c peerCaps, rs []Route, nextHop netip.Addr) *pkt.BGPMessage {
+	r := rs[0]
 	attrs := []pkt.PathAttributeInterface{pkt.NewPathAttributeOrigin(originIGP)}
 	ibgp := p.ASN == p.MyASN
 	switch {
@@ -317,8 +372,11 @@ func updateMsg(p Peer, c peerCaps, r Route, nextHop netip.Addr) *pkt.BGPMessage 
 		attrs = append(attrs, pkt.NewPathAttributeCommunities(std))
 	}
 	if !v4 {
-		attrs = append(attrs, pkt.NewPathAttributeMpReachNLRI(nextHop.String(),
-			[]pkt.AddrPrefixInterface{pkt.NewIPv6AddrPrefix(uint8(r.Prefix.Bits()), r.Prefix.Addr().String())}))
+		var nlri []pkt.AddrPrefixInterface
+		for _, x := range rs {
+			nlri = append(nlri, pkt.NewIPv6AddrPrefix(uint8(x.Prefix.Bits()), x.Prefix.Addr().String()))
+		}
+		attrs = append(attrs, pkt.NewPathAttributeMpReachNLRI(nextHop.String(), nlri))
 	}
 	if !ibgp && !c.as4 && p.MyASN > 0xffff {
 		attrs = append(attrs, pkt.NewPathAttributeAs4Path([]*pkt.As4PathParam{
@@ -328,7 +386,11 @@ func updateMsg(p Peer, c peerCaps, r Route, nextHop netip.Addr) *pkt.BGPMessage 
 		attrs = append(attrs, pkt.NewPathAttributeLargeCommunities(large))
 	}
 	if v4 {
-		return pkt.NewBGPUpdateMessage(nil, attrs, []*pkt.IPAddrPrefix{pkt.NewIPAddrPrefix(uint8(r.Prefix.Bits()), r.Prefix.Addr().String())})
+		var nlri []*pkt.IPAddrPrefix
+		for _, x := range rs {
+			nlri = append(nlri, pkt.NewIPAddrPrefix(uint8(x.Prefix.Bits()), x.Prefix.Addr().String()))
+		}
+		return pkt.NewBGPUpdateMessage(nil, attrs, nlri)
 	}
 	return pkt.NewBGPUpdateMessage(nil, attrs, nil)
 }
@@ -354,4 +416,27 @@ func withdrawMsgs(prefixes []netip.Prefix) []*pkt.BGPMessage {
 		out = append(out, pkt.NewBGPUpdateMessage(nil, []pkt.PathAttributeInterface{pkt.NewPathAttributeMpUnreachNLRI(w)}, nil))
 	}
 	return out
+}
+
+// compareAttrs orders routes by their attributes (local preference, then
+// communities), so that equal ones sort together.
+func compareAttrs(a, b Route) int {
+	if c := cmp.Compare(a.LocalPref, b.LocalPref); c != 0 {
+		return c
+	}
+	if a.HasLocalPref != b.HasLocalPref {
+		if a.HasLocalPref {
+			return 1
+		}
+		return -1
+	}
+	return slices.CompareFunc(a.Communities, b.Communities, func(x, y config.Community) int {
+		if x.Large != y.Large {
+			if x.Large {
+				return 1
+			}
+			return -1
+		}
+		return slices.Compare(x.Parts[:], y.Parts[:])
+	})
 }
