@@ -286,9 +286,7 @@ const maxMsg = 4096
 
 // sameAttrs reports whether a and b carry the same path attributes, so
 // that one UPDATE may announce both.
-func sameAttrs(a, b Route) bool {
-	return a.LocalPref == b.LocalPref && a.HasLocalPref == b.HasLocalPref && slices.Equal(a.Communities, b.Communities)
-}
+func sameAttrs(a, b Route) bool { return compareAttrs(a, b) == 0 }
 
 // updateMsgs are the UPDATEs that announce rs (all of one family) to a
 // peer, with nextHop this side's address on the session: routes with the

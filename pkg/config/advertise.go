@@ -1,6 +1,9 @@
 package config
 
-import "fmt"
+import (
+	"fmt"
+	"slices"
+)
 
 // L2Advertisement announces pools by layer2 (ARP/NDP), from the nodes it
 // selects and on the interfaces it names. A pool may have several (upstream
@@ -30,7 +33,7 @@ type BGPAdvertisement struct {
 func (c *Config) L2For(pool string) []*L2Advertisement {
 	var out []*L2Advertisement
 	for _, a := range c.L2Advertisements {
-		if contains(a.Pools, pool) {
+		if slices.Contains(a.Pools, pool) {
 			out = append(out, a)
 		}
 	}
@@ -41,20 +44,11 @@ func (c *Config) L2For(pool string) []*L2Advertisement {
 func (c *Config) BGPFor(pool string) []*BGPAdvertisement {
 	var out []*BGPAdvertisement
 	for _, a := range c.BGPAdvertisements {
-		if contains(a.Pools, pool) {
+		if slices.Contains(a.Pools, pool) {
 			out = append(out, a)
 		}
 	}
 	return out
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // advertiseV012 gives each pool of the v0.12 format the advertisements its
@@ -65,12 +59,8 @@ func (c *Config) advertiseV012() {
 		case Layer2:
 			c.L2Advertisements = append(c.L2Advertisements, &L2Advertisement{Name: p.Name, Pools: []string{p.Name},
 				NodeSelectors: p.NodeSelectors, Interfaces: p.Interfaces})
-		case BGP:
-			advs := p.Advertisements
-			if len(advs) == 0 {
-				advs = []Advertisement{{}}
-			}
-			for i, a := range advs {
+		case BGP: // one without bgp-advertisements has its default one (pool)
+			for i, a := range p.Advertisements {
 				c.BGPAdvertisements = append(c.BGPAdvertisements, &BGPAdvertisement{Name: fmt.Sprintf("%s-%d", p.Name, i),
 					Pools: []string{p.Name}, Advertisement: a, NodeSelectors: p.NodeSelectors})
 			}

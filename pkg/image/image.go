@@ -110,14 +110,20 @@ func Of(exe string) (v1.Image, error) {
 	return mutate.ConfigFile(img, cfg)
 }
 
+// tagged is the image of exe with the tag ref names.
+func tagged(exe, ref string) (name.Tag, v1.Image, error) {
+	tag, err := name.NewTag(ref)
+	if err != nil {
+		return name.Tag{}, nil, fmt.Errorf("image reference %q: %w", ref, err)
+	}
+	img, err := Of(exe)
+	return tag, img, err
+}
+
 // Build writes a docker-archive tarball of an image holding exe at Path,
 // tagged ref, for this machine's architecture, to w.
 func Build(exe, ref string, w io.Writer) error {
-	tag, err := name.NewTag(ref)
-	if err != nil {
-		return fmt.Errorf("image reference %q: %w", ref, err)
-	}
-	img, err := Of(exe)
+	tag, img, err := tagged(exe, ref)
 	if err != nil {
 		return err
 	}

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/authn"
-	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
@@ -21,11 +20,7 @@ func RegistryRef(registry, local string) string {
 // addon, localhost:32000) is spoken to over plain HTTP, as containerd does
 // there; any other over HTTPS.
 func Push(ctx context.Context, exe, ref string) error {
-	tag, err := name.NewTag(ref)
-	if err != nil {
-		return fmt.Errorf("image reference %q: %w", ref, err)
-	}
-	img, err := Of(exe)
+	tag, img, err := tagged(exe, ref)
 	if err != nil {
 		return err
 	}

@@ -78,7 +78,7 @@ func takenRanges(f Facts) []iprange.Range {
 	var out []iprange.Range
 	one := func(a netip.Addr) {
 		if a.IsValid() {
-			out = append(out, iprange.FromPrefix(netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen())))
+			out = append(out, single(a.Unmap()))
 		}
 	}
 	for _, s := range f.Subnets {
