@@ -47,6 +47,10 @@ type Values struct {
 	ManagedBy string
 }
 
+// DefaultAddon is how the docs name this addon beside MicroK8s's core one:
+// README adds the repository as "lab".
+const DefaultAddon = "lab/metallb"
+
 // PartOf is the app.kubernetes.io/part-of label on every object the
 // installer creates.
 const PartOf = "microk8s-metallb"
@@ -80,7 +84,7 @@ func Render(v Values) ([]byte, error) {
 		v.ManagedBy = "metallb-installer"
 	}
 	if v.Addon == "" {
-		v.Addon = "lab/metallb"
+		v.Addon = DefaultAddon
 	}
 	if v.LogLevel == "" {
 		v.LogLevel = "info"

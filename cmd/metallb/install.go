@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"strings"
 	"time"
@@ -132,8 +131,7 @@ func (o *enableOptions) run(ctx context.Context, g *globals, args []string) erro
 		}
 	}
 	e.Image = image.Delivery{Image: o.image, Registry: registry, Exe: exe, Version: version.Get().Version,
-		Ctr: strings.Fields(o.ctr), TokenFile: o.tokenFile, CAFile: o.clusterCA, AgentPort: o.agentPort,
-		Log: func(format string, args ...any) { fmt.Fprintf(progressOut(g, o.dryRun), format+"\n", args...) }}
+		Ctr: strings.Fields(o.ctr), TokenFile: o.tokenFile, CAFile: o.clusterCA, AgentPort: o.agentPort}
 	if client != nil {
 		e.Client, e.Dyn = client, dyn
 	}
@@ -250,13 +248,4 @@ func addonName() string {
 		return a
 	}
 	return install.AddonName
-}
-
-// progressOut is where enable's progress goes: stderr with --dry-run, whose
-// stdout is the manifests.
-func progressOut(g *globals, dryRun bool) io.Writer {
-	if dryRun {
-		return g.err
-	}
-	return g.out
 }

@@ -27,14 +27,18 @@ type Delivery struct {
 	TokenFile string   // the cluster agents' callback token, for several nodes
 	CAFile    string   // the cluster's CA, that each agent's certificate must verify against
 	AgentPort int      // 0: ClusterAgentPort
-
-	// Log is told each step and each node's result.
-	Log func(format string, args ...any)
 }
 
+// Log is told each step of a delivery and each node's result.
+type Log func(format string, args ...any)
+
 // Deliver returns the reference the workloads run, once every node in nodes
-// has it (dryRun: the reference only, nothing imported).
-func (d Delivery) Deliver(ctx context.Context, nodes []Node, dryRun bool) (string, error) {
+// has it (dryRun: the reference only, nothing imported), telling log what
+// it does (nil: nothing).
+func (d Delivery) Deliver(ctx context.Context, nodes []Node, dryRun bool, log Log) (string, error) {
+	if log == nil {
+		log = func(string, ...any) {}
+	}
 	if d.Image != "" {
 		return d.Image, nil
 	}
@@ -56,26 +60,26 @@ func (d Delivery) Deliver(ctx context.Context, nodes []Node, dryRun bool) (strin
 		return ref, nil
 	}
 	if len(nodes) > 0 && !slices.ContainsFunc(nodes, func(n Node) bool { return !slices.Contains(n.Images, ref) }) {
-		d.log("image %s is already on every node (%d): not imported again", ref, len(nodes))
+		log("image %s is already on every node (%d): not imported again", ref, len(nodes))
 		return ref, nil
 	}
 	if d.Registry != "" {
-		d.log("pushing image %s to the registry %s (every node pulls it from there, nodes that join later too)", ref, d.Registry)
+		log("pushing image %s to the registry %s (every node pulls it from there, nodes that join later too)", ref, d.Registry)
 		return ref, Push(ctx, d.Exe, ref)
 	}
 	if len(nodes) > 1 {
-		return ref, d.toAgents(ctx, ref, nodes)
+		return ref, d.toAgents(ctx, ref, nodes, log)
 	}
 	if len(d.Ctr) == 0 {
 		return "", errors.New("cannot import the metallb image: no containerd client (MicroK8s's microk8s-ctr.wrapper was not found in $SNAP or /snap/microk8s/current); pass --ctr, or --image REF to use a registry image")
 	}
-	d.log("importing image %s into containerd", ref)
+	log("importing image %s into containerd", ref)
 	return ref, Import(ctx, d.Exe, ref, d.Ctr)
 }
 
 // toAgents imports the image on every node through the nodes' cluster
 // agents, as "microk8s images import" does.
-func (d Delivery) toAgents(ctx context.Context, ref string, nodes []Node) error {
+func (d Delivery) toAgents(ctx context.Context, ref string, nodes []Node, log Log) error {
 	if d.TokenFile == "" {
 		return fmt.Errorf("this cluster has %d nodes: the image goes to each through its cluster agent, which needs the callback token (MicroK8s's credentials/callback-token.txt); pass --callback-token FILE, or --image REF from a registry every node can pull", len(nodes))
 	}
@@ -90,19 +94,13 @@ func (d Delivery) toAgents(ctx context.Context, ref string, nodes []Node) error 
 	if err != nil {
 		return err
 	}
-	d.log("importing image %s into the %d nodes through their cluster agents", ref, len(nodes))
+	log("importing image %s into the %d nodes through their cluster agents", ref, len(nodes))
 	a := &Agents{Port: d.AgentPort, Token: strings.TrimSpace(string(tok)), CA: ca}
 	return a.Push(ctx, d.Exe, ref, nodes, func(n Node, took time.Duration, err error) {
 		if err != nil {
-			d.log("  %-20s %-15s failed: %v", n.Name, n.Addr, err)
+			log("  %-20s %-15s failed: %v", n.Name, n.Addr, err)
 			return
 		}
-		d.log("  %-20s %-15s imported in %.1fs", n.Name, n.Addr, took.Seconds())
+		log("  %-20s %-15s imported in %.1fs", n.Name, n.Addr, took.Seconds())
 	})
-}
-
-func (d Delivery) log(format string, args ...any) {
-	if d.Log != nil {
-		d.Log(format, args...)
-	}
 }

@@ -15,13 +15,14 @@ func TestDeliverSkipsNodesThatHaveTheImage(t *testing.T) {
 		t.Fatal(err)
 	}
 	var logged []string
-	d := Delivery{Exe: exe, Version: "v1", Log: func(f string, a ...any) { logged = append(logged, f) }}
+	d := Delivery{Exe: exe, Version: "v1"}
+	log := func(f string, a ...any) { logged = append(logged, f) }
 	ref, err := Tag(exe, "v1")
 	if err != nil {
 		t.Fatal(err)
 	}
 	has := []Node{{Name: "a", Images: []string{"other:1", ref}}, {Name: "b", Images: []string{ref}}}
-	got, err := d.Deliver(context.Background(), has, false)
+	got, err := d.Deliver(context.Background(), has, false, log)
 	if err != nil || got != ref {
 		t.Fatalf("Deliver = %q, %v; want %q", got, err, ref)
 	}
@@ -32,13 +33,13 @@ func TestDeliverSkipsNodesThatHaveTheImage(t *testing.T) {
 	// containerd client, saying so).
 	lacks := []Node{{Name: "a", Images: []string{ref}}}
 	lacks[0].Images = nil
-	if _, err := d.Deliver(context.Background(), lacks, false); err == nil || !strings.Contains(err.Error(), "no containerd client") {
+	if _, err := d.Deliver(context.Background(), lacks, false, log); err == nil || !strings.Contains(err.Error(), "no containerd client") {
 		t.Errorf("err = %v", err)
 	}
-	if got, err := d.Deliver(context.Background(), lacks, true); err != nil || got != ref {
+	if got, err := d.Deliver(context.Background(), lacks, true, log); err != nil || got != ref {
 		t.Errorf("dry run: %q, %v", got, err)
 	}
-	if got, _ := (Delivery{Image: "registry.example/metallb:1"}).Deliver(context.Background(), lacks, false); got != "registry.example/metallb:1" {
+	if got, _ := (Delivery{Image: "registry.example/metallb:1"}).Deliver(context.Background(), lacks, false, nil); got != "registry.example/metallb:1" {
 		t.Errorf("--image: %q", got)
 	}
 }

@@ -53,16 +53,17 @@ type Host interface {
 type ProbeFunc func(ctx context.Context, ifname string, targets []netip.Addr, progress func(sent, total int)) ([]netcheck.Host, error)
 
 // Imager makes the workloads' image available on nodes and returns its
-// reference (dryRun: the reference only). image.Delivery is the real one.
+// reference (dryRun: the reference only), telling log what it does.
+// image.Delivery is the real one.
 type Imager interface {
-	Deliver(ctx context.Context, nodes []image.Node, dryRun bool) (string, error)
+	Deliver(ctx context.Context, nodes []image.Node, dryRun bool, log image.Log) (string, error)
 }
 
 // ImageFunc adapts a function to Imager.
 type ImageFunc func(ctx context.Context, nodes []image.Node, dryRun bool) (string, error)
 
 // Deliver implements Imager.
-func (f ImageFunc) Deliver(ctx context.Context, nodes []image.Node, dryRun bool) (string, error) {
+func (f ImageFunc) Deliver(ctx context.Context, nodes []image.Node, dryRun bool, _ image.Log) (string, error) {
 	return f(ctx, nodes, dryRun)
 }
 
@@ -106,9 +107,8 @@ type Enable struct {
 	report reporter
 }
 
-// AddonName is how the docs name this addon beside MicroK8s's core one:
-// README adds the repository as "lab".
-const AddonName = "lab/metallb"
+// AddonName is how the docs name this addon beside MicroK8s's core one.
+const AddonName = manifests.DefaultAddon
 
 func (e *Enable) addon() string {
 	if e.Addon != "" {
@@ -150,7 +150,7 @@ func (e *Enable) Run(ctx context.Context) error {
 	if err := e.confirm(ranges); err != nil {
 		return err
 	}
-	ref, err := e.Image.Deliver(ctx, w.nodes, e.DryRun)
+	ref, err := e.Image.Deliver(ctx, w.nodes, e.DryRun, e.report.step)
 	if err != nil {
 		return err
 	}

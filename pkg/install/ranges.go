@@ -131,7 +131,7 @@ func (s *promptSource) next(context.Context) ([]iprange.Range, error) {
 			}
 			if msgs := errorsOf(netcheck.Check(rs, *s.f)); len(msgs) > 0 {
 				if fix, ok := netcheck.Repair(rs, *s.f); ok {
-					msgs = append(msgs, fmt.Sprintf("suggestion: %s passes every check", fix))
+					msgs = append(msgs, suggestionText(fix))
 				}
 				return errors.New(strings.Join(msgs, "\n"))
 			}

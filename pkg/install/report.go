@@ -26,8 +26,11 @@ func (r reporter) note(format string, a ...any) { fmt.Fprintf(r.err, "note: "+fo
 func (r reporter) finding(f netcheck.Finding) { fmt.Fprintln(r.err, f) }
 
 // suggestion offers the one range that passes every check.
-func (r reporter) suggestion(s iprange.Range) {
-	fmt.Fprintf(r.err, "suggestion: %s passes every check\n", s)
+func (r reporter) suggestion(s iprange.Range) { fmt.Fprintln(r.err, suggestionText(s)) }
+
+// suggestionText is how a suggested range is said, printed or at the prompt.
+func suggestionText(s iprange.Range) string {
+	return fmt.Sprintf("suggestion: %s passes every check", s)
 }
 
 // progress returns the callback of a long step that counts: on a terminal

@@ -102,10 +102,11 @@ func TestImagePushedToARegistry(t *testing.T) {
 	addr := startRegistry(t)
 	bin := testenv.Binary(t)
 	var logged []string
-	d := image.Delivery{Exe: bin, Version: "v0.0.0-test", Registry: addr, Log: func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) }}
+	d := image.Delivery{Exe: bin, Version: "v0.0.0-test", Registry: addr}
+	log := func(f string, a ...any) { logged = append(logged, fmt.Sprintf(f, a...)) }
 	nodes := []image.Node{{Name: "node-a"}, {Name: "node-b"}}
 	start := time.Now()
-	ref, err := d.Deliver(ctx, nodes, false)
+	ref, err := d.Deliver(ctx, nodes, false, log)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,7 +119,7 @@ func TestImagePushedToARegistry(t *testing.T) {
 		nodes[i].Images = []string{ref}
 	}
 	logged = nil
-	if _, err := d.Deliver(ctx, nodes, false); err != nil || len(logged) != 1 || !strings.Contains(logged[0], "already on every node") {
+	if _, err := d.Deliver(ctx, nodes, false, log); err != nil || len(logged) != 1 || !strings.Contains(logged[0], "already on every node") {
 		t.Errorf("second delivery: %v, %q", err, logged)
 	}
 
