@@ -25,7 +25,7 @@ var files embed.FS
 var Monitoring embed.FS
 
 // Order is the order objects are applied in (and rendered by Render).
-var Order = []string{"namespace.yaml", "rbac.yaml", "config.yaml", "controller.yaml", "speaker.yaml", "guard.yaml", "monitoring.yaml"}
+var Order = []string{"namespace.yaml", "crds.yaml", "rbac.yaml", "config.yaml", "controller.yaml", "speaker.yaml", "guard.yaml", "monitoring.yaml"}
 
 // Values fill the templates.
 type Values struct {
@@ -55,22 +55,39 @@ const DefaultAddon = "lab/metallb"
 // installer creates.
 const PartOf = "microk8s-metallb"
 
-var tmpl = template.Must(template.New("").Funcs(template.FuncMap{
-	"indent": func(n int, s string) string {
-		pad := strings.Repeat(" ", n)
-		lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-		for i, l := range lines {
-			if l != "" {
-				lines[i] = pad + l
+var tmpl *template.Template
+
+func init() {
+	tmpl = template.Must(template.New("").Funcs(template.FuncMap{
+		"indent": func(n int, s string) string {
+			pad := strings.Repeat(" ", n)
+			lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+			for i, l := range lines {
+				if l != "" {
+					lines[i] = pad + l
+				}
 			}
-		}
-		return strings.Join(lines, "\n")
-	},
-	"monitoring": func(name string) (string, error) {
-		b, err := Monitoring.ReadFile("monitoring/" + name)
-		return string(b), err
-	},
-}).Option("missingkey=error").ParseFS(files, "*.yaml", "*.tmpl"))
+			return strings.Join(lines, "\n")
+		},
+		"monitoring": func(name string) (string, error) {
+			b, err := Monitoring.ReadFile("monitoring/" + name)
+			return string(b), err
+		},
+		// include renders a template to a string, to indent it.
+		"include": func(name string, data any) (string, error) {
+			var b bytes.Buffer
+			err := tmpl.ExecuteTemplate(&b, name, data)
+			return b.String(), err
+		},
+		"dict": func(kv ...any) map[string]any {
+			m := map[string]any{}
+			for i := 0; i+1 < len(kv); i += 2 {
+				m[kv[i].(string)] = kv[i+1]
+			}
+			return m
+		},
+	}).Option("missingkey=error").ParseFS(files, "*.yaml", "*.tmpl"))
+}
 
 // Render returns every manifest as one multi-document YAML stream.
 func Render(v Values) ([]byte, error) {

@@ -45,13 +45,18 @@ func TestRenderedObjects(t *testing.T) {
 		"ServiceAccount/metrics-reader", "ClusterRole/metallb-system:metrics-reader", "ClusterRoleBinding/metallb-system:metrics-reader",
 		"ValidatingAdmissionPolicy/metallb-system-leases", "ValidatingAdmissionPolicyBinding/metallb-system-leases",
 		"ValidatingAdmissionPolicy/metallb-system-guard", "ValidatingAdmissionPolicyBinding/metallb-system-guard",
+		"CustomResourceDefinition/ipaddresspools.metallb.io", "CustomResourceDefinition/l2advertisements.metallb.io",
+		"CustomResourceDefinition/bgpadvertisements.metallb.io", "CustomResourceDefinition/bgppeers.metallb.io",
+		"CustomResourceDefinition/communities.metallb.io", "CustomResourceDefinition/bfdprofiles.metallb.io",
+		"CustomResourceDefinition/servicel2statuses.metallb.io", "CustomResourceDefinition/servicebgpstatuses.metallb.io",
+		"CustomResourceDefinition/configurationstates.metallb.io",
 	} {
 		if objs[want] == nil {
 			t.Errorf("missing %s (have %v)", want, names)
 		}
 	}
-	if len(objs) != 21 {
-		t.Errorf("%d objects, want 21: %v", len(objs), names)
+	if len(objs) != 30 {
+		t.Errorf("%d objects, want 30: %v", len(objs), names)
 	}
 }
 

@@ -2,9 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/microk8s-metallb/metallb/pkg/controller"
 	"github.com/microk8s-metallb/metallb/pkg/k8s"
@@ -51,6 +53,10 @@ func (o *controllerOptions) run(ctx context.Context, g *globals) error {
 	if err != nil {
 		return err
 	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("build client: %w", err)
+	}
 	reg := metrics.New()
 	if o.pprof {
 		reg.EnableProfiling()
@@ -62,7 +68,7 @@ func (o *controllerOptions) run(ctx context.Context, g *globals) error {
 		c := controller.New(ctx, controller.Options{
 			Client: client, Log: g.log, Metrics: reg, Namespace: o.namespace,
 			ConfigMap: o.configMap, LBClass: o.lbClass, Workers: o.workers,
-			Level: &g.level, BaseLevel: g.level.Level(),
+			Level: &g.level, BaseLevel: g.level.Level(), Dynamic: dyn,
 		})
 		if err := c.Run(ctx); err != nil {
 			g.log.Error("controller stopped", "error", err)

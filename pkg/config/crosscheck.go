@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"regexp"
 	"slices"
 
@@ -19,7 +20,15 @@ func (d *decoder) crossCheck(cfg *Config, pools []*rawPool) {
 		d.checkAggregation(p)
 	}
 	d.checkPeers(cfg)
-	cfg.Warnings = append(cfg.Warnings, warnings(cfg)...)
+}
+
+// where names a pool in messages: `line 3: pool "web"` (ConfigMap) or
+// `IPAddressPool/web`.
+func (p *Pool) where() string {
+	if p.Resource {
+		return "IPAddressPool/" + p.Name
+	}
+	return fmt.Sprintf("line %d: pool %q", p.Line, p.Name)
 }
 
 func (d *decoder) checkPoolNames(pools []*rawPool) {
@@ -28,11 +37,16 @@ func (d *decoder) checkPoolNames(pools []*rawPool) {
 		if p.Name == "" {
 			continue
 		}
-		if f, dup := first[p.Name]; dup {
+		f, dup := first[p.Name]
+		switch {
+		case !dup:
+			first[p.Name] = p
+		case p.Resource:
+			d.errs = append(d.errs, Error{Line: p.Line, Object: "IPAddressPool/" + p.Name, Msg: fmt.Sprintf(
+				"IPAddressPool/%s: the ConfigMap's address-pools has a pool of this name too (line %d): rename one, a name may belong to one pool only", p.Name, f.Line)})
+		default:
 			d.errs = append(d.errs, Error{Line: p.Line, Msg: fmt.Sprintf("address-pools: name %q is used twice (first on line %d)", p.Name, f.Line)})
-			continue
 		}
-		first[p.Name] = p
 	}
 }
 
@@ -67,6 +81,16 @@ func (d *decoder) checkOverlaps(pools []*rawPool) {
 			d.errs = append(d.errs, Error{Line: line, Msg: fmt.Sprintf(
 				"%s.addresses: %s and %s overlap on %s: list each address once",
 				a.pool.path, o.A, o.B, o.Shared)})
+			continue
+		}
+		if a.pool.Resource || b.pool.Resource {
+			if a.pool.Resource {
+				a, b = b, a // the resource is the one to blame: it came later
+			}
+			line = b.pool.addrNodes[b.idx].Line
+			d.errs = append(d.errs, Error{Line: line, Object: "IPAddressPool/" + b.pool.Name, Msg: fmt.Sprintf(
+				"%s: %s overlaps %s of %s on %s: an address may belong to one pool only",
+				b.pool.path, o.B, o.A, a.pool.path, o.Shared)})
 			continue
 		}
 		d.errs = append(d.errs, Error{Line: line, Msg: fmt.Sprintf(
@@ -104,21 +128,51 @@ func (d *decoder) checkAggregation(p *rawPool) {
 		if i >= len(p.advNodes) {
 			break // the default advertisement
 		}
-		for _, r := range p.Ranges {
-			agg := adv.AggregationLength
-			key := "aggregation-length"
-			if r.Is6() {
-				agg, key = adv.AggregationLengthV6, "aggregation-length-v6"
+		if key, agg, pfx, short := tooShort(adv, p.Ranges); short {
+			key = map[string]string{"aggregationLength": "aggregation-length", "aggregationLengthV6": "aggregation-length-v6"}[key]
+			d.errorf(p.advNodes[i], "%s.bgp-advertisements[%d].%s: /%d is shorter than /%d of %s in this pool: the router would get a route to addresses outside the pool",
+				p.path, i, key, agg, pfx.Bits(), pfx)
+			return
+		}
+	}
+}
+
+// checkResourceAggregation is checkAggregation for BGPAdvertisements: each
+// against the pools it selects.
+func (d *decoder) checkResourceAggregation(cfg *Config, pools []*rawPool, srcs []advertisementSource) {
+	n := 0
+	for _, a := range cfg.BGPAdvertisements {
+		src := srcs[n]
+		n++
+		d.object = "BGPAdvertisement/" + a.Name
+		for _, p := range pools {
+			if !slices.Contains(a.Pools, p.Name) {
+				continue
 			}
-			for _, pfx := range r.Prefixes() {
-				if agg < pfx.Bits() {
-					d.errorf(p.advNodes[i], "%s.bgp-advertisements[%d].%s: /%d is shorter than /%d of %s in this pool: the router would get a route to addresses outside the pool",
-						p.path, i, key, agg, pfx.Bits(), pfx)
-					return
-				}
+			if key, agg, pfx, short := tooShort(a.Advertisement, p.Ranges); short {
+				d.errorf(src.node, "%s.%s: /%d is shorter than /%d of %s in pool %q: the router would get a route to addresses outside the pool",
+					src.path, key, agg, pfx.Bits(), pfx, p.Name)
 			}
 		}
 	}
+	d.object = ""
+}
+
+// tooShort finds a prefix of ranges longer than the advertisement's
+// aggregation length for its family.
+func tooShort(adv Advertisement, ranges []iprange.Range) (key string, agg int, pfx netip.Prefix, short bool) {
+	for _, r := range ranges {
+		agg, key = adv.AggregationLength, "aggregationLength"
+		if r.Is6() {
+			agg, key = adv.AggregationLengthV6, "aggregationLengthV6"
+		}
+		for _, pfx := range r.Prefixes() {
+			if agg < pfx.Bits() {
+				return key, agg, pfx, true
+			}
+		}
+	}
+	return "", 0, netip.Prefix{}, false
 }
 
 func (d *decoder) checkPeers(cfg *Config) {
@@ -158,15 +212,15 @@ func warnings(cfg *Config) []string {
 	var out []string
 	anyIBGP := slices.ContainsFunc(cfg.Peers, (*Peer).IBGP)
 	for _, p := range cfg.Pools {
-		if p.Protocol != BGP {
+		if len(cfg.BGPFor(p.Name)) == 0 {
 			continue
 		}
 		if len(cfg.Peers) == 0 {
-			out = append(out, fmt.Sprintf("line %d: pool %q uses bgp but there are no peers: its addresses will be assigned but not announced", p.Line, p.Name))
+			out = append(out, fmt.Sprintf("%s uses bgp but there are no peers: its addresses will be assigned but not announced by BGP", p.where()))
 		}
 		for i, a := range p.Advertisements {
 			if a.HasLocalPref && !anyIBGP && len(cfg.Peers) > 0 {
-				out = append(out, fmt.Sprintf("line %d: pool %q bgp-advertisements[%d]: localpref is sent on iBGP sessions only (my-asn = peer-asn), and every peer is eBGP", p.Line, p.Name, i))
+				out = append(out, fmt.Sprintf("%s bgp-advertisements[%d]: localpref is sent on iBGP sessions only (my-asn = peer-asn), and every peer is eBGP", p.where(), i))
 			}
 		}
 	}

@@ -15,6 +15,10 @@ import (
 // decoder walks a YAML node tree, collecting every error with its line.
 type decoder struct {
 	errs Errors
+	// object is the metallb.io resource being read ("Kind/name"), for
+	// its errors; pending are its communities to resolve at the end.
+	object  string
+	pending []pendingCommunity
 }
 
 func (d *decoder) errorf(n *yaml.Node, format string, args ...any) {
@@ -22,7 +26,7 @@ func (d *decoder) errorf(n *yaml.Node, format string, args ...any) {
 	if n != nil {
 		line = n.Line
 	}
-	d.errs = append(d.errs, Error{Line: line, Msg: fmt.Sprintf(format, args...)})
+	d.errs = append(d.errs, Error{Line: line, Msg: fmt.Sprintf(format, args...), Object: d.object})
 }
 
 // field handles the value of one known key.
@@ -160,19 +164,37 @@ func (d *decoder) strings(n *yaml.Node, path string) []string {
 var labelKey = regexp.MustCompile(`^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$`)
 var labelValue = regexp.MustCompile(`^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$`)
 
+// selectorKeys are how a format spells a selector's two parts.
+type selectorKeys struct{ labels, expressions string }
+
+var (
+	v012Selector     = selectorKeys{"match-labels", "match-expressions"}
+	resourceSelector = selectorKeys{"matchLabels", "matchExpressions"}
+)
+
+// selectors reads a v0.12 list of selectors (match-labels, ...).
 func (d *decoder) selectors(n *yaml.Node, path string) []Selector {
+	return d.selectorList(n, path, v012Selector)
+}
+
+// labelSelectors reads a list of Kubernetes LabelSelectors (matchLabels, ...).
+func (d *decoder) labelSelectors(n *yaml.Node, path string) []Selector {
+	return d.selectorList(n, path, resourceSelector)
+}
+
+func (d *decoder) selectorList(n *yaml.Node, path string, keys selectorKeys) []Selector {
 	var out []Selector
 	d.list(n, path, func(i int, item *yaml.Node) {
-		out = append(out, d.selector(item, fmt.Sprintf("%s[%d]", path, i)))
+		out = append(out, d.selector(item, fmt.Sprintf("%s[%d]", path, i), keys))
 	})
 	return out
 }
 
-func (d *decoder) selector(n *yaml.Node, path string) Selector {
+func (d *decoder) selector(n *yaml.Node, path string, keys selectorKeys) Selector {
 	var s Selector
 	d.mapping(n, path, map[string]field{
-		"match-labels": func(v *yaml.Node) {
-			p := path + ".match-labels"
+		keys.labels: func(v *yaml.Node) {
+			p := path + "." + keys.labels
 			if v.Kind != yaml.MappingNode {
 				d.errorf(v, "%s: want a mapping of label to value, got %s", p, describe(v))
 				return
@@ -184,9 +206,9 @@ func (d *decoder) selector(n *yaml.Node, path string) Selector {
 				s.MatchLabels[k.Value] = val.Value
 			}
 		},
-		"match-expressions": func(v *yaml.Node) {
-			d.list(v, path+".match-expressions", func(i int, item *yaml.Node) {
-				s.MatchExpressions = append(s.MatchExpressions, d.requirement(item, fmt.Sprintf("%s.match-expressions[%d]", path, i)))
+		keys.expressions: func(v *yaml.Node) {
+			d.list(v, path+"."+keys.expressions, func(i int, item *yaml.Node) {
+				s.MatchExpressions = append(s.MatchExpressions, d.requirement(item, fmt.Sprintf("%s.%s[%d]", path, keys.expressions, i)))
 			})
 		},
 	})

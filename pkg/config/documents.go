@@ -21,6 +21,8 @@ type Document struct {
 	// of the file before Config's first line, for error lines.
 	Config []byte
 	Offset int
+
+	node *yaml.Node // a metallb.io resource's root, lines as in the file
 }
 
 // What names the document in messages: Kind/name, or "config".
@@ -87,21 +89,17 @@ func readDocument(chunk []byte, offset int) (*Document, error) {
 		d.Config, d.Offset = chunk, offset
 		return d, nil
 	}
-	get := func(n *yaml.Node, key string) *yaml.Node {
-		for i := 0; n != nil && n.Kind == yaml.MappingNode && i+1 < len(n.Content); i += 2 {
-			if n.Content[i].Value == key {
-				return n.Content[i+1]
-			}
+	line := d.Line
+	*d = describeRoot(root)
+	d.Line = line
+	if d.MetalLBResource() {
+		// Parsed again with the lines before it, so that its nodes carry
+		// the file's line numbers.
+		var abs yaml.Node
+		if yaml.Unmarshal(append(bytes.Repeat([]byte("\n"), offset), chunk...), &abs) == nil && len(abs.Content) > 0 {
+			d.node = abs.Content[0]
 		}
-		return nil
 	}
-	scalar := func(n *yaml.Node) string {
-		if n == nil || n.Kind != yaml.ScalarNode {
-			return ""
-		}
-		return n.Value
-	}
-	d.APIVersion, d.Kind, d.Name = scalar(get(root, "apiVersion")), scalar(get(root, "kind")), scalar(get(get(root, "metadata"), "name"))
 	switch {
 	case d.APIVersion == "" && d.Kind == "":
 		d.Config, d.Offset = chunk, offset
@@ -111,4 +109,16 @@ func readDocument(chunk []byte, offset int) (*Document, error) {
 		}
 	}
 	return d, nil
+}
+
+// describeRoot reads what a document's root mapping is.
+func describeRoot(root *yaml.Node) Document {
+	scalar := func(n *yaml.Node) string {
+		if n == nil || n.Kind != yaml.ScalarNode {
+			return ""
+		}
+		return n.Value
+	}
+	return Document{Line: root.Line, APIVersion: scalar(get(root, "apiVersion")), Kind: scalar(get(root, "kind")),
+		Name: scalar(get(get(root, "metadata"), "name")), node: root}
 }

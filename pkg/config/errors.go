@@ -10,6 +10,9 @@ import (
 type Error struct {
 	Line int    `json:"line,omitempty"`
 	Msg  string `json:"message"`
+	// Object is the metallb.io resource the problem is in ("Kind/name"),
+	// empty for the ConfigMap's config; Msg names the field.
+	Object string `json:"object,omitempty"`
 }
 
 func (e Error) Error() string {

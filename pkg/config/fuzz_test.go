@@ -13,6 +13,8 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("peers: [{peer-address: 198.51.100.1, peer-asn: 1, my-asn: 2, hold-time: 3s}]\n"))
 	f.Add([]byte("address-pools: [\n"))
 	f.Add([]byte("bgp-communities: {a: 'large:1:2:3'}\n"))
+	f.Add([]byte(layer2Example))
+	f.Add([]byte("apiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {name: a}\nspec: {communities: [x], aggregationLength: 24}\n---\napiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: r}\nspec: {myASN: 1, peerASN: 2, peerAddress: 198.51.100.1}\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		cfg, err := Parse(data)
 		if err == nil {

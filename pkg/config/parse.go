@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/netip"
 	"strings"
@@ -34,25 +35,107 @@ type rawCommunity struct {
 	node *yaml.Node
 }
 
-// Parse decodes and validates a config. On failure the error is an Errors
-// listing every problem with its line.
+// Parse decodes and validates a configuration: a v0.12 config (the
+// ConfigMap's), metallb.io resources (documents after "---", each with
+// apiVersion metallb.io/...), or one config followed by resources (the
+// form the controller keeps as its accepted copy). On failure the error is
+// an Errors listing every problem with its line.
 func Parse(data []byte) (*Config, error) {
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	var v012 *yaml.Node
+	var resources []Document
+	for {
+		var doc yaml.Node
+		err := dec.Decode(&doc)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, Errors{yamlError(err)}
+		}
+		if len(doc.Content) == 0 || doc.Content[0].Tag == "!!null" {
+			continue
+		}
+		root := doc.Content[0]
+		d := describeRoot(root)
+		switch {
+		case d.MetalLBResource():
+			resources = append(resources, d)
+		case d.APIVersion != "" || d.Kind != "":
+			return nil, Errors{{Line: root.Line, Msg: fmt.Sprintf("%s is not part of a MetalLB configuration: give the v0.12 config or metallb.io resources", d.What())}}
+		case v012 != nil:
+			return nil, Errors{{Line: root.Line, Msg: fmt.Sprintf("a second v0.12 config (the first starts on line %d): give one", v012.Line)}}
+		default:
+			v012 = root
+		}
+	}
+	return build(v012, resources)
+}
+
+// ParseDocuments validates the documents of a file as one configuration:
+// the v0.12 config of at most one of them (bare, or a ConfigMap's) and
+// every metallb.io resource; others are left out.
+func ParseDocuments(docs []Document) (*Config, error) {
+	var v012 *yaml.Node
+	var resources []Document
+	for _, d := range docs {
+		switch {
+		case d.MetalLBResource():
+			resources = append(resources, d)
+		case d.Config != nil && v012 != nil:
+			return nil, Errors{{Line: d.Line, Msg: fmt.Sprintf("%s: a second v0.12 config (the first starts on line %d): check one at a time", d.What(), v012.Line)}}
+		case d.Config != nil:
+			// Lines padded so that the nodes carry the file's line numbers.
+			var doc yaml.Node
+			padded := append([]byte(strings.Repeat("\n", d.Offset)), d.Config...)
+			if err := yaml.Unmarshal(padded, &doc); err != nil {
+				return nil, Errors{yamlError(err)}
+			}
+			if len(doc.Content) > 0 && doc.Content[0].Tag != "!!null" {
+				v012 = doc.Content[0]
+			} else {
+				v012 = &yaml.Node{Kind: yaml.MappingNode, Line: d.Line}
+			}
+		}
+	}
+	return build(v012, resources)
+}
+
+// build validates one configuration from its v0.12 root (nil: none) and
+// its metallb.io resources.
+func build(root *yaml.Node, resources []Document) (*Config, error) {
 	cfg := &Config{Communities: map[string]Community{}, BFDProfiles: map[string]*BFDProfile{}}
-	if len(bytes.TrimSpace(data)) == 0 {
-		return cfg, nil
-	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		return nil, Errors{yamlError(err)}
-	}
-	if len(doc.Content) == 0 {
-		return cfg, nil
-	}
-	root := doc.Content[0]
-	if root.Tag == "!!null" {
-		return cfg, nil
-	}
 	d := &decoder{}
+	var pools []*rawPool
+	if root != nil {
+		pools = d.v012(cfg, root)
+	}
+	l2, bgp := d.resources(cfg, &pools, resources)
+	for _, p := range pools {
+		cfg.Pools = append(cfg.Pools, p.Pool)
+	}
+	d.crossCheck(cfg, pools)
+	d.resolvePending(cfg)
+	d.resolveAdvertisements(cfg, l2, func(i int, names []string) { cfg.L2Advertisements[i].Pools = names })
+	d.resolveAdvertisements(cfg, bgp, func(i int, names []string) { cfg.BGPAdvertisements[i].Pools = names })
+	d.checkResourceAggregation(cfg, pools, bgp)
+	if len(d.errs) > 0 {
+		sortErrors(d.errs)
+		return nil, d.errs
+	}
+	// The v0.12 pools' implied advertisements come first.
+	l2Res, bgpRes := cfg.L2Advertisements, cfg.BGPAdvertisements
+	cfg.L2Advertisements, cfg.BGPAdvertisements = nil, nil
+	cfg.advertiseV012()
+	cfg.L2Advertisements = append(cfg.L2Advertisements, l2Res...)
+	cfg.BGPAdvertisements = append(cfg.BGPAdvertisements, bgpRes...)
+	cfg.protocols()
+	cfg.Warnings = append(cfg.Warnings, warnings(cfg)...)
+	return cfg, nil
+}
+
+// v0.12 reads the ConfigMap format into cfg and returns its pools.
+func (d *decoder) v012(cfg *Config, root *yaml.Node) []*rawPool {
 	var pools []*rawPool
 	communityNodes := map[string]*yaml.Node{}
 	d.mapping(root, "config", map[string]field{
@@ -105,16 +188,7 @@ func Parse(data []byte) (*Config, error) {
 			})
 		},
 	})
-	for _, p := range pools {
-		cfg.Pools = append(cfg.Pools, p.Pool)
-	}
-	d.crossCheck(cfg, pools)
-	if len(d.errs) > 0 {
-		sortErrors(d.errs)
-		return nil, d.errs
-	}
-	cfg.advertiseV012()
-	return cfg, nil
+	return pools
 }
 
 func yamlError(err error) Error {
@@ -330,28 +404,7 @@ func (d *decoder) peer(n *yaml.Node, path string) *Peer {
 			d.errorf(n, "%s: %s is required", path, key)
 		}
 	}
-	// RFC 4271: 0 (no keepalives, no hold timer) or at least 3 s, and it
-	// travels in 16 bits.
-	if v := have["hold-time"]; v != nil && (p.HoldTime != 0 && p.HoldTime < 3*time.Second || p.HoldTime > math.MaxUint16*time.Second) {
-		d.errorf(v, "%s.hold-time: %s: want 0 (no keepalives) or from 3s to 18h12m15s (RFC 4271)", path, p.HoldTime)
-	}
-	switch v := have["keepalive-time"]; {
-	case v != nil && p.HoldTime == 0 && p.KeepaliveTime != 0:
-		d.errorf(v, "%s.keepalive-time: %s: with hold-time 0 no keepalives are sent; remove keepalive-time or set a hold-time", path, p.KeepaliveTime)
-	case v != nil && p.KeepaliveTime > p.HoldTime:
-		d.errorf(v, "%s.keepalive-time: %s is longer than hold-time %s", path, p.KeepaliveTime, p.HoldTime)
-	case v == nil:
-		p.KeepaliveTime = p.HoldTime / 3
-	}
-	if v := have["router-id"]; v != nil && p.RouterID.IsValid() && !p.RouterID.Is4() {
-		d.errorf(v, "%s.router-id: %s: a BGP router ID is an IPv4 address", path, p.RouterID)
-	}
-	if v := have["source-address"]; v != nil && p.SourceAddress.IsValid() && p.Address.IsValid() && p.SourceAddress.Is4() != p.Address.Is4() {
-		d.errorf(v, "%s.source-address: %s and peer-address %s are of different IP families", path, p.SourceAddress, p.Address)
-	}
-	if v := have["password"]; v != nil && len(p.Password) > 80 {
-		d.errorf(v, "%s.password: %d bytes: TCP MD5 keys are at most 80 bytes", path, len(p.Password))
-	}
+	d.checkPeer(p, have, path, v012PeerKeys)
 	return p
 }
 
@@ -374,6 +427,42 @@ func (d *decoder) bfdProfile(n *yaml.Node, path string) *BFDProfile {
 		d.errorf(n, "%s: name is required", path)
 	}
 	return p
+}
+
+// peerKeys are how a format spells a peer's keys.
+type peerKeys struct{ address, hold, keepalive, routerID, source, password string }
+
+var (
+	v012PeerKeys     = peerKeys{"peer-address", "hold-time", "keepalive-time", "router-id", "source-address", "password"}
+	resourcePeerKeys = peerKeys{"peerAddress", "holdTime", "keepaliveTime", "routerID", "sourceAddress", "password"}
+)
+
+// checkPeer runs the checks on a peer's timers and addresses that both
+// formats share (have holds the value node of each key given, under path)
+// and defaults the keepalive time to a third of the hold time.
+func (d *decoder) checkPeer(p *Peer, have map[string]*yaml.Node, path string, k peerKeys) {
+	// RFC 4271: 0 (no keepalives, no hold timer) or at least 3 s, and it
+	// travels in 16 bits.
+	if v := have[k.hold]; v != nil && (p.HoldTime != 0 && p.HoldTime < 3*time.Second || p.HoldTime > math.MaxUint16*time.Second) {
+		d.errorf(v, "%s.%s: %s: want 0 (no keepalives) or from 3s to 18h12m15s (RFC 4271)", path, k.hold, p.HoldTime)
+	}
+	switch v := have[k.keepalive]; {
+	case v != nil && p.HoldTime == 0 && p.KeepaliveTime != 0:
+		d.errorf(v, "%s.%s: %s: with %s 0 no keepalives are sent; remove %s or set a %s", path, k.keepalive, p.KeepaliveTime, k.hold, k.keepalive, k.hold)
+	case v != nil && p.KeepaliveTime > p.HoldTime:
+		d.errorf(v, "%s.%s: %s is longer than %s %s", path, k.keepalive, p.KeepaliveTime, k.hold, p.HoldTime)
+	case v == nil:
+		p.KeepaliveTime = p.HoldTime / 3
+	}
+	if v := have[k.routerID]; v != nil && p.RouterID.IsValid() && !p.RouterID.Is4() {
+		d.errorf(v, "%s.%s: %s: a BGP router ID is an IPv4 address", path, k.routerID, p.RouterID)
+	}
+	if v := have[k.source]; v != nil && p.SourceAddress.IsValid() && p.Address.IsValid() && p.SourceAddress.Is4() != p.Address.Is4() {
+		d.errorf(v, "%s.%s: %s and %s %s are of different IP families", path, k.source, p.SourceAddress, k.address, p.Address)
+	}
+	if v := have[k.password]; v != nil && len(p.Password) > 80 {
+		d.errorf(v, "%s.%s: %d bytes: TCP MD5 keys are at most 80 bytes", path, k.password, len(p.Password))
+	}
 }
 
 // ErrBFDUnsupported is reported when a peer references a BFD profile.

@@ -172,7 +172,7 @@ func TestParseValid(t *testing.T) {
 			pools: []string{"dev layer2 192.0.2.0/27 true", "databases layer2 192.0.2.32/28 false", "public layer2 192.0.2.48/28,2001:db8::/64 true"}},
 		{name: "bgp pool gets a default advertisement", in: "address-pools:\n- {name: p, protocol: bgp, addresses: [198.51.100.0/24]}\n",
 			pools:    []string{"p bgp 198.51.100.0/24 true"},
-			warnings: []string{`line 2: pool "p" uses bgp but there are no peers: its addresses will be assigned but not announced`}},
+			warnings: []string{`line 2: pool "p" uses bgp but there are no peers: its addresses will be assigned but not announced by BGP`}},
 		{name: "localpref with only eBGP peers warns",
 			in: `peers: [{peer-address: 198.51.100.1, peer-asn: 64501, my-asn: 64500}]
 address-pools:

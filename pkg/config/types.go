@@ -15,6 +15,10 @@ type Protocol string
 const (
 	Layer2 Protocol = "layer2"
 	BGP    Protocol = "bgp"
+	// Both and Unannounced describe IPAddressPools, which advertisements
+	// announce: by layer2 and BGP at once, or by nothing.
+	Both        Protocol = "layer2+bgp"
+	Unannounced Protocol = "none"
 )
 
 // Config is a parsed, validated configuration.
@@ -87,6 +91,11 @@ type Pool struct {
 	// NodeSelectors limit which nodes may announce this pool's addresses.
 	NodeSelectors []Selector
 
+	// Resource: the pool is an IPAddressPool (its protocol comes from the
+	// advertisements that select it); Labels are its metadata.labels.
+	Resource bool
+	Labels   map[string]string
+
 	// Line is where the pool starts in the YAML.
 	Line int
 }
@@ -121,6 +130,7 @@ func (c Community) Value32() uint32 { return c.Parts[0]<<16 | c.Parts[1] }
 
 // Peer is one entry of peers.
 type Peer struct {
+	Name          string // the BGPPeer's name ("" in the v0.12 format)
 	Address       netip.Addr
 	Port          uint16
 	ASN           uint32 // peer-asn

@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
@@ -54,6 +55,9 @@ type Options struct {
 	// (k8s.LogLevelAnnotation), back to BaseLevel without it.
 	Level     *slog.LevelVar
 	BaseLevel slog.Level
+	// Dynamic, when set, reads the metallb.io resources of Namespace
+	// beside the ConfigMap.
+	Dynamic dynamic.Interface
 }
 
 // Controller assigns addresses to LoadBalancer Services.
@@ -104,7 +108,7 @@ func New(ctx context.Context, o Options) *Controller {
 	c.watcher = k8s.NewConfigWatcher(k8s.ConfigWatcherOptions{
 		Client: o.Client, Namespace: o.Namespace, Name: o.ConfigMap, Log: o.Log,
 		Recorder: c.recorder, Metrics: o.Metrics, Level: o.Level, BaseLevel: o.BaseLevel,
-		Install: c.install, OnState: c.accepted.Set,
+		Install: c.install, OnState: c.accepted.Set, Dynamic: o.Dynamic,
 	})
 	return c
 }

@@ -12,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -60,7 +61,10 @@ type ConfigWatcher struct {
 	// only its holder touches judge.
 	hmu    sync.Mutex
 	judge  *reload.Judge
-	lastCM *corev1.ConfigMap // the last judged, for Retry
+	cm     *corev1.ConfigMap // the latest seen, nil when there is none
+	res    *resourceWatch    // the metallb.io resources (nil: not read)
+	dyn    dynamic.Interface
+	judged bool // the first judgement, once everything was listed, is made
 
 	// mu guards what the readers see of the judge's state, copied after
 	// each decision (the hooks the judge calls may read it).
@@ -68,7 +72,7 @@ type ConfigWatcher struct {
 	current *config.Config
 	isStale bool
 	exists  bool
-	synced  cache.InformerSynced
+	ready   bool // judged once, with every source listed
 }
 
 // ConfigWatcherOptions configure NewConfigWatcher.
@@ -95,6 +99,10 @@ type ConfigWatcherOptions struct {
 	// returns to BaseLevel when the annotation goes.
 	Level     *slog.LevelVar
 	BaseLevel slog.Level
+	// Dynamic, when set, adds the metallb.io resources of the namespace
+	// to the ConfigMap (the controller's; the speakers run on the
+	// accepted copy, which holds both).
+	Dynamic dynamic.Interface
 }
 
 // NewConfigWatcher builds a watcher; Run starts it.
@@ -102,7 +110,7 @@ func NewConfigWatcher(o ConfigWatcherOptions) *ConfigWatcher {
 	w := &ConfigWatcher{
 		client: o.Client, namespace: o.Namespace, name: o.Name, log: o.Log,
 		recorder: o.Recorder, onConfig: o.OnConfig, install: o.Install, onState: o.OnState,
-		level: o.Level, baseLevel: o.BaseLevel,
+		level: o.Level, baseLevel: o.BaseLevel, dyn: o.Dynamic,
 		loaded: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: metrics.Namespace, Subsystem: "k8s_client", Name: "config_loaded_bool",
 			Help: "1 if a valid configuration has been loaded.",
@@ -154,19 +162,47 @@ func (w *ConfigWatcher) Run(ctx context.Context) {
 	// true once the list is in its store, which can be before this handler
 	// has seen it, and the watcher's state is what the handler recorded (a
 	// ConfigMap that exists could be published as missing).
-	w.mu.Lock()
-	w.synced = reg.HasSynced
-	w.mu.Unlock()
+	synced := []cache.InformerSynced{reg.HasSynced}
+	if w.dyn != nil {
+		if ServesResources(ctx, w.dyn, w.namespace) {
+			res, err := newResourceWatch(w.dyn, w.namespace, w.resourcesChanged)
+			if err != nil {
+				w.log.Error("cannot watch the metallb.io resources", "error", err)
+				return
+			}
+			w.hmu.Lock()
+			w.res = res
+			w.hmu.Unlock()
+			synced = append(synced, res.hasSynced)
+			res.start(ctx.Done())
+			defer res.shutdown()
+		} else {
+			w.log.Info("the metallb.io resources are not served (their CRDs are not installed): the ConfigMap alone is the configuration", "namespace", w.namespace)
+		}
+	}
 	factory.Start(ctx.Done())
+	defer factory.Shutdown()
+	// The first judgement waits until every source is listed: judged on
+	// the ConfigMap alone, a configuration whose pools are resources would
+	// look like one that takes every address.
+	if !cache.WaitForCacheSync(ctx.Done(), synced...) {
+		return
+	}
+	w.hmu.Lock()
+	w.judged = true
+	w.judgeNow()
+	w.hmu.Unlock()
+	w.mu.Lock()
+	w.ready = true
+	w.mu.Unlock()
 	<-ctx.Done()
-	factory.Shutdown()
 }
 
-// HasSynced reports whether the watcher has seen the ConfigMap's state once.
+// HasSynced reports whether the watcher has judged every source once.
 func (w *ConfigWatcher) HasSynced() bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	return w.synced != nil && w.synced()
+	return w.ready
 }
 
 // Current returns the config in force (nil before any valid one).
@@ -203,35 +239,84 @@ func (w *ConfigWatcher) Seed(text string) error {
 	return nil
 }
 
-// Retry judges the last seen ConfigMap again if it was refused while valid
-// (what made it dangerous may be gone, e.g. the Services it would move).
+// Retry judges the last seen configuration again if it was refused while
+// valid (what made it dangerous may be gone, e.g. the Services it would
+// move).
 func (w *ConfigWatcher) Retry() {
 	w.hmu.Lock()
 	defer w.hmu.Unlock()
-	if w.lastCM == nil {
+	if !w.judged {
 		return
 	}
-	if d, ok := w.judge.Retry(w.installFor(w.lastCM)); ok {
-		w.act(w.lastCM, d)
+	cm := w.eventObject()
+	if d, ok := w.judge.Retry(w.installFor(cm)); ok {
+		w.act(cm, d)
 	}
 }
 
 func (w *ConfigWatcher) handle(cm *corev1.ConfigMap) {
 	w.hmu.Lock()
 	defer w.hmu.Unlock()
-	s := reload.Snapshot{Version: cm.ResourceVersion, LogLevel: cm.Annotations[LogLevelAnnotation]}
-	s.Text, s.HasKey = cm.Data[ConfigKey]
+	w.cm = cm
+	w.applyLogLevel(cm)
+	w.judgeNow()
+}
+
+func (w *ConfigWatcher) resourcesChanged() {
+	w.hmu.Lock()
+	defer w.hmu.Unlock()
+	w.judgeNow()
+}
+
+// eventObject is what Events about the configuration are on: the
+// ConfigMap, or an empty one when there is none. Caller holds w.hmu.
+func (w *ConfigWatcher) eventObject() *corev1.ConfigMap {
+	if w.cm == nil {
+		return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: w.namespace, Name: w.name}}
+	}
+	return w.cm
+}
+
+// judgeNow judges what the sources hold now: the ConfigMap's config
+// followed by the resources. Caller holds w.hmu.
+func (w *ConfigWatcher) judgeNow() {
+	if !w.judged {
+		return // the first judgement comes once every source is listed
+	}
+	var docs [][]byte
+	var version string
+	if w.res != nil {
+		var err error
+		if docs, _, version, err = w.res.snapshot(); err != nil {
+			w.log.Error("cannot read the metallb.io resources", "error", err)
+			return
+		}
+	}
+	if w.cm == nil && len(docs) == 0 {
+		if w.judge.Exists() {
+			w.act(w.eventObject(), w.judge.Missing())
+		}
+		return
+	}
+	cm := w.eventObject()
+	s := reload.Snapshot{Version: cm.ResourceVersion + "|" + version, LogLevel: cm.Annotations[LogLevelAnnotation]}
+	text, hasKey := cm.Data[ConfigKey]
+	s.HasKey = hasKey || w.cm == nil // resources alone need no ConfigMap
 	if w.judge.Judged(s.Version) {
 		return
 	}
-	w.applyLogLevel(cm)
+	s.Text, s.Invalid = text, nil
+	if combined, err := config.Combine(text, docs); err != nil {
+		s.Invalid = err
+	} else {
+		s.Text = combined
+	}
 	s.MirroredStale = cm.Annotations[StateAnnotation] == stateStale
 	s.MirroredReason = cm.Annotations[StateReasonAnnotation]
 	d, ok := w.judge.Observe(s, w.installFor(cm))
 	if !ok {
 		return
 	}
-	w.lastCM = cm
 	w.act(cm, d)
 }
 
@@ -328,7 +413,12 @@ func boolFloat(b bool) float64 {
 	return 0
 }
 
-func (w *ConfigWatcher) handleDelete() { w.MarkMissing() }
+func (w *ConfigWatcher) handleDelete() {
+	w.hmu.Lock()
+	defer w.hmu.Unlock()
+	w.cm = nil
+	w.judgeNow()
+}
 
 // MarkMissing records that the ConfigMap does not exist (deleted, or never
 // there when a controller starts on its accepted copy): the config in force
@@ -336,6 +426,6 @@ func (w *ConfigWatcher) handleDelete() { w.MarkMissing() }
 func (w *ConfigWatcher) MarkMissing() {
 	w.hmu.Lock()
 	defer w.hmu.Unlock()
-	w.lastCM = nil
-	w.act(&corev1.ConfigMap{}, w.judge.Missing())
+	w.cm = nil
+	w.act(w.eventObject(), w.judge.Missing())
 }

@@ -31,6 +31,9 @@ type Snapshot struct {
 	MirroredStale  bool
 	MirroredReason string
 	LogLevel       string // the operator's log-level annotation, passed on
+	// Invalid, when set, is why the source cannot be read as a config
+	// (it is refused with it, like a config that does not parse).
+	Invalid error
 }
 
 // State is what to publish after a decision.
@@ -126,7 +129,11 @@ func (j *Judge) Observe(s Snapshot, install func(*config.Config) error) (d Decis
 	valid := false
 	if !s.HasKey {
 		err = fmt.Errorf("the ConfigMap has no %q key", "config")
-	} else if cfg, err = config.Parse([]byte(s.Text)); err == nil {
+	} else if s.Invalid != nil {
+		err = s.Invalid
+	} else if cfg, err = config.Parse([]byte(s.Text)); err != nil {
+		err = config.WithoutResourceLines(err)
+	} else {
 		valid = true
 		if install != nil {
 			err = install(cfg)

@@ -1,0 +1,243 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/microk8s-metallb/metallb/pkg/iprange"
+)
+
+// layer2Example is MetalLB's own layer2 example: a pool and an empty
+// L2Advertisement.
+const layer2Example = `
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata:
+  name: first-pool
+  namespace: metallb-system
+spec:
+  addresses:
+  - 192.168.1.240-192.168.1.250
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata:
+  name: example
+  namespace: metallb-system
+`
+
+// announced summarises what a config announces: per pool, its protocol
+// and the advertisements naming it.
+func announced(cfg *Config) []string {
+	var out []string
+	for _, p := range cfg.Pools {
+		s := fmt.Sprintf("%s %s %s", p.Name, p.Protocol, iprange.Join(p.Ranges))
+		for _, a := range cfg.L2For(p.Name) {
+			s += " l2:" + a.Name
+			if len(a.Interfaces) > 0 {
+				s += "[" + strings.Join(a.Interfaces, ",") + "]"
+			}
+		}
+		for _, a := range cfg.BGPFor(p.Name) {
+			s += fmt.Sprintf(" bgp:%s/%d/%d", a.Name, a.AggregationLength, a.AggregationLengthV6)
+			for _, c := range a.Communities {
+				s += " " + c.String()
+			}
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+func TestParseResources(t *testing.T) {
+	const peer = `
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: router}
+spec: {myASN: 64500, peerASN: 64501, peerAddress: 198.51.100.1}
+`
+	tests := []struct {
+		name     string
+		in       string
+		want     []string
+		warnings []string
+	}{
+		{"MetalLB's layer2 example", layer2Example, []string{"first-pool layer2 192.168.1.240-192.168.1.250 l2:example"}, nil},
+		{"a pool no advertisement selects", `
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: lonely}
+spec: {addresses: [198.51.100.0/28]}
+`, []string{"lonely none 198.51.100.0/28"}, []string{"IPAddressPool/lonely is not announced: no L2Advertisement or BGPAdvertisement selects it, so its addresses are assigned but nothing answers for them (add one, e.g. an L2Advertisement with ipAddressPools: [lonely])"}},
+		{"layer2 and BGP at once, selectors and names", `
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: web, labels: {tier: front}}
+spec: {addresses: [198.51.100.0/28, "2001:db8::/124"]}
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: db}
+spec: {addresses: [198.51.100.16/28], autoAssign: false}
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: lan}
+spec:
+  ipAddressPoolSelectors:
+  - matchLabels: {tier: front}
+  interfaces: [eth1]
+---
+apiVersion: metallb.io/v1beta1
+kind: Community
+metadata: {name: communities}
+spec:
+  communities:
+  - {name: no-advertise, value: "65535:65282"}
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: routers}
+spec:
+  ipAddressPools: [web, db]
+  aggregationLength: 28
+  communities: [no-advertise, "64500:1"]
+` + peer, []string{
+			"web layer2+bgp 198.51.100.0/28,2001:db8::/124 l2:lan[eth1] bgp:routers/28/128 65535:65282 64500:1",
+			"db bgp 198.51.100.16/28 bgp:routers/28/128 65535:65282 64500:1"}, nil},
+		{"the ConfigMap's pools and the resources side by side", `
+address-pools:
+- name: old
+  protocol: layer2
+  addresses: [203.0.113.0/28]
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: new}
+spec: {addresses: [203.0.113.16/28]}
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: both}
+spec: {ipAddressPools: [old, new]}
+` + peer, []string{"old layer2 203.0.113.0/28 l2:old bgp:both/32/128", "new bgp 203.0.113.16/28 bgp:both/32/128"}, nil},
+		{"an advertisement naming a pool that does not exist", layer2Example + `
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: typo}
+spec: {ipAddressPools: [frist-pool]}
+`, []string{"first-pool layer2 192.168.1.240-192.168.1.250 l2:example"},
+			[]string{`L2Advertisement/typo: spec.ipAddressPools: no pool is named "frist-pool": nothing is announced for it`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(tc.in))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, announced(cfg)); diff != "" {
+				t.Errorf("announced (-want +got):\n%s", diff)
+			}
+			if diff := cmp.Diff(tc.warnings, cfg.Warnings); diff != "" {
+				t.Errorf("warnings (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestParseResourcePeerAndProfile(t *testing.T) {
+	cfg, err := Parse([]byte(`
+apiVersion: metallb.io/v1beta1
+kind: BFDProfile
+metadata: {name: fast}
+spec: {receiveInterval: 100, transmitInterval: 100, detectMultiplier: 3}
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPPeer
+metadata: {name: old-style}
+spec:
+  myASN: 64500
+  peerASN: 64500
+  peerAddress: 2001:db8::1
+  holdTime: 9s
+  enableGracefulRestart: true
+  nodeSelectors:
+  - matchExpressions: [{key: rack, operator: In, values: [r1]}]
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := cfg.Peers[0]
+	got := fmt.Sprintf("%s %s asn %d/%d hold %s keepalive %s gr %v sel %s", p.Name, p.Address, p.MyASN, p.ASN, p.HoldTime, p.KeepaliveTime, p.GracefulRestart, p.NodeSelectors[0])
+	if want := "old-style 2001:db8::1 asn 64500/64500 hold 9s keepalive 3s gr true sel rack in (r1)"; got != want {
+		t.Errorf("peer: got %q, want %q", got, want)
+	}
+	if b := cfg.BFDProfiles["fast"]; b == nil || b.ReceiveInterval != 100 || b.EchoInterval != 50 {
+		t.Errorf("BFD profile: got %+v", b)
+	}
+}
+
+func TestParseResourceErrors(t *testing.T) {
+	pool := func(spec string) string {
+		return "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: p}\nspec: " + spec + "\n"
+	}
+	tests := []struct {
+		name string
+		in   string
+		want []string
+	}{
+		{"a typo in a field", pool("{adresses: [198.51.100.0/28]}"), []string{
+			`line 4: IPAddressPool/p: spec: unknown key "adresses" (did you mean "addresses"?)`,
+			`line 4: IPAddressPool/p: spec.addresses is required (e.g. addresses: [192.168.1.200-192.168.1.220])`}},
+		{"a bad range", pool("{addresses: [198.51.100.9-198.51.100.1]}"), []string{
+			`line 4: IPAddressPool/p: spec.addresses[0]: 198.51.100.9-198.51.100.1: start is after end`}},
+		{"the same name in both sources", "address-pools:\n- {name: p, protocol: layer2, addresses: [203.0.113.0/28]}\n---\n" + pool("{addresses: [198.51.100.0/28]}"), []string{
+			`line 4: IPAddressPool/p: the ConfigMap's address-pools has a pool of this name too (line 2): rename one, a name may belong to one pool only`}},
+		{"ranges overlapping across the sources", "address-pools:\n- {name: a, protocol: layer2, addresses: [198.51.100.0/24]}\n---\n" + pool("{addresses: [198.51.100.10/32]}"), []string{
+			`line 7: IPAddressPool/p: spec.addresses: 198.51.100.10 overlaps 198.51.100.0/24 of address-pools[0] (a) on 198.51.100.10: an address may belong to one pool only`}},
+		{"a field not carried out yet", `apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: a}
+spec: {peers: [r1]}
+`, []string{
+			`line 4: BGPAdvertisement/a: spec.peers: not supported by this version yet: every BGPPeer a node peers with gets its routes; limit the peers of a node with the BGPPeer's nodeSelectors`}},
+		{"an aggregation shorter than the pool", pool("{addresses: [198.51.100.0/28]}") + `---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: a}
+spec: {aggregationLength: 24}
+`, []string{
+			`line 6: BGPAdvertisement/a: spec.aggregationLength: /24 is shorter than /28 of 198.51.100.0/28 in pool "p": the router would get a route to addresses outside the pool`}},
+		{"a version that is not served", "apiVersion: metallb.io/v1alpha1\nkind: IPAddressPool\nmetadata: {name: p}\n", []string{
+			`line 1: metallb.io/v1alpha1 IPAddressPool: version v1alpha1 is not served; use apiVersion: metallb.io/v1beta1`}},
+		{"a peer without its ASNs", "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: r}\nspec: {peerAddress: 198.51.100.1, holdTime: 1s}\n", []string{
+			`line 4: BGPPeer/r: spec.peerASN is required`, `line 4: BGPPeer/r: spec.myASN is required`,
+			`line 4: BGPPeer/r: spec.holdTime: 1s: want 0 (no keepalives) or from 3s to 18h12m15s (RFC 4271)`}},
+		{"an unknown community alias", "apiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {name: a}\nspec: {communities: [no-such]}\n", []string{
+			`line 4: BGPAdvertisement/a: spec.communities[0]: "no-such": want ASN:VALUE (e.g. 64512:100), large:GLOBAL:LOCAL1:LOCAL2, or a bgp-communities alias`}},
+		{"another kind of object", "apiVersion: v1\nkind: Namespace\nmetadata: {name: metallb-system}\n", []string{
+			`line 1: Namespace/metallb-system is not part of a MetalLB configuration: give the v0.12 config or metallb.io resources`}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := Parse([]byte(tc.in))
+			var es Errors
+			if !errors.As(err, &es) {
+				t.Fatalf("got %v, want Errors", err)
+			}
+			var got []string
+			for _, e := range es {
+				got = append(got, e.Error())
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}

@@ -1,0 +1,109 @@
+package k8s
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/dynamic/dynamicinformer"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/microk8s-metallb/metallb/pkg/config"
+)
+
+// ResourceGVRs are the metallb.io configuration kinds as the controller
+// reads them (BGPPeer in its stored version).
+var ResourceGVRs = map[string]schema.GroupVersionResource{
+	config.KindIPAddressPool:    {Group: config.Group, Version: "v1beta1", Resource: "ipaddresspools"},
+	config.KindL2Advertisement:  {Group: config.Group, Version: "v1beta1", Resource: "l2advertisements"},
+	config.KindBGPAdvertisement: {Group: config.Group, Version: "v1beta1", Resource: "bgpadvertisements"},
+	config.KindBGPPeer:          {Group: config.Group, Version: "v1beta2", Resource: "bgppeers"},
+	config.KindCommunity:        {Group: config.Group, Version: "v1beta1", Resource: "communities"},
+	config.KindBFDProfile:       {Group: config.Group, Version: "v1beta1", Resource: "bfdprofiles"},
+}
+
+// resourceWatch keeps the metallb.io configuration objects of one
+// namespace in informers' stores, and calls changed on every change.
+type resourceWatch struct {
+	factory dynamicinformer.DynamicSharedInformerFactory
+	stores  map[string]cache.Store
+	synced  []cache.InformerSynced
+}
+
+// ServesResources reports whether the API server serves the metallb.io
+// configuration kinds (their CRDs are installed).
+func ServesResources(ctx context.Context, dyn dynamic.Interface, namespace string) bool {
+	for _, kind := range config.ConfigKinds() {
+		if _, err := dyn.Resource(ResourceGVRs[kind]).Namespace(namespace).List(ctx, metav1.ListOptions{Limit: 1}); err != nil {
+			return false
+		}
+	}
+	return true
+}
+
+func newResourceWatch(dyn dynamic.Interface, namespace string, changed func()) (*resourceWatch, error) {
+	w := &resourceWatch{
+		factory: dynamicinformer.NewFilteredDynamicSharedInformerFactory(dyn, 0, namespace, nil),
+		stores:  map[string]cache.Store{},
+	}
+	h := cache.ResourceEventHandlerFuncs{
+		AddFunc:    func(any) { changed() },
+		UpdateFunc: func(old, obj any) { changed() },
+		DeleteFunc: func(any) { changed() },
+	}
+	for _, kind := range config.ConfigKinds() {
+		inf := w.factory.ForResource(ResourceGVRs[kind]).Informer()
+		reg, err := inf.AddEventHandler(h)
+		if err != nil {
+			return nil, fmt.Errorf("watch %s: %w", kind, err)
+		}
+		w.stores[kind] = inf.GetStore()
+		w.synced = append(w.synced, reg.HasSynced)
+	}
+	return w, nil
+}
+
+func (w *resourceWatch) start(stop <-chan struct{}) { w.factory.Start(stop) }
+func (w *resourceWatch) shutdown()                  { w.factory.Shutdown() }
+
+func (w *resourceWatch) hasSynced() bool {
+	for _, s := range w.synced {
+		if !s() {
+			return false
+		}
+	}
+	return true
+}
+
+// snapshot returns the objects as documents for config.Combine, in a
+// stable order (kind, then name), and a version naming every object's
+// resourceVersion (it changes when any object does).
+func (w *resourceWatch) snapshot() (docs [][]byte, objects []*unstructured.Unstructured, version string, err error) {
+	var vs []string
+	for _, kind := range config.ConfigKinds() {
+		items := w.stores[kind].List()
+		objs := make([]*unstructured.Unstructured, 0, len(items))
+		for _, it := range items {
+			if u, ok := it.(*unstructured.Unstructured); ok {
+				objs = append(objs, u)
+			}
+		}
+		slices.SortFunc(objs, func(a, b *unstructured.Unstructured) int { return strings.Compare(a.GetName(), b.GetName()) })
+		for _, u := range objs {
+			spec, _, _ := unstructured.NestedMap(u.Object, "spec")
+			doc, derr := config.ResourceDocument(u.GetAPIVersion(), kind, u.GetName(), u.GetLabels(), spec)
+			if derr != nil {
+				return nil, nil, "", fmt.Errorf("%s/%s: %w", kind, u.GetName(), derr)
+			}
+			docs = append(docs, doc)
+			objects = append(objects, u)
+			vs = append(vs, kind+"/"+u.GetName()+"@"+u.GetResourceVersion())
+		}
+	}
+	return docs, objects, strings.Join(vs, ","), nil
+}

@@ -1,0 +1,143 @@
+package integration
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/microk8s-metallb/metallb/pkg/controller"
+	"github.com/microk8s-metallb/metallb/pkg/k8s"
+	"github.com/microk8s-metallb/metallb/pkg/metrics"
+	"github.com/microk8s-metallb/metallb/tests/testenv"
+)
+
+// startResourceController runs an in-process controller that reads the
+// metallb.io resources of ns beside its ConfigMap (cfg; "" for none).
+func startResourceController(t *testing.T, c kubernetes.Interface, dyn dynamic.Interface, ns, cfg string) {
+	t.Helper()
+	if cfg != "" {
+		setConfig(t, c, ns, cfg)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ctl := controller.New(ctx, controller.Options{Client: c, Dynamic: dyn, Log: testLogger(t), Metrics: metrics.New(), Namespace: ns})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		if err := ctl.Run(ctx); err != nil {
+			t.Errorf("controller: %v", err)
+		}
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+}
+
+// applyObject creates or replaces one metallb.io object in ns.
+func applyObject(t *testing.T, dyn dynamic.Interface, ns, text string) {
+	t.Helper()
+	u := object(t, text)
+	gvr := k8s.ResourceGVRs[u.GetKind()]
+	gvr.Version = strings.TrimPrefix(u.GetAPIVersion(), "metallb.io/")
+	r := dyn.Resource(gvr).Namespace(ns)
+	ctx := context.Background()
+	if old, err := r.Get(ctx, u.GetName(), metav1.GetOptions{}); err == nil {
+		u.SetResourceVersion(old.GetResourceVersion())
+		if _, err := r.Update(ctx, u, metav1.UpdateOptions{FieldValidation: "Strict"}); err != nil {
+			t.Fatalf("update %s: %v", u.GetName(), err)
+		}
+		return
+	}
+	if _, err := r.Create(ctx, u, metav1.CreateOptions{FieldValidation: "Strict"}); err != nil {
+		t.Fatalf("create %s: %v", u.GetName(), err)
+	}
+}
+
+func acceptedText(t *testing.T, c kubernetes.Interface, ns string) string {
+	t.Helper()
+	cm, err := c.CoreV1().ConfigMaps(ns).Get(context.Background(), k8s.AcceptedName("config"), metav1.GetOptions{})
+	if err != nil {
+		return ""
+	}
+	return cm.Data["config"]
+}
+
+// TestControllerReadsResources: the controller assigns from IPAddressPools
+// beside the ConfigMap's pools, keeps both in its accepted copy, and
+// refuses what would take an address a Service holds (a pool shrunk or
+// deleted) or break a rule across the sources (a name in both), keeping
+// the last accepted configuration; once the Service is gone, the deletion
+// goes through. Against the real API server.
+func TestControllerReadsResources(t *testing.T) {
+	env := cluster.Require(t)
+	c := env.Client
+	ctx := context.Background()
+	dyn, err := dynamic.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	installCRDs(t, dyn)
+	ns := newNamespace(t, c)
+	const web = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: web}\nspec: {autoAssign: false, addresses: [%s]}"
+	applyObject(t, dyn, ns, strings.Replace(web, "%s", "198.51.100.10-198.51.100.11", 1))
+	applyObject(t, dyn, ns, "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: all}")
+	startResourceController(t, c, dyn, ns, "address-pools:\n- {name: old, protocol: layer2, addresses: [192.0.2.10-192.0.2.11]}\n")
+
+	createSvc(t, c, ns, lbService("a", annotate("metallb.io/address-pool", "web")))
+	createSvc(t, c, ns, lbService("b"))
+	waitIngress(t, c, ns, "a", "198.51.100.10")
+	waitIngress(t, c, ns, "b", "192.0.2.10")
+	if got := acceptedText(t, c, ns); !strings.Contains(got, "kind: IPAddressPool") || !strings.Contains(got, "name: old") {
+		t.Errorf("the accepted copy lacks a source:\n%s", got)
+	}
+
+	// Shrunk under a Service: refused, the address stays.
+	applyObject(t, dyn, ns, strings.Replace(web, "%s", "198.51.100.20/32", 1))
+	waitEvent(t, c, ns, "config", k8s.ReasonInvalid, ns+"/a")
+	// Deleted under a Service: refused too.
+	if err := dyn.Resource(k8s.ResourceGVRs["IPAddressPool"]).Namespace(ns).Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// A name in both sources: refused, naming the object.
+	applyObject(t, dyn, ns, "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: old}\nspec: {addresses: [203.0.113.0/30]}")
+	waitEvent(t, c, ns, "config", k8s.ReasonInvalid, "IPAddressPool/old: the ConfigMap's address-pools has a pool of this name too")
+	waitIngress(t, c, ns, "a", "198.51.100.10")
+	if got := acceptedText(t, c, ns); !strings.Contains(got, "198.51.100.10-198.51.100.11") {
+		t.Errorf("the accepted copy lost the pool in use:\n%s", got)
+	}
+
+	// Once the name clash is gone and the Service released, the deletion
+	// of its pool is accepted.
+	if err := dyn.Resource(k8s.ResourceGVRs["IPAddressPool"]).Namespace(ns).Delete(ctx, "old", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.CoreV1().Services(ns).Delete(ctx, "a", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 15*time.Second, "the pool's deletion accepted", func() bool {
+		got := acceptedText(t, c, ns)
+		return got != "" && !strings.Contains(got, "kind: IPAddressPool")
+	})
+	waitIngress(t, c, ns, "b", "192.0.2.10")
+}
+
+// TestControllerResourcesAlone: with no ConfigMap at all (how MetalLB
+// v0.13+ and MicroK8s's core addon are configured), the resources are the
+// configuration.
+func TestControllerResourcesAlone(t *testing.T) {
+	env := cluster.Require(t)
+	c := env.Client
+	dyn, err := dynamic.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	installCRDs(t, dyn)
+	ns := newNamespace(t, c)
+	applyObject(t, dyn, ns, "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: default-addresspool}\nspec: {addresses: [203.0.113.40-203.0.113.41]}")
+	applyObject(t, dyn, ns, "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: default-advertise-all-pools}")
+	startResourceController(t, c, dyn, ns, "")
+	createSvc(t, c, ns, lbService("a"))
+	waitIngress(t, c, ns, "a", "203.0.113.40")
+}
