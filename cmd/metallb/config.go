@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"slices"
+	"strings"
 
 	"github.com/spf13/cobra"
 
@@ -39,13 +40,14 @@ func newConfigValidateCmd(g *globals) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "validate [FILE|-f FILE|-] [--from-cluster]",
 		Short: "Check a configuration and summarise its pools",
-		Long: `Check a configuration (MetalLB v0.12 format) and print "ok" with one line per pool,
+		Long: `Check a configuration (MetalLB v0.12 format, or metallb.io resources) and print "ok" with one line per pool,
 or every error with its line (on standard error). Exit code 0 when valid, 1 otherwise.
 
 A file may hold several YAML documents (kubectl's "---"): each bare config and each
-ConfigMap with a config key is checked; other objects are listed as skipped, and
-MetalLB v0.13+ resources (metallb.io IPAddressPool, L2Advertisement, ...) are refused
-with the reason, as this version reads the ConfigMap format.
+ConfigMap with a config key is checked; MetalLB v0.13+ resources (metallb.io
+IPAddressPool, L2Advertisement, BGPAdvertisement, BGPPeer, Community, BFDProfile, as
+in MetalLB's docs) are checked together as one configuration, with the file's v0.12
+config when it holds one; other objects are listed as skipped.
 
   metallb config validate config.yaml         a config file, or manifests holding the ConfigMap
   metallb config validate -f config.yaml      the same
@@ -169,28 +171,62 @@ func (o *validateOptions) judge(source string, data []byte) (validation, error) 
 	}
 	v.Valid = true
 	found := 0
+	// The metallb.io resources of a file make one configuration, with the
+	// v0.12 config beside them when the file holds exactly one.
+	var resources []config.Document
+	var names []string
+	configs := 0
 	for _, d := range docs {
-		r := validatedDocument{Line: d.Line, What: d.What()}
 		switch {
 		case d.MetalLBResource():
+			resources = append(resources, d)
+			names = append(names, d.What())
+		case d.Config != nil:
+			configs++
+		}
+	}
+	resourcesDone := false
+	for _, d := range docs {
+		r := validatedDocument{Line: d.Line, What: d.What()}
+		var cfg *config.Config
+		var err error
+		switch {
+		case d.MetalLBResource() && resourcesDone:
+			continue
+		case d.MetalLBResource():
+			resourcesDone = true
+			r.What = "metallb.io resources (MetalLB v0.13+ format): " + strings.Join(names, ", ")
+			merge := resources
+			if configs == 1 {
+				for _, c := range docs {
+					if c.Config != nil && !c.MetalLBResource() {
+						merge = append([]config.Document{c}, resources...)
+						r.What += ", with the v0.12 config of " + c.What()
+					}
+				}
+			}
+			found++
 			r.Checked = true
-			r.Errors = []config.Error{{Msg: fmt.Sprintf("%s %s is a resource of MetalLB v0.13+; this version reads the v0.12 format, in the ConfigMap %s/%s (docs/configuration.md shows the same pools and advertisements in that format)",
-				d.APIVersion, d.What(), o.namespace, o.name)}}
+			cfg, err = config.ParseDocuments(merge)
+		case d.Config != nil && configs == 1 && len(resources) > 0:
+			continue // checked with the resources
 		case d.Config != nil:
 			found++
 			r.Checked = true
-			cfg, err := config.Parse(d.Config)
-			var es config.Errors
-			switch {
-			case errors.As(config.ShiftLines(err, d.Offset), &es):
-				r.Errors = es
-			case err != nil:
-				return v, err
-			default:
-				r.Valid, r.cfg, r.Warnings = true, cfg, cfg.Warnings
-				for _, p := range cfg.Pools {
-					r.Pools = append(r.Pools, p.Summary())
-				}
+			cfg, err = config.Parse(d.Config)
+			err = config.ShiftLines(err, d.Offset)
+		}
+		var es config.Errors
+		switch {
+		case !r.Checked:
+		case errors.As(err, &es):
+			r.Errors = es
+		case err != nil:
+			return v, err
+		default:
+			r.Valid, r.cfg, r.Warnings = true, cfg, cfg.Warnings
+			for _, p := range cfg.Pools {
+				r.Pools = append(r.Pools, p.Summary())
 			}
 		}
 		if r.Checked && !r.Valid {
@@ -236,14 +272,17 @@ func (o *validateOptions) check(g *globals, source string, data []byte) (*config
 	multi := len(v.Documents) > 1
 	for _, d := range v.Documents {
 		where := source
-		if multi {
+		switch {
+		case multi:
 			where = fmt.Sprintf("%s, line %d (%s)", source, d.Line, d.What)
+		case d.Checked && strings.HasPrefix(d.What, "metallb.io"):
+			where = fmt.Sprintf("%s (%s)", source, d.What) // the format read
 		}
 		switch {
 		case !d.Checked && multi:
 			fmt.Fprintf(g.out, "%s: not a metallb configuration, skipped\n", where)
 		case !d.Checked:
-			fmt.Fprintf(g.err, "%s: %s holds no metallb configuration (a v0.12 config, or a ConfigMap with a config key)\n", source, d.What)
+			fmt.Fprintf(g.err, "%s: %s holds no metallb configuration (a v0.12 config, a ConfigMap with a config key, or metallb.io resources)\n", source, d.What)
 			return nil, exitError{code: 1}
 		case d.cfg == nil && len(d.Errors) == 1 && d.Errors[0].Line == 0:
 			fmt.Fprintf(g.err, "%s: %s\n", where, d.Errors[0].Msg) // about the document as a whole
@@ -255,7 +294,7 @@ func (o *validateOptions) check(g *globals, source string, data []byte) (*config
 		default:
 			found++
 			last = d.cfg
-			if multi {
+			if where != source {
 				fmt.Fprintf(g.out, "%s: ", where)
 			}
 			fmt.Fprintln(g.out, "ok")
@@ -277,7 +316,7 @@ func (o *validateOptions) check(g *globals, source string, data []byte) (*config
 	case v.Valid:
 		return last, nil
 	case !slices.ContainsFunc(v.Documents, func(d validatedDocument) bool { return d.Checked }):
-		fmt.Fprintf(g.err, "%s: no metallb configuration in it (a v0.12 config, or a ConfigMap with a config key)\n", source)
+		fmt.Fprintf(g.err, "%s: no metallb configuration in it (a v0.12 config, a ConfigMap with a config key, or metallb.io resources)\n", source)
 	}
 	return nil, exitError{code: 1}
 }

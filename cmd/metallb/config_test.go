@@ -51,10 +51,12 @@ func TestConfigValidate(t *testing.T) {
 		{name: "a valid config followed by a broken one is not ok", stdin: good + "---\naddress-pools:\n- name: x\n", code: 1,
 			out: "standard input, line 1 (config): ok\n  pool \"default\": layer2, IPv4, 21 addresses (192.168.1.200-192.168.1.220)\n",
 			err: "standard input, line 6 (config): 2 error(s):\n  line 7: address-pools[0] (x): protocol is required: layer2 or bgp\n  line 7: address-pools[0] (x): addresses is required (e.g. addresses: [192.168.1.200-192.168.1.220])\n"},
-		{name: "MetalLB v0.13+ resources are refused with the reason", stdin: "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata:\n  name: first-pool\n  namespace: metallb-system\nspec:\n  addresses: [192.168.1.240-192.168.1.250]\n", code: 1,
-			err: "standard input: metallb.io/v1beta1 IPAddressPool/first-pool is a resource of MetalLB v0.13+; this version reads the v0.12 format, in the ConfigMap metallb-system/config (docs/configuration.md shows the same pools and advertisements in that format)\n"},
+		{name: "MetalLB's layer2 example: its resources as one configuration", stdin: "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata:\n  name: first-pool\n  namespace: metallb-system\nspec:\n  addresses: [192.168.1.240-192.168.1.250]\n---\napiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata:\n  name: example\n", code: 0,
+			out: "standard input (metallb.io resources (MetalLB v0.13+ format): IPAddressPool/first-pool, L2Advertisement/example): ok\n  pool \"first-pool\": layer2, IPv4, 11 addresses (192.168.1.240-192.168.1.250)\n"},
+		{name: "a resource's error names its line and field", stdin: "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata:\n  name: p\nspec:\n  addresses: [192.168.1.250-192.168.1.240]\n", code: 1,
+			err: "standard input (metallb.io resources (MetalLB v0.13+ format): IPAddressPool/p): 1 error(s):\n  line 6: IPAddressPool/p: spec.addresses[0]: 192.168.1.250-192.168.1.240: start is after end\n"},
 		{name: "no configuration at all", stdin: "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: x\n", code: 1,
-			err: "standard input: Namespace/x holds no metallb configuration (a v0.12 config, or a ConfigMap with a config key)\n"},
+			err: "standard input: Namespace/x holds no metallb configuration (a v0.12 config, a ConfigMap with a config key, or metallb.io resources)\n"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
