@@ -553,3 +553,26 @@ func WithoutResourceLines(err error) error {
 	}
 	return out
 }
+
+// SplitCombined splits a text Combine made (the accepted copy, or what
+// disable saved) into the ConfigMap's v0.12 config and the resources, one
+// YAML document each.
+func SplitCombined(text string) (v012 string, resources []string, err error) {
+	docs, err := SplitDocuments([]byte(text))
+	if err != nil {
+		return "", nil, err
+	}
+	for _, d := range docs {
+		switch {
+		case d.MetalLBResource() && d.node != nil:
+			b, err := yaml.Marshal(d.node)
+			if err != nil {
+				return "", nil, fmt.Errorf("%s: %w", d.What(), err)
+			}
+			resources = append(resources, string(b))
+		case d.Config != nil && v012 == "":
+			v012 = string(d.Config)
+		}
+	}
+	return v012, resources, nil
+}

@@ -241,3 +241,35 @@ spec: {aggregationLength: 24}
 		})
 	}
 }
+
+func TestSplitCombinedUndoesCombine(t *testing.T) {
+	const v012 = "address-pools:\n- {name: old, protocol: layer2, addresses: [203.0.113.0/28]}\n"
+	pool, err := ResourceDocument("metallb.io/v1beta1", KindIPAddressPool, "web", map[string]string{"tier": "front"}, map[string]any{"addresses": []any{"198.51.100.0/28"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	adv, err := ResourceDocument("metallb.io/v1beta1", KindL2Advertisement, "all", nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text, err := Combine(v012, [][]byte{pool, adv})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Parse([]byte(text)); err != nil {
+		t.Fatalf("the combined text does not parse: %v\n%s", err, text)
+	}
+	gotV012, gotRes, err := SplitCombined(text)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(v012, gotV012); diff != "" {
+		t.Errorf("v0.12 part (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]string{string(pool), string(adv)}, gotRes); diff != "" {
+		t.Errorf("resources (-want +got):\n%s", diff)
+	}
+	if _, err := Combine("a: 1\n---\nb: 2\n", nil); err == nil {
+		t.Error("a ConfigMap config of two documents was combined")
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/microk8s-metallb/metallb/manifests"
+	"github.com/microk8s-metallb/metallb/pkg/k8s"
 )
 
 // FieldManager owns the fields the installer applies.
@@ -51,6 +52,13 @@ var resources = map[string]struct {
 		Resource: "validatingadmissionpolicies"}, false},
 	"ValidatingAdmissionPolicyBinding": {schema.GroupVersionResource{Group: "admissionregistration.k8s.io", Version: "v1",
 		Resource: "validatingadmissionpolicybindings"}, false},
+	// The operator's metallb.io resources, restored after a disable.
+	"IPAddressPool":    {k8s.ResourceGVRs["IPAddressPool"], true},
+	"L2Advertisement":  {k8s.ResourceGVRs["L2Advertisement"], true},
+	"BGPAdvertisement": {k8s.ResourceGVRs["BGPAdvertisement"], true},
+	"BGPPeer":          {k8s.ResourceGVRs["BGPPeer"], true},
+	"Community":        {k8s.ResourceGVRs["Community"], true},
+	"BFDProfile":       {k8s.ResourceGVRs["BFDProfile"], true},
 	// Only when the Prometheus Operator's CRDs exist (HasMonitoringCRDs).
 	"PodMonitor":     {monitoringGV.WithResource("podmonitors"), true},
 	"PrometheusRule": {monitoringGV.WithResource("prometheusrules"), true},

@@ -1,6 +1,7 @@
 package install
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -13,8 +14,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	"sigs.k8s.io/yaml"
 
 	"github.com/microk8s-metallb/metallb/manifests"
 	"github.com/microk8s-metallb/metallb/pkg/allocator"
@@ -105,6 +108,10 @@ type Enable struct {
 	Image  Imager
 
 	report reporter
+	// resources are the metallb.io objects judged with the config: those
+	// disable saved (restore: enable applies them) or the cluster's.
+	resources [][]byte
+	restore   bool
 }
 
 // AddonName is how the docs name this addon beside MicroK8s's core one.
@@ -157,6 +164,11 @@ func (e *Enable) Run(ctx context.Context) error {
 	stream, err := e.render(ref, cfgText, renumber)
 	if err != nil {
 		return err
+	}
+	if e.restore {
+		if stream, err = e.withResources(stream); err != nil {
+			return err
+		}
 	}
 	accepted := string(cfgText)
 	if restored != nil {
@@ -259,12 +271,33 @@ func (e *Enable) install(ctx context.Context, stream []byte, accepted string) er
 	if err != nil {
 		return err
 	}
-	changes, err := Apply(ctx, e.Dyn, objs)
-	for _, c := range changes {
-		e.report.step("%s %s", c.Object, c.Action)
+	// The namespace and the CRDs first, then the metallb.io resources once
+	// they are served, then the rest: the controller starts with its whole
+	// configuration there.
+	var first, resources, rest []*unstructured.Unstructured
+	for _, o := range objs {
+		switch {
+		case o.GetKind() == "Namespace" || o.GetKind() == "CustomResourceDefinition":
+			first = append(first, o)
+		case strings.HasPrefix(o.GetAPIVersion(), config.Group+"/"):
+			resources = append(resources, o)
+		default:
+			rest = append(rest, o)
+		}
 	}
-	if err != nil {
-		return err
+	for i, phase := range [][]*unstructured.Unstructured{first, resources, rest} {
+		if i == 1 && len(phase) > 0 {
+			if err := e.waitServed(ctx); err != nil {
+				return err
+			}
+		}
+		changes, err := Apply(ctx, e.Dyn, phase)
+		for _, c := range changes {
+			e.report.step("%s %s", c.Object, c.Action)
+		}
+		if err != nil {
+			return err
+		}
 	}
 	created, err := EnsureMemberlistSecret(ctx, e.Client, e.Namespace)
 	if err != nil {
@@ -279,6 +312,43 @@ func (e *Enable) install(ctx context.Context, stream []byte, accepted string) er
 	}
 	e.report.step("ConfigMap %s/%s %s", e.Namespace, k8s.AcceptedName(k8s.DefaultConfigMap), createdOrKept(created))
 	return Wait(ctx, e.Client, e.Namespace, e.Timeout, e.report.waiting())
+}
+
+// withResources adds the restored metallb.io resources, in the namespace,
+// to the stream of manifests.
+func (e *Enable) withResources(stream []byte) ([]byte, error) {
+	out := bytes.NewBuffer(stream)
+	for _, r := range e.resources {
+		u := &unstructured.Unstructured{}
+		if err := yaml.Unmarshal(r, &u.Object); err != nil {
+			return nil, fmt.Errorf("a resource saved by disable: %w", err)
+		}
+		u.SetNamespace(e.Namespace)
+		b, err := yaml.Marshal(u.Object)
+		if err != nil {
+			return nil, err
+		}
+		out.WriteString("---\n")
+		out.Write(b)
+	}
+	return out.Bytes(), nil
+}
+
+// waitServed waits until the API server serves the metallb.io kinds (their
+// CRDs established).
+func (e *Enable) waitServed(ctx context.Context) error {
+	deadline := time.Now().Add(time.Minute)
+	for !k8s.ServesResources(ctx, e.Dyn, e.Namespace) {
+		if time.Now().After(deadline) {
+			return errors.New("the metallb.io CRDs are not served a minute after they were applied: see microk8s kubectl get crd ipaddresspools.metallb.io -o yaml")
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+	return nil
 }
 
 // world is what the checks and the image delivery need to know.
@@ -368,7 +438,8 @@ func (e *Enable) current(ctx context.Context) (string, []iprange.Range, *Saved, 
 		cm, err := e.Client.CoreV1().ConfigMaps(e.Namespace).Get(ctx, k8s.DefaultConfigMap, metav1.GetOptions{})
 		switch {
 		case err == nil:
-			return cm.Data[k8s.ConfigKey], nil, nil, nil
+			e.resources, err = k8s.ResourceDocuments(ctx, e.Client.Discovery(), e.Dyn, e.Namespace)
+			return cm.Data[k8s.ConfigKey], nil, nil, err
 		case !apierrors.IsNotFound(err):
 			return "", nil, nil, fmt.Errorf("read the current config: %w", err)
 		}
@@ -383,7 +454,19 @@ func (e *Enable) current(ctx context.Context) (string, []iprange.Range, *Saved, 
 	if p := cfg.Pool("default"); p != nil {
 		def = p.Ranges
 	}
-	text := s.Accepted
+	// The accepted copy holds the ConfigMap's config and the resources:
+	// the one goes back in the ConfigMap, the others as objects.
+	text, res, err := config.SplitCombined(s.Accepted)
+	if err != nil {
+		return "", nil, nil, fmt.Errorf("the configuration saved by disable (%s): %w", e.SavedPath, err)
+	}
+	for _, r := range res {
+		e.resources = append(e.resources, []byte(r))
+	}
+	e.restore = len(res) > 0
+	if e.restore {
+		e.report.step("restoring %d metallb.io resource(s) saved by disable", len(res))
+	}
 	if s.Edit != "" {
 		if _, err := config.Parse([]byte(s.Edit)); err != nil {
 			e.report.note("the edit the ConfigMap held at disable does not parse, so it is not restored (it stays in %s; fix it and apply it with kubectl): %v", editPath(e.SavedPath), err)
@@ -411,7 +494,11 @@ func (e *Enable) config(ctx context.Context, cur string, rs []iprange.Range, res
 	}
 	var moved []allocator.Affected
 	if cur != "" && e.Client != nil {
-		cfg, err := config.Parse(text)
+		combined, err := config.Combine(string(text), e.resources)
+		if err != nil {
+			return nil, nil, err
+		}
+		cfg, err := config.Parse([]byte(combined))
 		if err != nil {
 			return nil, nil, err
 		}

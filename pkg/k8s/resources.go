@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/dynamic/dynamicinformer"
 	"k8s.io/client-go/tools/cache"
@@ -106,4 +107,34 @@ func (w *resourceWatch) snapshot() (docs [][]byte, objects []*unstructured.Unstr
 		}
 	}
 	return docs, objects, strings.Join(vs, ","), nil
+}
+
+// ResourceDocuments lists the metallb.io configuration objects of
+// namespace as config.Combine takes them; none when their CRDs are not
+// installed.
+func ResourceDocuments(ctx context.Context, disc discovery.DiscoveryInterface, dyn dynamic.Interface, namespace string) ([][]byte, error) {
+	if dyn == nil || disc == nil {
+		return nil, nil
+	}
+	if _, err := disc.ServerResourcesForGroupVersion(config.Group + "/v1beta1"); err != nil {
+		return nil, nil // not served: no CRDs
+	}
+	var docs [][]byte
+	for _, kind := range config.ConfigKinds() {
+		list, err := dyn.Resource(ResourceGVRs[kind]).Namespace(namespace).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return nil, fmt.Errorf("list %s in %s: %w", kind, namespace, err)
+		}
+		items := list.Items
+		slices.SortFunc(items, func(a, b unstructured.Unstructured) int { return strings.Compare(a.GetName(), b.GetName()) })
+		for _, u := range items {
+			spec, _, _ := unstructured.NestedMap(u.Object, "spec")
+			doc, err := config.ResourceDocument(u.GetAPIVersion(), kind, u.GetName(), u.GetLabels(), spec)
+			if err != nil {
+				return nil, fmt.Errorf("%s/%s: %w", kind, u.GetName(), err)
+			}
+			docs = append(docs, doc)
+		}
+	}
+	return docs, nil
 }
