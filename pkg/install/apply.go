@@ -180,6 +180,9 @@ func Installed(ctx context.Context, dyn dynamic.Interface, namespace string) (ma
 	out := map[string]string{}
 	sel := metav1.ListOptions{LabelSelector: PartOfSelector}
 	for kind, res := range resources {
+		if res.gvr.Group == k8s.ResourceGVRs["IPAddressPool"].Group {
+			continue // the operator's configuration, not objects of the installer's
+		}
 		var ri dynamic.ResourceInterface = dyn.Resource(res.gvr)
 		if res.namespaced {
 			ri = dyn.Resource(res.gvr).Namespace(namespace)
