@@ -237,27 +237,7 @@ func (d *decoder) pool(n *yaml.Node, i int) *rawPool {
 		"protocol": func(v *yaml.Node) { protoNode = v; p.Protocol = Protocol(d.str(v, path+".protocol")) },
 		"addresses": func(v *yaml.Node) {
 			seen["addresses"] = v
-			d.list(v, path+".addresses", func(j int, item *yaml.Node) {
-				if item.Kind != yaml.ScalarNode || item.Tag == "!!null" {
-					d.str(item, fmt.Sprintf("%s.addresses[%d]", path, j)) // the error
-					return
-				}
-				s := item.Value
-				if s == "" {
-					return
-				}
-				rs, err := iprange.ParseList(s)
-				if err != nil {
-					for _, e := range unjoin(err) {
-						d.errorf(item, "%s.addresses[%d]: %s", path, j, strings.TrimPrefix(e.Error(), iprange.ErrSyntax.Error()+": "))
-					}
-					return
-				}
-				for _, r := range rs {
-					p.Ranges = append(p.Ranges, r)
-					p.addrNodes = append(p.addrNodes, item)
-				}
-			})
+			d.poolAddresses(v, path+".addresses", p)
 		},
 		"auto-assign":     func(v *yaml.Node) { p.AutoAssign = d.boolean(v, path+".auto-assign") },
 		"avoid-buggy-ips": func(v *yaml.Node) { p.AvoidBuggyIPs = d.boolean(v, path+".avoid-buggy-ips") },
@@ -317,6 +297,28 @@ func (d *decoder) pool(n *yaml.Node, i int) *rawPool {
 		}
 	}
 	return p
+}
+
+// poolAddresses reads a pool's list of addresses (ranges, CIDRs, single
+// addresses) into p, keeping the node of each range for the cross-checks.
+func (d *decoder) poolAddresses(v *yaml.Node, path string, p *rawPool) {
+	d.list(v, path, func(j int, item *yaml.Node) {
+		s := d.str(item, fmt.Sprintf("%s[%d]", path, j))
+		if s == "" {
+			return
+		}
+		rs, err := iprange.ParseList(s)
+		if err != nil {
+			for _, e := range unjoin(err) {
+				d.errorf(item, "%s[%d]: %s", path, j, strings.TrimPrefix(e.Error(), iprange.ErrSyntax.Error()+": "))
+			}
+			return
+		}
+		for _, r := range rs {
+			p.Ranges = append(p.Ranges, r)
+			p.addrNodes = append(p.addrNodes, item)
+		}
+	})
 }
 
 func unjoin(err error) []error {

@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
-
-	"github.com/microk8s-metallb/metallb/pkg/iprange"
 )
 
 // The metallb.io resources (MetalLB v0.13+): the kinds this package reads,
@@ -183,23 +181,7 @@ func (d *decoder) ipAddressPool(r *resource) *rawPool {
 	d.mapping(r.spec, path, map[string]field{
 		"addresses": func(v *yaml.Node) {
 			addrs = v
-			d.list(v, path+".addresses", func(j int, item *yaml.Node) {
-				s := d.str(item, fmt.Sprintf("%s.addresses[%d]", path, j))
-				if s == "" {
-					return
-				}
-				rs, err := iprange.ParseList(s)
-				if err != nil {
-					for _, e := range unjoin(err) {
-						d.errorf(item, "%s.addresses[%d]: %s", path, j, strings.TrimPrefix(e.Error(), iprange.ErrSyntax.Error()+": "))
-					}
-					return
-				}
-				for _, rg := range rs {
-					p.Ranges = append(p.Ranges, rg)
-					p.addrNodes = append(p.addrNodes, item)
-				}
-			})
+			d.poolAddresses(v, path+".addresses", p)
 		},
 		"autoAssign":    func(v *yaml.Node) { p.AutoAssign = d.boolean(v, path+".autoAssign") },
 		"avoidBuggyIPs": func(v *yaml.Node) { p.AvoidBuggyIPs = d.boolean(v, path+".avoidBuggyIPs") },

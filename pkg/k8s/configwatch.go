@@ -287,7 +287,7 @@ func (w *ConfigWatcher) judgeNow() {
 	var version string
 	if w.res != nil {
 		var err error
-		if docs, _, version, err = w.res.snapshot(); err != nil {
+		if docs, version, err = w.res.snapshot(); err != nil {
 			w.log.Error("cannot read the metallb.io resources", "error", err)
 			return
 		}

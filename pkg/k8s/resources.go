@@ -81,10 +81,10 @@ func (w *resourceWatch) hasSynced() bool {
 	return true
 }
 
-// snapshot returns the objects as documents for config.Combine, in a
-// stable order (kind, then name), and a version naming every object's
-// resourceVersion (it changes when any object does).
-func (w *resourceWatch) snapshot() (docs [][]byte, objects []*unstructured.Unstructured, version string, err error) {
+// snapshot returns the objects as documents for config.Combine (see
+// documents), and a version naming every object's resourceVersion (it
+// changes when any object does).
+func (w *resourceWatch) snapshot() (docs [][]byte, version string, err error) {
 	var vs []string
 	for _, kind := range config.ConfigKinds() {
 		items := w.stores[kind].List()
@@ -92,21 +92,33 @@ func (w *resourceWatch) snapshot() (docs [][]byte, objects []*unstructured.Unstr
 		for _, it := range items {
 			if u, ok := it.(*unstructured.Unstructured); ok {
 				objs = append(objs, u)
+				vs = append(vs, kind+"/"+u.GetName()+"@"+u.GetResourceVersion())
 			}
 		}
-		slices.SortFunc(objs, func(a, b *unstructured.Unstructured) int { return strings.Compare(a.GetName(), b.GetName()) })
-		for _, u := range objs {
-			spec, _, _ := unstructured.NestedMap(u.Object, "spec")
-			doc, derr := config.ResourceDocument(u.GetAPIVersion(), kind, u.GetName(), u.GetLabels(), spec)
-			if derr != nil {
-				return nil, nil, "", fmt.Errorf("%s/%s: %w", kind, u.GetName(), derr)
-			}
-			docs = append(docs, doc)
-			objects = append(objects, u)
-			vs = append(vs, kind+"/"+u.GetName()+"@"+u.GetResourceVersion())
+		kd, err := documents(kind, objs)
+		if err != nil {
+			return nil, "", err
 		}
+		docs = append(docs, kd...)
 	}
-	return docs, objects, strings.Join(vs, ","), nil
+	slices.Sort(vs)
+	return docs, strings.Join(vs, ","), nil
+}
+
+// documents renders objects of kind as config.Combine takes them, in a
+// stable order (by name).
+func documents(kind string, objs []*unstructured.Unstructured) ([][]byte, error) {
+	slices.SortFunc(objs, func(a, b *unstructured.Unstructured) int { return strings.Compare(a.GetName(), b.GetName()) })
+	docs := make([][]byte, 0, len(objs))
+	for _, u := range objs {
+		spec, _, _ := unstructured.NestedMap(u.Object, "spec")
+		doc, err := config.ResourceDocument(u.GetAPIVersion(), kind, u.GetName(), u.GetLabels(), spec)
+		if err != nil {
+			return nil, fmt.Errorf("%s/%s: %w", kind, u.GetName(), err)
+		}
+		docs = append(docs, doc)
+	}
+	return docs, nil
 }
 
 // ResourceDocuments lists the metallb.io configuration objects of
@@ -125,16 +137,15 @@ func ResourceDocuments(ctx context.Context, disc discovery.DiscoveryInterface, d
 		if err != nil {
 			return nil, fmt.Errorf("list %s in %s: %w", kind, namespace, err)
 		}
-		items := list.Items
-		slices.SortFunc(items, func(a, b unstructured.Unstructured) int { return strings.Compare(a.GetName(), b.GetName()) })
-		for _, u := range items {
-			spec, _, _ := unstructured.NestedMap(u.Object, "spec")
-			doc, err := config.ResourceDocument(u.GetAPIVersion(), kind, u.GetName(), u.GetLabels(), spec)
-			if err != nil {
-				return nil, fmt.Errorf("%s/%s: %w", kind, u.GetName(), err)
-			}
-			docs = append(docs, doc)
+		objs := make([]*unstructured.Unstructured, len(list.Items))
+		for i := range list.Items {
+			objs[i] = &list.Items[i]
 		}
+		kd, err := documents(kind, objs)
+		if err != nil {
+			return nil, err
+		}
+		docs = append(docs, kd...)
 	}
 	return docs, nil
 }

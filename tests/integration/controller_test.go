@@ -18,8 +18,14 @@ import (
 func startController(t *testing.T, c kubernetes.Interface, ns, cfg string) {
 	t.Helper()
 	setConfig(t, c, ns, cfg)
+	runInProcess(t, controller.Options{Client: c, Log: testLogger(t), Metrics: metrics.New(), Namespace: ns})
+}
+
+// runInProcess runs an in-process controller until the test ends.
+func runInProcess(t *testing.T, o controller.Options) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	ctl := controller.New(ctx, controller.Options{Client: c, Log: testLogger(t), Metrics: metrics.New(), Namespace: ns})
+	ctl := controller.New(ctx, o)
 	done := make(chan struct{})
 	go func() {
 		defer close(done)

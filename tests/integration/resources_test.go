@@ -23,16 +23,7 @@ func startResourceController(t *testing.T, c kubernetes.Interface, dyn dynamic.I
 	if cfg != "" {
 		setConfig(t, c, ns, cfg)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ctl := controller.New(ctx, controller.Options{Client: c, Dynamic: dyn, Log: testLogger(t), Metrics: metrics.New(), Namespace: ns})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		if err := ctl.Run(ctx); err != nil {
-			t.Errorf("controller: %v", err)
-		}
-	}()
-	t.Cleanup(func() { cancel(); <-done })
+	runInProcess(t, controller.Options{Client: c, Dynamic: dyn, Log: testLogger(t), Metrics: metrics.New(), Namespace: ns})
 }
 
 // applyObject creates or replaces one metallb.io object in ns.
