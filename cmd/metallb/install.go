@@ -189,7 +189,7 @@ func newDisableCmd(g *globals) *cobra.Command {
 		Short: "Remove everything enable installed (the MicroK8s disable hook)",
 		Args:  cobra.ArbitraryArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			client, _, err := clients(k8s.Kubeconfig{Path: o.kubeconfig, Context: o.context}, "metallb-installer")
+			client, dyn, err := clients(k8s.Kubeconfig{Path: o.kubeconfig, Context: o.context}, "metallb-installer")
 			if err != nil {
 				return err
 			}
@@ -197,13 +197,13 @@ func newDisableCmd(g *globals) *cobra.Command {
 				return err
 			}
 			_, tty := isTerminal(g.out)
-			if err := install.Disable(cmd.Context(), client, o.namespace, o.timeout, install.NewProgress(g.out, tty)); err != nil {
+			if err := install.Disable(cmd.Context(), client, dyn, o.namespace, o.timeout, install.NewProgress(g.out, tty)); err != nil {
 				return err
 			}
 			if tty {
 				fmt.Fprintln(g.out)
 			}
-			fmt.Fprintf(g.out, "metallb is disabled: namespace %s and its cluster roles are gone.\n", o.namespace)
+			fmt.Fprintf(g.out, "metallb is disabled: namespace %s, its cluster roles and the metallb.io CustomResourceDefinitions are gone.\n", o.namespace)
 			return nil
 		},
 	}

@@ -7,6 +7,7 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/microk8s-metallb/metallb/manifests"
@@ -17,9 +18,12 @@ var PartOfSelector = "app.kubernetes.io/part-of=" + manifests.PartOf
 
 // Disable deletes everything enable created: the cluster-scoped RBAC and
 // admission policy objects (by label), then the namespace with all it
-// holds. Objects already gone are fine, so it also cleans up after a
-// half-finished enable. It waits until the namespace is gone, or timeout.
-func Disable(ctx context.Context, client kubernetes.Interface, namespace string, timeout time.Duration, progress Progress) error {
+// holds, then (when dyn is not nil) the metallb.io CustomResourceDefinitions
+// enable installed, once the namespace and the resources in it are gone.
+// Objects already gone are fine, so it also cleans up after a half-finished
+// enable. It waits until the namespace and the definitions are gone, or
+// timeout.
+func Disable(ctx context.Context, client kubernetes.Interface, dyn dynamic.Interface, namespace string, timeout time.Duration, progress Progress) error {
 	sel := metav1.ListOptions{LabelSelector: PartOfSelector}
 	rbac := client.RbacV1()
 	if err := rbac.ClusterRoleBindings().DeleteCollection(ctx, metav1.DeleteOptions{}, sel); err != nil && !apierrors.IsNotFound(err) {
@@ -35,26 +39,66 @@ func Disable(ctx context.Context, client kubernetes.Interface, namespace string,
 	if err := adm.ValidatingAdmissionPolicies().DeleteCollection(ctx, metav1.DeleteOptions{}, sel); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete ValidatingAdmissionPolicies (%s): %w", PartOfSelector, err)
 	}
+	w := waiter{start: time.Now(), timeout: timeout, progress: progress}
 	bg := metav1.DeletePropagationForeground
 	err := client.CoreV1().Namespaces().Delete(ctx, namespace, metav1.DeleteOptions{PropagationPolicy: &bg})
-	if apierrors.IsNotFound(err) {
-		return nil
-	}
-	if err != nil {
+	if err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete namespace %s: %w", namespace, err)
 	}
-	start := time.Now()
-	deadline := start.Add(timeout)
-	for {
-		_, err := client.CoreV1().Namespaces().Get(ctx, namespace, metav1.GetOptions{})
-		if apierrors.IsNotFound(err) {
-			return nil
+	if err == nil {
+		gone := func() (bool, error) {
+			_, err := client.CoreV1().Namespaces().Get(ctx, namespace, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				return true, nil
+			}
+			return false, nil
 		}
-		if time.Now().After(deadline) {
+		if err := w.until(ctx, "namespace "+namespace, gone); err != nil {
 			return fmt.Errorf("namespace %s is still terminating after %s: something holds it (a finalizer, or pods that do not stop); see: microk8s kubectl get namespace %s -o yaml", namespace, timeout, namespace)
 		}
-		if progress != nil {
-			progress(fmt.Sprintf("waiting for namespace %s to go (%s)", namespace, time.Since(start).Round(time.Second)))
+	}
+	if dyn == nil {
+		return nil
+	}
+	crds := dyn.Resource(resources["CustomResourceDefinition"].gvr)
+	if err := crds.DeleteCollection(ctx, metav1.DeleteOptions{}, sel); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete CustomResourceDefinitions (%s): %w", PartOfSelector, err)
+	}
+	gone := func() (bool, error) {
+		list, err := crds.List(ctx, sel)
+		if err != nil {
+			return false, fmt.Errorf("list CustomResourceDefinitions (%s): %w", PartOfSelector, err)
+		}
+		return len(list.Items) == 0, nil
+	}
+	if err := w.until(ctx, "the metallb.io CustomResourceDefinitions", gone); err != nil {
+		return fmt.Errorf("%w; see: microk8s kubectl get crd -l %s -o yaml", err, PartOfSelector)
+	}
+	return nil
+}
+
+// waiter polls a condition until it holds or the time since start passes
+// timeout, reporting progress.
+type waiter struct {
+	start    time.Time
+	timeout  time.Duration
+	progress Progress
+}
+
+func (w waiter) until(ctx context.Context, what string, done func() (bool, error)) error {
+	for {
+		ok, err := done()
+		if err != nil {
+			return err
+		}
+		if ok {
+			return nil
+		}
+		if time.Since(w.start) > w.timeout {
+			return fmt.Errorf("%s still there after %s", what, w.timeout)
+		}
+		if w.progress != nil {
+			w.progress(fmt.Sprintf("waiting for %s to go (%s)", what, time.Since(w.start).Round(time.Second)))
 		}
 		select {
 		case <-ctx.Done():

@@ -74,7 +74,13 @@ func SaveConfig(ctx context.Context, c kubernetes.Interface, namespace, path str
 		}
 		s.Accepted, from = edit, "the configuration (ConfigMap "+namespace+"/"+k8s.DefaultConfigMap+")"
 	}
-	if edit != "" && edit != s.Accepted {
+	// The accepted copy holds the ConfigMap's text followed by the
+	// metallb.io resources in force: the edit is the ConfigMap's part.
+	inForce, _, err := config.SplitCombined(s.Accepted)
+	if err != nil {
+		inForce = s.Accepted
+	}
+	if edit != "" && edit != inForce {
 		s.Edit = edit
 		from += " and the edit of ConfigMap " + namespace + "/" + k8s.DefaultConfigMap + " not in force"
 		if s.Reason != "" {

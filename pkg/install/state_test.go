@@ -12,6 +12,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes/fake"
+
+	"github.com/microk8s-metallb/metallb/pkg/config"
 )
 
 const savedConfig = `# our pools
@@ -28,6 +30,14 @@ func cm(name, text string) *corev1.ConfigMap {
 
 func TestSaveConfig(t *testing.T) {
 	const edit = "address-pools:\n- {name: default, protocol: bgp, addresses: [192.0.2.200-192.0.2.210]}\n"
+	pool, err := config.ResourceDocument("metallb.io/v1beta1", "IPAddressPool", "extra", nil, map[string]any{"addresses": []any{"198.51.100.64/28"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	withPool, err := config.Combine(savedConfig, [][]byte{pool})
+	if err != nil {
+		t.Fatal(err)
+	}
 	stale := cm("config-accepted", savedConfig)
 	stale.Annotations = map[string]string{"metallb.io/config-state": "stale", "metallb.io/config-stale-reason": "demo/web [192.0.2.200]: its pool's protocol changes"}
 	for _, tc := range []struct {
@@ -44,6 +54,8 @@ func TestSaveConfig(t *testing.T) {
 		{"a broken ConfigMap: kept too", []*corev1.ConfigMap{cm("config", "address-pools: [\n"), cm("config-accepted", savedConfig)},
 			"the configuration in force (ConfigMap metallb-system/config-accepted) and the edit of ConfigMap metallb-system/config not in force",
 			&Saved{Accepted: savedConfig, Edit: "address-pools: [\n"}},
+		{"metallb.io resources in force: the ConfigMap is its part", []*corev1.ConfigMap{cm("config", savedConfig), cm("config-accepted", withPool)},
+			"the configuration in force (ConfigMap metallb-system/config-accepted)", &Saved{Accepted: withPool}},
 		{"no accepted copy: the ConfigMap", []*corev1.ConfigMap{cm("config", savedConfig)},
 			"the configuration (ConfigMap metallb-system/config)", &Saved{Accepted: savedConfig}},
 		{"nothing", nil, "", nil},

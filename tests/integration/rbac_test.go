@@ -49,7 +49,7 @@ func applyShippedRBAC(t *testing.T, ns string, kinds ...string) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := install.Disable(context.Background(), env.Client, "it-no-such-namespace", time.Second, nil); err != nil {
+		if err := install.Disable(context.Background(), env.Client, nil, "it-no-such-namespace", time.Second, nil); err != nil {
 			t.Log(err)
 		}
 	})

@@ -20,8 +20,11 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/microk8s-metallb/metallb/pkg/install"
 	"github.com/microk8s-metallb/metallb/tests/testenv"
@@ -142,6 +145,31 @@ func (sc *snapCluster) objects(t *testing.T) map[string]string {
 	out, err := install.Installed(context.Background(), dyn, "metallb-system")
 	if err != nil {
 		t.Fatal(err)
+	}
+	return out
+}
+
+// resource is the client of a metallb.io kind in metallb-system.
+func (sc *snapCluster) resource(t *testing.T, plural string) dynamic.ResourceInterface {
+	t.Helper()
+	dyn, err := dynamic.NewForConfig(sc.env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dyn.Resource(schema.GroupVersionResource{Group: "metallb.io", Version: "v1beta1", Resource: plural}).Namespace("metallb-system")
+}
+
+// createResource creates the object text describes, as kubectl apply
+// would (unknown fields refused), and returns what the API server stored.
+func (sc *snapCluster) createResource(t *testing.T, r dynamic.ResourceInterface, text string) *unstructured.Unstructured {
+	t.Helper()
+	u := &unstructured.Unstructured{}
+	if err := sigsyaml.Unmarshal([]byte(text), &u.Object); err != nil {
+		t.Fatal(err)
+	}
+	out, err := r.Create(context.Background(), u, metav1.CreateOptions{FieldValidation: "Strict"})
+	if err != nil {
+		t.Fatalf("create %s/%s: %v", u.GetKind(), u.GetName(), err)
 	}
 	return out
 }
@@ -278,6 +306,10 @@ func TestInstallerHooks(t *testing.T) {
 			"ValidatingAdmissionPolicy/metallb-system-leases", "ValidatingAdmissionPolicyBinding/metallb-system-leases",
 			"ValidatingAdmissionPolicy/metallb-system-guard", "ValidatingAdmissionPolicyBinding/metallb-system-guard",
 		}
+		for _, plural := range []string{"ipaddresspools", "l2advertisements", "bgpadvertisements", "bgppeers", "communities",
+			"bfdprofiles", "servicel2statuses", "servicebgpstatuses", "configurationstates"} {
+			want = append(want, "CustomResourceDefinition/"+plural+".metallb.io")
+		}
 		got := keys(first)
 		if diff := cmp.Diff(want, got, cmpSorted); diff != "" {
 			t.Errorf("objects (-want +got):\n%s", diff)
@@ -360,7 +392,17 @@ func TestInstallerHooks(t *testing.T) {
 		if _, err := sc.c.CoreV1().ConfigMaps(ns).Update(ctx, cm, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		waitAccepted(t, sc, func(text, _ string) bool { return text == cm.Data["config"] })
+		// MetalLB's own layer2 example, as the operator of the core addon
+		// writes it: an IPAddressPool and the L2Advertisement announcing it.
+		pools := sc.resource(t, "ipaddresspools")
+		l2 := sc.resource(t, "l2advertisements")
+		pool := sc.createResource(t, pools, "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: extra, namespace: metallb-system}\n"+
+			"spec: {addresses: [203.0.113.64/28], autoAssign: false}\n")
+		sc.createResource(t, l2, "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: extra, namespace: metallb-system}\n"+
+			"spec: {ipAddressPools: [extra]}\n")
+		waitAccepted(t, sc, func(text, _ string) bool {
+			return strings.HasPrefix(text, cm.Data["config"]) && strings.Contains(text, "kind: IPAddressPool") && strings.Contains(text, "kind: L2Advertisement")
+		})
 		saved := filepath.Join(sc.snap.Common, "metallb", "config.yaml")
 		r := sc.run(t, nil, "disable")
 		if r.code != 0 || !strings.Contains(r.out, "saved the configuration in force (ConfigMap metallb-system/config-accepted) to "+saved+": the next enable restores its pools and peers; disable --purge forgets it") {
@@ -370,8 +412,23 @@ func TestInstallerHooks(t *testing.T) {
 			t.Fatalf("saved file: %v %v", fi, err)
 		}
 		r = sc.run(t, nil, "enable", "198.51.100.240-198.51.100.245")
-		if r.code != 0 || !strings.Contains(r.out, "restoring the configuration saved by disable ("+saved+"): 2 pool(s), 1 BGP peer(s)") {
-			t.Fatalf("exit %d", r.code)
+		r.expect(t, 0, "restoring the configuration saved by disable ("+saved+"): 3 pool(s), 1 BGP peer(s)",
+			"restoring 2 metallb.io resource(s) saved by disable", "IPAddressPool metallb-system/extra created", "L2Advertisement metallb-system/extra created")
+		got, err := pools.Get(ctx, "extra", metav1.GetOptions{})
+		if err != nil {
+			t.Fatalf("the IPAddressPool is not restored: %v", err)
+		}
+		if diff := cmp.Diff(pool.Object["spec"], got.Object["spec"]); diff != "" {
+			t.Errorf("restored IPAddressPool spec (-saved +restored):\n%s", diff)
+		}
+		if _, err := l2.Get(ctx, "extra", metav1.GetOptions{}); err != nil {
+			t.Fatalf("the L2Advertisement is not restored: %v", err)
+		}
+		// Back to the ConfigMap alone for the tests that follow.
+		for _, r := range []dynamic.ResourceInterface{l2, pools} {
+			if err := r.Delete(ctx, "extra", metav1.DeleteOptions{}); err != nil {
+				t.Fatal(err)
+			}
 		}
 		cm, err = sc.c.CoreV1().ConfigMaps(ns).Get(ctx, "config", metav1.GetOptions{})
 		if err != nil {
