@@ -3,6 +3,7 @@ package allocator
 import (
 	"cmp"
 	"fmt"
+	"math/big"
 	"net/netip"
 	"slices"
 	"strings"
@@ -86,10 +87,7 @@ func (a *Allocator) SetConfig(cfg *config.Config) (dropped []string) {
 }
 
 func floatSize(p *config.Pool) float64 {
-	var f float64
-	for _, r := range p.Ranges {
-		f += r.SizeFloat()
-	}
+	f, _ := new(big.Float).SetInt(p.Size()).Float64()
 	return f
 }
 

@@ -2,6 +2,7 @@ package allocator
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"strings"
 	"testing"
@@ -324,5 +325,23 @@ func TestRunSet(t *testing.T) {
 	s.remove(netip.MustParseAddr("10.0.0.1"))
 	if diff := cmp.Diff("10.0.0.3-10.0.0.3 10.0.0.5-10.0.0.7", str()); diff != "" {
 		t.Fatal(diff)
+	}
+}
+
+// TestAvoidBuggyPoolFills: a /24 that avoids .0 and .255 is full after 254
+// Services, and its size says so.
+func TestAvoidBuggyPoolFills(t *testing.T) {
+	a := New()
+	a.SetConfig(mustConfig(t, "address-pools:\n- {name: p, protocol: layer2, avoid-buggy-ips: true, addresses: [192.0.2.0/24]}\n"))
+	for i := range 254 {
+		if _, err := a.Assign(svc(fmt.Sprintf("ns/s%d", i)), nil); err != nil {
+			t.Fatalf("Service %d: %v", i, err)
+		}
+	}
+	if _, err := a.Assign(svc("ns/last"), nil); !errors.Is(err, ErrPoolExhausted) {
+		t.Errorf("the 255th Service: %v, want %v", err, ErrPoolExhausted)
+	}
+	if size, inUse, _ := a.Usage("p"); size != 254 || inUse != 254 {
+		t.Errorf("Usage = %v, %d; want 254, 254", size, inUse)
 	}
 }

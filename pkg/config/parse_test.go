@@ -1,6 +1,7 @@
 package config
 
 import (
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
@@ -253,5 +254,22 @@ func TestSelectorMatches(t *testing.T) {
 	}
 	if !MatchesAny(nil, nil) {
 		t.Error("an empty selector list must match everything")
+	}
+}
+
+// TestPoolSize: a pool that avoids .0 and .255 counts only what it hands
+// out (MetalLB's allocator counts 381 for the two IPv4 ranges; IPv6 has no such addresses).
+func TestPoolSize(t *testing.T) {
+	for _, tc := range []struct {
+		avoid bool
+		want  string
+	}{{false, "388"}, {true, "385"}} {
+		cfg, err := Parse([]byte(fmt.Sprintf("address-pools:\n- {name: p, protocol: layer2, avoid-buggy-ips: %v, addresses: [1.2.3.0/24, 2.3.4.128/25, 2001:db8::/126]}\n", tc.avoid)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := cfg.Pools[0].Size().String(); got != tc.want {
+			t.Errorf("avoid-buggy-ips %v: size %s, want %s", tc.avoid, got, tc.want)
+		}
 	}
 }

@@ -26,8 +26,17 @@ func (p *Pool) Family() string {
 	return "IPv4"
 }
 
-// Size returns the number of addresses in the pool.
-func (p *Pool) Size() *big.Int { return iprange.Total(p.Ranges) }
+// Size returns the number of addresses the pool hands out: those of its
+// ranges, less the IPv4 ones ending in .0 or .255 when it avoids them.
+func (p *Pool) Size() *big.Int {
+	t := iprange.Total(p.Ranges)
+	if p.AvoidBuggyIPs {
+		for _, r := range p.Ranges {
+			t.Sub(t, new(big.Int).SetUint64(r.Buggy()))
+		}
+	}
+	return t
+}
 
 // Summary describes the pool on one line, e.g.
 // `pool "default": layer2, IPv4, 21 addresses (192.168.1.200-192.168.1.220)`.

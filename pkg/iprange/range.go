@@ -85,6 +85,33 @@ func (r Range) SizeFloat() float64 {
 	return f
 }
 
+// Buggy counts the IPv4 addresses of the range that end in .0 or .255,
+// which some old clients mistake for network or broadcast addresses (0 for
+// an IPv6 range).
+func (r Range) Buggy() uint64 {
+	if !r.Is4() {
+		return 0
+	}
+	a, b := v4(r.first), v4(r.last)
+	// upTo counts x <= n with x%256 == rem, for n >= -1.
+	upTo := func(n int64, rem int64) uint64 {
+		if n < rem {
+			return 0
+		}
+		return uint64((n-rem)/256 + 1)
+	}
+	var n uint64
+	for _, rem := range []int64{0, 255} {
+		n += upTo(b, rem) - upTo(a-1, rem)
+	}
+	return n
+}
+
+func v4(a netip.Addr) int64 {
+	b := a.As4()
+	return int64(b[0])<<24 | int64(b[1])<<16 | int64(b[2])<<8 | int64(b[3])
+}
+
 // Contains reports whether a lies in the range. IPv4-mapped IPv6 addresses
 // are treated as IPv4.
 func (r Range) Contains(a netip.Addr) bool {

@@ -233,3 +233,29 @@ func TestNew(t *testing.T) {
 		t.Errorf("New = %v, %v", r, err)
 	}
 }
+
+func TestBuggy(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want uint64
+	}{
+		{"192.0.2.0/24", 2},
+		{"192.0.2.128/25", 1},
+		{"192.0.2.0/25", 1},
+		{"192.0.2.1-192.0.2.254", 0},
+		{"192.0.2.255-192.0.3.0", 2},
+		{"192.0.2.10", 0},
+		{"192.0.2.0", 1},
+		{"198.51.0.0/16", 512},
+		{"0.0.0.0/0", 1 << 25},
+		{"2001:db8::/120", 0},
+	} {
+		r, err := Parse(tc.in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := r.Buggy(); got != tc.want {
+			t.Errorf("Buggy(%s) = %d, want %d", tc.in, got, tc.want)
+		}
+	}
+}

@@ -19,7 +19,6 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/microk8s-metallb/metallb/pkg/config"
-	"github.com/microk8s-metallb/metallb/pkg/iprange"
 	"github.com/microk8s-metallb/metallb/pkg/k8s"
 )
 
@@ -267,7 +266,7 @@ func pools(cfg *config.Config, svcs []ServiceStatus) []PoolStatus {
 	}
 	var out []PoolStatus
 	for _, p := range cfg.Pools {
-		size := iprange.Total(p.Ranges)
+		size := p.Size()
 		n := len(used[p.Name])
 		free := new(big.Int).Sub(size, big.NewInt(int64(n)))
 		out = append(out, PoolStatus{Name: p.Name, Protocol: string(p.Protocol), Size: size.String(), Used: n, Free: free.String()})
