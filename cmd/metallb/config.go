@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/kubernetes"
 
 	"github.com/microk8s-metallb/metallb/pkg/config"
 	"github.com/microk8s-metallb/metallb/pkg/k8s"
@@ -20,19 +22,80 @@ func newConfigCmd(g *globals) *cobra.Command {
 		Use:   "config",
 		Short: "Work with the metallb-system/config ConfigMap",
 	}
-	cmd.AddCommand(newConfigValidateCmd(g))
+	cmd.AddCommand(newConfigValidateCmd(g), newConfigConvertCmd(g))
 	return cmd
 }
 
-type validateOptions struct {
+// configInput is where a config command reads its configuration: a file,
+// standard input, or the live ConfigMap.
+type configInput struct {
 	file        string
 	fromCluster bool
 	kubeconfig  string
 	context     string
 	namespace   string
 	name        string
-	allow       bool
-	output      string
+}
+
+func (in *configInput) flags(cmd *cobra.Command, fromCluster string) {
+	f := cmd.Flags()
+	f.StringVarP(&in.file, "file", "f", "", "config file or manifests (- for standard input)")
+	f.BoolVar(&in.fromCluster, "from-cluster", false, fromCluster)
+	f.StringVar(&in.kubeconfig, "kubeconfig", "", kubeconfigUsage)
+	f.StringVar(&in.context, "context", "", contextUsage)
+	f.StringVarP(&in.namespace, "namespace", "n", k8s.DefaultNamespace, "namespace of the ConfigMap")
+	f.StringVar(&in.name, "configmap", k8s.DefaultConfigMap, "name of the ConfigMap")
+}
+
+// fileArg takes FILE given as an argument, like -f FILE.
+func (in *configInput) fileArg(args []string) error {
+	if len(args) == 1 {
+		if in.file != "" {
+			return fmt.Errorf("a file given twice (%s and -f %s): give one", args[0], in.file)
+		}
+		in.file = args[0]
+	}
+	return nil
+}
+
+// read returns the configuration text and where it came from; what is
+// the verb for the error when nothing is given on a terminal.
+func (in *configInput) read(ctx context.Context, g *globals, what string) (data []byte, source string, err error) {
+	switch {
+	case in.file == "-" || (in.file == "" && !in.fromCluster):
+		if _, tty := isTerminal(g.in); tty && in.file == "" {
+			return nil, "", fmt.Errorf("no configuration to %s: give a file (metallb config %s config.yaml), pipe one in, or pass --from-cluster", what, what)
+		}
+		source = "standard input"
+		data, err = io.ReadAll(g.in)
+	case in.file != "":
+		source = in.file
+		data, err = os.ReadFile(in.file)
+	default:
+		source = "ConfigMap " + in.namespace + "/" + in.name
+		client, cerr := in.client()
+		if cerr != nil {
+			return nil, "", cerr
+		}
+		var s string
+		s, err = k8s.ReadConfigMap(ctx, client, in.namespace, in.name)
+		data = []byte(s)
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("read %s: %w", source, err)
+	}
+	return data, source, nil
+}
+
+func (in *configInput) client() (kubernetes.Interface, error) {
+	client, _, err := k8s.ClientFor(k8s.Kubeconfig{Path: in.kubeconfig, Context: in.context}, "metallb-config", 0, 0)
+	return client, err
+}
+
+type validateOptions struct {
+	configInput
+	allow  bool
+	output string
 }
 
 func newConfigValidateCmd(g *globals) *cobra.Command {
@@ -59,22 +122,14 @@ config when it holds one; other objects are listed as skipped.
                                               or change a Service's address`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if len(args) == 1 {
-				if o.file != "" {
-					return fmt.Errorf("a file given twice (%s and -f %s): give one", args[0], o.file)
-				}
-				o.file = args[0]
+			if err := o.fileArg(args); err != nil {
+				return err
 			}
 			return o.run(cmd, g)
 		},
 	}
+	o.flags(cmd, "read the live ConfigMap (or, with a file, compare against the cluster)")
 	f := cmd.Flags()
-	f.StringVarP(&o.file, "file", "f", "", "config file or manifests (- for standard input)")
-	f.BoolVar(&o.fromCluster, "from-cluster", false, "read the live ConfigMap (or, with a file, compare against the cluster)")
-	f.StringVar(&o.kubeconfig, "kubeconfig", "", kubeconfigUsage)
-	f.StringVar(&o.context, "context", "", contextUsage)
-	f.StringVarP(&o.namespace, "namespace", "n", k8s.DefaultNamespace, "namespace of the ConfigMap")
-	f.StringVar(&o.name, "configmap", k8s.DefaultConfigMap, "name of the ConfigMap")
 	f.StringVarP(&o.output, "output", "o", "", "json: one object on stdout for scripts (default: text)")
 	f.BoolVar(&o.allow, "allow-address-changes", false, "judge as if the ConfigMap had the "+k8s.AllowChangesAnnotation+" annotation")
 	return cmd
@@ -85,31 +140,9 @@ func (o *validateOptions) run(cmd *cobra.Command, g *globals) error {
 	if o.output != "" && o.output != "json" {
 		return fmt.Errorf("-o %q: want json (or nothing, for text)", o.output)
 	}
-	var data []byte
-	var source string
-	var err error
-	switch {
-	case o.file == "-" || (o.file == "" && !o.fromCluster):
-		if _, tty := isTerminal(g.in); tty && o.file == "" {
-			return errors.New("no configuration to check: give a file (metallb config validate config.yaml), pipe one in, or pass --from-cluster")
-		}
-		source = "standard input"
-		data, err = io.ReadAll(g.in)
-	case o.file != "":
-		source = o.file
-		data, err = os.ReadFile(o.file)
-	default:
-		source = "ConfigMap " + o.namespace + "/" + o.name
-		client, _, cerr := k8s.ClientFor(k8s.Kubeconfig{Path: o.kubeconfig, Context: o.context}, "metallb-config-validate", 0, 0)
-		if cerr != nil {
-			return cerr
-		}
-		var s string
-		s, err = k8s.ReadConfigMap(ctx, client, o.namespace, o.name)
-		data = []byte(s)
-	}
+	data, source, err := o.read(ctx, g, "validate")
 	if err != nil {
-		return fmt.Errorf("read %s: %w", source, err)
+		return err
 	}
 	if o.output == "json" {
 		return o.checkJSON(g, source, data)
@@ -119,7 +152,7 @@ func (o *validateOptions) run(cmd *cobra.Command, g *globals) error {
 		return err
 	}
 	if o.fromCluster && o.file != "" {
-		client, _, err := k8s.ClientFor(k8s.Kubeconfig{Path: o.kubeconfig, Context: o.context}, "metallb-config-validate", 0, 0)
+		client, err := o.client()
 		if err != nil {
 			return err
 		}

@@ -99,3 +99,64 @@ func TestConfigValidateJSON(t *testing.T) {
 		t.Errorf("first error %+v, want it on line 10 of the input", e)
 	}
 }
+
+func TestConfigConvert(t *testing.T) {
+	manifest := "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: metallb-system\n---\napiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: config\n  namespace: metallb-system\ndata:\n  config: |\n" +
+		"    peers:\n    - {peer-address: 198.51.100.254, peer-asn: 64501, my-asn: 64500, max-prefix: 100}\n" +
+		"    address-pools:\n    - {name: web, protocol: layer2, addresses: [192.0.2.10-192.0.2.20]}\n" +
+		"    - {name: edge, protocol: bgp, addresses: [203.0.113.0/28]}\n"
+	tests := []struct {
+		name  string
+		args  []string
+		stdin string
+		code  int
+		// validated is what config validate says of the output; empty
+		// when the conversion fails.
+		validated string
+		err       string
+	}{
+		{name: "a ConfigMap manifest: the resources mean the same", stdin: manifest, code: 0,
+			validated: "ok\n  pool \"web\": layer2, IPv4, 11 addresses (192.0.2.10-192.0.2.20)\n  pool \"edge\": bgp, IPv4, 16 addresses (203.0.113.0/28)\n",
+			err:       "note: BGPPeer peer-198-51-100-254: max-prefix 100 has no field in BGPPeer and is dropped (the session accepts any number of prefixes)\n"},
+		{name: "another namespace", args: []string{"--to-namespace", "lb"}, stdin: "address-pools:\n- {name: web, protocol: layer2, addresses: [192.0.2.10-192.0.2.20]}\n", code: 0,
+			validated: "ok\n  pool \"web\": layer2, IPv4, 11 addresses (192.0.2.10-192.0.2.20)\n"},
+		{name: "resources already", stdin: "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata:\n  name: p\nspec:\n  addresses: [192.0.2.1/32]\n", code: 1,
+			err: "standard input: IPAddressPool/p is a metallb.io resource already: skipped\nmetallb: standard input holds no v0.12 config (a bare config, or a ConfigMap with a config key)\n"},
+		{name: "two configs", stdin: "address-pools: []\n---\naddress-pools: []\n", code: 1,
+			err: "metallb: standard input holds 2 configs: give one file per configuration\n"},
+		{name: "an invalid config is not converted", stdin: "address-pools:\n- name: x\n", code: 1,
+			err: "metallb: standard input is not valid, so it is not converted (metallb config validate says more):\n2 error(s):\n  line 2: address-pools[0] (x): protocol is required: layer2 or bgp\n  line 2: address-pools[0] (x): addresses is required (e.g. addresses: [192.168.1.200-192.168.1.220])\n"},
+		{name: "a name Kubernetes refuses", stdin: "address-pools:\n- {name: Web_Pool, protocol: layer2, addresses: [192.0.2.10-192.0.2.20]}\n", code: 1,
+			err: "metallb: standard input cannot be written as metallb.io resources:\n1 error(s):\n  IPAddressPool \"Web_Pool\": not a valid object name (lower-case letters, digits, '-' and '.', starting and ending with a letter or digit): rename it in the ConfigMap first\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var out, errb bytes.Buffer
+			code := run(context.Background(), append([]string{"config", "convert"}, tc.args...),
+				streams{in: strings.NewReader(tc.stdin), out: &out, err: &errb})
+			if code != tc.code {
+				t.Errorf("exit code %d, want %d (stderr %q)", code, tc.code, errb.String())
+			}
+			if diff := cmp.Diff(tc.err, errb.String()); diff != "" {
+				t.Errorf("standard error (-want +got):\n%s", diff)
+			}
+			if tc.validated == "" {
+				if out.Len() > 0 {
+					t.Errorf("output %q, want none", out.String())
+				}
+				return
+			}
+			var vout, verr bytes.Buffer
+			if code := run(context.Background(), []string{"config", "validate"}, streams{in: &out, out: &vout, err: &verr}); code != 0 {
+				t.Fatalf("validate of the output: exit %d: %s", code, verr.String())
+			}
+			got := vout.String()
+			if i := strings.Index(got, "): ok\n"); i >= 0 {
+				got = got[i+3:] // drop the list of resources validated
+			}
+			if diff := cmp.Diff(tc.validated, got); diff != "" {
+				t.Errorf("validate of the output (-want +got):\n%s", diff)
+			}
+		})
+	}
+}

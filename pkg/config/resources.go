@@ -342,7 +342,7 @@ func (d *decoder) bgpPeer(r *resource) *Peer {
 		"peerAddress":           addr("peerAddress"),
 		"sourceAddress":         addr("sourceAddress"),
 		"routerID":              addr("routerID"),
-		"peerPort":              func(v *yaml.Node) { p.Port = uint16(d.integer(v, path+".peerPort", 1, 16384)) },
+		"peerPort":              func(v *yaml.Node) { p.Port = uint16(d.integer(v, path+".peerPort", 1, maxResourcePeerPort)) },
 		"holdTime":              dur("holdTime", &p.HoldTime),
 		"keepaliveTime":         dur("keepaliveTime", &p.KeepaliveTime),
 		"connectTime":           dur("connectTime", &connect),

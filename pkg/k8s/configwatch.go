@@ -2,6 +2,7 @@ package k8s
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -31,6 +32,9 @@ const (
 	ConfigKey         = "config"
 	ReasonInvalid     = "InvalidConfig"
 	ReasonConfigValid = "ConfigLoaded"
+	// ReasonNotAnnounced: an IPAddressPool that no advertisement selects
+	// (its addresses are assigned, and nothing answers for them).
+	ReasonNotAnnounced = "NotAnnounced"
 	// LogLevelAnnotation on the ConfigMap sets the log level of every
 	// controller and speaker while they run (debug, info, warn, error);
 	// without it they log at their --log-level.
@@ -320,6 +324,48 @@ func (w *ConfigWatcher) judgeNow() {
 	w.act(cm, d)
 }
 
+// resourceEvent records an Event on the metallb.io object kind/name, when
+// it exists.
+func (w *ConfigWatcher) resourceEvent(kind, name, eventType, reason, msg string) {
+	if w.recorder == nil || w.res == nil {
+		return
+	}
+	if u := w.res.object(kind, name); u != nil {
+		w.recorder.Event(u, eventType, reason, msg)
+	}
+}
+
+// maxObjectEvents caps the objects one refusal records Events on.
+const maxObjectEvents = 10
+
+// objectErrors records a Warning Event on each metallb.io object a refused
+// configuration's errors are in, with those errors.
+func (w *ConfigWatcher) objectErrors(d reload.Decision) {
+	var errs config.Errors
+	if !errors.As(d.Refused, &errs) {
+		return
+	}
+	var order []string
+	msgs := map[string][]string{}
+	for _, e := range errs {
+		if e.Object == "" {
+			continue
+		}
+		if _, ok := msgs[e.Object]; !ok {
+			order = append(order, e.Object)
+		}
+		msgs[e.Object] = append(msgs[e.Object], e.Msg)
+	}
+	for _, obj := range order[:min(len(order), maxObjectEvents)] {
+		kind, name, _ := strings.Cut(obj, "/")
+		msg := fmt.Sprintf("this object makes the configuration invalid (%s): %s", d.Kept, strings.Join(msgs[obj], "; "))
+		if len(msg) > 1000 {
+			msg = msg[:1000] + "..."
+		}
+		w.resourceEvent(kind, name, corev1.EventTypeWarning, ReasonInvalid, msg)
+	}
+}
+
 // installFor is the judge's hook for cm: the Install option, given cm.
 func (w *ConfigWatcher) installFor(cm *corev1.ConfigMap) func(*config.Config) error {
 	if w.install == nil {
@@ -350,6 +396,12 @@ func (w *ConfigWatcher) act(cm *corev1.ConfigMap, d reload.Decision) {
 			for _, warn := range d.Accepted.Warnings {
 				w.log.Warn("configuration warning", "configmap", cmName, "warning", warn)
 			}
+			for _, p := range d.Accepted.Pools {
+				if p.Resource && p.Protocol == config.Unannounced {
+					w.resourceEvent(config.KindIPAddressPool, p.Name, corev1.EventTypeWarning, ReasonNotAnnounced, fmt.Sprintf(
+						"no L2Advertisement or BGPAdvertisement selects this pool: its addresses are assigned but nothing answers for them (add one, e.g. an L2Advertisement with ipAddressPools: [%s])", p.Name))
+				}
+			}
 		}
 		if d.ValidAgain && w.recorder != nil {
 			w.recorder.Event(cm, corev1.EventTypeNormal, ReasonConfigValid, "configuration is valid again and in force")
@@ -372,6 +424,7 @@ func (w *ConfigWatcher) act(cm *corev1.ConfigMap, d reload.Decision) {
 			}
 			w.recorder.Event(cm, corev1.EventTypeWarning, ReasonInvalid, msg)
 		}
+		w.objectErrors(d)
 	case d.Missing:
 		if !d.HadConfig {
 			return

@@ -31,9 +31,10 @@ var ResourceGVRs = map[string]schema.GroupVersionResource{
 // resourceWatch keeps the metallb.io configuration objects of one
 // namespace in informers' stores, and calls changed on every change.
 type resourceWatch struct {
-	factory dynamicinformer.DynamicSharedInformerFactory
-	stores  map[string]cache.Store
-	synced  []cache.InformerSynced
+	namespace string
+	factory   dynamicinformer.DynamicSharedInformerFactory
+	stores    map[string]cache.Store
+	synced    []cache.InformerSynced
 }
 
 // ServesResources reports whether the API server serves the metallb.io
@@ -49,8 +50,9 @@ func ServesResources(ctx context.Context, dyn dynamic.Interface, namespace strin
 
 func newResourceWatch(dyn dynamic.Interface, namespace string, changed func()) (*resourceWatch, error) {
 	w := &resourceWatch{
-		factory: dynamicinformer.NewFilteredDynamicSharedInformerFactory(dyn, 0, namespace, nil),
-		stores:  map[string]cache.Store{},
+		namespace: namespace,
+		factory:   dynamicinformer.NewFilteredDynamicSharedInformerFactory(dyn, 0, namespace, nil),
+		stores:    map[string]cache.Store{},
 	}
 	h := cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(any) { changed() },
@@ -79,6 +81,20 @@ func (w *resourceWatch) hasSynced() bool {
 		}
 	}
 	return true
+}
+
+// object returns the kind object called name, nil when there is none.
+func (w *resourceWatch) object(kind, name string) *unstructured.Unstructured {
+	st := w.stores[kind]
+	if st == nil {
+		return nil
+	}
+	it, ok, err := st.GetByKey(w.namespace + "/" + name)
+	if err != nil || !ok {
+		return nil
+	}
+	u, _ := it.(*unstructured.Unstructured)
+	return u
 }
 
 // snapshot returns the objects as documents for config.Combine (see

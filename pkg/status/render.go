@@ -28,6 +28,9 @@ func Table(w io.Writer, r *Report) error {
 	if r.Config.Reason != "" {
 		line("  " + r.Config.Reason)
 	}
+	for _, w := range r.Config.Warnings {
+		line("  warning: " + w)
+	}
 	line("")
 	line("POOL", "PROTOCOL", "SIZE", "USED", "FREE")
 	for _, p := range r.Pools {

@@ -36,6 +36,9 @@ type ConfigStatus struct {
 	State  string `json:"state" yaml:"state"` // accepted, stale, or none
 	Since  string `json:"since,omitempty" yaml:"since,omitempty"`
 	Reason string `json:"reason,omitempty" yaml:"reason,omitempty"`
+	// Warnings are what the configuration in force does not do although
+	// it looks as if it would (a pool nothing announces, ...).
+	Warnings []string `json:"warnings,omitempty" yaml:"warnings,omitempty"`
 }
 
 // PoolStatus counts a pool's addresses. Sizes are decimal strings: an IPv6
@@ -112,6 +115,9 @@ func Gather(ctx context.Context, c kubernetes.Interface, o Options) (*Report, er
 	if cm, err := c.CoreV1().ConfigMaps(o.Namespace).Get(ctx, k8s.AcceptedName(o.ConfigMap), metav1.GetOptions{}); err == nil {
 		r.Config = ConfigStatus{State: cm.Annotations[k8s.StateAnnotation], Since: cm.Annotations[k8s.StateSinceAnnotation], Reason: cm.Annotations[k8s.StateReasonAnnotation]}
 		cfg, _ = config.Parse([]byte(cm.Data[k8s.ConfigKey]))
+		if cfg != nil {
+			r.Config.Warnings = cfg.Warnings
+		}
 	}
 	svcs, err := k8s.ListServices(ctx, c)
 	if err != nil {
@@ -380,8 +386,9 @@ func ParseSessions(node, text string, stale bool) []SessionStatus {
 }
 
 // Attention lists what needs the operator, one line each: a configuration
-// that is stale or missing, a Service without an address, a speaker not
-// alive or not ready, a BGP session down. Empty: all is well.
+// that is stale or missing, its warnings (a pool nothing announces), a
+// Service without an address, a speaker not alive or not ready, a BGP
+// session down. Empty: all is well.
 func (r *Report) Attention() []string {
 	var out []string
 	switch r.Config.State {
@@ -395,6 +402,7 @@ func (r *Report) Attention() []string {
 	default:
 		out = append(out, fmt.Sprintf("the configuration is %s: %s", r.Config.State, r.Config.Reason))
 	}
+	out = append(out, r.Config.Warnings...)
 	for _, s := range r.Services {
 		if len(s.Addresses) == 0 {
 			out = append(out, fmt.Sprintf("Service %s has no address: %s", s.Service, s.Pending))

@@ -88,11 +88,11 @@ func TestReportParts(t *testing.T) {
 		t.Errorf("speakers (-want +got):\n%s", diff)
 	}
 	var b bytes.Buffer
-	if err := Table(&b, &Report{Config: ConfigStatus{State: "accepted"}, Pools: wantPools, Services: got, Speakers: wantSpk}); err != nil {
+	if err := Table(&b, &Report{Config: ConfigStatus{State: "accepted", Warnings: []string{"IPAddressPool/x is not announced"}}, Pools: wantPools, Services: got, Speakers: wantSpk}); err != nil {
 		t.Fatal(err)
 	}
 	for _, line := range []string{
-		"CONFIG: accepted",
+		"CONFIG: accepted\n  warning: IPAddressPool/x is not announced\n",
 		"routed  bgp       18446744073709551616  1     18446744073709551615",
 		"demo/waiting  Failed to allocate IP: pool exhausted",
 		"node-b  dead     1m0s ago",
@@ -123,6 +123,8 @@ func TestAttention(t *testing.T) {
 		{"a node without the image", Report{Config: ConfigStatus{State: "accepted"},
 			Speakers: []SpeakerStatus{{Node: "d", Ready: "false", Waiting: "ErrImageNeverPull", Image: "localhost/microk8s-metallb:v1-abc"}}},
 			[]string{"the speaker of node d cannot start: the node lacks its image localhost/microk8s-metallb:v1-abc (ErrImageNeverPull); run the enable hook again, which imports it on the nodes that lack it: sudo /var/snap/microk8s/common/addons/lab/addons/metallb/enable RANGE (or enable --image with a registry every node can pull)"}},
+		{"a pool nothing announces", Report{Config: ConfigStatus{State: "accepted", Warnings: []string{"IPAddressPool/extra is not announced: ..."}}},
+			[]string{"IPAddressPool/extra is not announced: ..."}},
 		{"no configuration", Report{Config: ConfigStatus{State: "none", Reason: "no accepted configuration: is the controller running?"}},
 			[]string{"no accepted configuration: is the controller running?"}},
 	} {

@@ -94,6 +94,8 @@ func TestControllerReadsResources(t *testing.T) {
 	// A name in both sources: refused, naming the object.
 	applyObject(t, dyn, ns, "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: old}\nspec: {addresses: [203.0.113.0/30]}")
 	waitEvent(t, c, ns, "config", k8s.ReasonInvalid, "IPAddressPool/old: the ConfigMap's address-pools has a pool of this name too")
+	// ... and on the object itself, where kubectl describe shows it.
+	waitEvent(t, c, ns, "old", k8s.ReasonInvalid, "this object makes the configuration invalid (")
 	waitIngress(t, c, ns, "a", "198.51.100.10")
 	if got := acceptedText(t, c, ns); !strings.Contains(got, "198.51.100.10-198.51.100.11") {
 		t.Errorf("the accepted copy lost the pool in use:\n%s", got)
@@ -131,4 +133,12 @@ func TestControllerResourcesAlone(t *testing.T) {
 	startResourceController(t, c, dyn, ns, "")
 	createSvc(t, c, ns, lbService("a"))
 	waitIngress(t, c, ns, "a", "203.0.113.40")
+
+	// A pool no advertisement selects: assigned from, announced by nobody,
+	// and the pool says so.
+	applyObject(t, dyn, ns, "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: default-advertise-all-pools}\nspec: {ipAddressPools: [default-addresspool]}")
+	applyObject(t, dyn, ns, "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: lonely}\nspec: {addresses: [203.0.113.50/32], autoAssign: false}")
+	waitEvent(t, c, ns, "lonely", k8s.ReasonNotAnnounced, "no L2Advertisement or BGPAdvertisement selects this pool")
+	createSvc(t, c, ns, lbService("b", annotate("metallb.io/address-pool", "lonely")))
+	waitIngress(t, c, ns, "b", "203.0.113.50")
 }
