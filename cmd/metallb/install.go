@@ -39,6 +39,7 @@ type enableOptions struct {
 	probeMax     int
 	hostRoot     string
 	allowChanges bool
+	asResources  bool
 	saved        string
 }
 
@@ -69,7 +70,13 @@ the range of a running install, run the hook itself:
 It runs every check and the probe again, changes only the pool "default",
 refuses a range that would take or change Services' addresses
 (--allow-address-changes renumbers them), and imports the image only on
-nodes that lack it.`,
+nodes that lack it.
+
+Where MicroK8s's core metallb (or another MetalLB v0.13+) runs, enable takes
+it over: its workloads, webhook and RBAC are removed, its metallb.io
+resources stay in force, and the range goes into its IPAddressPool
+default-addresspool instead of the pool "default" (--as-resources does that
+on any cluster).`,
 		RunE: func(cmd *cobra.Command, args []string) error { return o.run(cmd.Context(), g, args) },
 	}
 	f := cmd.Flags()
@@ -92,6 +99,7 @@ nodes that lack it.`,
 	f.StringVar(&o.hostRoot, "host-root", "/", "read the host's files (leases, DHCP server config) below this directory")
 	_ = f.MarkHidden("host-root")
 	f.BoolVar(&o.allowChanges, "allow-address-changes", false, "apply a range that leaves Services' current addresses out, renumbering them")
+	f.BoolVar(&o.asResources, "as-resources", false, "write the range as the metallb.io resources IPAddressPool default-addresspool and L2Advertisement default-advertise-all-pools, as MicroK8s's core addon does, instead of the ConfigMap's pool \"default\" (implied when that IPAddressPool exists)")
 	f.StringVar(&o.saved, "saved-config", snap.SavedConfig(), "the configuration saved by disable, restored when the cluster has none")
 	return cmd
 }
@@ -109,7 +117,7 @@ func (o *enableOptions) run(ctx context.Context, g *globals, args []string) erro
 	}
 	e := &install.Enable{
 		Args: args, DHCPRange: o.dhcpRange, Yes: o.yes, NoProbe: o.noProbe, DryRun: o.dryRun,
-		AllowAddressChanges: o.allowChanges, SavedPath: o.saved,
+		AllowAddressChanges: o.allowChanges, AsResources: o.asResources, SavedPath: o.saved,
 		Namespace: o.namespace, LogLevel: g.logLevel, Timeout: o.timeout, ProbeMax: o.probeMax,
 		ProbeDryRun: o.probe,
 		Stdin:       g.in, Out: g.out, Err: g.err,

@@ -82,3 +82,71 @@ func mapValue(m *yaml.Node, key string) *yaml.Node {
 	}
 	return nil
 }
+
+// The names MicroK8s's core metallb addon gives the pool its enable writes
+// and the advertisement that announces every pool.
+const (
+	DefaultResourcePool = "default-addresspool"
+	DefaultResourceL2   = "default-advertise-all-pools"
+)
+
+// SetResourcePool is SetPool for metallb.io resources: in docs (as
+// Combine takes them), the IPAddressPool called name gets exactly addrs
+// as its addresses (its other fields are kept), or a new one is added with
+// L2Advertisement DefaultResourceL2 announcing every pool, unless an
+// advertisement of that name exists. It returns every document and the
+// ones changed or added, for the caller to apply.
+func SetResourcePool(docs [][]byte, name string, addrs []iprange.Range) (all, changed [][]byte, err error) {
+	list := make([]any, len(addrs))
+	for i, r := range addrs {
+		list[i] = r.String()
+	}
+	found, haveL2 := false, false
+	for _, d := range docs {
+		var obj struct {
+			Kind     string `yaml:"kind"`
+			Metadata struct {
+				Name string `yaml:"name"`
+			} `yaml:"metadata"`
+		}
+		if err := yaml.Unmarshal(d, &obj); err != nil {
+			return nil, nil, fmt.Errorf("a metallb.io resource: %w", err)
+		}
+		switch {
+		case obj.Kind == KindIPAddressPool && obj.Metadata.Name == name:
+			var full map[string]any
+			if err := yaml.Unmarshal(d, &full); err != nil {
+				return nil, nil, fmt.Errorf("IPAddressPool %s: %w", name, err)
+			}
+			spec, _ := full["spec"].(map[string]any)
+			if spec == nil {
+				spec = map[string]any{}
+			}
+			spec["addresses"] = list
+			full["spec"] = spec
+			if d, err = yaml.Marshal(full); err != nil {
+				return nil, nil, fmt.Errorf("IPAddressPool %s: %w", name, err)
+			}
+			found = true
+			changed = append(changed, d)
+		case obj.Kind == KindL2Advertisement && obj.Metadata.Name == DefaultResourceL2:
+			haveL2 = true
+		}
+		all = append(all, d)
+	}
+	if !found {
+		pool, err := ResourceDocument(Group+"/"+versions[KindIPAddressPool][0], KindIPAddressPool, name, nil, map[string]any{"addresses": list})
+		if err != nil {
+			return nil, nil, err
+		}
+		all, changed = append(all, pool), append(changed, pool)
+		if !haveL2 {
+			l2, err := ResourceDocument(Group+"/"+versions[KindL2Advertisement][0], KindL2Advertisement, DefaultResourceL2, nil, nil)
+			if err != nil {
+				return nil, nil, err
+			}
+			all, changed = append(all, l2), append(changed, l2)
+		}
+	}
+	return all, changed, nil
+}

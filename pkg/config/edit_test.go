@@ -1,6 +1,8 @@
 package config
 
 import (
+	"bytes"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -81,6 +83,66 @@ address-pools:
 			}
 			if diff := cmp.Diff(tc.want, string(got)); diff != "" {
 				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+func TestSetResourcePool(t *testing.T) {
+	r, err := iprange.Parse("192.0.2.10-192.0.2.20")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs := []iprange.Range{r}
+	doc := func(s string) []byte { return []byte(s) }
+	corePool := doc("apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata:\n  name: default-addresspool\nspec:\n  addresses: [192.0.2.100-192.0.2.110]\n  autoAssign: false\n")
+	coreL2 := doc("apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata:\n  name: default-advertise-all-pools\n")
+	other := doc("apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata:\n  name: other\nspec:\n  addresses: [203.0.113.0/28]\n")
+	tests := []struct {
+		name string
+		docs [][]byte
+		// want: each pool's addresses and the advertisements, after.
+		want    []string
+		changed int
+	}{
+		{name: "none: the pool and the advertisement of every pool are added", want: []string{
+			"pool default-addresspool: 192.0.2.10-192.0.2.20", "layer2 default-advertise-all-pools: [default-addresspool]"}, changed: 2},
+		{name: "the core addon's: only its addresses change", docs: [][]byte{corePool, coreL2, other}, want: []string{
+			"pool default-addresspool: 192.0.2.10-192.0.2.20", "pool other: 203.0.113.0/28",
+			"layer2 default-advertise-all-pools: [default-addresspool other]"}, changed: 1},
+		{name: "a pool of another name: the advertisement is added with the pool", docs: [][]byte{other}, want: []string{
+			"pool other: 203.0.113.0/28", "pool default-addresspool: 192.0.2.10-192.0.2.20",
+			"layer2 default-advertise-all-pools: [other default-addresspool]"}, changed: 2},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			all, changed, err := SetResourcePool(tc.docs, DefaultResourcePool, rs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			text, err := Combine("", all)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg, err := Parse([]byte(text))
+			if err != nil {
+				t.Fatalf("%v\n%s", err, text)
+			}
+			var got []string
+			for _, p := range cfg.Pools {
+				got = append(got, "pool "+p.Name+": "+iprange.Join(p.Ranges))
+			}
+			for _, a := range cfg.L2Advertisements {
+				got = append(got, fmt.Sprintf("layer2 %s: %v", a.Name, a.Pools))
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+			if len(changed) != tc.changed {
+				t.Errorf("%d changed, want %d", len(changed), tc.changed)
+			}
+			if p := cfg.Pool("default-addresspool"); len(tc.docs) > 0 && bytes.Equal(tc.docs[0], corePool) && p.AutoAssign {
+				t.Errorf("autoAssign: false is lost")
 			}
 		})
 	}

@@ -83,10 +83,16 @@ type Enable struct {
 	// AllowAddressChanges (--allow-address-changes): a range that leaves
 	// Services' addresses out is applied, and those Services renumbered.
 	AllowAddressChanges bool
-	Namespace           string
-	LogLevel            string
-	Timeout             time.Duration // how long to wait for the workloads
-	ProbeMax            int           // addresses probed at most (default 512)
+	// AsResources (--as-resources): the range goes into the metallb.io
+	// resources IPAddressPool default-addresspool and L2Advertisement
+	// default-advertise-all-pools, as MicroK8s's core addon writes them,
+	// instead of the ConfigMap's pool "default". Implied when the cluster
+	// has that IPAddressPool and the ConfigMap no pool "default".
+	AsResources bool
+	Namespace   string
+	LogLevel    string
+	Timeout     time.Duration // how long to wait for the workloads
+	ProbeMax    int           // addresses probed at most (default 512)
 	// Addon is how MicroK8s names this addon ("lab/metallb"), for the
 	// commands enable shows; "": AddonName.
 	Addon string
@@ -112,6 +118,11 @@ type Enable struct {
 	// disable saved (restore: enable applies them) or the cluster's.
 	resources [][]byte
 	restore   bool
+	// changed are the resources the range set (AsResources), applied
+	// with the manifests.
+	changed [][]byte
+	// takeover is another MetalLB's objects, removed before the apply.
+	takeover []foreignObject
 }
 
 // AddonName is how the docs name this addon beside MicroK8s's core one.
@@ -131,7 +142,7 @@ func (e *Enable) Run(ctx context.Context) error {
 	if err := e.defaults(); err != nil {
 		return err
 	}
-	if err := e.refuseForeign(ctx); err != nil {
+	if err := e.announceTakeover(ctx); err != nil {
 		return err
 	}
 	w, err := e.facts(ctx)
@@ -165,14 +176,24 @@ func (e *Enable) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	apply := e.changed
 	if e.restore {
-		if stream, err = e.withResources(stream); err != nil {
+		apply = e.resources
+	}
+	if stream, err = e.withResources(stream, apply); err != nil {
+		return err
+	}
+	accepted := string(cfgText)
+	switch {
+	case restored != nil:
+		accepted = restored.Accepted // the configuration in force at disable
+	case len(e.resources) > 0:
+		if accepted, err = config.Combine(accepted, e.resources); err != nil {
 			return err
 		}
 	}
-	accepted := string(cfgText)
-	if restored != nil {
-		accepted = restored.Accepted // the configuration in force at disable
+	if err := e.takeOver(ctx); err != nil {
+		return err
 	}
 	if err := e.retireRenamed(ctx); err != nil {
 		return err
@@ -237,8 +258,12 @@ func (e *Enable) confirm(ranges []iprange.Range) error {
 	if e.Prompt == nil || len(e.Args) > 0 {
 		return nil
 	}
-	e.report.step("\nmetallb will be installed in namespace %s with the layer2 pool \"default\": %s (%s addresses).",
-		e.Namespace, iprange.Join(ranges), iprange.Total(ranges))
+	pool := `the layer2 pool "default"`
+	if len(e.changed) > 0 {
+		pool = "IPAddressPool " + config.DefaultResourcePool
+	}
+	e.report.step("\nmetallb will be installed in namespace %s with %s: %s (%s addresses).",
+		e.Namespace, pool, iprange.Join(ranges), iprange.Total(ranges))
 	ok, err := e.Prompt.Confirm("Install now?", true)
 	if err != nil {
 		return err
@@ -314,11 +339,11 @@ func (e *Enable) install(ctx context.Context, stream []byte, accepted string) er
 	return Wait(ctx, e.Client, e.Namespace, e.Timeout, e.report.waiting())
 }
 
-// withResources adds the restored metallb.io resources, in the namespace,
-// to the stream of manifests.
-func (e *Enable) withResources(stream []byte) ([]byte, error) {
+// withResources adds metallb.io resources (restored, or set by the
+// range), in the namespace, to the stream of manifests.
+func (e *Enable) withResources(stream []byte, docs [][]byte) ([]byte, error) {
 	out := bytes.NewBuffer(stream)
-	for _, r := range e.resources {
+	for _, r := range docs {
 		u := &unstructured.Unstructured{}
 		if err := yaml.Unmarshal(r, &u.Object); err != nil {
 			return nil, fmt.Errorf("a resource saved by disable: %w", err)
@@ -443,6 +468,20 @@ func (e *Enable) current(ctx context.Context) (string, []iprange.Range, *Saved, 
 		case !apierrors.IsNotFound(err):
 			return "", nil, nil, fmt.Errorf("read the current config: %w", err)
 		}
+		// No ConfigMap, but metallb.io resources: another MetalLB's (the
+		// core addon's), in force; they stay, and are the configuration.
+		if e.resources, err = k8s.ResourceDocuments(ctx, e.Client.Discovery(), e.Dyn, e.Namespace); err != nil {
+			return "", nil, nil, err
+		}
+		if len(e.resources) > 0 {
+			if e.SavedPath != "" {
+				if s, _ := LoadSaved(e.SavedPath); s != nil {
+					e.report.note("the cluster has metallb.io resources in force, so the configuration saved by disable is not restored (it stays in %s)", e.SavedPath)
+				}
+			}
+			e.report.step("keeping the %d metallb.io resource(s) in %s", len(e.resources), e.Namespace)
+			return "", e.resourcePoolRanges(), nil, nil
+		}
 	}
 	s, err := LoadSaved(e.SavedPath)
 	if err != nil || s == nil {
@@ -488,12 +527,25 @@ func (e *Enable) current(ctx context.Context) (string, []iprange.Range, *Saved, 
 // (the controller's verdict), judged against the configuration in force:
 // the cluster's accepted copy, or the one disable saved.
 func (e *Enable) config(ctx context.Context, cur string, rs []iprange.Range, restored *Saved) ([]byte, []allocator.Affected, error) {
-	text, err := config.SetPool([]byte(cur), "default", rs)
-	if err != nil {
+	var text []byte
+	var err error
+	if e.resourceMode(cur) {
+		text = []byte(cur)
+		if e.resources, e.changed, err = config.SetResourcePool(e.resources, config.DefaultResourcePool, rs); err != nil {
+			return nil, nil, err
+		}
+		combined, err := config.Combine(cur, e.resources)
+		if err != nil {
+			return nil, nil, err
+		}
+		if _, err := config.Parse([]byte(combined)); err != nil {
+			return nil, nil, fmt.Errorf("with IPAddressPool %s set to %s the configuration is invalid:\n%w", config.DefaultResourcePool, iprange.Join(rs), config.WithoutResourceLines(err))
+		}
+	} else if text, err = config.SetPool([]byte(cur), "default", rs); err != nil {
 		return nil, nil, err
 	}
 	var moved []allocator.Affected
-	if cur != "" && e.Client != nil {
+	if (cur != "" || len(e.resources) > 0) && e.Client != nil {
 		combined, err := config.Combine(string(text), e.resources)
 		if err != nil {
 			return nil, nil, err
@@ -513,6 +565,39 @@ func (e *Enable) config(ctx context.Context, cur string, rs []iprange.Range, res
 		}
 	}
 	return text, moved, nil
+}
+
+// resourceMode says whether the range goes into IPAddressPool
+// default-addresspool: asked for, or that pool exists and the ConfigMap's
+// config cur has no pool "default".
+func (e *Enable) resourceMode(cur string) bool {
+	if e.AsResources {
+		return true
+	}
+	if cfg, err := config.Parse([]byte(cur)); err != nil || cfg.Pool("default") != nil {
+		return false
+	}
+	return e.resourcePoolRanges() != nil
+}
+
+// resourcePoolRanges are the addresses of IPAddressPool default-addresspool
+// among the resources (nil when there is none, or they do not parse).
+func (e *Enable) resourcePoolRanges() []iprange.Range {
+	if len(e.resources) == 0 {
+		return nil
+	}
+	text, err := config.Combine("", e.resources)
+	if err != nil {
+		return nil
+	}
+	cfg, err := config.Parse([]byte(text))
+	if err != nil {
+		return nil
+	}
+	if p := cfg.Pool(config.DefaultResourcePool); p != nil {
+		return p.Ranges
+	}
+	return nil
 }
 
 // print writes the whole install on Out (--dry-run): the manifests, then

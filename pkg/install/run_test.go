@@ -15,6 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	dynamicfake "k8s.io/client-go/dynamic/fake"
 	"k8s.io/client-go/kubernetes/fake"
 	k8stesting "k8s.io/client-go/testing"
@@ -38,7 +40,8 @@ func newFakeCluster(t *testing.T, objs ...runtime.Object) *fakeCluster {
 	t.Helper()
 	node := &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a"},
 		Status: corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: "192.0.2.10"}}}}
-	fc := &fakeCluster{typed: fake.NewClientset(append([]runtime.Object{node}, objs...)...), dyn: dynamicfake.NewSimpleDynamicClient(runtime.NewScheme())}
+	fc := &fakeCluster{typed: fake.NewClientset(append([]runtime.Object{node}, objs...)...), dyn: dynamicfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
+		map[schema.GroupVersionResource]string{resources["CustomResourceDefinition"].gvr: "CustomResourceDefinitionList"})}
 	fc.dyn.PrependReactor("patch", "*", func(a k8stesting.Action) (bool, runtime.Object, error) {
 		p := a.(k8stesting.PatchAction)
 		u := &unstructured.Unstructured{}
@@ -52,7 +55,13 @@ func newFakeCluster(t *testing.T, objs ...runtime.Object) *fakeCluster {
 			u.SetResourceVersion("1")
 			return true, u, tr.Create(p.GetResource(), u, p.GetNamespace())
 		}
-		return false, nil, nil // the tracker's own apply
+		if p.GetPatchType() == types.ApplyPatchType {
+			// An apply over an object made elsewhere: the applied fields
+			// replace it (the tracker applies only to what it applied).
+			u.SetResourceVersion("2")
+			return true, u, tr.Update(p.GetResource(), u, p.GetNamespace())
+		}
+		return false, nil, nil // the tracker's own patch
 	})
 	return fc
 }
@@ -176,17 +185,57 @@ func TestRunRetiresRenamedWorkloads(t *testing.T) {
 }
 
 // Beside another MetalLB (MicroK8s's core addon: upstream's workloads
-// without our label, its webhook), enable refuses before asking or
-// applying anything.
-func TestRunRefusesBesideAnotherMetalLB(t *testing.T) {
-	fc := newFakeCluster(t, &appsv1.DaemonSet{ObjectMeta: metav1.ObjectMeta{Namespace: "metallb-system", Name: "speaker", Labels: labelled("")}})
-	var out, errb bytes.Buffer
-	err := fc.enable(&out, &errb, fixedImage("x")).Run(context.Background())
-	if err == nil || !strings.Contains(err.Error(), "another MetalLB is installed (DaemonSet metallb-system/speaker)") ||
-		!strings.Contains(err.Error(), "microk8s disable core/metallb") {
-		t.Fatalf("err = %v", err)
+// without our label, its webhook, its CRDs with a conversion webhook),
+// enable says so, then removes them before applying ours.
+func TestRunTakesOverAnotherMetalLB(t *testing.T) {
+	fc := newFakeCluster(t)
+	tr := fc.dyn.Tracker()
+	obj := func(apiVersion, kind, ns, name string, spec map[string]any) {
+		t.Helper()
+		u := &unstructured.Unstructured{Object: map[string]any{"apiVersion": apiVersion, "kind": kind, "spec": spec}}
+		u.SetName(name)
+		u.SetNamespace(ns)
+		u.SetLabels(map[string]string{"app": "metallb"})
+		gvr := resources[kind].gvr
+		if err := tr.Create(gvr, u, ns); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if len(fc.applied) > 0 {
-		t.Errorf("applied %v", fc.applied)
+	obj("apps/v1", "DaemonSet", "metallb-system", "speaker", nil)
+	obj("apps/v1", "Deployment", "metallb-system", "controller", nil)
+	obj("v1", "Service", "metallb-system", "metallb-webhook-service", nil)
+	obj("admissionregistration.k8s.io/v1", "ValidatingWebhookConfiguration", "", UpstreamWebhook, nil)
+	obj("rbac.authorization.k8s.io/v1", "ClusterRole", "", "metallb-system:speaker", nil)
+	obj("apiextensions.k8s.io/v1", "CustomResourceDefinition", "", "bgppeers.metallb.io", map[string]any{
+		"group": "metallb.io", "conversion": map[string]any{"strategy": "Webhook", "webhook": map[string]any{"conversionReviewVersions": []any{"v1beta1"}}}})
+	var out, errb bytes.Buffer
+	if err := fc.enable(&out, &errb, fixedImage("x")).Run(context.Background()); err != nil {
+		t.Fatalf("%v\n%s%s", err, out.String(), errb.String())
+	}
+	for _, want := range []string{
+		"another MetalLB is installed (ValidatingWebhookConfiguration metallb-webhook-configuration, Deployment metallb-system/controller, DaemonSet metallb-system/speaker), such as MicroK8s's core metallb addon: enable takes it over.",
+		"DaemonSet metallb-system/speaker deleted (another MetalLB's)",
+		"ClusterRole metallb-system:speaker deleted (another MetalLB's)",
+		"CustomResourceDefinition bgppeers.metallb.io: its conversion webhook (the other MetalLB's) is no longer called",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("stdout lacks %q:\n%s", want, out.String())
+		}
+	}
+	for _, gone := range []struct{ kind, ns, name string }{
+		{"DaemonSet", "metallb-system", "speaker"}, {"Deployment", "metallb-system", "controller"},
+		{"ValidatingWebhookConfiguration", "", UpstreamWebhook},
+	} {
+		if _, err := tr.Get(resources[gone.kind].gvr, gone.ns, gone.name); !apierrors.IsNotFound(err) {
+			t.Errorf("%s %s is still there: %v", gone.kind, gone.name, err)
+		}
+	}
+	crd, err := tr.Get(resources["CustomResourceDefinition"].gvr, "", "bgppeers.metallb.io")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Ours applied over it (no conversion: None, the API server's default).
+	if conv, ok, _ := unstructured.NestedMap(crd.(*unstructured.Unstructured).Object, "spec", "conversion"); ok && conv["strategy"] != "None" {
+		t.Errorf("conversion %v, want none", conv)
 	}
 }
