@@ -531,6 +531,9 @@ func (e *Enable) config(ctx context.Context, cur string, rs []iprange.Range, res
 	var err error
 	if e.resourceMode(cur) {
 		text = []byte(cur)
+		if strings.TrimSpace(cur) == "" {
+			text = []byte(resourceModeConfig)
+		}
 		if e.resources, e.changed, err = config.SetResourcePool(e.resources, config.DefaultResourcePool, rs); err != nil {
 			return nil, nil, err
 		}
@@ -566,6 +569,12 @@ func (e *Enable) config(ctx context.Context, cur string, rs []iprange.Range, res
 	}
 	return text, moved, nil
 }
+
+// resourceModeConfig is the ConfigMap's config when the pools are
+// metallb.io resources only.
+const resourceModeConfig = "# The pools are the metallb.io resources in metallb-system:\n" +
+	"#   microk8s kubectl -n metallb-system get ipaddresspools,l2advertisements,bgpadvertisements,bgppeers\n" +
+	"# Pools and peers in MetalLB v0.12's format may be added here too (docs/configuration.md).\n"
 
 // resourceMode says whether the range goes into IPAddressPool
 // default-addresspool: asked for, or that pool exists and the ConfigMap's

@@ -310,10 +310,14 @@ func (w *ConfigWatcher) judgeNow() {
 		return
 	}
 	s.Text, s.Invalid = text, nil
-	if combined, err := config.Combine(text, docs); err != nil {
-		s.Invalid = err
-	} else {
-		s.Text = combined
+	// The speakers' source is the accepted copy, which already holds the
+	// resources (several YAML documents): only the controller combines.
+	if w.res != nil {
+		if combined, err := config.Combine(text, docs); err != nil {
+			s.Invalid = err
+		} else {
+			s.Text = combined
+		}
 	}
 	s.MirroredStale = cm.Annotations[StateAnnotation] == stateStale
 	s.MirroredReason = cm.Annotations[StateReasonAnnotation]

@@ -506,6 +506,10 @@ func TestInstallerHooks(t *testing.T) {
 			t.Errorf("namespace still there: %v", err)
 		}
 	})
+	t.Run("enable takes MicroK8s's core metallb over, its pool and Services' addresses kept", func(t *testing.T) {
+		defer func() { sc.run(t, nil, "disable", "--purge").expect(t, 0) }()
+		testTakeover(t, sc)
+	})
 	stopKubelet()
 
 	t.Run("a stuck install names the pod, and disable cleans up after it", func(t *testing.T) {
