@@ -3,6 +3,7 @@ package allocator
 import (
 	"cmp"
 	"fmt"
+	"math"
 	"math/big"
 	"net/netip"
 	"slices"
@@ -32,10 +33,11 @@ type Allocator struct {
 }
 
 type pool struct {
-	cfg   *config.Pool
-	used  []runSet // parallel to cfg.Ranges
-	inUse int      // distinct addresses in use
-	size  float64
+	cfg    *config.Pool
+	used   []runSet // parallel to cfg.Ranges
+	inUse  int      // distinct addresses in use
+	inUse6 int      // of which IPv6
+	size   float64
 }
 
 // held is one Service's assignment and the request it was made for.
@@ -479,6 +481,33 @@ func (a *Allocator) Usage(name string) (size float64, inUse int, ok bool) {
 	return p.size, p.inUse, true
 }
 
+// FamilyUsage is a pool's use per address family, as MetalLB shows it in
+// an IPAddressPool's status.
+type FamilyUsage struct {
+	AssignedIPv4, AssignedIPv6   int64
+	AvailableIPv4, AvailableIPv6 int64 // at most math.MaxInt64 (an IPv6 pool can hold more)
+}
+
+// UsageByFamily reports a pool's use per family.
+func (a *Allocator) UsageByFamily(name string) (FamilyUsage, bool) {
+	p := a.byKey[name]
+	if p == nil {
+		return FamilyUsage{}, false
+	}
+	avail := func(v4 bool, used int) int64 {
+		n := p.cfg.FamilySize(v4)
+		n.Sub(n, big.NewInt(int64(used)))
+		if !n.IsInt64() {
+			return math.MaxInt64
+		}
+		return max(n.Int64(), 0)
+	}
+	return FamilyUsage{
+		AssignedIPv4: int64(p.inUse - p.inUse6), AssignedIPv6: int64(p.inUse6),
+		AvailableIPv4: avail(true, p.inUse-p.inUse6), AvailableIPv6: avail(false, p.inUse6),
+	}, true
+}
+
 // Pools lists the pool names in config order.
 func (a *Allocator) Pools() []string {
 	out := make([]string, len(a.pools))
@@ -515,6 +544,9 @@ func (p *pool) markUsed(ip netip.Addr) {
 	if i := p.index(ip); i >= 0 {
 		p.used[i].add(ip)
 		p.inUse++
+		if !ip.Is4() {
+			p.inUse6++
+		}
 	}
 }
 
@@ -522,6 +554,9 @@ func (p *pool) markFree(ip netip.Addr) {
 	if i := p.index(ip); i >= 0 {
 		p.used[i].remove(ip)
 		p.inUse--
+		if !ip.Is4() {
+			p.inUse6--
+		}
 	}
 }
 

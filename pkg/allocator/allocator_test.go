@@ -3,6 +3,7 @@ package allocator
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"strings"
 	"testing"
@@ -343,5 +344,39 @@ func TestAvoidBuggyPoolFills(t *testing.T) {
 	}
 	if size, inUse, _ := a.Usage("p"); size != 254 || inUse != 254 {
 		t.Errorf("Usage = %v, %d; want 254, 254", size, inUse)
+	}
+}
+
+func TestUsageByFamily(t *testing.T) {
+	a := New()
+	a.SetConfig(mustConfig(t, "address-pools:\n- {name: p, protocol: layer2, avoid-buggy-ips: true, addresses: [192.0.2.0/24, 2001:db8::/120]}\n"))
+	for _, k := range []string{"a/x", "a/y"} {
+		if _, err := a.Assign(svc(k), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := a.Assign(svc("a/z", fams(RequireDualStack, IPv4, IPv6)), nil); err != nil {
+		t.Fatal(err)
+	}
+	got, ok := a.UsageByFamily("p")
+	if !ok {
+		t.Fatal("no pool p")
+	}
+	want := FamilyUsage{AssignedIPv4: 3, AssignedIPv6: 1, AvailableIPv4: 251, AvailableIPv6: 255}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("usage (-want +got):\n%s", d)
+	}
+	a.Release("a/z")
+	got, _ = a.UsageByFamily("p")
+	want = FamilyUsage{AssignedIPv4: 2, AvailableIPv4: 252, AvailableIPv6: 256}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("after release (-want +got):\n%s", d)
+	}
+	a.SetConfig(mustConfig(t, "address-pools:\n- {name: p, protocol: layer2, addresses: [2001:db8::/32]}\n"))
+	if got, _ := a.UsageByFamily("p"); got.AvailableIPv6 != math.MaxInt64 {
+		t.Errorf("a /32 of IPv6: available %d, want the int64 cap", got.AvailableIPv6)
+	}
+	if _, ok := a.UsageByFamily("none"); ok {
+		t.Error("usage of a pool that does not exist")
 	}
 }

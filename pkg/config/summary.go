@@ -29,9 +29,19 @@ func (p *Pool) Family() string {
 // Size returns the number of addresses the pool hands out: those of its
 // ranges, less the IPv4 ones ending in .0 or .255 when it avoids them.
 func (p *Pool) Size() *big.Int {
-	t := iprange.Total(p.Ranges)
-	if p.AvoidBuggyIPs {
-		for _, r := range p.Ranges {
+	t := p.FamilySize(true)
+	return t.Add(t, p.FamilySize(false))
+}
+
+// FamilySize is Size counted over the pool's IPv4 (v4) or IPv6 ranges only.
+func (p *Pool) FamilySize(v4 bool) *big.Int {
+	t := new(big.Int)
+	for _, r := range p.Ranges {
+		if r.Is4() != v4 {
+			continue
+		}
+		t.Add(t, r.Size())
+		if p.AvoidBuggyIPs {
 			t.Sub(t, new(big.Int).SetUint64(r.Buggy()))
 		}
 	}

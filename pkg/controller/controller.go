@@ -70,6 +70,7 @@ type Controller struct {
 	lister   corelisters.ServiceLister
 	watcher  *k8s.ConfigWatcher
 	accepted *k8s.AcceptedWriter
+	status   *k8s.StatusWriter // nil without Dynamic
 	m        *ctrlMetrics
 
 	mu       sync.Mutex // guards everything below
@@ -108,8 +109,11 @@ func New(ctx context.Context, o Options) *Controller {
 	c.watcher = k8s.NewConfigWatcher(k8s.ConfigWatcherOptions{
 		Client: o.Client, Namespace: o.Namespace, Name: o.ConfigMap, Log: o.Log,
 		Recorder: c.recorder, Metrics: o.Metrics, Level: o.Level, BaseLevel: o.BaseLevel,
-		Install: c.install, OnState: c.accepted.Set, Dynamic: o.Dynamic,
+		Install: c.install, OnState: c.publishState, Dynamic: o.Dynamic,
 	})
+	if o.Dynamic != nil {
+		c.status = &k8s.StatusWriter{Dynamic: o.Dynamic, Namespace: o.Namespace, State: k8s.ControllerState, Log: o.Log}
+	}
 	return c
 }
 
@@ -143,6 +147,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	// against the assignments it would change.
 	c.seed(ctx)
 	go c.accepted.Run(ctx)
+	if c.status != nil {
+		go c.status.Run(ctx)
+	}
 	go c.watcher.Run(ctx)
 	if !cache.WaitForCacheSync(ctx.Done(), c.watcher.HasSynced) {
 		return ctx.Err()
@@ -230,6 +237,15 @@ func (c *Controller) seed(ctx context.Context) {
 	c.updatePoolMetrics()
 	c.mu.Unlock()
 	c.log.Info("running on the last accepted configuration", "configmap", c.opts.Namespace+"/"+name, "pools", len(cfg.Pools))
+}
+
+// publishState publishes a verdict on the configuration: in the accepted
+// copy, and in the ConfigurationState when the resources are served.
+func (c *Controller) publishState(s k8s.ConfigState) {
+	c.accepted.Set(s)
+	if c.status != nil {
+		c.status.SetState(!s.Stale, s.Reason)
+	}
 }
 
 // install puts a new config in force, unless it would take or change the

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/microk8s-metallb/metallb/pkg/k8s"
 	"github.com/microk8s-metallb/metallb/pkg/metrics"
 )
 
@@ -66,6 +67,16 @@ func (c *Controller) updatePoolMetrics() {
 		c.m.addrTotal.WithLabelValues(p).Set(size)
 		c.m.addrInUse.WithLabelValues(p).Set(float64(inUse))
 	}
+	if c.status == nil || c.inForce == nil {
+		return
+	}
+	pools := map[string]k8s.PoolStatus{}
+	for _, p := range c.inForce.Pools {
+		if u, ok := c.alloc.UsageByFamily(p.Name); ok && p.Resource {
+			pools[p.Name] = k8s.PoolStatus{AssignedIPv4: u.AssignedIPv4, AssignedIPv6: u.AssignedIPv6, AvailableIPv4: u.AvailableIPv4, AvailableIPv6: u.AvailableIPv6}
+		}
+	}
+	c.status.SetPools(pools)
 }
 
 // setAssigned makes metallb_allocator_assigned show ips (of pool) for key,

@@ -3,6 +3,7 @@ package k8s
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -55,8 +56,12 @@ func newResourceWatch(dyn dynamic.Interface, namespace string, changed func()) (
 		stores:    map[string]cache.Store{},
 	}
 	h := cache.ResourceEventHandlerFuncs{
-		AddFunc:    func(any) { changed() },
-		UpdateFunc: func(old, obj any) { changed() },
+		AddFunc: func(any) { changed() },
+		UpdateFunc: func(old, obj any) {
+			if configChanged(old, obj) {
+				changed()
+			}
+		},
 		DeleteFunc: func(any) { changed() },
 	}
 	for _, kind := range config.ConfigKinds() {
@@ -69,6 +74,20 @@ func newResourceWatch(dyn dynamic.Interface, namespace string, changed func()) (
 		w.synced = append(w.synced, reg.HasSynced)
 	}
 	return w, nil
+}
+
+// configChanged reports whether an update changes what the configuration
+// reads of an object (its spec, labels, deletion), not only its status (the
+// controller's own writes).
+func configChanged(old, obj any) bool {
+	a, ok1 := old.(*unstructured.Unstructured)
+	b, ok2 := obj.(*unstructured.Unstructured)
+	if !ok1 || !ok2 {
+		return true
+	}
+	return a.GetGeneration() != b.GetGeneration() || !maps.Equal(a.GetLabels(), b.GetLabels()) ||
+		!a.GetDeletionTimestamp().Equal(b.GetDeletionTimestamp()) || !slices.Equal(a.GetFinalizers(), b.GetFinalizers()) ||
+		a.GetGeneration() == 0 // no generation kept: judge every update
 }
 
 func (w *resourceWatch) start(stop <-chan struct{}) { w.factory.Start(stop) }

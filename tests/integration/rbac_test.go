@@ -60,6 +60,25 @@ func applyShippedRBAC(t *testing.T, ns string, kinds ...string) {
 // kubelet-issued token carries when node is set.
 func as(t *testing.T, ns, sa, node string) kubernetes.Interface {
 	t.Helper()
+	c, err := kubernetes.NewForConfig(asConfig(t, ns, sa, node))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// asDynamic is as for the dynamic client (the metallb.io resources).
+func asDynamic(t *testing.T, ns, sa string) dynamic.Interface {
+	t.Helper()
+	d, err := dynamic.NewForConfig(asConfig(t, ns, sa, ""))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func asConfig(t *testing.T, ns, sa, node string) *rest.Config {
+	t.Helper()
 	cfg := rest.CopyConfig(cluster.Require(t).Config)
 	cfg.Impersonate = rest.ImpersonationConfig{
 		UserName: "system:serviceaccount:" + ns + ":" + sa,
@@ -68,11 +87,7 @@ func as(t *testing.T, ns, sa, node string) kubernetes.Interface {
 	if node != "" {
 		cfg.Impersonate.Extra = map[string][]string{"authentication.kubernetes.io/node-name": {node}}
 	}
-	c, err := kubernetes.NewForConfig(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return c
+	return cfg
 }
 
 // TestShippedRBAC asks the API server, as `kubectl auth can-i --as` does,
@@ -94,6 +109,9 @@ func TestShippedRBAC(t *testing.T) {
 		{"", "configmaps", "config"}, {"", "configmaps", "config-accepted"},
 		{"coordination.k8s.io", "leases", "metallb-controller"}, {"coordination.k8s.io", "leases", "metallb-speaker-node-a"},
 		{"", "services", ""}, {"", "services/status", ""}, {"", "pods", ""}, {"apps", "daemonsets", "metallb-speaker"},
+		{"metallb.io", "ipaddresspools", ""}, {"metallb.io", "ipaddresspools/status", ""},
+		{"metallb.io", "configurationstates", "controller"}, {"metallb.io", "configurationstates/status", "controller"},
+		{"metallb.io", "configurationstates", "speaker-node-a"},
 	}
 	got := map[string][]string{}
 	for _, sa := range []string{"controller", "speaker"} {
@@ -123,8 +141,14 @@ func TestShippedRBAC(t *testing.T) {
 		"controller leases/metallb-speaker-node-a": {"create"},
 		"controller services/":                     {"get", "list", "watch"},
 		"controller services/status/":              {"update", "patch"},
-		"speaker configmaps/config":                {"get", "list", "watch"},
-		"speaker configmaps/config-accepted":       {"get", "list", "watch"},
+		"controller ipaddresspools/":               {"get", "list", "watch"},
+		"controller ipaddresspools/status/":        {"patch"},
+		// create: as for Leases; the rest on its own only.
+		"controller configurationstates/controller":        {"get", "create", "patch"},
+		"controller configurationstates/status/controller": {"get", "patch"},
+		"controller configurationstates/speaker-node-a":    {"create"},
+		"speaker configmaps/config":                        {"get", "list", "watch"},
+		"speaker configmaps/config-accepted":               {"get", "list", "watch"},
 		// The admission policy narrows these (below).
 		"speaker leases/metallb-controller":     {"get", "create", "update", "delete"},
 		"speaker leases/metallb-speaker-node-a": {"get", "create", "update", "delete"},

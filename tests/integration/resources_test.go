@@ -6,7 +6,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/go-cmp/cmp"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
@@ -141,4 +144,98 @@ func TestControllerResourcesAlone(t *testing.T) {
 	waitEvent(t, c, ns, "lonely", k8s.ReasonNotAnnounced, "no L2Advertisement or BGPAdvertisement selects this pool")
 	createSvc(t, c, ns, lbService("b", annotate("metallb.io/address-pool", "lonely")))
 	waitIngress(t, c, ns, "b", "203.0.113.50")
+}
+
+// TestResourceStatus: with only the shipped Role's rights, the controller
+// shows each IPAddressPool's use per family in its status and its verdict
+// in ConfigurationState "controller" (Invalid with the reason and the
+// Services, Valid again after), and writes a pool's status only when it
+// changes. Against the real API server.
+func TestResourceStatus(t *testing.T) {
+	env := cluster.Require(t)
+	admin := env.Client
+	ctx := context.Background()
+	dyn, err := dynamic.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	installCRDs(t, dyn)
+	ns := newNamespace(t, admin)
+	applyShippedRBAC(t, ns)
+	// The installer creates the accepted copy; the controller may only update it.
+	if _, err := k8s.EnsureAccepted(ctx, admin, ns, "config", ""); err != nil {
+		t.Fatal(err)
+	}
+	const web = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: web}\nspec: {addresses: [%s]}"
+	applyObject(t, dyn, ns, strings.Replace(web, "%s", "198.51.100.8/30, 2001:db8::10-2001:db8::13", 1))
+	applyObject(t, dyn, ns, "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: other}\nspec: {autoAssign: false, addresses: [203.0.113.1/32]}")
+	applyObject(t, dyn, ns, "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: all}")
+	setConfig(t, admin, ns, "# the pools are resources\n")
+	runInProcess(t, controller.Options{Client: as(t, ns, "controller", ""), Dynamic: asDynamic(t, ns, "controller"),
+		Log: testLogger(t), Metrics: metrics.New(), Namespace: ns})
+
+	pools := dyn.Resource(k8s.ResourceGVRs["IPAddressPool"]).Namespace(ns)
+	poolStatus := func(name string) (map[string]any, string) {
+		u, err := pools.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		st, _, _ := unstructured.NestedMap(u.Object, "status")
+		return st, u.GetResourceVersion()
+	}
+	waitPool := func(name string, want map[string]any) string {
+		t.Helper()
+		var got map[string]any
+		var rv string
+		testenv.Eventually(t, 15*time.Second, "IPAddressPool "+name+"'s status", func() bool {
+			got, rv = poolStatus(name)
+			return cmp.Diff(want, got) == ""
+		})
+		return rv
+	}
+	states := dyn.Resource(k8s.ConfigurationStateGVR).Namespace(ns)
+	waitState := func(result, summary string) {
+		t.Helper()
+		testenv.Eventually(t, 15*time.Second, "ConfigurationState controller "+result, func() bool {
+			u, err := states.Get(ctx, "controller", metav1.GetOptions{})
+			if err != nil {
+				return false
+			}
+			r, _, _ := unstructured.NestedString(u.Object, "status", "result")
+			s, _, _ := unstructured.NestedString(u.Object, "status", "errorSummary")
+			return r == result && strings.Contains(s, summary) && (summary != "" || s == "")
+		})
+	}
+	st := func(a4, a6, v4, v6 int64) map[string]any {
+		return map[string]any{"assignedIPv4": a4, "assignedIPv6": a6, "availableIPv4": v4, "availableIPv6": v6}
+	}
+
+	waitState(k8s.ResultValid, "")
+	waitPool("web", st(0, 0, 4, 4))
+	createSvc(t, admin, ns, lbService("a"))
+	createSvc(t, admin, ns, lbService("b", func(s *corev1.Service) {
+		s.Spec.IPFamilyPolicy = ptrTo(corev1.IPFamilyPolicyRequireDualStack)
+		s.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}
+	}))
+	waitIngress(t, admin, ns, "a", "198.51.100.8")
+	webRV := waitPool("web", st(2, 1, 2, 3))
+
+	// Another pool's changes, two rounds of them: web's status is not
+	// written again (the second round begins after the first has ended).
+	createSvc(t, admin, ns, lbService("c", annotate("metallb.io/address-pool", "other")))
+	waitPool("other", st(1, 0, 0, 0))
+	if err := admin.CoreV1().Services(ns).Delete(ctx, "c", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitPool("other", st(0, 0, 1, 0))
+	if _, rv := poolStatus("web"); rv != webRV {
+		t.Errorf("web's status was written again although unchanged (resourceVersion %s, then %s)", webRV, rv)
+	}
+
+	// Shrunk under a Service: refused, and the ConfigurationState says
+	// why, naming it; undone: Valid again, with no summary.
+	applyObject(t, dyn, ns, strings.Replace(web, "%s", "198.51.100.9/32, 2001:db8::10-2001:db8::13", 1))
+	waitState(k8s.ResultInvalid, ns+"/a")
+	applyObject(t, dyn, ns, strings.Replace(web, "%s", "198.51.100.8/30, 2001:db8::10-2001:db8::13", 1))
+	waitState(k8s.ResultValid, "")
 }
