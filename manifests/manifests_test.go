@@ -45,6 +45,7 @@ func TestRenderedObjects(t *testing.T) {
 		"ServiceAccount/metrics-reader", "ClusterRole/metallb-system:metrics-reader", "ClusterRoleBinding/metallb-system:metrics-reader",
 		"ValidatingAdmissionPolicy/metallb-system-leases", "ValidatingAdmissionPolicyBinding/metallb-system-leases",
 		"ValidatingAdmissionPolicy/metallb-system-guard", "ValidatingAdmissionPolicyBinding/metallb-system-guard",
+		"ValidatingAdmissionPolicy/metallb-system-pools", "ValidatingAdmissionPolicyBinding/metallb-system-pools",
 		"CustomResourceDefinition/ipaddresspools.metallb.io", "CustomResourceDefinition/l2advertisements.metallb.io",
 		"CustomResourceDefinition/bgpadvertisements.metallb.io", "CustomResourceDefinition/bgppeers.metallb.io",
 		"CustomResourceDefinition/communities.metallb.io", "CustomResourceDefinition/bfdprofiles.metallb.io",
@@ -55,8 +56,8 @@ func TestRenderedObjects(t *testing.T) {
 			t.Errorf("missing %s (have %v)", want, names)
 		}
 	}
-	if len(objs) != 30 {
-		t.Errorf("%d objects, want 30: %v", len(objs), names)
+	if len(objs) != 32 {
+		t.Errorf("%d objects, want 32: %v", len(objs), names)
 	}
 }
 

@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -24,6 +26,7 @@ import (
 
 	"github.com/microk8s-metallb/metallb/pkg/allocator"
 	"github.com/microk8s-metallb/metallb/pkg/config"
+	"github.com/microk8s-metallb/metallb/pkg/iprange"
 	"github.com/microk8s-metallb/metallb/pkg/k8s"
 	"github.com/microk8s-metallb/metallb/pkg/metrics"
 )
@@ -120,7 +123,7 @@ func New(ctx context.Context, o Options) *Controller {
 // Run runs until ctx ends.
 func (c *Controller) Run(ctx context.Context) error {
 	defer c.queue.ShutDown()
-	factory := k8s.NewInformerFactory(c.client)
+	factory := k8s.NewInformerFactory(c.client, &corev1.Service{}) // Services alone
 	svcInf := factory.Core().V1().Services()
 	c.lister = svcInf.Lister()
 	_, err := svcInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -266,9 +269,10 @@ func (c *Controller) install(cfg *config.Config, cm *corev1.ConfigMap) error {
 	if c.inForce != nil {
 		affected = allocator.Impact(c.inForce, cfg, c.alloc.Holdings())
 	}
-	if len(affected) > 0 && !allow {
+	pools, poolsAllow := c.heldPools(affected)
+	if len(affected) > 0 && !allow && !poolsAllow {
 		c.mu.Unlock()
-		return &k8s.AddressChangeError{Affected: affected, Namespace: c.opts.Namespace, Name: c.opts.ConfigMap}
+		return &k8s.AddressChangeError{Affected: affected, Namespace: c.opts.Namespace, Name: c.opts.ConfigMap, Pools: pools}
 	}
 	c.alloc.SetConfig(cfg)
 	c.inForce = cfg
@@ -284,11 +288,72 @@ func (c *Controller) install(cfg *config.Config, cm *corev1.ConfigMap) error {
 	}
 	if allow {
 		c.consumeAllowance(cm)
+	} else if len(affected) > 0 {
+		for _, p := range slices.Sorted(maps.Keys(pools)) {
+			c.consumePoolAllowance(p)
+		}
 	}
 	for _, s := range svcs {
 		c.enqueue(s)
 	}
 	return nil
+}
+
+// heldPools maps the IPAddressPools (resources) of the config in force
+// whose addresses affected hold to those Services, and says whether each
+// affected address is in such a pool annotated to allow the change (the
+// per-pool form of the ConfigMap's opt-in). Caller holds c.mu.
+func (c *Controller) heldPools(affected []allocator.Affected) (map[string][]string, bool) {
+	pools := map[string][]string{}
+	allowed := len(affected) > 0
+	for _, a := range affected {
+		for _, ip := range a.IPs {
+			var in *config.Pool
+			for _, p := range c.inForce.Pools {
+				if iprange.ContainsAny(p.Ranges, ip) {
+					in = p
+					break
+				}
+			}
+			if in == nil || !in.Resource {
+				allowed = false
+				continue
+			}
+			if !slices.Contains(pools[in.Name], a.Service) {
+				pools[in.Name] = append(pools[in.Name], a.Service)
+			}
+			if c.watcher.ResourceAnnotation(config.KindIPAddressPool, in.Name, k8s.AllowChangesAnnotation) != "true" {
+				allowed = false
+			}
+		}
+	}
+	return pools, allowed
+}
+
+// consumePoolAllowance removes the allow annotation from IPAddressPool
+// name once the change it allowed is in force (a pool being deleted goes
+// with it).
+func (c *Controller) consumePoolAllowance(name string) {
+	if c.opts.Dynamic == nil || c.watcher.Deleting(config.KindIPAddressPool, name) ||
+		c.watcher.ResourceAnnotation(config.KindIPAddressPool, name, k8s.AllowChangesAnnotation) == "" {
+		return
+	}
+	patch, err := json.Marshal(map[string]any{"metadata": map[string]any{"annotations": map[string]any{k8s.AllowChangesAnnotation: nil}}})
+	if err != nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err = c.opts.Dynamic.Resource(k8s.ResourceGVRs[config.KindIPAddressPool]).Namespace(c.opts.Namespace).Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{})
+	switch {
+	case err == nil:
+		c.log.Info("the change the pool allowed is in force: its annotation is removed, so the next change is protected again",
+			"ipaddresspool", c.opts.Namespace+"/"+name, "annotation", k8s.AllowChangesAnnotation)
+	case apierrors.IsNotFound(err):
+	default:
+		c.log.Warn("cannot remove the allow annotation: it still allows the next change to renumber this pool's Services; remove it by hand",
+			"ipaddresspool", c.opts.Namespace+"/"+name, "annotation", k8s.AllowChangesAnnotation, "error", err)
+	}
 }
 
 // consumeAllowance removes the allow annotation from the ConfigMap once

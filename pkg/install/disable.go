@@ -11,6 +11,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/microk8s-metallb/metallb/manifests"
+	"github.com/microk8s-metallb/metallb/pkg/k8s"
 )
 
 // PartOfSelector selects every object the installer creates.
@@ -47,6 +48,11 @@ func Disable(ctx context.Context, client kubernetes.Interface, dyn dynamic.Inter
 	}
 	if err == nil {
 		gone := func() (bool, error) {
+			if dyn != nil {
+				// The pools' finalizer waits on the controller, which goes
+				// first; a failure is tried again on the next poll.
+				_ = k8s.ReleasePools(ctx, dyn, namespace)
+			}
 			_, err := client.CoreV1().Namespaces().Get(ctx, namespace, metav1.GetOptions{})
 			if apierrors.IsNotFound(err) {
 				return true, nil

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -63,12 +64,14 @@ type ConfigWatcher struct {
 	// hmu serialises decisions (the informer's, Retry's, MarkMissing's),
 	// so that an older ConfigMap is never judged after a newer one, and
 	// only its holder touches judge.
-	hmu    sync.Mutex
-	judge  *reload.Judge
-	cm     *corev1.ConfigMap // the latest seen, nil when there is none
-	res    *resourceWatch    // the metallb.io resources (nil: not read)
-	dyn    dynamic.Interface
-	judged bool // the first judgement, once everything was listed, is made
+	hmu   sync.Mutex
+	judge *reload.Judge
+	cm    *corev1.ConfigMap // the latest seen, nil when there is none
+	res   *resourceWatch    // the metallb.io resources (nil: not read)
+	// objects is res for readers that may run under hmu (the Install hook).
+	objects atomic.Pointer[resourceWatch]
+	dyn     dynamic.Interface
+	judged  bool // the first judgement, once everything was listed, is made
 
 	// mu guards what the readers see of the judge's state, copied after
 	// each decision (the hooks the judge calls may read it).
@@ -177,6 +180,7 @@ func (w *ConfigWatcher) Run(ctx context.Context) {
 			w.hmu.Lock()
 			w.res = res
 			w.hmu.Unlock()
+			w.objects.Store(res)
 			synced = append(synced, res.hasSynced)
 			res.start(ctx.Done())
 			defer res.shutdown()
@@ -339,12 +343,44 @@ func (w *ConfigWatcher) resourceEvent(kind, name, eventType, reason, msg string)
 	}
 }
 
+// ResourceAnnotation returns annotation key of the metallb.io object
+// kind/name ("" when it or the object is not there).
+func (w *ConfigWatcher) ResourceAnnotation(kind, name, key string) string {
+	res := w.objects.Load()
+	if res == nil {
+		return ""
+	}
+	if u := res.object(kind, name); u != nil {
+		return u.GetAnnotations()[key]
+	}
+	return ""
+}
+
+// Deleting reports whether the metallb.io object kind/name is being
+// deleted (held by a finalizer).
+func (w *ConfigWatcher) Deleting(kind, name string) bool {
+	res := w.objects.Load()
+	if res == nil {
+		return false
+	}
+	u := res.object(kind, name)
+	return u != nil && u.GetDeletionTimestamp() != nil
+}
+
 // maxObjectEvents caps the objects one refusal records Events on.
 const maxObjectEvents = 10
 
 // objectErrors records a Warning Event on each metallb.io object a refused
 // configuration's errors are in, with those errors.
 func (w *ConfigWatcher) objectErrors(d reload.Decision) {
+	var moved *AddressChangeError
+	if errors.As(d.Refused, &moved) {
+		names := moved.PoolNames()
+		for _, p := range names[:min(len(names), maxObjectEvents)] {
+			w.resourceEvent(config.KindIPAddressPool, p, corev1.EventTypeWarning, ReasonInvalid, moved.PoolMessage(p))
+		}
+		return
+	}
 	var errs config.Errors
 	if !errors.As(d.Refused, &errs) {
 		return

@@ -3,6 +3,7 @@ package k8s
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 
@@ -92,6 +93,14 @@ type AddressChangeError struct {
 	Namespace string // of the ConfigMap, for the fix
 	Name      string
 	Fix       string // what to do instead (default: the annotation)
+	// Pools maps each IPAddressPool (a resource) whose addresses the
+	// Services hold to those Services' keys.
+	Pools map[string][]string
+}
+
+// PoolNames lists Pools' names in order.
+func (e *AddressChangeError) PoolNames() []string {
+	return slices.Sorted(maps.Keys(e.Pools))
 }
 
 func (e *AddressChangeError) Error() string {
@@ -99,6 +108,10 @@ func (e *AddressChangeError) Error() string {
 	if fix == "" {
 		fix = fmt.Sprintf("keep their addresses in a pool of the same protocol, or, to renumber them on purpose, annotate the ConfigMap (kubectl -n %s annotate configmap %s %s=true)",
 			e.Namespace, e.Name, AllowChangesAnnotation)
+		if names := e.PoolNames(); len(names) > 0 {
+			fix = fmt.Sprintf("keep their addresses in a pool of the same protocol, or, to renumber them on purpose, annotate the IPAddressPool (kubectl -n %s annotate ipaddresspool %s %s=true)",
+				e.Namespace, names[0], AllowChangesAnnotation)
+		}
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "the new config would take or change the addresses of %d Service(s); %s: ", len(e.Affected), fix)
@@ -156,4 +169,17 @@ func ConfigText(ctx context.Context, c kubernetes.Interface, namespace, name str
 		return "", fmt.Errorf("read ConfigMap %s/%s: %w", namespace, name, err)
 	}
 	return cm.Data[ConfigKey], nil
+}
+
+// PoolMessage says, for an Event on IPAddressPool pool, why the
+// configuration that changes or deletes it is not applied.
+func (e *AddressChangeError) PoolMessage(pool string) string {
+	svcs := e.Pools[pool]
+	list := strings.Join(svcs[:min(len(svcs), maxListed)], ", ")
+	if len(svcs) > maxListed {
+		list += fmt.Sprintf(" and %d more", len(svcs)-maxListed)
+	}
+	return fmt.Sprintf("%d Service(s) hold addresses of this pool, so the change (or deletion) that would take them is not applied, and a deletion waits: %s. "+
+		"Delete those Services or move them to another pool, or renumber them on purpose: kubectl -n %s annotate ipaddresspool %s %s=true",
+		len(svcs), list, e.Namespace, pool, AllowChangesAnnotation)
 }

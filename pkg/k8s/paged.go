@@ -26,38 +26,49 @@ import (
 // much while it is read and decoded).
 const ListPageSize = 50
 
-// NewInformerFactory returns the informer factory of the controller and
-// the speakers: Services, EndpointSlices and Nodes trimmed (Trim) on every
-// event, and listed in trimmed pages of ListPageSize.
-func NewInformerFactory(c kubernetes.Interface) informers.SharedInformerFactory {
+// NewInformerFactory returns an informer factory for the kinds of objs
+// only (Services, EndpointSlices, Nodes; a kind registered is listed and
+// watched once the factory starts, so each component names what it reads):
+// trimmed (Trim) on every event, and listed in trimmed pages of
+// ListPageSize.
+func NewInformerFactory(c kubernetes.Interface, objs ...runtime.Object) informers.SharedInformerFactory {
 	f := informers.NewSharedInformerFactoryWithOptions(c, 0, informers.WithTransform(Trim))
-	f.InformerFor(&corev1.Service{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
-		return pagedInformer(&corev1.Service{}, resync,
-			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-				return c.CoreV1().Services("").List(ctx, o)
-			},
-			func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-				return c.CoreV1().Services("").Watch(ctx, o)
+	for _, obj := range objs {
+		switch obj.(type) {
+		case *corev1.Service:
+			f.InformerFor(obj, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+				return pagedInformer(&corev1.Service{}, resync,
+					func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+						return c.CoreV1().Services("").List(ctx, o)
+					},
+					func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+						return c.CoreV1().Services("").Watch(ctx, o)
+					})
 			})
-	})
-	f.InformerFor(&discoveryv1.EndpointSlice{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
-		return pagedInformer(&discoveryv1.EndpointSlice{}, resync,
-			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-				return c.DiscoveryV1().EndpointSlices("").List(ctx, o)
-			},
-			func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-				return c.DiscoveryV1().EndpointSlices("").Watch(ctx, o)
+		case *discoveryv1.EndpointSlice:
+			f.InformerFor(obj, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+				return pagedInformer(&discoveryv1.EndpointSlice{}, resync,
+					func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+						return c.DiscoveryV1().EndpointSlices("").List(ctx, o)
+					},
+					func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+						return c.DiscoveryV1().EndpointSlices("").Watch(ctx, o)
+					})
 			})
-	})
-	f.InformerFor(&corev1.Node{}, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
-		return pagedInformer(&corev1.Node{}, resync,
-			func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
-				return c.CoreV1().Nodes().List(ctx, o)
-			},
-			func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
-				return c.CoreV1().Nodes().Watch(ctx, o)
+		case *corev1.Node:
+			f.InformerFor(obj, func(c kubernetes.Interface, resync time.Duration) cache.SharedIndexInformer {
+				return pagedInformer(&corev1.Node{}, resync,
+					func(ctx context.Context, o metav1.ListOptions) (runtime.Object, error) {
+						return c.CoreV1().Nodes().List(ctx, o)
+					},
+					func(ctx context.Context, o metav1.ListOptions) (watch.Interface, error) {
+						return c.CoreV1().Nodes().Watch(ctx, o)
+					})
 			})
-	})
+		default:
+			panic(fmt.Sprintf("NewInformerFactory: no paged informer for %T", obj))
+		}
+	}
 	return f
 }
 

@@ -86,6 +86,7 @@ func configChanged(old, obj any) bool {
 		return true
 	}
 	return a.GetGeneration() != b.GetGeneration() || !maps.Equal(a.GetLabels(), b.GetLabels()) ||
+		a.GetAnnotations()[AllowChangesAnnotation] != b.GetAnnotations()[AllowChangesAnnotation] ||
 		!a.GetDeletionTimestamp().Equal(b.GetDeletionTimestamp()) || !slices.Equal(a.GetFinalizers(), b.GetFinalizers()) ||
 		a.GetGeneration() == 0 // no generation kept: judge every update
 }
@@ -141,11 +142,16 @@ func (w *resourceWatch) snapshot() (docs [][]byte, version string, err error) {
 }
 
 // documents renders objects of kind as config.Combine takes them, in a
-// stable order (by name).
+// stable order (by name). An object being deleted is left out: that is
+// what its deletion asks for (a pool whose addresses are held stays, by
+// its finalizer, until the configuration without it is accepted).
 func documents(kind string, objs []*unstructured.Unstructured) ([][]byte, error) {
 	slices.SortFunc(objs, func(a, b *unstructured.Unstructured) int { return strings.Compare(a.GetName(), b.GetName()) })
 	docs := make([][]byte, 0, len(objs))
 	for _, u := range objs {
+		if u.GetDeletionTimestamp() != nil {
+			continue
+		}
 		spec, _, _ := unstructured.NestedMap(u.Object, "spec")
 		doc, err := config.ResourceDocument(u.GetAPIVersion(), kind, u.GetName(), u.GetLabels(), spec)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"slices"
 	"sync"
 	"time"
 
@@ -29,6 +30,11 @@ var ConfigurationStateGVR = schema.GroupVersionResource{Group: config.Group, Ver
 const (
 	ResultValid   = "Valid"
 	ResultInvalid = "Invalid"
+	// PoolFinalizer is on each IPAddressPool whose addresses Services
+	// hold: deleting such a pool waits until they are released (or the
+	// pool allows the change, AllowChangesAnnotation), instead of the
+	// object vanishing while the controller keeps it in force.
+	PoolFinalizer = "metallb.io/pool-protection"
 	// ControllerState is the controller's ConfigurationState.
 	ControllerState  = "controller"
 	maxErrorSummary  = 4000
@@ -55,7 +61,7 @@ type StateStatus struct {
 
 // StatusWriter writes one component's status on the metallb.io objects:
 // its ConfigurationState and, for the controller, each IPAddressPool's
-// status. It writes only what differs from what the objects show, at most
+// status and PoolFinalizer. It writes only what differs from what the objects show, at most
 // one round a second (a bulk of assignments is one write per pool), and
 // retries failures. Set* only record the latest; Run's goroutine alone
 // talks to the API server.
@@ -117,6 +123,7 @@ func (w *StatusWriter) Run(ctx context.Context) {
 	}
 	var shownState *StateStatus
 	shownPools := map[string]PoolStatus{}
+	finalized := map[string]bool{} // the pools that carry PoolFinalizer
 	seeded := false
 	var pause <-chan time.Time
 	for {
@@ -137,7 +144,7 @@ func (w *StatusWriter) Run(ctx context.Context) {
 		w.mu.Unlock()
 		failed := false
 		if !seeded {
-			if err := w.seed(ctx, shownPools); err != nil {
+			if err := w.seed(ctx, shownPools, finalized); err != nil {
 				failed = true
 				w.Log.Warn("cannot read the IPAddressPools' status", "namespace", w.Namespace, "error", err)
 			} else {
@@ -165,6 +172,9 @@ func (w *StatusWriter) Run(ctx context.Context) {
 				w.Log.Warn("cannot write an IPAddressPool's status", "ipaddresspool", w.Namespace+"/"+name, "error", err)
 			}
 		}
+		if pools != nil && seeded && !w.finalize(ctx, pools, finalized) {
+			failed = true
+		}
 		wait := statusMinPause
 		if failed {
 			wait = statusRetryPause
@@ -176,12 +186,15 @@ func (w *StatusWriter) Run(ctx context.Context) {
 
 // seed learns what the pools show now, so a restart writes nothing that
 // is already there.
-func (w *StatusWriter) seed(ctx context.Context, shown map[string]PoolStatus) error {
+func (w *StatusWriter) seed(ctx context.Context, shown map[string]PoolStatus, finalized map[string]bool) error {
 	list, err := w.Dynamic.Resource(ResourceGVRs[config.KindIPAddressPool]).Namespace(w.Namespace).List(ctx, metav1.ListOptions{})
 	if err != nil {
 		return err
 	}
 	for _, u := range list.Items {
+		if slices.Contains(u.GetFinalizers(), PoolFinalizer) {
+			finalized[u.GetName()] = true
+		}
 		st, ok, _ := unstructured.NestedMap(u.Object, "status")
 		if !ok {
 			continue
@@ -238,4 +251,102 @@ func (w *StatusWriter) patch(ctx context.Context, gvr schema.GroupVersionResourc
 	}
 	_, err = w.Dynamic.Resource(gvr).Namespace(w.Namespace).Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{}, "status")
 	return err
+}
+
+// finalize puts PoolFinalizer on the pools in force whose addresses are
+// held and takes it off the others (a pool no longer in force, e.g. being
+// deleted once nothing holds its addresses, is let go). It reports whether
+// every change was made.
+func (w *StatusWriter) finalize(ctx context.Context, pools map[string]PoolStatus, finalized map[string]bool) bool {
+	ok := true
+	want := map[string]bool{}
+	for name, ps := range pools {
+		want[name] = ps.AssignedIPv4+ps.AssignedIPv6 > 0
+	}
+	for name := range finalized {
+		if _, in := want[name]; !in {
+			want[name] = false
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(want)) {
+		if want[name] == finalized[name] {
+			continue
+		}
+		has, err := w.setFinalizer(ctx, name, want[name])
+		if err != nil {
+			ok = false
+			w.Log.Warn("cannot change an IPAddressPool's finalizer", "ipaddresspool", w.Namespace+"/"+name, "finalizer", PoolFinalizer, "error", err)
+			continue
+		}
+		if has {
+			finalized[name] = true
+		} else {
+			delete(finalized, name)
+		}
+	}
+	return ok
+}
+
+// setFinalizer adds or removes PoolFinalizer on pool name, and says
+// whether the pool carries it now. The patch names the version it read, so
+// another finalizer written meanwhile is not lost.
+func (w *StatusWriter) setFinalizer(ctx context.Context, name string, on bool) (bool, error) {
+	res := w.Dynamic.Resource(ResourceGVRs[config.KindIPAddressPool]).Namespace(w.Namespace)
+	u, err := res.Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	fins := u.GetFinalizers()
+	has := slices.Contains(fins, PoolFinalizer)
+	switch {
+	case has == on:
+		return has, nil
+	case on && u.GetDeletionTimestamp() != nil:
+		return false, nil // none may be added to an object being deleted
+	case on:
+		fins = append(fins, PoolFinalizer)
+	default:
+		fins = slices.DeleteFunc(slices.Clone(fins), func(f string) bool { return f == PoolFinalizer })
+	}
+	var list any = fins
+	if len(fins) == 0 {
+		list = nil
+	}
+	body, err := json.Marshal(map[string]any{"metadata": map[string]any{"resourceVersion": u.GetResourceVersion(), "finalizers": list}})
+	if err != nil {
+		return has, err
+	}
+	if _, err := res.Patch(ctx, name, types.MergePatchType, body, metav1.PatchOptions{}); err != nil {
+		if apierrors.IsNotFound(err) {
+			return false, nil
+		}
+		return has, err
+	}
+	return on, nil
+}
+
+// ReleasePools takes PoolFinalizer off the IPAddressPools of namespace
+// that are being deleted (disable deletes the namespace and must never wait
+// on the controller it removes). None served: nothing to do.
+func ReleasePools(ctx context.Context, dyn dynamic.Interface, namespace string) error {
+	list, err := dyn.Resource(ResourceGVRs[config.KindIPAddressPool]).Namespace(namespace).List(ctx, metav1.ListOptions{})
+	if err != nil {
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("list IPAddressPools in %s: %w", namespace, err)
+	}
+	w := &StatusWriter{Dynamic: dyn, Namespace: namespace}
+	for _, u := range list.Items {
+		if u.GetDeletionTimestamp() == nil || !slices.Contains(u.GetFinalizers(), PoolFinalizer) {
+			continue
+		}
+		if _, err := w.setFinalizer(ctx, u.GetName(), false); err != nil {
+			return fmt.Errorf("remove finalizer %s from IPAddressPool %s/%s: %w", PoolFinalizer, namespace, u.GetName(), err)
+		}
+	}
+	return nil
 }

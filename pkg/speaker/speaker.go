@@ -9,6 +9,7 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
@@ -205,7 +206,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 	// The caches hold what the speaker reads (k8s.Trim), and an update
 	// that changed nothing of it (a heartbeat, a pod's address) is not
 	// worth a re-plan.
-	factory := k8s.NewInformerFactory(s.o.Client)
+	factory := k8s.NewInformerFactory(s.o.Client, &corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Node{})
 	defer factory.Shutdown()
 	handler := cache.ResourceEventHandlerFuncs{
 		AddFunc: func(any) { s.inbox.poke() },

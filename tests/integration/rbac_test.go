@@ -141,8 +141,10 @@ func TestShippedRBAC(t *testing.T) {
 		"controller leases/metallb-speaker-node-a": {"create"},
 		"controller services/":                     {"get", "list", "watch"},
 		"controller services/status/":              {"update", "patch"},
-		"controller ipaddresspools/":               {"get", "list", "watch"},
-		"controller ipaddresspools/status/":        {"patch"},
+		// patch: its finalizer and the allow annotation only (the policy
+		// metallb-system-pools; TestPoolDeletionWaits).
+		"controller ipaddresspools/":        {"get", "list", "watch", "patch"},
+		"controller ipaddresspools/status/": {"patch"},
 		// create: as for Leases; the rest on its own only.
 		"controller configurationstates/controller":        {"get", "create", "patch"},
 		"controller configurationstates/status/controller": {"get", "patch"},

@@ -2,6 +2,8 @@ package integration
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
@@ -213,11 +216,11 @@ func TestResourceStatus(t *testing.T) {
 	waitState(k8s.ResultValid, "")
 	waitPool("web", st(0, 0, 4, 4))
 	createSvc(t, admin, ns, lbService("a"))
+	waitIngress(t, admin, ns, "a", "198.51.100.8")
 	createSvc(t, admin, ns, lbService("b", func(s *corev1.Service) {
 		s.Spec.IPFamilyPolicy = ptrTo(corev1.IPFamilyPolicyRequireDualStack)
 		s.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}
 	}))
-	waitIngress(t, admin, ns, "a", "198.51.100.8")
 	webRV := waitPool("web", st(2, 1, 2, 3))
 
 	// Another pool's changes, two rounds of them: web's status is not
@@ -238,4 +241,116 @@ func TestResourceStatus(t *testing.T) {
 	waitState(k8s.ResultInvalid, ns+"/a")
 	applyObject(t, dyn, ns, strings.Replace(web, "%s", "198.51.100.8/30, 2001:db8::10-2001:db8::13", 1))
 	waitState(k8s.ResultValid, "")
+}
+
+// TestPoolDeletionWaits: with the shipped Role and policies, a pool whose
+// addresses a Service holds carries the controller's finalizer, so its
+// deletion waits (the object stays, Terminating, with a Warning Event and
+// ConfigurationState naming the Service) until the Service is gone; a pool
+// annotated metallb.io/allow-address-changes lets one change renumber its
+// Services, and the annotation is used up; disable's release lets a held
+// pool go. The controller may change nothing else of a pool. Against the
+// real API server.
+func TestPoolDeletionWaits(t *testing.T) {
+	env := cluster.Require(t)
+	admin := env.Client
+	ctx := context.Background()
+	dyn, err := dynamic.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	installCRDs(t, dyn)
+	ns := newNamespace(t, admin)
+	applyShippedRBAC(t, ns)
+	if _, err := k8s.EnsureAccepted(ctx, admin, ns, "config", ""); err != nil {
+		t.Fatal(err)
+	}
+	const pool = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: %s}\nspec: {autoAssign: false, addresses: [%s]}"
+	mk := func(name, addrs string) string { return fmt.Sprintf(pool, name, addrs) }
+	applyObject(t, dyn, ns, mk("web", "198.51.100.16/30"))
+	applyObject(t, dyn, ns, mk("p2", "203.0.113.8/30"))
+	applyObject(t, dyn, ns, "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: all}")
+	setConfig(t, admin, ns, "# the pools are resources\n")
+	ctlDyn := asDynamic(t, ns, "controller")
+	runInProcess(t, controller.Options{Client: as(t, ns, "controller", ""), Dynamic: ctlDyn,
+		Log: testLogger(t), Metrics: metrics.New(), Namespace: ns})
+	pools := dyn.Resource(k8s.ResourceGVRs["IPAddressPool"]).Namespace(ns)
+	get := func(name string) *unstructured.Unstructured {
+		u, err := pools.Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return nil
+		}
+		return u
+	}
+	finalized := func(name string) bool {
+		u := get(name)
+		return u != nil && slices.Contains(u.GetFinalizers(), k8s.PoolFinalizer)
+	}
+
+	createSvc(t, admin, ns, lbService("a", annotate("metallb.io/address-pool", "web")))
+	waitIngress(t, admin, ns, "a", "198.51.100.16")
+	testenv.Eventually(t, 15*time.Second, "the finalizer on the pool in use", func() bool { return finalized("web") })
+	if finalized("p2") {
+		t.Error("a pool nobody uses carries the finalizer")
+	}
+
+	// The controller may touch nothing but its finalizer and the annotation.
+	_, err = ctlDyn.Resource(k8s.ResourceGVRs["IPAddressPool"]).Namespace(ns).Patch(ctx, "web", types.MergePatchType,
+		[]byte(`{"spec":{"addresses":["192.0.2.0/24"]}}`), metav1.PatchOptions{})
+	if err == nil || !strings.Contains(err.Error(), "may change only an IPAddressPool's finalizer") {
+		t.Errorf("the controller's account rewrote a pool's spec: %v", err)
+	}
+
+	// Deleted under a Service: the object stays, and says why.
+	if err := pools.Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitEvent(t, admin, ns, "web", k8s.ReasonInvalid, "1 Service(s) hold addresses of this pool")
+	waitEvent(t, admin, ns, "web", k8s.ReasonInvalid, ns+"/a")
+	testenv.Eventually(t, 15*time.Second, "ConfigurationState Invalid, naming the Service", func() bool {
+		u, err := dyn.Resource(k8s.ConfigurationStateGVR).Namespace(ns).Get(ctx, "controller", metav1.GetOptions{})
+		if err != nil {
+			return false
+		}
+		s, _, _ := unstructured.NestedString(u.Object, "status", "errorSummary")
+		return strings.Contains(s, ns+"/a") && strings.Contains(s, "annotate ipaddresspool web")
+	})
+	if u := get("web"); u == nil || u.GetDeletionTimestamp() == nil {
+		t.Fatalf("the pool in use is gone, or not being deleted: %v", u)
+	}
+	waitIngress(t, admin, ns, "a", "198.51.100.16")
+	// Once the Service is gone, so is the pool.
+	if err := admin.CoreV1().Services(ns).Delete(ctx, "a", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 15*time.Second, "the released pool deleted", func() bool { return get("web") == nil })
+
+	// Shrunk under a Service: refused; annotated: renumbered once, and the
+	// annotation used up.
+	createSvc(t, admin, ns, lbService("b", annotate("metallb.io/address-pool", "p2")))
+	waitIngress(t, admin, ns, "b", "203.0.113.8")
+	applyObject(t, dyn, ns, mk("p2", "203.0.113.10/31"))
+	waitEvent(t, admin, ns, "p2", k8s.ReasonInvalid, ns+"/b")
+	waitIngress(t, admin, ns, "b", "203.0.113.8")
+	u := get("p2")
+	u.SetAnnotations(map[string]string{k8s.AllowChangesAnnotation: "true"})
+	if _, err := pools.Update(ctx, u, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitIngress(t, admin, ns, "b", "203.0.113.10")
+	testenv.Eventually(t, 15*time.Second, "the allow annotation used up", func() bool {
+		u := get("p2")
+		return u != nil && u.GetAnnotations()[k8s.AllowChangesAnnotation] == ""
+	})
+
+	// disable deletes the namespace, the controller with it: the pools'
+	// finalizer must not hold it.
+	testenv.Eventually(t, 15*time.Second, "the finalizer on p2", func() bool { return finalized("p2") })
+	if err := pools.Delete(ctx, "p2", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := k8s.ReleasePools(ctx, dyn, ns); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 15*time.Second, "the held pool released", func() bool { return get("p2") == nil })
 }
