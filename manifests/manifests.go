@@ -2,8 +2,9 @@
 // templates embedded in the binary, and renders them.
 //
 // The YAML files next to this one are the sources: namespace.yaml,
-// rbac.yaml, controller.yaml (Deployment), speaker.yaml (DaemonSet) and
-// config.yaml (the ConfigMap). The memberlist Secret is not a template: the
+// crds.yaml (the metallb.io CRDs), rbac.yaml, config.yaml (the ConfigMap),
+// controller.yaml (Deployment), webhook.yaml (its validating webhook),
+// speaker.yaml (DaemonSet), guard.yaml and monitoring.yaml. The memberlist Secret is not a template: the
 // installer creates it once with a random key and never replaces it.
 package manifests
 
@@ -25,7 +26,7 @@ var files embed.FS
 var Monitoring embed.FS
 
 // Order is the order objects are applied in (and rendered by Render).
-var Order = []string{"namespace.yaml", "crds.yaml", "rbac.yaml", "config.yaml", "controller.yaml", "speaker.yaml", "guard.yaml", "monitoring.yaml"}
+var Order = []string{"namespace.yaml", "crds.yaml", "rbac.yaml", "config.yaml", "controller.yaml", "webhook.yaml", "speaker.yaml", "guard.yaml", "monitoring.yaml"}
 
 // Values fill the templates.
 type Values struct {

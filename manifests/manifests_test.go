@@ -46,6 +46,7 @@ func TestRenderedObjects(t *testing.T) {
 		"ValidatingAdmissionPolicy/metallb-system-leases", "ValidatingAdmissionPolicyBinding/metallb-system-leases",
 		"ValidatingAdmissionPolicy/metallb-system-guard", "ValidatingAdmissionPolicyBinding/metallb-system-guard",
 		"ValidatingAdmissionPolicy/metallb-system-pools", "ValidatingAdmissionPolicyBinding/metallb-system-pools",
+		"Service/metallb-webhook", "ValidatingWebhookConfiguration/metallb-system-validation",
 		"CustomResourceDefinition/ipaddresspools.metallb.io", "CustomResourceDefinition/l2advertisements.metallb.io",
 		"CustomResourceDefinition/bgpadvertisements.metallb.io", "CustomResourceDefinition/bgppeers.metallb.io",
 		"CustomResourceDefinition/communities.metallb.io", "CustomResourceDefinition/bfdprofiles.metallb.io",
@@ -56,8 +57,8 @@ func TestRenderedObjects(t *testing.T) {
 			t.Errorf("missing %s (have %v)", want, names)
 		}
 	}
-	if len(objs) != 32 {
-		t.Errorf("%d objects, want 32: %v", len(objs), names)
+	if len(objs) != 34 {
+		t.Errorf("%d objects, want 34: %v", len(objs), names)
 	}
 }
 

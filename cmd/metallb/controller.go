@@ -11,6 +11,7 @@ import (
 	"github.com/microk8s-metallb/metallb/pkg/controller"
 	"github.com/microk8s-metallb/metallb/pkg/k8s"
 	"github.com/microk8s-metallb/metallb/pkg/metrics"
+	"github.com/microk8s-metallb/metallb/pkg/webhook"
 )
 
 type controllerOptions struct {
@@ -24,6 +25,12 @@ type controllerOptions struct {
 	qps         float32
 	burst       int
 	pprof       bool
+	webhook     webhookFlags
+}
+
+// webhookFlags say where the validating webhook serves.
+type webhookFlags struct {
+	addr, service, configuration string
 }
 
 func newControllerCmd(g *globals) *cobra.Command {
@@ -45,6 +52,9 @@ func newControllerCmd(g *globals) *cobra.Command {
 	f.Float32Var(&o.qps, "kube-api-qps", 200, "client-side limit of API requests per second")
 	f.IntVar(&o.burst, "kube-api-burst", 400, "client-side burst of API requests")
 	f.BoolVar(&o.pprof, "pprof", false, "serve Go profiles under /debug/pprof on the metrics address")
+	f.StringVar(&o.webhook.addr, "webhook-addr", ":9443", "serve the validating webhook (HTTPS) on this address; empty: no webhook, edits are judged once stored")
+	f.StringVar(&o.webhook.service, "webhook-service", "metallb-webhook", "the webhook's Service, named in its certificate")
+	f.StringVar(&o.webhook.configuration, "webhook-configuration", "", "the ValidatingWebhookConfiguration whose caBundle the controller keeps (default NAMESPACE-validation)")
 	return cmd
 }
 
@@ -70,6 +80,19 @@ func (o *controllerOptions) run(ctx context.Context, g *globals) error {
 			ConfigMap: o.configMap, LBClass: o.lbClass, Workers: o.workers,
 			Level: &g.level, BaseLevel: g.level.Level(), Dynamic: dyn,
 		})
+		if o.webhook.addr != "" {
+			name := o.webhook.configuration
+			if name == "" {
+				name = o.namespace + "-validation"
+			}
+			go func() {
+				err := webhook.Run(ctx, webhook.Options{Addr: o.webhook.addr, Service: o.webhook.service, Namespace: o.namespace,
+					Configuration: name, Client: client, Reviewer: c, Log: g.log})
+				if err != nil {
+					g.log.Error("validating webhook not served: edits are judged once stored", "error", err)
+				}
+			}()
+		}
 		if err := c.Run(ctx); err != nil {
 			g.log.Error("controller stopped", "error", err)
 		}

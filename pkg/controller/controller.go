@@ -269,7 +269,7 @@ func (c *Controller) install(cfg *config.Config, cm *corev1.ConfigMap) error {
 	if c.inForce != nil {
 		affected = allocator.Impact(c.inForce, cfg, c.alloc.Holdings())
 	}
-	pools, poolsAllow := c.heldPools(affected)
+	pools, poolsAllow := c.heldPools(affected, c.poolAllows)
 	if len(affected) > 0 && !allow && !poolsAllow {
 		c.mu.Unlock()
 		return &k8s.AddressChangeError{Affected: affected, Namespace: c.opts.Namespace, Name: c.opts.ConfigMap, Pools: pools}
@@ -303,7 +303,7 @@ func (c *Controller) install(cfg *config.Config, cm *corev1.ConfigMap) error {
 // whose addresses affected hold to those Services, and says whether each
 // affected address is in such a pool annotated to allow the change (the
 // per-pool form of the ConfigMap's opt-in). Caller holds c.mu.
-func (c *Controller) heldPools(affected []allocator.Affected) (map[string][]string, bool) {
+func (c *Controller) heldPools(affected []allocator.Affected, allows func(pool string) bool) (map[string][]string, bool) {
 	pools := map[string][]string{}
 	allowed := len(affected) > 0
 	for _, a := range affected {
@@ -322,12 +322,18 @@ func (c *Controller) heldPools(affected []allocator.Affected) (map[string][]stri
 			if !slices.Contains(pools[in.Name], a.Service) {
 				pools[in.Name] = append(pools[in.Name], a.Service)
 			}
-			if c.watcher.ResourceAnnotation(config.KindIPAddressPool, in.Name, k8s.AllowChangesAnnotation) != "true" {
+			if !allows(in.Name) {
 				allowed = false
 			}
 		}
 	}
 	return pools, allowed
+}
+
+// poolAllows reports whether IPAddressPool name carries the allow
+// annotation.
+func (c *Controller) poolAllows(name string) bool {
+	return c.watcher.ResourceAnnotation(config.KindIPAddressPool, name, k8s.AllowChangesAnnotation) == "true"
 }
 
 // consumePoolAllowance removes the allow annotation from IPAddressPool

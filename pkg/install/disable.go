@@ -34,6 +34,9 @@ func Disable(ctx context.Context, client kubernetes.Interface, dyn dynamic.Inter
 		return fmt.Errorf("delete ClusterRoles (%s): %w", PartOfSelector, err)
 	}
 	adm := client.AdmissionregistrationV1()
+	if err := adm.ValidatingWebhookConfigurations().DeleteCollection(ctx, metav1.DeleteOptions{}, sel); err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete ValidatingWebhookConfigurations (%s): %w", PartOfSelector, err)
+	}
 	if err := adm.ValidatingAdmissionPolicyBindings().DeleteCollection(ctx, metav1.DeleteOptions{}, sel); err != nil && !apierrors.IsNotFound(err) {
 		return fmt.Errorf("delete ValidatingAdmissionPolicyBindings (%s): %w", PartOfSelector, err)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
@@ -354,6 +355,47 @@ func (w *ConfigWatcher) ResourceAnnotation(kind, name, key string) string {
 		return u.GetAnnotations()[key]
 	}
 	return ""
+}
+
+// ErrResourcesNotRead: the metallb.io resources were not served when the
+// watcher started, so it does not read them.
+var ErrResourcesNotRead = errors.New("the controller does not read the metallb.io resources (their CRDs were not served when it started): restart it to read them")
+
+// Prospective returns the configuration text the sources would hold if
+// obj, a metallb.io object of kind, were stored as it is (kind ""), or if
+// the ConfigMap held text (text not nil), for a judgement before the edit.
+func (w *ConfigWatcher) Prospective(kind string, obj *unstructured.Unstructured, text *string) (string, error) {
+	w.hmu.Lock()
+	cmText := ""
+	if w.cm != nil {
+		cmText = w.cm.Data[ConfigKey]
+	}
+	res := w.res
+	w.hmu.Unlock()
+	if text != nil {
+		cmText = *text
+	}
+	if res == nil {
+		if kind != "" {
+			return "", ErrResourcesNotRead
+		}
+		return cmText, nil
+	}
+	docs, _, err := res.snapshotWith(kind, obj)
+	if err != nil {
+		return "", err
+	}
+	return config.Combine(cmText, docs)
+}
+
+// ConfigMapAnnotation returns annotation key of the ConfigMap as last seen.
+func (w *ConfigWatcher) ConfigMapAnnotation(key string) string {
+	w.hmu.Lock()
+	defer w.hmu.Unlock()
+	if w.cm == nil {
+		return ""
+	}
+	return w.cm.Annotations[key]
 }
 
 // Deleting reports whether the metallb.io object kind/name is being

@@ -121,17 +121,29 @@ func (w *resourceWatch) object(kind, name string) *unstructured.Unstructured {
 // documents), and a version naming every object's resourceVersion (it
 // changes when any object does).
 func (w *resourceWatch) snapshot() (docs [][]byte, version string, err error) {
+	return w.snapshotWith("", nil)
+}
+
+// snapshotWith is snapshot with obj (of kind) in place of the stored
+// object of its name, or added.
+func (w *resourceWatch) snapshotWith(kind string, obj *unstructured.Unstructured) (docs [][]byte, version string, err error) {
 	var vs []string
-	for _, kind := range config.ConfigKinds() {
-		items := w.stores[kind].List()
-		objs := make([]*unstructured.Unstructured, 0, len(items))
+	for _, k := range config.ConfigKinds() {
+		items := w.stores[k].List()
+		objs := make([]*unstructured.Unstructured, 0, len(items)+1)
 		for _, it := range items {
 			if u, ok := it.(*unstructured.Unstructured); ok {
+				if k == kind && obj != nil && u.GetName() == obj.GetName() {
+					continue
+				}
 				objs = append(objs, u)
-				vs = append(vs, kind+"/"+u.GetName()+"@"+u.GetResourceVersion())
+				vs = append(vs, k+"/"+u.GetName()+"@"+u.GetResourceVersion())
 			}
 		}
-		kd, err := documents(kind, objs)
+		if k == kind && obj != nil {
+			objs = append(objs, obj)
+		}
+		kd, err := documents(k, objs)
 		if err != nil {
 			return nil, "", err
 		}

@@ -112,6 +112,8 @@ func TestShippedRBAC(t *testing.T) {
 		{"metallb.io", "ipaddresspools", ""}, {"metallb.io", "ipaddresspools/status", ""},
 		{"metallb.io", "configurationstates", "controller"}, {"metallb.io", "configurationstates/status", "controller"},
 		{"metallb.io", "configurationstates", "speaker-node-a"},
+		{"admissionregistration.k8s.io", "validatingwebhookconfigurations", ns + "-validation"},
+		{"admissionregistration.k8s.io", "validatingwebhookconfigurations", "metallb-webhook-configuration"},
 	}
 	got := map[string][]string{}
 	for _, sa := range []string{"controller", "speaker"} {
@@ -149,8 +151,10 @@ func TestShippedRBAC(t *testing.T) {
 		"controller configurationstates/controller":        {"get", "create", "patch"},
 		"controller configurationstates/status/controller": {"get", "patch"},
 		"controller configurationstates/speaker-node-a":    {"create"},
-		"speaker configmaps/config":                        {"get", "list", "watch"},
-		"speaker configmaps/config-accepted":               {"get", "list", "watch"},
+		// Its webhook's caBundle, in its own configuration only.
+		"controller validatingwebhookconfigurations/" + ns + "-validation": {"get", "patch"},
+		"speaker configmaps/config":                                        {"get", "list", "watch"},
+		"speaker configmaps/config-accepted":                               {"get", "list", "watch"},
 		// The admission policy narrows these (below).
 		"speaker leases/metallb-controller":     {"get", "create", "update", "delete"},
 		"speaker leases/metallb-speaker-node-a": {"get", "create", "update", "delete"},

@@ -97,8 +97,10 @@ func coreAddon(t *testing.T, sc *snapCluster, dyn dynamic.Interface) {
 	must("ConfigMap metallb-excludel2", err)
 	_, err = c.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "metallb-webhook-cert"}}, metav1.CreateOptions{})
 	must("Secret metallb-webhook-cert", err)
+	// Headless: nothing here ever dials it (the lab's API server, in the
+	// host's namespace, must not reach for a ClusterIP).
 	_, err = c.CoreV1().Services(ns).Create(ctx, &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "metallb-webhook-service"},
-		Spec: corev1.ServiceSpec{Selector: map[string]string{"component": "controller"}, Ports: []corev1.ServicePort{{Port: 443}}}}, metav1.CreateOptions{})
+		Spec: corev1.ServiceSpec{ClusterIP: corev1.ClusterIPNone, Selector: map[string]string{"component": "controller"}, Ports: []corev1.ServicePort{{Port: 443}}}}, metav1.CreateOptions{})
 	must("Service metallb-webhook-service", err)
 	l := map[string]string{"app": "metallb", "component": "controller"}
 	_, err = c.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{ObjectMeta: metav1.ObjectMeta{Name: "controller", Labels: l},
@@ -168,20 +170,10 @@ func testTakeover(t *testing.T, sc *snapCluster) {
 	}
 	coreAddon(t, sc, dyn)
 	pools := sc.resource(t, "ipaddresspools")
-	// Barrier: the webhook is in force once it refuses an edit of the pool.
-	var refusal error
-	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		p, err := pools.Get(ctx, "default-addresspool", metav1.GetOptions{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, refusal = pools.Update(ctx, p, metav1.UpdateOptions{DryRun: []string{metav1.DryRunAll}}); refusal != nil {
-			break
-		}
-	}
-	if refusal == nil || !strings.Contains(refusal.Error(), "ipaddresspoolvalidationwebhook.metallb.io") {
-		t.Fatalf("the other MetalLB's webhook does not refuse edits: %v", refusal)
-	}
+	// Its webhook is not called here (the lab's API server runs without
+	// admission webhooks, see testenv.Options.Workloads): that it is removed
+	// is checked below, and that a leftover one would refuse every edit in
+	// pkg/install's tests.
 	before, err := pools.Get(ctx, "default-addresspool", metav1.GetOptions{})
 	if err != nil {
 		t.Fatal(err)

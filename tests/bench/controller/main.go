@@ -184,7 +184,7 @@ func runOne(ctx context.Context, env *testenv.Env, bin, qps string, n int, fam s
 	logPath := filepath.Join(env.Dir, "bench-controller.log")
 	logf, _ := os.Create(logPath)
 	cmd := exec.Command(bin, "controller", "--kubeconfig", env.Kubeconfig, "--namespace", ns,
-		"--metrics-addr", "127.0.0.1:17472", "--metrics-secure=false", "--health-addr", "", "--pprof", "--leader-elect=false", "--log-level", "warn", "--kube-api-qps", qps, "--workers", "16")
+		"--metrics-addr", "127.0.0.1:17472", "--metrics-secure=false", "--health-addr", "", "--webhook-addr", "127.0.0.1:0", "--pprof", "--leader-elect=false", "--log-level", "warn", "--kube-api-qps", qps, "--workers", "16")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.Env = append(os.Environ(), controllerEnv...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
