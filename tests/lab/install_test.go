@@ -305,6 +305,8 @@ func TestInstallerHooks(t *testing.T) {
 			"ServiceAccount/metrics-reader", "ClusterRole/metallb-system:metrics-reader", "ClusterRoleBinding/metallb-system:metrics-reader",
 			"ValidatingAdmissionPolicy/metallb-system-leases", "ValidatingAdmissionPolicyBinding/metallb-system-leases",
 			"ValidatingAdmissionPolicy/metallb-system-guard", "ValidatingAdmissionPolicyBinding/metallb-system-guard",
+			"ValidatingAdmissionPolicy/metallb-system-pools", "ValidatingAdmissionPolicyBinding/metallb-system-pools",
+			"Service/metallb-webhook", "ValidatingWebhookConfiguration/metallb-system-validation",
 		}
 		for _, plural := range []string{"ipaddresspools", "l2advertisements", "bgpadvertisements", "bgppeers", "communities",
 			"bfdprofiles", "servicel2statuses", "servicebgpstatuses", "configurationstates"} {
