@@ -89,6 +89,18 @@ func TestAdvertisementsDecide(t *testing.T) {
 	if diff := cmp.Diff([]string{"198.51.100.0/24", "198.51.100.200/32"}, got); diff != "" {
 		t.Errorf("node-b routes (-want +got):\n%s", diff)
 	}
+	// An advertisement naming peers: its routes carry the names, and a
+	// node with none of those peers neither routes nor announces it.
+	cfg.Peers = []*config.Peer{{Name: "tor1", Address: netip.MustParseAddr("198.51.100.1"), ASN: 64501, MyASN: 64500,
+		NodeSelectors: rack("1")}}
+	cfg.BGPAdvertisements = []*config.BGPAdvertisement{{Name: "tor1-only", Pools: []string{"shared"}, Peers: []string{"tor1"}}}
+	rs, anns := DesiredBGP(cfg, nodes[0], svcs)
+	if len(rs) != 1 || len(anns) != 1 || !slices.Equal(rs[0].Peers, []string{"tor1"}) {
+		t.Errorf("node-a with peer tor1: routes %v, announcements %v", rs, anns)
+	}
+	if rs, anns := DesiredBGP(cfg, nodes[1], svcs); len(rs)+len(anns) > 0 {
+		t.Errorf("node-b has no peer tor1, yet %v %v", rs, anns)
+	}
 	cfg.BGPAdvertisements = nil
 	if rs, anns := DesiredBGP(cfg, nodes[0], svcs); len(rs)+len(anns) > 0 {
 		t.Errorf("no BGP advertisement, yet %v %v", rs, anns)

@@ -185,7 +185,7 @@ func Desired(cfg *config.Config, node string, nodes []Node, svcs []Svc) []Announ
 
 // DesiredBGP computes what self advertises by BGP: every address of a pool
 // that BGP advertisements announce, one route per advertisement that
-// selects self, when self may advertise (Ready, not excluded) and something
+// selects self (and names one of self's peers, when it names peers), when self may advertise (Ready, not excluded) and something
 // answers behind it (with
 // externalTrafficPolicy Local, a ready endpoint on self; otherwise one
 // anywhere). Every node that qualifies advertises, so routers spread
@@ -196,6 +196,10 @@ func DesiredBGP(cfg *config.Config, self Node, svcs []Svc) ([]routes.Route, []An
 	}
 	var rs []routes.Route
 	var anns []Announcement
+	peers, _ := PeersFor(cfg, self)
+	reaches := func(adv *config.BGPAdvertisement) bool {
+		return len(adv.Peers) == 0 || slices.ContainsFunc(peers, func(p routes.Peer) bool { return slices.Contains(adv.Peers, p.Name) })
+	}
 	for _, s := range svcs {
 		if len(s.ReadyNodes) == 0 || (s.Local && !slices.Contains(s.ReadyNodes, self.Name)) {
 			continue
@@ -207,12 +211,12 @@ func DesiredBGP(cfg *config.Config, self Node, svcs []Svc) ([]routes.Route, []An
 			}
 			announced := false
 			for _, adv := range cfg.BGPFor(pool.Name) {
-				if !config.MatchesAny(adv.NodeSelectors, self.Labels) {
+				if !config.MatchesAny(adv.NodeSelectors, self.Labels) || !reaches(adv) {
 					continue
 				}
 				announced = true
 				rs = append(rs, routes.Route{Prefix: routes.Aggregate(ip, adv.Advertisement), Communities: adv.Communities,
-					LocalPref: adv.LocalPref, HasLocalPref: adv.HasLocalPref})
+					LocalPref: adv.LocalPref, HasLocalPref: adv.HasLocalPref, Peers: adv.Peers})
 			}
 			if announced {
 				anns = append(anns, Announcement{Protocol: config.BGP, IP: ip, Service: s.Key, Pool: pool.Name})

@@ -140,13 +140,15 @@ func (s *Stub) wakeAll() {
 	}
 }
 
-// routesOf returns the routes of one family, by prefix.
-func (s *Stub) routesOf(v4 bool) map[netip.Prefix]Route {
+// routesFor returns the routes that go to peer p, by prefix: those of its
+// address family that are for it.
+func (s *Stub) routesFor(p Peer) map[netip.Prefix]Route {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	out := map[netip.Prefix]Route{}
+	v4 := p.Address.Is4()
 	for k, r := range s.routes {
-		if k.Addr().Is4() == v4 {
+		if k.Addr().Is4() == v4 && r.For(p) {
 			out[k] = r
 		}
 	}
@@ -459,9 +461,9 @@ func (ps *peerSession) session(ctx context.Context, conn net.Conn, log *slog.Log
 }
 
 // sync sends what changed between the routes advertised on this session
-// (sent, updated in place) and the stub's routes of the session's family.
+// (sent, updated in place) and the stub's routes for the session's peer.
 func (ps *peerSession) sync(w *writer, sent map[netip.Prefix]Route, local netip.Addr, caps peerCaps) error {
-	want := ps.s.routesOf(ps.p.Address.Is4())
+	want := ps.s.routesFor(ps.p)
 	var gone []netip.Prefix
 	for k := range sent {
 		if _, ok := want[k]; !ok {

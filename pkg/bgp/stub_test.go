@@ -266,6 +266,39 @@ func TestStubIPv6(t *testing.T) {
 	}
 }
 
+// A route naming peers goes to those sessions only; naming others moves
+// it: withdrawn from the one, advertised to the other.
+func TestStubRoutesPerPeer(t *testing.T) {
+	ra, rb := newTestRouterOn(t, "127.0.0.1", 64500, ""), newTestRouterOn(t, "127.0.0.2", 64500, "")
+	pa, pb := testPeer(ra, 64500), testPeer(rb, 64500)
+	pa.Name, pb.Name = "a", "b"
+	pb.Address = netip.MustParseAddr("127.0.0.2")
+	only, all := netip.MustParsePrefix("203.0.113.10/32"), netip.MustParsePrefix("203.0.113.11/32")
+	s := startStub(t, pa, Route{Prefix: only, Peers: []string{"a"}}, Route{Prefix: all})
+	if err := s.AddPeer(context.Background(), pb); err != nil {
+		t.Fatal(err)
+	}
+	attrs := []string{"{Origin: i}", "{AsPath: }", "{Nexthop: 127.0.0.1}", "{LocalPref: 100}"}
+	if diff := cmp.Diff(route{NLRI: []string{only.String(), all.String()}, Attrs: attrs}, summary(ra.next(t))); diff != "" {
+		t.Errorf("to a (-want +got):\n%s", diff)
+	}
+	if got := summary(rb.next(t)); !slices.Equal(got.NLRI, []string{all.String()}) {
+		t.Errorf("to b: %+v, want %s only", got, all)
+	}
+	for _, r := range []*testRouter{ra, rb} {
+		if !isEoR(r.next(t)) {
+			t.Error("want End-of-RIB")
+		}
+	}
+	_ = s.Advertise(context.Background(), Route{Prefix: only, Peers: []string{"b"}})
+	if diff := cmp.Diff(route{Withdrawn: []string{only.String()}}, summary(ra.next(t))); diff != "" {
+		t.Errorf("a, once the route names b (-want +got):\n%s", diff)
+	}
+	if got := summary(rb.next(t)); !slices.Equal(got.NLRI, []string{only.String()}) {
+		t.Errorf("b, once the route names it: %+v", got)
+	}
+}
+
 // sendRoutes makes the router announce n /32s to the stub.
 func (r *testRouter) sendRoutes(c net.Conn, n int) {
 	attrs := []pkt.PathAttributeInterface{pkt.NewPathAttributeOrigin(0),

@@ -27,6 +27,9 @@ type BGPAdvertisement struct {
 	Pools []string
 	Advertisement
 	NodeSelectors []Selector
+	// Peers are the BGPPeers (by name, sorted) its routes go to; none:
+	// every peer of the node.
+	Peers []string
 }
 
 // L2For returns the layer2 advertisements that announce pool.

@@ -19,6 +19,8 @@ type decoder struct {
 	// its errors; pending are its communities to resolve at the end.
 	object  string
 	pending []pendingCommunity
+	// peerChoices are the BGPAdvertisements' peers, checked at the end.
+	peerChoices []peerChoice
 }
 
 func (d *decoder) errorf(n *yaml.Node, format string, args ...any) {

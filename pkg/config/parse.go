@@ -119,6 +119,7 @@ func build(root *yaml.Node, resources []Document) (*Config, error) {
 	d.resolveAdvertisements(cfg, l2, func(i int, names []string) { cfg.L2Advertisements[i].Pools = names })
 	d.resolveAdvertisements(cfg, bgp, func(i int, names []string) { cfg.BGPAdvertisements[i].Pools = names })
 	d.checkResourceAggregation(cfg, pools, bgp)
+	d.checkPeerChoices(cfg)
 	if len(d.errs) > 0 {
 		sortErrors(d.errs)
 		return nil, d.errs

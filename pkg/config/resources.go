@@ -251,7 +251,14 @@ func (d *decoder) bgpAdvertisement(cfg *Config, r *resource) (*BGPAdvertisement,
 		})
 	}
 	fields["nodeSelectors"] = func(v *yaml.Node) { a.NodeSelectors = d.labelSelectors(v, r.path+".nodeSelectors") }
-	fields["peers"] = d.unsupported(r.path+".peers", "every BGPPeer a node peers with gets its routes; limit the peers of a node with the BGPPeer's nodeSelectors")
+	fields["peers"] = func(v *yaml.Node) {
+		a.Peers = d.strings(v, r.path+".peers")
+		slices.Sort(a.Peers)
+		a.Peers = slices.Compact(a.Peers)
+		if len(a.Peers) > 0 {
+			d.peerChoices = append(d.peerChoices, peerChoice{path: r.path + ".peers", names: a.Peers})
+		}
+	}
 	fields["serviceSelectors"] = d.unsupported(r.path+".serviceSelectors", "give those Services a pool of their own and an advertisement for it")
 	d.mapping(r.spec, r.path, fields)
 	return a, src
@@ -411,6 +418,26 @@ func (d *decoder) resolveAdvertisements(cfg *Config, srcs []advertisementSource,
 			}
 		}
 		set(i, pools)
+	}
+}
+
+// peerChoice is the peers a BGPAdvertisement names, checked once every
+// BGPPeer is known.
+type peerChoice struct {
+	path  string
+	names []string
+}
+
+// checkPeerChoices warns about the names in BGPAdvertisements' peers that
+// no BGPPeer has: those routes go to the peers that do exist in the list,
+// and to none when no name matches (the peer may come later).
+func (d *decoder) checkPeerChoices(cfg *Config) {
+	for _, c := range d.peerChoices {
+		for _, n := range c.names {
+			if !slices.ContainsFunc(cfg.Peers, func(p *Peer) bool { return p.Name == n }) {
+				cfg.Warnings = append(cfg.Warnings, fmt.Sprintf("%s: no BGPPeer is named %q: nothing is advertised to it", c.path, n))
+			}
+		}
 	}
 }
 

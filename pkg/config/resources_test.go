@@ -47,6 +47,9 @@ func announced(cfg *Config) []string {
 			for _, c := range a.Communities {
 				s += " " + c.String()
 			}
+			if len(a.Peers) > 0 {
+				s += " to:" + strings.Join(a.Peers, ",")
+			}
 		}
 		out = append(out, s)
 	}
@@ -134,6 +137,18 @@ metadata: {name: typo}
 spec: {ipAddressPools: [frist-pool]}
 `, []string{"first-pool layer2 192.168.1.240-192.168.1.250 l2:example"},
 			[]string{`L2Advertisement/typo: spec.ipAddressPools: no pool is named "frist-pool": nothing is announced for it`}},
+		{"an advertisement to some peers only", `
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: web}
+spec: {addresses: [198.51.100.0/28]}
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: upstream}
+spec: {peers: [router, router, ruoter]}
+` + peer, []string{"web bgp 198.51.100.0/28 bgp:upstream/32/128 to:router,ruoter"},
+			[]string{`BGPAdvertisement/upstream: spec.peers: no BGPPeer is named "ruoter": nothing is advertised to it`}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -204,9 +219,9 @@ func TestParseResourceErrors(t *testing.T) {
 		{"a field not carried out yet", `apiVersion: metallb.io/v1beta1
 kind: BGPAdvertisement
 metadata: {name: a}
-spec: {peers: [r1]}
+spec: {serviceSelectors: [{matchLabels: {a: b}}]}
 `, []string{
-			`line 4: BGPAdvertisement/a: spec.peers: not supported by this version yet: every BGPPeer a node peers with gets its routes; limit the peers of a node with the BGPPeer's nodeSelectors`}},
+			`line 4: BGPAdvertisement/a: spec.serviceSelectors: not supported by this version yet: give those Services a pool of their own and an advertisement for it`}},
 		{"an aggregation shorter than the pool", pool("{addresses: [198.51.100.0/28]}") + `---
 apiVersion: metallb.io/v1beta1
 kind: BGPAdvertisement

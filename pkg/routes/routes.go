@@ -19,6 +19,9 @@ import (
 
 // Peer is one BGP session as this node runs it.
 type Peer struct {
+	// Name is the BGPPeer's name ("" for a peer of the ConfigMap), which
+	// a BGPAdvertisement's peers select.
+	Name          string
 	Address       netip.Addr
 	Port          uint16
 	ASN           uint32
@@ -54,7 +57,7 @@ func PeerFrom(c *config.Peer) Peer {
 	if keep == 0 {
 		keep = hold / 3
 	}
-	return Peer{Address: c.Address, Port: port, ASN: c.ASN, MyASN: c.MyASN, SourceAddress: c.SourceAddress,
+	return Peer{Name: c.Name, Address: c.Address, Port: port, ASN: c.ASN, MyASN: c.MyASN, SourceAddress: c.SourceAddress,
 		HoldTime: hold, KeepaliveTime: keep, Password: c.Password, EBGPMultiHop: c.EBGPMultiHop, GracefulRestart: c.GracefulRestart, MaxPrefix: c.MaxPrefix}
 }
 
@@ -64,6 +67,14 @@ type Route struct {
 	Communities  []config.Community
 	LocalPref    uint32
 	HasLocalPref bool
+	// Peers limits the sessions the route goes to, by Peer.Name (sorted);
+	// none: every session.
+	Peers []string
+}
+
+// For reports whether the route goes to peer p.
+func (r Route) For(p Peer) bool {
+	return len(r.Peers) == 0 || slices.Contains(r.Peers, p.Name)
 }
 
 // Key identifies a route: its prefix.
@@ -71,7 +82,8 @@ func (r Route) Key() string { return r.Prefix.String() }
 
 // Equal reports whether o is r with the same attributes.
 func (r Route) Equal(o Route) bool {
-	return r.Prefix == o.Prefix && r.LocalPref == o.LocalPref && r.HasLocalPref == o.HasLocalPref && slices.Equal(r.Communities, o.Communities)
+	return r.Prefix == o.Prefix && r.LocalPref == o.LocalPref && r.HasLocalPref == o.HasLocalPref && slices.Equal(r.Communities, o.Communities) &&
+		slices.Equal(r.Peers, o.Peers)
 }
 
 // Aggregate returns the prefix an address is advertised as under adv: the
@@ -90,7 +102,9 @@ func Aggregate(ip netip.Addr, adv config.Advertisement) netip.Prefix {
 
 // Merge combines routes for the same prefix (several addresses or
 // advertisements aggregating to it): communities are united, the highest
-// local preference wins. The result is sorted by prefix.
+// local preference wins, and the route goes to the peers of any of them
+// (every peer when one of them has no peers list). The result is sorted by
+// prefix.
 func Merge(routes []Route) []Route {
 	by := map[string]*Route{}
 	for _, r := range routes {
@@ -98,8 +112,18 @@ func Merge(routes []Route) []Route {
 		if !ok {
 			c := r
 			c.Communities = slices.Clone(r.Communities)
+			c.Peers = slices.Clone(r.Peers)
 			by[r.Key()] = &c
 			continue
+		}
+		switch {
+		case len(cur.Peers) == 0:
+		case len(r.Peers) == 0:
+			cur.Peers = nil
+		default:
+			cur.Peers = append(cur.Peers, r.Peers...)
+			slices.Sort(cur.Peers)
+			cur.Peers = slices.Compact(cur.Peers)
 		}
 		for _, c := range r.Communities {
 			if !slices.Contains(cur.Communities, c) {

@@ -2,6 +2,7 @@ package routes
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -31,5 +32,33 @@ func TestAggregateAndMerge(t *testing.T) {
 	want := []Route{{Prefix: p, Communities: []config.Community{c1, c2}, LocalPref: 200, HasLocalPref: true}}
 	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
 		t.Errorf("merge (-want +got):\n%s", diff)
+	}
+
+	// Peers: the union of the lists; one route for every peer makes the
+	// merged route go to every peer.
+	peers := []struct {
+		name string
+		in   [][]string
+		want []string
+	}{
+		{"one list", [][]string{{"b", "c"}}, []string{"b", "c"}},
+		{"lists united", [][]string{{"b", "c"}, {"a", "c"}}, []string{"a", "b", "c"}},
+		{"every peer wins, first", [][]string{nil, {"a"}}, nil},
+		{"every peer wins, last", [][]string{{"a"}, nil}, nil},
+	}
+	for _, tc := range peers {
+		var in []Route
+		for _, ps := range tc.in {
+			in = append(in, Route{Prefix: p, Peers: ps})
+		}
+		got := Merge(in)
+		if diff := cmp.Diff(tc.want, got[0].Peers); diff != "" {
+			t.Errorf("%s: peers (-want +got):\n%s", tc.name, diff)
+		}
+		for _, name := range []string{"a", "b", "z"} {
+			if want := tc.want == nil || slices.Contains(tc.want, name); got[0].For(Peer{Name: name}) != want {
+				t.Errorf("%s: For(%s) = %v, want %v", tc.name, name, !want, want)
+			}
+		}
 	}
 }

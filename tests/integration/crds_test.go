@@ -150,7 +150,7 @@ func TestCRDsRefuseBadObjects(t *testing.T) {
 		{"a password over 80 bytes", peer("v1beta2", "{myASN: 1, peerASN: 2, peerAddress: 10.0.0.1, password: "+strings.Repeat("x", 81)+"}"), []string{"spec.password"}},
 		{"an aggregation length over 32", adv("{aggregationLength: 33}"), []string{"spec.aggregationLength"}},
 		{"a community out of range", adv("{communities: ['65536:1']}"), []string{"spec.communities[0]", "16 bits each"}},
-		{"advertising to some peers", adv("{peers: [r]}"), []string{"spec.peers", "not supported by this version yet"}},
+		{"service selectors on an advertisement", adv("{serviceSelectors: [{matchLabels: {a: b}}]}"), []string{"spec.serviceSelectors", "not supported by this version yet"}},
 		{"a BFD interval below 10 ms", "apiVersion: metallb.io/v1beta1\nkind: BFDProfile\nmetadata: {name: f}\nspec: {receiveInterval: 5}", []string{"spec.receiveInterval"}},
 		{"a community value that is not one", "apiVersion: metallb.io/v1beta1\nkind: Community\nmetadata: {name: c}\nspec: {communities: [{name: x, value: 'no:pe'}]}", []string{"spec.communities[0].value"}},
 	} {
