@@ -289,7 +289,7 @@ func (d *decoder) pool(n *yaml.Node, i int) *rawPool {
 	}
 	if seen["addresses"] == nil {
 		d.errorf(n, "%s: addresses is required (e.g. addresses: [192.168.1.200-192.168.1.220])", path)
-	} else if a := seen["addresses"]; a.Kind == yaml.SequenceNode && len(a.Content) == 0 {
+	} else if emptyList(seen["addresses"]) {
 		d.errorf(seen["addresses"], "%s: addresses is empty", path)
 	}
 	for _, ns := range p.Namespaces {
@@ -306,6 +306,9 @@ func (d *decoder) poolAddresses(v *yaml.Node, path string, p *rawPool) {
 	d.list(v, path, func(j int, item *yaml.Node) {
 		s := d.str(item, fmt.Sprintf("%s[%d]", path, j))
 		if s == "" {
+			if item.Kind == yaml.ScalarNode && item.Tag != "!!null" {
+				d.errorf(item, "%s[%d] is empty: write a range, a CIDR or an address (e.g. 192.168.1.240-192.168.1.250)", path, j)
+			}
 			return
 		}
 		rs, err := iprange.ParseList(s)
@@ -320,6 +323,12 @@ func (d *decoder) poolAddresses(v *yaml.Node, path string, p *rawPool) {
 			p.addrNodes = append(p.addrNodes, item)
 		}
 	})
+}
+
+// emptyList reports whether n is an empty list or nothing at all
+// ("addresses: []" or "addresses:").
+func emptyList(n *yaml.Node) bool {
+	return n.Kind == yaml.SequenceNode && len(n.Content) == 0 || n.Tag == "!!null"
 }
 
 func unjoin(err error) []error {
@@ -463,8 +472,8 @@ func (d *decoder) checkPeer(p *Peer, have map[string]*yaml.Node, path string, k 
 	if v := have[k.source]; v != nil && p.SourceAddress.IsValid() && p.Address.IsValid() && p.SourceAddress.Is4() != p.Address.Is4() {
 		d.errorf(v, "%s.%s: %s and %s %s are of different IP families", path, k.source, p.SourceAddress, k.address, p.Address)
 	}
-	if v := have[k.password]; v != nil && len(p.Password) > 80 {
-		d.errorf(v, "%s.%s: %d bytes: TCP MD5 keys are at most 80 bytes", path, k.password, len(p.Password))
+	if v := have[k.password]; v != nil && len(p.Password) > MaxPasswordLen {
+		d.errorf(v, "%s.%s: %d bytes: TCP MD5 keys are at most %d bytes", path, k.password, len(p.Password), MaxPasswordLen)
 	}
 }
 

@@ -198,7 +198,7 @@ func (d *decoder) ipAddressPool(r *resource) *rawPool {
 	switch {
 	case addrs == nil:
 		d.errorf(r.spec, "%s.addresses is required (e.g. addresses: [192.168.1.200-192.168.1.220])", path)
-	case addrs.Kind == yaml.SequenceNode && len(addrs.Content) == 0:
+	case emptyList(addrs):
 		d.errorf(addrs, "%s.addresses is empty", path)
 	}
 	for _, ns := range p.Namespaces {
@@ -344,18 +344,30 @@ func (d *decoder) bgpPeer(r *resource) *Peer {
 	}
 	var connect time.Duration
 	d.mapping(r.spec, path, map[string]field{
-		"myASN":                 func(v *yaml.Node) { have["myASN"] = v; p.MyASN = d.uint32(v, path+".myASN", 1, math.MaxUint32) },
-		"peerASN":               func(v *yaml.Node) { have["peerASN"] = v; p.ASN = d.uint32(v, path+".peerASN", 1, math.MaxUint32) },
-		"peerAddress":           addr("peerAddress"),
-		"sourceAddress":         addr("sourceAddress"),
-		"routerID":              addr("routerID"),
-		"peerPort":              func(v *yaml.Node) { p.Port = uint16(d.integer(v, path+".peerPort", 1, maxResourcePeerPort)) },
-		"holdTime":              dur("holdTime", &p.HoldTime),
-		"keepaliveTime":         dur("keepaliveTime", &p.KeepaliveTime),
-		"connectTime":           dur("connectTime", &connect),
-		"nodeSelectors":         func(v *yaml.Node) { p.NodeSelectors = d.labelSelectors(v, path+".nodeSelectors") },
-		"password":              func(v *yaml.Node) { have["password"] = v; p.Password = d.str(v, path+".password") },
-		"passwordSecret":        d.unsupported(path+".passwordSecret", "give the key in spec.password"),
+		"myASN":         func(v *yaml.Node) { have["myASN"] = v; p.MyASN = d.uint32(v, path+".myASN", 1, math.MaxUint32) },
+		"peerASN":       func(v *yaml.Node) { have["peerASN"] = v; p.ASN = d.uint32(v, path+".peerASN", 1, math.MaxUint32) },
+		"peerAddress":   addr("peerAddress"),
+		"sourceAddress": addr("sourceAddress"),
+		"routerID":      addr("routerID"),
+		"peerPort":      func(v *yaml.Node) { p.Port = uint16(d.integer(v, path+".peerPort", 1, maxResourcePeerPort)) },
+		"holdTime":      dur("holdTime", &p.HoldTime),
+		"keepaliveTime": dur("keepaliveTime", &p.KeepaliveTime),
+		"connectTime":   dur("connectTime", &connect),
+		"nodeSelectors": func(v *yaml.Node) { p.NodeSelectors = d.labelSelectors(v, path+".nodeSelectors") },
+		"password":      func(v *yaml.Node) { have["password"] = v; p.Password = d.str(v, path+".password") },
+		"passwordSecret": func(v *yaml.Node) {
+			have["passwordSecret"] = v
+			ps := path + ".passwordSecret"
+			var ns string
+			d.mapping(v, ps, map[string]field{
+				"name":      func(v *yaml.Node) { p.PasswordSecret = d.str(v, ps+".name") },
+				"namespace": func(v *yaml.Node) { ns = d.str(v, ps+".namespace") },
+			})
+			p.PasswordSecretNamespace = ns
+			if p.PasswordSecret == "" {
+				d.errorf(v, "%s.name is required: the Secret (of type kubernetes.io/basic-auth) whose key password holds the TCP MD5 key", ps)
+			}
+		},
 		"bfdProfile":            func(v *yaml.Node) { have["bfdProfile"] = v; p.BFDProfile = d.str(v, path+".bfdProfile") },
 		"enableGracefulRestart": func(v *yaml.Node) { p.GracefulRestart = d.boolean(v, path+".enableGracefulRestart") },
 		"ebgpMultiHop":          func(v *yaml.Node) { p.EBGPMultiHop = d.boolean(v, path+".ebgpMultiHop") },
@@ -371,6 +383,9 @@ func (d *decoder) bgpPeer(r *resource) *Peer {
 		if have[key] == nil {
 			d.errorf(r.spec, "%s.%s is required", path, key)
 		}
+	}
+	if v := have["passwordSecret"]; v != nil && p.Password != "" {
+		d.errorf(v, "%s: password and passwordSecret exclude each other: keep one", path)
 	}
 	d.checkPeer(p, have, path, resourcePeerKeys)
 	if v := have["connectTime"]; v != nil && (connect < time.Second || connect > math.MaxUint16*time.Second || connect%time.Second != 0) {

@@ -184,13 +184,14 @@ spec:
   enableGracefulRestart: true
   nodeSelectors:
   - matchExpressions: [{key: rack, operator: In, values: [r1]}]
+  passwordSecret: {name: router-key, namespace: metallb-system}
 `))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := cfg.Peers[0]
-	got := fmt.Sprintf("%s %s asn %d/%d hold %s keepalive %s gr %v sel %s", p.Name, p.Address, p.MyASN, p.ASN, p.HoldTime, p.KeepaliveTime, p.GracefulRestart, p.NodeSelectors[0])
-	if want := "old-style 2001:db8::1 asn 64500/64500 hold 9s keepalive 3s gr true sel rack in (r1)"; got != want {
+	got := fmt.Sprintf("%s %s asn %d/%d hold %s keepalive %s gr %v sel %s key %s/%s", p.Name, p.Address, p.MyASN, p.ASN, p.HoldTime, p.KeepaliveTime, p.GracefulRestart, p.NodeSelectors[0], p.PasswordSecretNamespace, p.PasswordSecret)
+	if want := "old-style 2001:db8::1 asn 64500/64500 hold 9s keepalive 3s gr true sel rack in (r1) key metallb-system/router-key"; got != want {
 		t.Errorf("peer: got %q, want %q", got, want)
 	}
 	if b := cfg.BFDProfiles["fast"]; b == nil || b.ReceiveInterval != 100 || b.EchoInterval != 50 {
@@ -234,6 +235,10 @@ spec: {aggregationLength: 24}
 		{"a peer without its ASNs", "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: r}\nspec: {peerAddress: 198.51.100.1, holdTime: 1s}\n", []string{
 			`line 4: BGPPeer/r: spec.peerASN is required`, `line 4: BGPPeer/r: spec.myASN is required`,
 			`line 4: BGPPeer/r: spec.holdTime: 1s: want 0 (no keepalives) or from 3s to 18h12m15s (RFC 4271)`}},
+		{"a password and a passwordSecret", "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: r}\nspec: {myASN: 64500, peerASN: 64501, peerAddress: 198.51.100.1, password: k, passwordSecret: {name: key}}\n", []string{
+			`line 4: BGPPeer/r: spec: password and passwordSecret exclude each other: keep one`}},
+		{"a passwordSecret without its name", "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: r}\nspec: {myASN: 64500, peerASN: 64501, peerAddress: 198.51.100.1, passwordSecret: {namespace: metallb-system}}\n", []string{
+			`line 4: BGPPeer/r: spec.passwordSecret.name is required: the Secret (of type kubernetes.io/basic-auth) whose key password holds the TCP MD5 key`}},
 		{"an unknown community alias", "apiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {name: a}\nspec: {communities: [no-such]}\n", []string{
 			`line 4: BGPAdvertisement/a: spec.communities[0]: "no-such": want ASN:VALUE (e.g. 64512:100), large:GLOBAL:LOCAL1:LOCAL2, or a bgp-communities alias`}},
 		{"another kind of object", "apiVersion: v1\nkind: Namespace\nmetadata: {name: metallb-system}\n", []string{

@@ -140,7 +140,12 @@ type Peer struct {
 	KeepaliveTime time.Duration
 	RouterID      netip.Addr // invalid: use the node's address
 	Password      string
-	EBGPMultiHop  bool
+	// PasswordSecret names the Secret (type kubernetes.io/basic-auth, key
+	// password) holding the MD5 key instead of Password, in the namespace
+	// PasswordSecretNamespace ("": MetalLB's own, the only one read).
+	PasswordSecret          string
+	PasswordSecretNamespace string
+	EBGPMultiHop            bool
 	// GracefulRestart (key graceful-restart, default true): a speaker that
 	// restarts keeps its routes at the router for the restart time (RFC
 	// 4724), instead of withdrawing them.
@@ -153,6 +158,9 @@ type Peer struct {
 	BFDProfile    string
 	Line          int
 }
+
+// MaxPasswordLen is the longest TCP MD5 key (TCP_MD5SIG_MAXKEYLEN).
+const MaxPasswordLen = 80
 
 // IBGP reports whether the session is internal (same AS on both ends).
 func (p *Peer) IBGP() bool { return p.ASN == p.MyASN }

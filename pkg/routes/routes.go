@@ -30,7 +30,10 @@ type Peer struct {
 	HoldTime      time.Duration
 	KeepaliveTime time.Duration
 	Password      string
-	EBGPMultiHop  bool
+	// PasswordSecret ("namespace/name" or "name"), when set, names the
+	// Secret the speaker reads Password from before the session starts.
+	PasswordSecret string
+	EBGPMultiHop   bool
 	// GracefulRestart: RFC 4724 with RestartTime; the router keeps this
 	// node's routes while its speaker restarts.
 	GracefulRestart bool
@@ -58,7 +61,14 @@ func PeerFrom(c *config.Peer) Peer {
 		keep = hold / 3
 	}
 	return Peer{Name: c.Name, Address: c.Address, Port: port, ASN: c.ASN, MyASN: c.MyASN, SourceAddress: c.SourceAddress,
-		HoldTime: hold, KeepaliveTime: keep, Password: c.Password, EBGPMultiHop: c.EBGPMultiHop, GracefulRestart: c.GracefulRestart, MaxPrefix: c.MaxPrefix}
+		HoldTime: hold, KeepaliveTime: keep, Password: c.Password, PasswordSecret: secretRef(c), EBGPMultiHop: c.EBGPMultiHop, GracefulRestart: c.GracefulRestart, MaxPrefix: c.MaxPrefix}
+}
+
+func secretRef(c *config.Peer) string {
+	if c.PasswordSecret == "" || c.PasswordSecretNamespace == "" {
+		return c.PasswordSecret
+	}
+	return c.PasswordSecretNamespace + "/" + c.PasswordSecret
 }
 
 // Route is one advertised prefix with its attributes.

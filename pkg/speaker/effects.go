@@ -48,9 +48,9 @@ func (s *Speaker) reconcile() time.Duration {
 
 	// BGP does not depend on the memberlist: routers see the sessions
 	// themselves, and an outage must not withdraw every route.
-	s.peers = p.Peers
+	s.peers = s.withPasswords(p.Peers)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	err := s.bgp.Set(ctx, p.RouterID, p.Peers, p.Routes)
+	err := s.bgp.Set(ctx, p.RouterID, s.peers, p.Routes)
 	cancel()
 	if msg := fmt.Sprint(err); err != nil && msg != s.bgpErr {
 		s.log.Error("BGP", "error", err)

@@ -130,10 +130,13 @@ type Speaker struct {
 	ready     bool                             // /readyz, last set
 	waitLog   map[netip.Addr]string            // addresses waiting for a release, as last logged
 	peers     []bgp.Peer                       // BGP sessions of the last plan
-	bgpErr    string                           // last BGP error logged, to log each once
-	episode   uint64                           // the current isolation, numbered (0: none)
-	episodes  uint64                           // isolations so far
-	isoCh     chan uint64                      // the episode, to watchAPI (latest only)
+	secrets   secrets                          // the BGPPeers' password Secrets
+	// startSecretWatch starts the Secret informer (set by Run).
+	startSecretWatch func()
+	bgpErr           string      // last BGP error logged, to log each once
+	episode          uint64      // the current isolation, numbered (0: none)
+	episodes         uint64      // isolations so far
+	isoCh            chan uint64 // the episode, to watchAPI (latest only)
 }
 
 // New builds a speaker; Run starts it.
@@ -262,6 +265,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 		return err
 	}
 	s.ml = ml
+	s.startSecretWatch = func() { s.startSecrets(ctx, start) }
 	s.settle(ctx, ml)
 	start(func() { s.rejoin(ctx, ml) })
 	start(func() { s.watchAPI(ctx, s.isoCh) })

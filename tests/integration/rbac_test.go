@@ -92,7 +92,7 @@ func asConfig(t *testing.T, ns, sa, node string) *rest.Config {
 
 // TestShippedRBAC asks the API server, as `kubectl auth can-i --as` does,
 // every verb on every resource the components could want, with the shipped
-// Roles: no Secret for anyone, the controller's Lease rights on its own
+// Roles: no Secret for the controller, the speaker's list of them, the controller's Lease rights on its own
 // Lease. Then it writes Leases as each component: the admission policy lets
 // a speaker write only its own node's Lease and never the controller's, and
 // the controller only its own.
@@ -160,6 +160,12 @@ func TestShippedRBAC(t *testing.T) {
 		"speaker leases/metallb-speaker-node-a": {"get", "create", "update", "delete"},
 		"speaker services/":                     {"get", "list", "watch"},
 		"speaker daemonsets/metallb-speaker":    {"get"},
+		// BGPPeers' passwordSecret: RBAC cannot narrow a list to the
+		// Secrets of type basic-auth the speaker asks for, so it covers the
+		// namespace; no get, no write, and nothing for the controller.
+		"speaker secrets/":                     {"list", "watch"},
+		"speaker secrets/memberlist":           {"list", "watch"},
+		"speaker secrets/metrics-reader-token": {"list", "watch"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("shipped rights (-want +got):\n%s", diff)

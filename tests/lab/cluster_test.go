@@ -12,12 +12,19 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
+
+	"github.com/microk8s-metallb/metallb/manifests"
+	"github.com/microk8s-metallb/metallb/pkg/install"
 
 	"github.com/microk8s-metallb/metallb/pkg/controller"
 	"github.com/microk8s-metallb/metallb/pkg/status"
@@ -33,6 +40,7 @@ type cluster struct {
 	speakers map[string]*exec.Cmd
 	logs     map[string]string // node → its speaker's log
 	bin      string
+	dyn      dynamic.Interface // withResources only
 }
 
 // clusterOpts say how startCluster builds the cluster.
@@ -40,6 +48,7 @@ type clusterOpts struct {
 	config     string // the ConfigMap's config; default labConfig
 	noSpeakers bool   // the test starts the speakers itself
 	ha         bool   // two API servers on kine, as MicroK8s HA
+	resources  string // metallb.io objects (YAML documents) created with the CRDs
 }
 
 type clusterOpt func(*clusterOpts)
@@ -49,6 +58,11 @@ func withConfig(config string) clusterOpt { return func(o *clusterOpts) { o.conf
 
 // noSpeakers leaves the speakers to the test.
 func noSpeakers() clusterOpt { return func(o *clusterOpts) { o.noSpeakers = true } }
+
+// withResources installs the CRDs as enable does and creates the
+// metallb.io objects of docs (YAML documents) in metallb-system, which the
+// controller then reads beside the ConfigMap.
+func withResources(docs string) clusterOpt { return func(o *clusterOpts) { o.resources = docs } }
 
 // withHA runs the control plane as MicroK8s HA does when ha is true.
 func withHA(ha bool) clusterOpt { return func(o *clusterOpts) { o.ha = ha } }
@@ -79,8 +93,11 @@ func startCluster(t testing.TB, opts ...clusterOpt) *cluster {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	if o.resources != "" {
+		cl.dyn = installResources(t, env, o.resources)
+	}
 	cctx, cancel := context.WithCancel(ctx)
-	ctl := controller.New(cctx, controller.Options{Client: c, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Namespace: "metallb-system"})
+	ctl := controller.New(cctx, controller.Options{Client: c, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Namespace: "metallb-system", Dynamic: cl.dyn})
 	done := make(chan struct{})
 	go func() { defer close(done); _ = ctl.Run(cctx) }()
 	t.Cleanup(func() { cancel(); <-done })
@@ -193,4 +210,58 @@ func (cl *cluster) status(t testing.TB) status.Report {
 		t.Fatalf("%v\n%s", err, out)
 	}
 	return r
+}
+
+// installResources applies the CRDs enable installs, waits until they
+// serve, and creates the objects of docs in metallb-system as kubectl
+// apply would (unknown fields refused).
+func installResources(t testing.TB, env *testenv.Env, docs string) dynamic.Interface {
+	t.Helper()
+	dyn, err := dynamic.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := manifests.Render(manifests.Values{Namespace: "metallb-system", Image: "x", Config: "address-pools: []\n"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	all, err := install.Decode(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var crds []*unstructured.Unstructured
+	for _, o := range all {
+		if o.GetKind() == "CustomResourceDefinition" {
+			crds = append(crds, o)
+		}
+	}
+	ctx := context.Background()
+	if _, err := install.Apply(ctx, dyn, crds); err != nil {
+		t.Fatal(err)
+	}
+	objs, err := install.Decode([]byte(docs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range objs {
+		r := metallbResource(dyn, o.GetAPIVersion(), o.GetKind())
+		testenv.Eventually(t, 30*time.Second, "the CRD of "+o.GetKind()+" serving", func() bool {
+			_, err := r.List(ctx, metav1.ListOptions{})
+			return err == nil
+		})
+		if _, err := r.Create(ctx, o, metav1.CreateOptions{FieldValidation: "Strict"}); err != nil {
+			t.Fatalf("create %s/%s: %v", o.GetKind(), o.GetName(), err)
+		}
+	}
+	return dyn
+}
+
+// metallbResource is the client of a metallb.io kind in metallb-system.
+func metallbResource(dyn dynamic.Interface, apiVersion, kind string) dynamic.ResourceInterface {
+	gv, _ := schema.ParseGroupVersion(apiVersion)
+	plural := strings.ToLower(kind) + "s"
+	if kind == "Community" {
+		plural = "communities"
+	}
+	return dyn.Resource(gv.WithResource(plural)).Namespace("metallb-system")
 }

@@ -1,0 +1,169 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/microk8s-metallb/metallb/pkg/election"
+)
+
+// labResources: one pool announced by layer2 (MetalLB's empty
+// L2Advertisement: every pool, every node) and by BGP to the BGPPeer
+// bird4 only, whose MD5 key is in a Secret; bird6 gets nothing.
+const labResources = `
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: both}
+spec:
+  addresses: [198.51.100.200-198.51.100.210, "2001:db8::200-2001:db8::210"]
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: lan}
+---
+apiVersion: metallb.io/v1beta1
+kind: BGPAdvertisement
+metadata: {name: upstream}
+spec:
+  peers: [bird4]
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: bird4}
+spec:
+  myASN: 64500
+  peerASN: 64500
+  peerAddress: 198.51.100.254
+  holdTime: 3s
+  passwordSecret: {name: bird-md5, namespace: metallb-system}
+---
+apiVersion: metallb.io/v1beta2
+kind: BGPPeer
+metadata: {name: bird6}
+spec: {myASN: 64500, peerASN: 64500, peerAddress: "2001:db8::254", holdTime: 3s}
+`
+
+// TestResourcesLayer2AndBGP runs the metallb.io resources on three nodes
+// against a real BIRD: the pool answered by one MAC and routed at once;
+// the MD5 key read from the Secret the BGPPeer names (and the peer's
+// Warning Event until that Secret exists); the BGPAdvertisement's peers
+// deciding which sessions get the routes.
+func TestResourcesLayer2AndBGP(t *testing.T) {
+	RequireBird(t)
+	cl := startCluster(t, withConfig("# the pools are metallb.io resources\n"), withResources(labResources))
+	bird := StartBird(t, BirdConfig(birdPassword))
+	ctx := context.Background()
+	secrets := cl.c.CoreV1().Secrets("metallb-system")
+
+	t.Run("no Secret yet: no IPv4 session, a Warning Event on the BGPPeer says what to create", func(t *testing.T) {
+		e, err := findEvent(cl, "metallb-system", "involvedObject.kind=BGPPeer,involvedObject.name=bird4", 20*time.Second, func(e corev1.Event) bool {
+			return e.Reason == "BGPPasswordSecret" && e.Type == corev1.EventTypeWarning
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Logf("Event: %s", e.Message)
+		if !strings.Contains(e.Message, "create secret generic bird-md5 --type=kubernetes.io/basic-auth") {
+			t.Errorf("the Event does not say how to create the Secret: %s", e.Message)
+		}
+		waitEstablished(t, bird, 3, 20*time.Second) // the IPv6 sessions only
+	})
+
+	t.Run("the Secret created: the IPv4 sessions come up with its key", func(t *testing.T) {
+		start := time.Now()
+		if _, err := secrets.Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "bird-md5"}, Type: corev1.SecretTypeBasicAuth,
+			Data: map[string][]byte{corev1.BasicAuthPasswordKey: []byte(birdPassword)},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitEstablished(t, bird, 6, 20*time.Second)
+		t.Logf("6 sessions established %v after the Secret was created", time.Since(start).Round(time.Millisecond))
+	})
+
+	var v4 string
+	t.Run("one pool by layer2 and BGP at once: one MAC answers, every node is a next hop", func(t *testing.T) {
+		cl.addBackend(t, "web-1", "web", "node-b")
+		v4 = cl.createService(t, "web", "web", false)
+		owner := election.Owner(netip.MustParseAddr(v4), Nodes)
+		waitOneMAC(t, v4, cl.MACs[owner], 20*time.Second)
+		WaitNextHops(t, v4+"/32", allNodes, 20*time.Second)
+		t.Logf("%s answered by %s (%s) and routed via %v", v4, owner, cl.MACs[owner], allNodes)
+	})
+
+	t.Run("an advertisement naming bird4 only: no IPv6 route until it names bird6 too", func(t *testing.T) {
+		cl.addBackend(t, "v6-1", "v6", "node-a")
+		v6 := cl.createService(t, "v6", "v6", false, corev1.IPv6Protocol)
+		prefix := v6 + "/128"
+		// Its owner announces it by layer2: the speakers have planned it,
+		// so a route not at the router 3 s later is not coming.
+		owner := election.Owner(netip.MustParseAddr(v6), Nodes)
+		if _, err := findEvent(cl, "demo", "involvedObject.name=v6", 20*time.Second, func(e corev1.Event) bool {
+			return e.Reason == "nodeAssigned" && e.Message == fmt.Sprintf("announcing from node %q with protocol %q", owner, "layer2")
+		}); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(3 * time.Second)
+		for time.Now().Before(deadline) {
+			if out, _ := bird.Ctl("show route for", prefix); strings.Contains(out, "via") {
+				t.Fatalf("%s reached bird6, which the advertisement does not name:\n%s", prefix, out)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+		adv := metallbResource(cl.dyn, "metallb.io/v1beta1", "BGPAdvertisement")
+		if _, err := adv.Patch(ctx, "upstream", types.MergePatchType, []byte(`{"spec":{"peers":["bird4","bird6"]}}`), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		WaitNextHops(t, prefix, []string{"2001:db8::11", "2001:db8::12", "2001:db8::13"}, 20*time.Second)
+		t.Logf("%s at the router %v after the advertisement named bird6", prefix, time.Since(start).Round(time.Millisecond))
+		if out, _ := bird.Ctl("show route for", v4+"/32"); !strings.Contains(out, "via") {
+			t.Errorf("%s/32 left the router:\n%s", v4, out)
+		}
+	})
+
+	t.Run("the key rotated in the Secret: the sessions follow it", func(t *testing.T) {
+		sec, err := secrets.Get(ctx, "bird-md5", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		sec.Data[corev1.BasicAuthPasswordKey] = []byte("not-the-routers")
+		if sec, err = secrets.Update(ctx, sec, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		deadline := time.Now().Add(20 * time.Second)
+		for n := 6; n > 3; {
+			if time.Now().After(deadline) {
+				out, _ := bird.Ctl("show protocols")
+				t.Fatalf("%d sessions still up with a key the router does not have:\n%s", n, out)
+			}
+			time.Sleep(200 * time.Millisecond)
+			n = 0
+			for _, st := range bird.Protocols() {
+				if strings.HasSuffix(st, "Established") {
+					n++
+				}
+			}
+		}
+		sec.Data[corev1.BasicAuthPasswordKey] = []byte(birdPassword)
+		if _, err := secrets.Update(ctx, sec, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		waitEstablished(t, bird, 6, 30*time.Second)
+		WaitNextHops(t, v4+"/32", allNodes, 20*time.Second)
+	})
+
+	if t.Failed() {
+		for _, n := range Nodes {
+			t.Logf("speaker %s:\n%s", n, tail(cl.speakerLog(t, n), 4000))
+		}
+	}
+}
