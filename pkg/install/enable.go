@@ -118,6 +118,9 @@ type Enable struct {
 	// disable saved (restore: enable applies them) or the cluster's.
 	resources [][]byte
 	restore   bool
+	// secrets are the Secrets disable saved for the BGPPeers'
+	// passwordSecret, applied with the resources they key.
+	secrets [][]byte
 	// changed are the resources the range set (AsResources), applied
 	// with the manifests.
 	changed [][]byte
@@ -178,7 +181,7 @@ func (e *Enable) Run(ctx context.Context) error {
 	}
 	apply := e.changed
 	if e.restore {
-		apply = e.resources
+		apply = append(append([][]byte(nil), e.resources...), e.secrets...)
 	}
 	if stream, err = e.withResources(stream, apply); err != nil {
 		return err
@@ -492,6 +495,8 @@ func (e *Enable) current(ctx context.Context) (string, []iprange.Range, *Saved, 
 	var def []iprange.Range
 	if p := cfg.Pool("default"); p != nil {
 		def = p.Ranges
+	} else if p := cfg.Pool(config.DefaultResourcePool); p != nil {
+		def = p.Ranges
 	}
 	// The accepted copy holds the ConfigMap's config and the resources:
 	// the one goes back in the ConfigMap, the others as objects.
@@ -505,6 +510,9 @@ func (e *Enable) current(ctx context.Context) (string, []iprange.Range, *Saved, 
 	e.restore = len(res) > 0
 	if e.restore {
 		e.report.step("restoring %d metallb.io resource(s) saved by disable", len(res))
+		if e.secrets = s.Secrets; len(e.secrets) > 0 {
+			e.report.step("restoring %d Secret(s) saved by disable for the BGPPeers' passwordSecret", len(e.secrets))
+		}
 	}
 	if s.Edit != "" {
 		if _, err := config.Parse([]byte(s.Edit)); err != nil {

@@ -1,9 +1,12 @@
 package install
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -11,7 +14,9 @@ import (
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes"
+	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/microk8s-metallb/metallb/pkg/config"
 	"github.com/microk8s-metallb/metallb/pkg/k8s"
@@ -36,11 +41,17 @@ type Saved struct {
 	Accepted string // in force: the controller's accepted copy
 	Edit     string // the ConfigMap's text when it differs; "" when none
 	Reason   string // why the controller refused Edit ("" when it did not)
+	// Secrets are the Secrets of the namespace that Accepted's BGPPeers
+	// name in passwordSecret, one YAML document each: the namespace goes
+	// with disable, and a peer without its key has no session.
+	Secrets [][]byte
 }
 
-// editPath and reasonPath sit next to the accepted configuration.
-func editPath(path string) string   { return strings.TrimSuffix(path, ".yaml") + ".edit.yaml" }
-func reasonPath(path string) string { return strings.TrimSuffix(path, ".yaml") + ".edit-refused.txt" }
+// editPath, reasonPath and secretsPath sit next to the accepted
+// configuration.
+func editPath(path string) string    { return strings.TrimSuffix(path, ".yaml") + ".edit.yaml" }
+func reasonPath(path string) string  { return strings.TrimSuffix(path, ".yaml") + ".edit-refused.txt" }
+func secretsPath(path string) string { return strings.TrimSuffix(path, ".yaml") + ".secrets.yaml" }
 
 // SaveConfig writes the cluster's configuration to path (mode 0600: it may
 // hold BGP passwords): the controller's accepted copy (the ConfigMap's
@@ -89,16 +100,98 @@ func SaveConfig(ctx context.Context, c kubernetes.Interface, namespace, path str
 	} else {
 		s.Reason = ""
 	}
+	secrets, err := peerSecrets(ctx, c, namespace, s.Accepted)
+	if err != nil {
+		return "", err
+	}
+	if len(secrets) > 0 {
+		from += fmt.Sprintf(", and the %d Secret(s) its BGPPeers' passwordSecret name", len(secrets))
+	}
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return "", fmt.Errorf("save the configuration: %w", err)
 	}
-	files := []struct{ path, text string }{{editPath(path), s.Edit}, {reasonPath(path), s.Reason}, {path, s.Accepted}}
+	files := []struct{ path, text string }{{editPath(path), s.Edit}, {reasonPath(path), s.Reason},
+		{secretsPath(path), string(bytes.Join(secrets, []byte("---\n")))}, {path, s.Accepted}}
 	for _, f := range files {
 		if err := writeOrRemove(f.path, f.text); err != nil {
 			return "", fmt.Errorf("save the configuration: %w", err)
 		}
 	}
 	return from, nil
+}
+
+// peerSecrets returns the Secrets of namespace that the BGPPeers of the
+// configuration text name in passwordSecret, as YAML documents holding
+// what a Secret needs to be made again (name, type, data). A Secret that
+// does not exist is left out: there was no session with that peer either.
+func peerSecrets(ctx context.Context, c kubernetes.Interface, namespace, text string) ([][]byte, error) {
+	cfg, err := config.Parse([]byte(text))
+	if err != nil {
+		return nil, nil
+	}
+	var out [][]byte
+	seen := map[string]bool{}
+	for _, p := range cfg.Peers {
+		name := p.PasswordSecret
+		if name == "" || seen[name] || (p.PasswordSecretNamespace != "" && p.PasswordSecretNamespace != namespace) {
+			continue
+		}
+		seen[name] = true
+		sec, err := c.CoreV1().Secrets(namespace).Get(ctx, name, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("read Secret %s/%s (BGPPeer %s's passwordSecret): %w", namespace, name, p.Name, err)
+		}
+		doc := map[string]any{"apiVersion": "v1", "kind": "Secret", "metadata": map[string]any{"name": name}, "type": string(sec.Type)}
+		if len(sec.Data) > 0 {
+			doc["data"] = sec.Data
+		}
+		b, err := sigsyaml.Marshal(doc)
+		if err != nil {
+			return nil, fmt.Errorf("save Secret %s/%s: %w", namespace, name, err)
+		}
+		out = append(out, b)
+	}
+	return out, nil
+}
+
+// readSecrets reads the Secrets saved at path (one YAML document each),
+// refusing anything else.
+func readSecrets(path string) ([][]byte, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read the Secrets saved by disable: %w", err)
+	}
+	var out [][]byte
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(b)))
+	for {
+		doc, err := r.Read()
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("the Secrets saved by disable (%s): %w", path, err)
+		}
+		var head struct {
+			APIVersion string `json:"apiVersion"`
+			Kind       string `json:"kind"`
+		}
+		if err := sigsyaml.Unmarshal(doc, &head); err != nil {
+			return nil, fmt.Errorf("the Secrets saved by disable (%s): %w", path, err)
+		}
+		switch {
+		case head.APIVersion == "" && head.Kind == "":
+			continue // an empty document
+		case head.APIVersion != "v1" || head.Kind != "Secret":
+			return nil, fmt.Errorf("the Secrets saved by disable (%s) hold a %s %s: only Secrets belong there; fix the file, or remove it", path, head.APIVersion, head.Kind)
+		}
+		out = append(out, doc)
+	}
 }
 
 // writeOrRemove writes text to path atomically, or removes path when text
@@ -135,6 +228,9 @@ func LoadSaved(path string) (*Saved, error) {
 		return nil, fmt.Errorf("the configuration saved by disable (%s) is not valid: fix it, or remove it to start afresh (microk8s disable lab/metallb --purge): %w", path, err)
 	}
 	s := &Saved{Accepted: string(b)}
+	if s.Secrets, err = readSecrets(secretsPath(path)); err != nil {
+		return nil, err
+	}
 	for _, f := range []struct {
 		path string
 		to   *string
@@ -153,7 +249,7 @@ func ForgetSaved(path string) (bool, error) {
 	if path == "" {
 		return false, nil
 	}
-	for _, p := range []string{editPath(path), reasonPath(path)} {
+	for _, p := range []string{editPath(path), reasonPath(path), secretsPath(path)} {
 		if err := os.Remove(p); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return false, fmt.Errorf("forget the saved configuration: %w", err)
 		}

@@ -3,6 +3,7 @@ package install
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -201,5 +202,84 @@ func TestEnableRestoresTheSavedEdit(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// The Secrets the BGPPeers' passwordSecret name go with the namespace at
+// disable: they are saved (mode 0600) with the configuration and the next
+// enable makes them again; one missing, or in another namespace, is not.
+func TestSavedPeerSecretsComeBack(t *testing.T) {
+	ctx := context.Background()
+	var docs [][]byte
+	for i, p := range []struct{ name, secret, ns string }{{"r1", "router-key", ""}, {"r2", "router-key", "metallb-system"}, {"r3", "no-such", ""}, {"r4", "elsewhere", "kube-system"}} {
+		ref := map[string]any{"name": p.secret}
+		if p.ns != "" {
+			ref["namespace"] = p.ns
+		}
+		d, err := config.ResourceDocument("metallb.io/v1beta2", "BGPPeer", p.name, nil, map[string]any{
+			"myASN": 64501, "peerASN": 64500, "peerAddress": fmt.Sprintf("192.0.2.%d", i+1), "passwordSecret": ref})
+		if err != nil {
+			t.Fatal(err)
+		}
+		docs = append(docs, d)
+	}
+	pool, err := config.ResourceDocument("metallb.io/v1beta1", "IPAddressPool", config.DefaultResourcePool, nil, map[string]any{"addresses": []any{"198.51.100.64/28"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	adv, err := config.ResourceDocument("metallb.io/v1beta1", "BGPAdvertisement", "routed", nil, map[string]any{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	accepted, err := config.Combine("", append(docs, pool, adv))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := fake.NewClientset(cm("config", ""), cm("config-accepted", accepted),
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "router-key", Namespace: "metallb-system"}, Type: corev1.SecretTypeBasicAuth, Data: map[string][]byte{"password": []byte("s3cret")}},
+		&corev1.Secret{ObjectMeta: metav1.ObjectMeta{Name: "elsewhere", Namespace: "kube-system"}, Type: corev1.SecretTypeBasicAuth, Data: map[string][]byte{"password": []byte("x")}})
+	path := SavedConfigPath(t.TempDir())
+	from, err := SaveConfig(ctx, c, "metallb-system", path)
+	if want := "the configuration in force (ConfigMap metallb-system/config-accepted), and the 1 Secret(s) its BGPPeers' passwordSecret name"; err != nil || from != want {
+		t.Fatalf("SaveConfig = %q, %v; want %q", from, err, want)
+	}
+	if fi, err := os.Stat(secretsPath(path)); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("the saved Secrets: %v, %v: want mode 0600", fi, err)
+	}
+	saved, err := LoadSaved(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := "apiVersion: v1\ndata:\n  password: czNjcmV0\nkind: Secret\nmetadata:\n  name: router-key\ntype: kubernetes.io/basic-auth\n"
+	if len(saved.Secrets) != 1 || string(saved.Secrets[0]) != want {
+		t.Fatalf("saved Secrets = %q, want [%q]", saved.Secrets, want)
+	}
+
+	var out bytes.Buffer
+	e := &Enable{Out: &out, Host: fakeHost{}, DryRun: true, NoProbe: true, Yes: true, SavedPath: path, Image: fixedImage("x")}
+	if err := e.Run(ctx); err != nil {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	for _, want := range []string{
+		"restoring 1 Secret(s) saved by disable for the BGPPeers' passwordSecret\n",
+		"kind: Secret\nmetadata:\n  name: router-key\n  namespace: metallb-system\ntype: kubernetes.io/basic-auth\n",
+		"password: czNjcmV0\n",
+	} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("missing %q in:\n%s", want, out.String())
+		}
+	}
+
+	if err := os.WriteFile(secretsPath(path), []byte("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := LoadSaved(path); err == nil || !strings.Contains(err.Error(), "hold a v1 ConfigMap: only Secrets belong there") {
+		t.Errorf("LoadSaved with a ConfigMap among the Secrets = %v", err)
+	}
+	if gone, err := ForgetSaved(path); !gone || err != nil {
+		t.Fatalf("ForgetSaved = %v, %v", gone, err)
+	}
+	if entries, _ := os.ReadDir(filepath.Dir(path)); len(entries) != 0 {
+		t.Errorf("still saved after ForgetSaved: %v", entries)
 	}
 }
