@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/microk8s-metallb/metallb/pkg/config"
@@ -88,8 +89,21 @@ func (in *configInput) read(ctx context.Context, g *globals, what string) (data 
 }
 
 func (in *configInput) client() (kubernetes.Interface, error) {
-	client, _, err := k8s.ClientFor(k8s.Kubeconfig{Path: in.kubeconfig, Context: in.context}, "metallb-config", 0, 0)
+	client, _, err := in.clients()
 	return client, err
+}
+
+// clients are client and a dynamic client, for the metallb.io resources.
+func (in *configInput) clients() (kubernetes.Interface, dynamic.Interface, error) {
+	client, cfg, err := k8s.ClientFor(k8s.Kubeconfig{Path: in.kubeconfig, Context: in.context}, "metallb-config", 0, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return nil, nil, fmt.Errorf("build client: %w", err)
+	}
+	return client, dyn, nil
 }
 
 type validateOptions struct {
@@ -117,9 +131,12 @@ config when it holds one; other objects are listed as skipped.
   metallb config validate < config.yaml       standard input
   metallb config validate --from-cluster      the live ConfigMap
   metallb config validate --from-cluster -f new.yaml
-                                              a new config, judged as the controller
-                                              would: refused (exit 1) when it would take
-                                              or change a Service's address`,
+                                              a new config or resources, applied in thought
+                                              to the cluster's (objects of the same kind and
+                                              name replaced, the others kept) and judged as
+                                              the controller would: refused (exit 1) when
+                                              invalid, or when it would take or change a
+                                              Service's address`,
 		Args: cobra.MaximumNArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := o.fileArg(args); err != nil {
@@ -147,12 +164,15 @@ func (o *validateOptions) run(cmd *cobra.Command, g *globals) error {
 	if o.output == "json" {
 		return o.checkJSON(g, source, data)
 	}
-	cfg, err := o.check(g, source, data)
-	if err != nil {
+	if _, err := o.check(g, source, data); err != nil {
 		return err
 	}
 	if o.fromCluster && o.file != "" {
-		client, err := o.client()
+		client, dyn, err := o.clients()
+		if err != nil {
+			return err
+		}
+		cfg, err := o.applied(ctx, g, client, dyn, data)
 		if err != nil {
 			return err
 		}
@@ -169,6 +189,79 @@ func (o *validateOptions) run(cmd *cobra.Command, g *globals) error {
 		}
 	}
 	return nil
+}
+
+// applied returns the configuration the cluster would hold once the file
+// is applied (kubectl apply -f): the file's v0.12 config in place of the
+// ConfigMap's (or the ConfigMap's, when the file has none), and the
+// cluster's metallb.io resources with the file's replacing those of the
+// same kind and name. It says so when that differs from the file alone,
+// and refuses a file that makes that configuration invalid.
+func (o *validateOptions) applied(ctx context.Context, g *globals, client kubernetes.Interface, dyn dynamic.Interface, data []byte) (*config.Config, error) {
+	docs, err := config.SplitDocuments(data)
+	if err != nil {
+		return nil, err
+	}
+	var text *string
+	var edits []config.Document
+	for _, d := range docs {
+		switch {
+		case d.MetalLBResource():
+			edits = append(edits, d)
+		case d.Config != nil:
+			t := string(d.Config)
+			text = &t
+		}
+	}
+	var kept []string
+	if text == nil {
+		t, err := k8s.ConfigText(ctx, client, o.namespace, o.name)
+		if err != nil {
+			return nil, err
+		}
+		if strings.TrimSpace(t) != "" {
+			kept = append(kept, "the ConfigMap's config")
+		}
+		text = &t
+	}
+	inCluster, err := k8s.ResourceDocuments(ctx, client.Discovery(), dyn, o.namespace)
+	if err != nil {
+		return nil, err
+	}
+	resources, err := config.ApplyResources(inCluster, edits)
+	if err != nil {
+		return nil, err
+	}
+	if n := len(resources) - len(edits); n > 0 {
+		kept = append(kept, fmt.Sprintf("%d metallb.io resource(s)", n))
+	}
+	combined, err := config.Combine(*text, resources)
+	if err == nil {
+		var cfg *config.Config
+		if cfg, err = config.Parse([]byte(combined)); err == nil {
+			if len(kept) > 0 {
+				fmt.Fprintf(g.out, "applied to namespace %s, which keeps %s: ok\n", o.namespace, strings.Join(kept, " and "))
+			}
+			for _, w := range cfg.Warnings {
+				fmt.Fprintf(g.out, "  warning: %s\n", w)
+			}
+			return cfg, nil
+		}
+	}
+	where := "applied to namespace " + o.namespace
+	if len(kept) > 0 {
+		where += " (which keeps " + strings.Join(kept, " and ") + ")"
+	}
+	fmt.Fprintf(g.err, "%s, the file makes the configuration invalid:\n", where)
+	var es config.Errors
+	if errors.As(config.WithoutResourceLines(err), &es) {
+		for _, e := range es {
+			fmt.Fprintf(g.err, "  %s\n", e)
+		}
+	} else {
+		fmt.Fprintf(g.err, "  %v\n", err)
+	}
+	return nil, exitError{code: 1}
 }
 
 // validation is what validate found in a file, one verdict per document;
@@ -337,8 +430,10 @@ func (o *validateOptions) check(g *globals, source string, data []byte) (*config
 			if len(d.Pools) == 0 {
 				fmt.Fprintln(g.out, "  no address pools: LoadBalancer Services will stay <pending>")
 			}
-			for _, w := range d.Warnings {
-				fmt.Fprintf(g.out, "  warning: %s\n", w)
+			if !o.fromCluster || o.file == "" { // else: those of the cluster's configuration with the file applied
+				for _, w := range d.Warnings {
+					fmt.Fprintf(g.out, "  warning: %s\n", w)
+				}
 			}
 		}
 	}

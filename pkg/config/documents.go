@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"slices"
 	"strings"
 
 	"gopkg.in/yaml.v3"
@@ -21,6 +22,8 @@ type Document struct {
 	// of the file before Config's first line, for error lines.
 	Config []byte
 	Offset int
+	// Raw is the document's text as in the file.
+	Raw []byte
 
 	node *yaml.Node // a metallb.io resource's root, lines as in the file
 }
@@ -108,7 +111,40 @@ func readDocument(chunk []byte, offset int) (*Document, error) {
 			d.Config, d.Offset = cfg, offset+off
 		}
 	}
+	d.Raw = chunk
 	return d, nil
+}
+
+// ApplyResources returns the metallb.io resources base holds once the
+// resources among edits are applied as kubectl apply -f would: one of the
+// same kind and name is replaced, a new one added, the others stay.
+// Documents of edits that are not metallb.io resources are left out.
+func ApplyResources(base [][]byte, edits []Document) ([][]byte, error) {
+	type key struct{ kind, name string }
+	out := slices.Clone(base)
+	at := map[key]int{}
+	for i, b := range base {
+		docs, err := SplitDocuments(b)
+		if err != nil {
+			return nil, err
+		}
+		for _, d := range docs {
+			at[key{d.Kind, d.Name}] = i
+		}
+	}
+	for _, e := range edits {
+		if !e.MetalLBResource() {
+			continue
+		}
+		k := key{e.Kind, e.Name}
+		if i, ok := at[k]; ok {
+			out[i] = e.Raw
+			continue
+		}
+		at[k] = len(out)
+		out = append(out, e.Raw)
+	}
+	return out, nil
 }
 
 // describeRoot reads what a document's root mapping is.

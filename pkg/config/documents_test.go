@@ -88,3 +88,40 @@ func FuzzSplitDocuments(f *testing.F) {
 		}
 	})
 }
+
+func TestApplyResources(t *testing.T) {
+	pool := func(name, addr string) string {
+		return "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: " + name + "}\nspec: {addresses: [" + addr + "]}\n"
+	}
+	const adv = "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: web}\n"
+	base := [][]byte{[]byte(pool("web", "192.0.2.0/28")), []byte(adv)}
+	for _, tc := range []struct {
+		name, edits string
+		want        []string
+	}{
+		{"the same kind and name: replaced in place", pool("web", "192.0.2.0/27"), []string{pool("web", "192.0.2.0/27"), adv}},
+		{"another name: added", pool("db", "198.51.100.0/28"), []string{pool("web", "192.0.2.0/28"), adv, pool("db", "198.51.100.0/28")}},
+		{"the same name, another kind: added", "apiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {name: web}\n",
+			[]string{pool("web", "192.0.2.0/28"), adv, "apiVersion: metallb.io/v1beta1\nkind: BGPAdvertisement\nmetadata: {name: web}\n"}},
+		{"other objects and the v0.12 config: left out", "address-pools: []\n---\napiVersion: v1\nkind: Namespace\nmetadata: {name: x}\n",
+			[]string{pool("web", "192.0.2.0/28"), adv}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			docs, err := SplitDocuments([]byte(tc.edits))
+			if err != nil {
+				t.Fatal(err)
+			}
+			out, err := ApplyResources(base, docs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var got []string
+			for _, o := range out {
+				got = append(got, string(o))
+			}
+			if diff := cmp.Diff(tc.want, got); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+}

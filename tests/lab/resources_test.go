@@ -15,9 +15,9 @@ import (
 	"github.com/microk8s-metallb/metallb/pkg/election"
 )
 
-// labResources: one pool announced by layer2 (MetalLB's empty
-// L2Advertisement: every pool, every node) and by BGP to the BGPPeer
-// bird4 only, whose MD5 key is in a Secret; bird6 gets nothing.
+// labResources: one pool announced by layer2 from every node and by BGP
+// to the BGPPeer bird4 only, whose MD5 key is in a Secret (bird6 gets
+// nothing); another announced by layer2 from node-c only.
 const labResources = `
 apiVersion: metallb.io/v1beta1
 kind: IPAddressPool
@@ -26,13 +26,31 @@ spec:
   addresses: [198.51.100.200-198.51.100.210, "2001:db8::200-2001:db8::210"]
 ---
 apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: pinned}
+spec:
+  addresses: [198.51.100.220-198.51.100.225]
+  autoAssign: false
+---
+apiVersion: metallb.io/v1beta1
 kind: L2Advertisement
 metadata: {name: lan}
+spec:
+  ipAddressPools: [both]
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: pinned}
+spec:
+  ipAddressPools: [pinned]
+  nodeSelectors:
+  - matchLabels: {kubernetes.io/hostname: node-c}
 ---
 apiVersion: metallb.io/v1beta1
 kind: BGPAdvertisement
 metadata: {name: upstream}
 spec:
+  ipAddressPools: [both]
   peers: [bird4]
 ---
 apiVersion: metallb.io/v1beta2
@@ -128,6 +146,29 @@ func TestResourcesLayer2AndBGP(t *testing.T) {
 		if out, _ := bird.Ctl("show route for", v4+"/32"); !strings.Contains(out, "via") {
 			t.Errorf("%s/32 left the router:\n%s", v4, out)
 		}
+	})
+
+	t.Run("an L2Advertisement's nodeSelectors: only the nodes it selects answer, and it moves when they change", func(t *testing.T) {
+		cl.addBackend(t, "pinned-1", "pinned", "node-a")
+		svc := &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "pinned", Annotations: map[string]string{"metallb.io/address-pool": "pinned"}},
+			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": "pinned"},
+				Ports: []corev1.ServicePort{{Port: 8080}}},
+		}
+		if _, err := cl.c.CoreV1().Services("demo").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		ip := waitServiceIP(t, cl.c, "demo", "pinned", 20*time.Second)
+		waitOneMAC(t, ip, cl.MACs["node-c"], 20*time.Second)
+		t.Logf("%s answered by node-c only (the election over every node would pick %s)", ip, election.Owner(netip.MustParseAddr(ip), Nodes))
+		l2 := metallbResource(cl.dyn, "metallb.io/v1beta1", "L2Advertisement")
+		patch := `{"spec":{"nodeSelectors":[{"matchLabels":{"kubernetes.io/hostname":"node-a"}}]}}`
+		if _, err := l2.Patch(ctx, "pinned", types.MergePatchType, []byte(patch), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		start := time.Now()
+		waitOneMAC(t, ip, cl.MACs["node-a"], 20*time.Second)
+		t.Logf("%s answered by node-a only in the arping round (2 probes, 1 s apart) ending %v after the advertisement selected it", ip, time.Since(start).Round(time.Millisecond))
 	})
 
 	t.Run("the key rotated in the Secret: the sessions follow it", func(t *testing.T) {
