@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/microk8s-metallb/metallb/pkg/k8s"
 	"github.com/microk8s-metallb/metallb/pkg/members"
@@ -66,6 +67,10 @@ func (o *speakerOptions) run(ctx context.Context, g *globals) error {
 	if err != nil {
 		return err
 	}
+	dyn, err := dynamic.NewForConfig(cfg)
+	if err != nil {
+		return fmt.Errorf("build client: %w", err)
+	}
 	reg := metrics.New()
 	if err := o.metrics.serve(ctx, reg, cfg, bind, g.log); err != nil {
 		return err
@@ -74,7 +79,7 @@ func (o *speakerOptions) run(ctx context.Context, g *globals) error {
 		Client: client, Log: g.log.With("node", o.nodeName), Metrics: reg, NodeName: o.nodeName,
 		Namespace: o.namespace, ConfigMap: o.configMap, LBClass: o.lbClass,
 		LeaseRenew: o.renew, BindAddr: bind, Port: o.port, Key: members.Key(os.Getenv("METALLB_ML_SECRET_KEY")),
-		Level: &g.level, BaseLevel: g.level.Level(),
+		Level: &g.level, BaseLevel: g.level.Level(), Dynamic: dyn,
 	})
 	return s.Run(ctx)
 }

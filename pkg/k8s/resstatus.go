@@ -26,6 +26,10 @@ import (
 // configuration it runs on is the one the sources hold.
 var ConfigurationStateGVR = schema.GroupVersionResource{Group: config.Group, Version: "v1beta1", Resource: "configurationstates"}
 
+// ServiceL2StatusGVR is the kind by which each speaker says which Services
+// it answers for by layer2.
+var ServiceL2StatusGVR = schema.GroupVersionResource{Group: config.Group, Version: "v1beta1", Resource: "servicel2statuses"}
+
 // ConfigurationState results, as MetalLB names them.
 const (
 	ResultValid   = "Valid"

@@ -64,6 +64,9 @@ func (s *Speaker) reconcile() time.Duration {
 		next[string(a.Protocol)+"/"+a.IP.String()+"/"+a.Service] = a
 	}
 	s.announced = next
+	if s.l2status != nil {
+		s.l2status.set(wantedL2Status(p.Announcements))
+	}
 	for _, a := range p.Added {
 		s.m.announced.WithLabelValues(a.Service, s.o.NodeName, a.IP.String(), string(a.Protocol)).Set(1)
 		if obj := s.service(a.Service); obj != nil {

@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -99,6 +100,9 @@ type Options struct {
 	Sessions func() []bgp.SessionState
 	// StartMembers joins the membership (members.Start).
 	StartMembers func(members.Options) (Members, error)
+	// Dynamic, when set, writes a ServiceL2Status per Service this node
+	// answers for by layer2.
+	Dynamic dynamic.Interface
 }
 
 // Speaker announces this node's share of the addresses. One goroutine, the
@@ -131,6 +135,7 @@ type Speaker struct {
 	waitLog   map[netip.Addr]string            // addresses waiting for a release, as last logged
 	peers     []bgp.Peer                       // BGP sessions of the last plan
 	secrets   secrets                          // the BGPPeers' password Secrets
+	l2status  *l2StatusWriter                  // nil: none written
 	// startSecretWatch starts the Secret informer (set by Run).
 	startSecretWatch func()
 	bgpErr           string      // last BGP error logged, to log each once
@@ -171,6 +176,9 @@ func New(ctx context.Context, o Options) *Speaker {
 		if o.Metrics != nil {
 			o.Metrics.MustRegister(stub.Collector())
 		}
+	}
+	if o.Dynamic != nil {
+		s.l2status = newL2StatusWriter(o.Dynamic, o.Namespace, o.NodeName, o.Log)
 	}
 	if s.o.StartMembers == nil {
 		s.o.StartMembers = func(mo members.Options) (Members, error) { return members.Start(mo) }
@@ -233,6 +241,9 @@ func (s *Speaker) Run(ctx context.Context) error {
 	s.svcs, s.slices, s.nodes = infs[0].GetIndexer(), infs[1].GetIndexer(), infs[2].GetIndexer()
 	start(func() { s.watcher.Run(ctx) })
 	start(func() { s.l2.Run(l2ctx) })
+	if s.l2status != nil {
+		start(func() { s.l2status.run(l2ctx) }) // until the hand-off is over
+	}
 	start(func() { s.renewLease(ctx) })
 	factory.Start(ctx.Done())
 	synced := []cache.InformerSynced{s.watcher.HasSynced}
@@ -295,7 +306,12 @@ func (s *Speaker) stop() {
 	restarting := make(chan bool, 1)
 	go func() { restarting <- s.restarting() }()
 	s.handOff()
-	if r := <-restarting; r && s.gracefulPeers() {
+	r := <-restarting
+	if !r && s.l2status != nil {
+		// Stopping for good: this node answers for nothing any more.
+		s.l2status.clear(2 * time.Second)
+	}
+	if r && s.gracefulPeers() {
 		// The sessions drop with the process, without a NOTIFICATION:
 		// routers keep this node's routes until it is back (RFC 4724), as
 		// it runs only a rolling update.

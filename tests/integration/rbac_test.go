@@ -112,6 +112,7 @@ func TestShippedRBAC(t *testing.T) {
 		{"metallb.io", "ipaddresspools", ""}, {"metallb.io", "ipaddresspools/status", ""},
 		{"metallb.io", "configurationstates", "controller"}, {"metallb.io", "configurationstates/status", "controller"},
 		{"metallb.io", "configurationstates", "speaker-node-a"},
+		{"metallb.io", "servicel2statuses", ""}, {"metallb.io", "servicel2statuses/status", ""},
 		{"admissionregistration.k8s.io", "validatingwebhookconfigurations", ns + "-validation"},
 		{"admissionregistration.k8s.io", "validatingwebhookconfigurations", "metallb-webhook-configuration"},
 	}
@@ -166,6 +167,9 @@ func TestShippedRBAC(t *testing.T) {
 		"speaker secrets/":                     {"list", "watch"},
 		"speaker secrets/memberlist":           {"list", "watch"},
 		"speaker secrets/metrics-reader-token": {"list", "watch"},
+		// Which node answers for which Service by layer2.
+		"speaker servicel2statuses/":        {"list", "create", "delete"},
+		"speaker servicel2statuses/status/": {"patch"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("shipped rights (-want +got):\n%s", diff)

@@ -10,6 +10,8 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/microk8s-metallb/metallb/pkg/election"
@@ -115,6 +117,7 @@ func TestResourcesLayer2AndBGP(t *testing.T) {
 		waitOneMAC(t, v4, cl.MACs[owner], 20*time.Second)
 		WaitNextHops(t, v4+"/32", allNodes, 20*time.Second)
 		t.Logf("%s answered by %s (%s) and routed via %v", v4, owner, cl.MACs[owner], allNodes)
+		waitL2Status(t, cl, "web", owner)
 	})
 
 	t.Run("an advertisement naming bird4 only: no IPv6 route until it names bird6 too", func(t *testing.T) {
@@ -160,6 +163,7 @@ func TestResourcesLayer2AndBGP(t *testing.T) {
 		}
 		ip := waitServiceIP(t, cl.c, "demo", "pinned", 20*time.Second)
 		waitOneMAC(t, ip, cl.MACs["node-c"], 20*time.Second)
+		waitL2Status(t, cl, "pinned", "node-c")
 		t.Logf("%s answered by node-c only (the election over every node would pick %s)", ip, election.Owner(netip.MustParseAddr(ip), Nodes))
 		l2 := metallbResource(cl.dyn, "metallb.io/v1beta1", "L2Advertisement")
 		patch := `{"spec":{"nodeSelectors":[{"matchLabels":{"kubernetes.io/hostname":"node-a"}}]}}`
@@ -169,6 +173,7 @@ func TestResourcesLayer2AndBGP(t *testing.T) {
 		start := time.Now()
 		waitOneMAC(t, ip, cl.MACs["node-a"], 20*time.Second)
 		t.Logf("%s answered by node-a only in the arping round (2 probes, 1 s apart) ending %v after the advertisement selected it", ip, time.Since(start).Round(time.Millisecond))
+		waitL2Status(t, cl, "pinned", "node-a")
 	})
 
 	t.Run("the key rotated in the Secret: the sessions follow it", func(t *testing.T) {
@@ -207,4 +212,31 @@ func TestResourcesLayer2AndBGP(t *testing.T) {
 			t.Logf("speaker %s:\n%s", n, tail(cl.speakerLog(t, n), 4000))
 		}
 	}
+}
+
+// waitL2Status waits until the Service demo/name has exactly one
+// ServiceL2Status in metallb-system, and it names node.
+func waitL2Status(t *testing.T, cl *cluster, name, node string) {
+	t.Helper()
+	res := cl.dyn.Resource(schema.GroupVersionResource{Group: "metallb.io", Version: "v1beta1", Resource: "servicel2statuses"}).Namespace("metallb-system")
+	start := time.Now()
+	var got []string
+	for time.Since(start) < 20*time.Second {
+		list, err := res.List(context.Background(), metav1.ListOptions{LabelSelector: "metallb.io/service-namespace=demo,metallb.io/service-name=" + name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = got[:0]
+		for _, o := range list.Items {
+			n, _, _ := unstructured.NestedString(o.Object, "status", "node")
+			svc, _, _ := unstructured.NestedString(o.Object, "status", "serviceName")
+			got = append(got, n+" "+svc)
+		}
+		if len(got) == 1 && got[0] == node+" "+name {
+			t.Logf("ServiceL2Status of demo/%s: node %s, %v after the check began", name, node, time.Since(start).Round(time.Millisecond))
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("ServiceL2Status of demo/%s: %q, want one naming node %s", name, got, node)
 }
