@@ -154,6 +154,7 @@ func (c *Controller) Run(ctx context.Context) error {
 		go c.status.Run(ctx)
 	}
 	go c.watcher.Run(ctx)
+	go c.watchSpeakers(ctx)
 	if !cache.WaitForCacheSync(ctx.Done(), c.watcher.HasSynced) {
 		return ctx.Err()
 	}

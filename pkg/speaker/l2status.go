@@ -33,8 +33,18 @@ const (
 	l2StatusNamespaceLabel = "metallb.io/service-namespace"
 )
 
-// l2StatusRetry is how soon a failed write is tried again.
-const l2StatusRetry = 5 * time.Second
+// l2StatusRetry is how soon a failed write is tried again, doubled on each
+// failure in a row up to l2StatusMaxRetry (the kind not served: no API load
+// that grows with the nodes).
+const (
+	l2StatusRetry    = 5 * time.Second
+	l2StatusMaxRetry = 5 * time.Minute
+)
+
+// l2StatusClearTimeout bounds how long a speaker stopping for good waits for
+// its ServiceL2Status objects to be deleted: the hand-off and the BGP
+// sessions come first, and the process stops within a second.
+const l2StatusClearTimeout = 300 * time.Millisecond
 
 // l2Status is what one ServiceL2Status says: this node answers for the
 // Service, from these interfaces (none listed: every one).
@@ -137,6 +147,7 @@ func (w *l2StatusWriter) run(ctx context.Context) {
 	retry := time.NewTimer(0)
 	defer retry.Stop()
 	failing := ""
+	delay := l2StatusRetry
 	for {
 		select {
 		case <-ctx.Done():
@@ -159,13 +170,14 @@ func (w *l2StatusWriter) run(ctx context.Context) {
 		}()
 		if err != nil {
 			if msg := err.Error(); msg != failing {
-				w.log.Warn("ServiceL2Status not written, trying again", "error", err, "in", l2StatusRetry)
+				w.log.Warn("ServiceL2Status not written, trying again", "error", err, "in", delay)
 				failing = msg
 			}
-			retry.Reset(l2StatusRetry)
+			retry.Reset(delay)
+			delay = min(2*delay, l2StatusMaxRetry)
 			continue
 		}
-		failing = ""
+		failing, delay = "", l2StatusRetry
 		if want != nil {
 			select {
 			case w.done <- struct{}{}:

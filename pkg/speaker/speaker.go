@@ -308,8 +308,10 @@ func (s *Speaker) stop() {
 	s.handOff()
 	r := <-restarting
 	if !r && s.l2status != nil {
-		// Stopping for good: this node answers for nothing any more.
-		s.l2status.clear(2 * time.Second)
+		// Stopping for good: this node answers for nothing any more. After
+		// the sessions close, within the process's stop grace; what is left
+		// is cleaned by the next speaker of this node.
+		defer s.l2status.clear(l2StatusClearTimeout)
 	}
 	if r && s.gracefulPeers() {
 		// The sessions drop with the process, without a NOTIFICATION:

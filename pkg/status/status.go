@@ -337,9 +337,16 @@ type coordinationLease = coordinationv1.Lease
 // adds the repository ("lab").
 const EnableHook = "sudo /var/snap/microk8s/common/addons/lab/addons/metallb/enable"
 
-// imageMissing reports whether a container waits for an image its node
-// does not have (or cannot pull).
-func imageMissing(reason string) bool {
+// ImageAdvice says that the speaker of node cannot start for want of its
+// image, and the command that fixes it.
+func ImageAdvice(node, image, reason string) string {
+	return fmt.Sprintf("the speaker of node %s cannot start: the node lacks its image %s (%s); run the enable hook again, which imports it on the nodes that lack it: %s RANGE (or enable --image with a registry every node can pull)",
+		node, image, reason, EnableHook)
+}
+
+// ImageMissing reports whether a container waits for an image its node
+// does not have (or cannot pull), by the reason it waits for.
+func ImageMissing(reason string) bool {
 	switch reason {
 	case "ErrImageNeverPull", "ErrImagePull", "ImagePullBackOff":
 		return true
@@ -410,9 +417,8 @@ func (r *Report) Attention() []string {
 	}
 	for _, s := range r.Speakers {
 		switch {
-		case imageMissing(s.Waiting):
-			out = append(out, fmt.Sprintf("the speaker of node %s cannot start: the node lacks its image %s (%s); run the enable hook again, which imports it on the nodes that lack it: %s RANGE (or enable --image with a registry every node can pull)",
-				s.Node, s.Image, s.Waiting, EnableHook))
+		case ImageMissing(s.Waiting):
+			out = append(out, ImageAdvice(s.Node, s.Image, s.Waiting))
 		case !s.Alive:
 			out = append(out, fmt.Sprintf("the speaker of node %s is not alive (its Lease was renewed %s ago)", s.Node, s.Renewed))
 		case s.Ready == "false":

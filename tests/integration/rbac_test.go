@@ -143,6 +143,7 @@ func TestShippedRBAC(t *testing.T) {
 		"controller leases/metallb-controller":     {"get", "create", "update"},
 		"controller leases/metallb-speaker-node-a": {"create"},
 		"controller services/":                     {"get", "list", "watch"},
+		"controller pods/":                         {"list", "watch"},
 		"controller services/status/":              {"update", "patch"},
 		// patch: its finalizer and the allow annotation only (the policy
 		// metallb-system-pools; TestPoolDeletionWaits).
