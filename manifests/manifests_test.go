@@ -46,6 +46,7 @@ func TestRenderedObjects(t *testing.T) {
 		"ValidatingAdmissionPolicy/metallb-system-leases", "ValidatingAdmissionPolicyBinding/metallb-system-leases",
 		"ValidatingAdmissionPolicy/metallb-system-guard", "ValidatingAdmissionPolicyBinding/metallb-system-guard",
 		"ValidatingAdmissionPolicy/metallb-system-pools", "ValidatingAdmissionPolicyBinding/metallb-system-pools",
+		"ValidatingAdmissionPolicy/metallb-system-l2status", "ValidatingAdmissionPolicyBinding/metallb-system-l2status",
 		"Service/metallb-webhook", "ValidatingWebhookConfiguration/metallb-system-validation",
 		"CustomResourceDefinition/ipaddresspools.metallb.io", "CustomResourceDefinition/l2advertisements.metallb.io",
 		"CustomResourceDefinition/bgpadvertisements.metallb.io", "CustomResourceDefinition/bgppeers.metallb.io",
@@ -57,8 +58,8 @@ func TestRenderedObjects(t *testing.T) {
 			t.Errorf("missing %s (have %v)", want, names)
 		}
 	}
-	if len(objs) != 34 {
-		t.Errorf("%d objects, want 34: %v", len(objs), names)
+	if len(objs) != 36 {
+		t.Errorf("%d objects, want 36: %v", len(objs), names)
 	}
 }
 

@@ -15,6 +15,8 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
@@ -286,3 +288,75 @@ func TestSpeakerTokenCarriesNode(t *testing.T) {
 }
 
 func ptrTo[T any](v T) *T { return &v }
+
+// TestServiceL2StatusPolicy: with the shipped RBAC and admission policy, a
+// speaker writes the ServiceL2Status of its own node only: it cannot
+// create one labelled for another node, say another node answers, or
+// delete another node's.
+func TestServiceL2StatusPolicy(t *testing.T) {
+	env := cluster.Require(t)
+	ctx := context.Background()
+	admin, err := dynamic.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	installCRDs(t, admin)
+	ns := newNamespace(t, env.Client)
+	applyShippedRBAC(t, ns)
+	gvr := schema.GroupVersionResource{Group: "metallb.io", Version: "v1beta1", Resource: "servicel2statuses"}
+	speakerA, err := dynamic.NewForConfig(asConfig(t, ns, "speaker", "node-a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := func(name, node string) *unstructured.Unstructured {
+		return &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "metallb.io/v1beta1", "kind": "ServiceL2Status",
+			"metadata": map[string]any{"name": name, "labels": map[string]any{"metallb.io/node": node}}, "spec": map[string]any{},
+		}}
+	}
+	if _, err := admin.Resource(gvr).Namespace(ns).Create(ctx, obj("l2-of-b", "node-b"), metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	status := func(node string) []byte {
+		return []byte(`{"status":{"node":"` + node + `","serviceName":"web","serviceNamespace":"demo"}}`)
+	}
+	res := speakerA.Resource(gvr).Namespace(ns)
+	// The policy takes a moment to be in force after it is created.
+	eventually(t, 20*time.Second, "the ServiceL2Status admission policy in force", func() bool {
+		_, err := res.Patch(ctx, "l2-of-b", types.MergePatchType, status("node-a"), metav1.PatchOptions{}, "status")
+		return err != nil && strings.Contains(err.Error(), "denied")
+	})
+	steps := []struct {
+		name    string
+		do      func() error
+		allowed bool
+	}{
+		{"speaker of node-a creates its own", func() error {
+			_, err := res.Create(ctx, obj("l2-of-a", "node-a"), metav1.CreateOptions{})
+			return err
+		}, true},
+		{"and says node-a answers", func() error {
+			_, err := res.Patch(ctx, "l2-of-a", types.MergePatchType, status("node-a"), metav1.PatchOptions{}, "status")
+			return err
+		}, true},
+		{"speaker of node-a says node-b answers", func() error {
+			_, err := res.Patch(ctx, "l2-of-a", types.MergePatchType, status("node-b"), metav1.PatchOptions{}, "status")
+			return err
+		}, false},
+		{"speaker of node-a creates one for node-b", func() error {
+			_, err := res.Create(ctx, obj("l2-forged", "node-b"), metav1.CreateOptions{})
+			return err
+		}, false},
+		{"speaker of node-a deletes node-b's", func() error { return res.Delete(ctx, "l2-of-b", metav1.DeleteOptions{}) }, false},
+		{"speaker of node-a deletes its own", func() error { return res.Delete(ctx, "l2-of-a", metav1.DeleteOptions{}) }, true},
+	}
+	for _, s := range steps {
+		err := s.do()
+		if (err == nil) != s.allowed {
+			t.Errorf("%s: %v, want allowed=%v", s.name, err, s.allowed)
+		}
+		if err != nil && !s.allowed && !strings.Contains(err.Error(), "denied") {
+			t.Errorf("%s: %v, want the policy's refusal", s.name, err)
+		}
+	}
+}
