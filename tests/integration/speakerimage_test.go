@@ -20,8 +20,17 @@ func TestSpeakerWithoutItsImageGetsAWarning(t *testing.T) {
 	ctx := context.Background()
 	ns := newNamespace(t, env.Client)
 	applyShippedRBAC(t, ns)
-	setConfig(t, env.Client, ns, "address-pools: []\n")
+	const cfg = "address-pools:\n- {name: default, protocol: layer2, addresses: [192.0.2.0/30]}\n"
+	setConfig(t, env.Client, ns, cfg)
+	// The accepted copy enable creates (the controller may only update it).
+	if _, err := env.Client.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "config-accepted"},
+		Data: map[string]string{"config": cfg}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
 	runInProcess(t, controller.Options{Client: as(t, ns, "controller", ""), Log: testLogger(t), Metrics: metrics.New(), Namespace: ns})
+	// Running: it assigns (and so stops cleanly when the test ends).
+	createSvc(t, env.Client, ns, lbService("web"))
+	waitIngress(t, env.Client, ns, "web", "192.0.2.0")
 
 	pod, err := env.Client.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Name: "metallb-speaker-x1", Labels: map[string]string{"app.kubernetes.io/name": "metallb", "app.kubernetes.io/component": "speaker"}},
