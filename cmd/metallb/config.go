@@ -95,15 +95,7 @@ func (in *configInput) client() (kubernetes.Interface, error) {
 
 // clients are client and a dynamic client, for the metallb.io resources.
 func (in *configInput) clients() (kubernetes.Interface, dynamic.Interface, error) {
-	client, cfg, err := k8s.ClientFor(k8s.Kubeconfig{Path: in.kubeconfig, Context: in.context}, "metallb-config", 0, 0)
-	if err != nil {
-		return nil, nil, err
-	}
-	dyn, err := dynamic.NewForConfig(cfg)
-	if err != nil {
-		return nil, nil, fmt.Errorf("build client: %w", err)
-	}
-	return client, dyn, nil
+	return clients(k8s.Kubeconfig{Path: in.kubeconfig, Context: in.context}, "metallb-config")
 }
 
 type validateOptions struct {

@@ -32,6 +32,33 @@ func startResourceController(t *testing.T, c kubernetes.Interface, dyn dynamic.I
 	runInProcess(t, controller.Options{Client: c, Dynamic: dyn, Log: testLogger(t), Metrics: metrics.New(), Namespace: ns})
 }
 
+// webPool is IPAddressPool web, not auto-assigned, with addresses %s.
+const webPool = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: web}\nspec: {autoAssign: false, addresses: [%s]}\n"
+
+// startTwoSources runs the real controller on both sources in a new
+// namespace: the ConfigMap's pool old (192.0.2.10-11) and IPAddressPool
+// web (198.51.100.10-11) with an L2Advertisement of every pool; Service a
+// holds 198.51.100.10 from web, b 192.0.2.10 from old.
+func startTwoSources(t *testing.T) (dynamic.Interface, string) {
+	t.Helper()
+	env := cluster.Require(t)
+	c := env.Client
+	dyn, err := dynamic.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	installCRDs(t, dyn)
+	ns := newNamespace(t, c)
+	applyObject(t, dyn, ns, strings.Replace(webPool, "%s", "198.51.100.10-198.51.100.11", 1))
+	applyObject(t, dyn, ns, "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: all}")
+	startResourceController(t, c, dyn, ns, "address-pools:\n- {name: old, protocol: layer2, addresses: [192.0.2.10-192.0.2.11]}\n")
+	createSvc(t, c, ns, lbService("a", annotate("metallb.io/address-pool", "web")))
+	createSvc(t, c, ns, lbService("b"))
+	waitIngress(t, c, ns, "a", "198.51.100.10")
+	waitIngress(t, c, ns, "b", "192.0.2.10")
+	return dyn, ns
+}
+
 // applyObject creates or replaces one metallb.io object in ns.
 func applyObject(t *testing.T, dyn dynamic.Interface, ns, text string) {
 	t.Helper()
@@ -71,27 +98,13 @@ func TestControllerReadsResources(t *testing.T) {
 	env := cluster.Require(t)
 	c := env.Client
 	ctx := context.Background()
-	dyn, err := dynamic.NewForConfig(env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	installCRDs(t, dyn)
-	ns := newNamespace(t, c)
-	const web = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: web}\nspec: {autoAssign: false, addresses: [%s]}"
-	applyObject(t, dyn, ns, strings.Replace(web, "%s", "198.51.100.10-198.51.100.11", 1))
-	applyObject(t, dyn, ns, "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: all}")
-	startResourceController(t, c, dyn, ns, "address-pools:\n- {name: old, protocol: layer2, addresses: [192.0.2.10-192.0.2.11]}\n")
-
-	createSvc(t, c, ns, lbService("a", annotate("metallb.io/address-pool", "web")))
-	createSvc(t, c, ns, lbService("b"))
-	waitIngress(t, c, ns, "a", "198.51.100.10")
-	waitIngress(t, c, ns, "b", "192.0.2.10")
+	dyn, ns := startTwoSources(t)
 	if got := acceptedText(t, c, ns); !strings.Contains(got, "kind: IPAddressPool") || !strings.Contains(got, "name: old") {
 		t.Errorf("the accepted copy lacks a source:\n%s", got)
 	}
 
 	// Shrunk under a Service: refused, the address stays.
-	applyObject(t, dyn, ns, strings.Replace(web, "%s", "198.51.100.20/32", 1))
+	applyObject(t, dyn, ns, strings.Replace(webPool, "%s", "198.51.100.20/32", 1))
 	waitEvent(t, c, ns, "config", k8s.ReasonInvalid, ns+"/a")
 	// Deleted under a Service: refused too.
 	if err := dyn.Resource(k8s.ResourceGVRs["IPAddressPool"]).Namespace(ns).Delete(ctx, "web", metav1.DeleteOptions{}); err != nil {

@@ -11,7 +11,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/dynamic"
 )
 
 // TestValidateFromClusterGivesTheControllersVerdict runs the real binary against the
@@ -76,21 +75,7 @@ func exitCode(err error) int {
 // the real controller.
 func TestValidateFromClusterJudgesAResourceEdit(t *testing.T) {
 	env := cluster.Require(t)
-	c := env.Client
-	dyn, err := dynamic.NewForConfig(env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	installCRDs(t, dyn)
-	ns := newNamespace(t, c)
-	const web = "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: web}\nspec: {autoAssign: false, addresses: [%s]}\n"
-	applyObject(t, dyn, ns, strings.Replace(web, "%s", "198.51.100.10-198.51.100.11", 1))
-	applyObject(t, dyn, ns, "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: all}")
-	startResourceController(t, c, dyn, ns, "address-pools:\n- {name: old, protocol: layer2, addresses: [192.0.2.10-192.0.2.11]}\n")
-	createSvc(t, c, ns, lbService("a", annotate("metallb.io/address-pool", "web")))
-	createSvc(t, c, ns, lbService("b"))
-	waitIngress(t, c, ns, "a", "198.51.100.10")
-	waitIngress(t, c, ns, "b", "192.0.2.10")
+	_, ns := startTwoSources(t)
 	bin := metallbBinary(t)
 	validate := func(file string) (string, int) {
 		path := filepath.Join(t.TempDir(), "edit.yaml")
@@ -105,9 +90,9 @@ func TestValidateFromClusterJudgesAResourceEdit(t *testing.T) {
 		code       int
 		want       string
 	}{
-		{"grown: ok, judged with the ConfigMap's pool and the advertisement", strings.Replace(web, "%s", "198.51.100.10-198.51.100.12", 1), 0,
+		{"grown: ok, judged with the ConfigMap's pool and the advertisement", strings.Replace(webPool, "%s", "198.51.100.10-198.51.100.12", 1), 0,
 			"applied to namespace " + ns + ", which keeps the ConfigMap's config and 1 metallb.io resource(s): ok\n"},
-		{"shrunk under a Service: refused", strings.Replace(web, "%s", "198.51.100.20/32", 1), 1,
+		{"shrunk under a Service: refused", strings.Replace(webPool, "%s", "198.51.100.20/32", 1), 1,
 			"refused by the controller: the new config would take or change the addresses of 1 Service(s)"},
 		{"overlapping the ConfigMap's pool: invalid", "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: more}\nspec: {addresses: [192.0.2.11/32]}\n", 1,
 			"the file makes the configuration invalid:\n  IPAddressPool/more: spec.addresses: 192.0.2.11 overlaps 192.0.2.10/31 of address-pools[0] (old) on 192.0.2.11: an address may belong to one pool only\n"},
