@@ -40,15 +40,26 @@ var Prefix = "mlbt"
 // Nodes of the lab.
 var Nodes = []string{"node-a", "node-b", "node-c"}
 
-// NodeAddr is a node's address on the bridge, and every test's one source
-// of it (scripts/lab.sh numbers node-a .11, node-b .12, node-c .13).
-func NodeAddr(node string) string {
+// LateNode joins a running cluster: scripts/lab.sh makes its namespace
+// only on demand (Lab.AddLateNode), so every other test sees three nodes.
+const LateNode = "node-d"
+
+// nodeIndex numbers the lab's nodes from 0: Nodes, then LateNode.
+func nodeIndex(node string) int {
+	if node == LateNode {
+		return len(Nodes)
+	}
 	i := slices.Index(Nodes, node)
 	if i < 0 {
 		panic("no lab node " + node)
 	}
-	return fmt.Sprintf("198.51.100.%d", 11+i)
+	return i
 }
+
+// NodeAddr is a node's address on the bridge, and every test's one source
+// of it (scripts/lab.sh numbers node-a .11, node-b .12, node-c .13, the
+// late node-d .14).
+func NodeAddr(node string) string { return fmt.Sprintf("198.51.100.%d", 11+nodeIndex(node)) }
 
 // Lab is a running lab.
 type Lab struct {
@@ -96,18 +107,41 @@ func Up(t testing.TB) *Lab {
 	return l
 }
 
-func labScript(arg string) (string, error) {
+func labScript(args ...string) (string, error) {
 	root, err := testenv.RepoRoot()
 	if err != nil {
 		return "", err
 	}
-	cmd := exec.Command(filepath.Join(root, "scripts", "lab.sh"), arg)
+	cmd := exec.Command(filepath.Join(root, "scripts", "lab.sh"), args...)
 	cmd.Env = append(os.Environ(), "LAB_PREFIX="+Prefix)
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return "", fmt.Errorf("lab %s: %v\n%s", arg, err, out)
+		return "", fmt.Errorf("lab %s: %v\n%s", strings.Join(args, " "), err, out)
 	}
 	return string(out), nil
+}
+
+// AddLateNode makes LateNode's namespace on the bridge (Down deletes it
+// with the rest) and records its MAC.
+func (l *Lab) AddLateNode() error {
+	if _, err := labScript("add", LateNode); err != nil {
+		return err
+	}
+	return l.readMACs()
+}
+
+// readMACs fills l.MACs from scripts/lab.sh macs.
+func (l *Lab) readMACs() error {
+	out, err := labScript("macs")
+	if err != nil {
+		return err
+	}
+	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
+		if f := strings.Fields(line); len(f) == 2 {
+			l.MACs[f[0]] = strings.ToLower(f[1])
+		}
+	}
+	return nil
 }
 
 // Create makes the lab (scripts/lab.sh up); call Down when done.
@@ -119,17 +153,8 @@ func Create() (*Lab, error) {
 	if _, err := labScript("up"); err != nil {
 		return nil, err
 	}
-	out, err := labScript("macs")
-	if err != nil {
-		return nil, err
-	}
 	l := &Lab{Root: root, MACs: map[string]string{}}
-	for _, line := range strings.Split(strings.TrimSpace(out), "\n") {
-		if f := strings.Fields(line); len(f) == 2 {
-			l.MACs[f[0]] = strings.ToLower(f[1])
-		}
-	}
-	return l, nil
+	return l, l.readMACs()
 }
 
 // Down deletes everything the lab created.

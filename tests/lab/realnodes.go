@@ -54,6 +54,8 @@ type RealNodes struct {
 	procs    []*rnProc
 	netnsPre map[string]bool // /var/run/netns entries before start
 	dirs     []string
+	tars     []string // the images every node holds from the start
+	nodes    []string // the nodes started, in order
 }
 
 type rnProc struct {
@@ -198,8 +200,7 @@ func StartRealNodes(env *testenv.Env, logf func(string, ...any)) (*RealNodes, er
 		return rn, err
 	}
 	start := time.Now()
-	tars, err := rn.buildImages()
-	if err != nil {
+	if rn.tars, err = rn.buildImages(); err != nil {
 		return rn, err
 	}
 	if err := rn.run("kube-scheduler", "", filepath.Join(rn.bin, "kube-scheduler"),
@@ -207,8 +208,8 @@ func StartRealNodes(env *testenv.Env, logf func(string, ...any)) (*RealNodes, er
 		"--authorization-kubeconfig="+env.Kubeconfig, "--leader-elect=false", "--secure-port=0", "--v=1"); err != nil {
 		return rn, err
 	}
-	for i, node := range Nodes {
-		if err := rn.startNode(i, node, tars); err != nil {
+	for _, node := range Nodes {
+		if err := rn.startNode(node); err != nil {
 			return rn, fmt.Errorf("%s: %w", node, err)
 		}
 	}
@@ -269,8 +270,22 @@ func (rn *RealNodes) run(name, node, path string, args ...string) error {
 	return nil
 }
 
-func (rn *RealNodes) startNode(i int, node string, tars []string) error {
-	addr := fmt.Sprintf("198.51.100.%d", 11+i)
+// Join starts node (LateNode, its namespace made by Lab.AddLateNode) as a
+// node joining the running cluster: the same containerd, kubelet and
+// kube-proxy, the pause and hello images and nothing else, pod routes both
+// ways; it returns once the node is Ready.
+func (rn *RealNodes) Join(node string) error {
+	if err := rn.startNode(node); err != nil {
+		return fmt.Errorf("%s: %w", node, err)
+	}
+	return rn.waitReady(time.Minute)
+}
+
+// startNode starts node's containerd, kubelet and kube-proxy. Its
+// containerd, like MicroK8s's, pulls from localhost:32000 (the registry
+// addon's NodePort) over plain HTTP.
+func (rn *RealNodes) startNode(node string) error {
+	i, addr := nodeIndex(node), NodeAddr(node)
 	// Short paths: a unix socket path has at most 107 bytes.
 	dir, err := os.MkdirTemp("", "mlb-"+node+"-")
 	if err != nil {
@@ -296,7 +311,14 @@ state = %q
   [plugins."io.containerd.grpc.v1.cri".cni]
     bin_dir = "/usr/lib/cni"
     conf_dir = %q
-`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), sock, PauseImage, filepath.Join(dir, "cni")),
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = %q
+`, filepath.Join(dir, "root"), filepath.Join(dir, "state"), sock, PauseImage, filepath.Join(dir, "cni"), filepath.Join(dir, "certs.d")),
+		"certs.d/localhost:32000/hosts.toml": `server = "http://localhost:32000"
+
+[host."http://localhost:32000"]
+  capabilities = ["pull", "resolve"]
+`,
 		"cni/10-lab.conflist": fmt.Sprintf(`{"cniVersion": "0.4.0", "name": "lab", "plugins": [
   {"type": "bridge", "bridge": "cni0", "isGateway": true, "ipMasq": true, "hairpinMode": true,
    "ipam": {"type": "host-local", "ranges": [[{"subnet": %q}]], "routes": [{"dst": "0.0.0.0/0"}], "dataDir": %q}},
@@ -335,14 +357,22 @@ serializeImagePulls: false
 			return err
 		}
 	}
-	// Routes to the other nodes' pods (host-gw style).
-	for j := range Nodes {
-		if j == i {
-			continue
+	// Routes between this node's pods and those of the nodes already
+	// started (host-gw style).
+	for _, other := range rn.nodes {
+		for _, r := range [][2]string{{node, other}, {other, node}} {
+			from, to := r[0], r[1]
+			if out, err := Exec(context.Background(), from, "ip", "route", "replace", PodCIDR(nodeIndex(to)), "via", NodeAddr(to)).CombinedOutput(); err != nil {
+				return fmt.Errorf("route on %s to %s: %v: %s", from, PodCIDR(nodeIndex(to)), err, out)
+			}
 		}
-		if out, err := Exec(context.Background(), node, "ip", "route", "replace", PodCIDR(j), "via", fmt.Sprintf("198.51.100.%d", 11+j)).CombinedOutput(); err != nil {
-			return fmt.Errorf("route to %s: %v: %s", PodCIDR(j), err, out)
-		}
+	}
+	rn.nodes = append(rn.nodes, node)
+	// A node forwards (MicroK8s's CNI turns it on); the bridge plugin would
+	// only once a pod of the pod network lands on the node, so a node that
+	// runs nothing but its speaker could not carry a Service's traffic.
+	if out, err := Exec(context.Background(), node, "sysctl", "-qw", "net.ipv4.ip_forward=1").CombinedOutput(); err != nil {
+		return fmt.Errorf("forwarding on: %v: %s", err, out)
 	}
 	if err := rn.run("containerd-"+node, node, "containerd", "--config", filepath.Join(dir, "containerd.toml")); err != nil {
 		return err
@@ -356,7 +386,7 @@ serializeImagePulls: false
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	for _, tar := range tars {
+	for _, tar := range rn.tars {
 		if out, err := testenv.Ctr(context.Background(), ctr, "image", "import", tar).CombinedOutput(); err != nil {
 			return fmt.Errorf("import %s: %v: %s", filepath.Base(tar), err, out)
 		}
@@ -389,7 +419,7 @@ func (rn *RealNodes) waitReady(timeout time.Duration) error {
 				}
 			}
 		}
-		if ready == len(Nodes) {
+		if ready == len(rn.nodes) {
 			return nil
 		}
 		for _, p := range rn.procs {
@@ -400,7 +430,7 @@ func (rn *RealNodes) waitReady(timeout time.Duration) error {
 			}
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("%d of %d nodes Ready after %v", ready, len(Nodes), timeout)
+			return fmt.Errorf("%d of %d nodes Ready after %v", ready, len(rn.nodes), timeout)
 		}
 		time.Sleep(250 * time.Millisecond)
 	}
