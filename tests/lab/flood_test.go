@@ -88,6 +88,23 @@ func TestSpeakerFloodKeepsAddresses(t *testing.T) {
 		done <- result{r, err}
 	}()
 
+	// Across the whole window, a scraper with a valid token on the
+	// client's own address: the flood must not shut it out.
+	type scrapeResult struct{ tries, ok int }
+	scraped := make(chan scrapeResult, 1)
+	go func() {
+		var s scrapeResult
+		for time.Since(start) < window {
+			s.tries++
+			body, err := HTTPSGet("client", nodeAddr+":7473", "/metrics", cl.env.Config.BearerToken)
+			if err == nil && strings.Contains(body, "\nmetallb_speaker_members 1\n") {
+				s.ok++
+			}
+			time.Sleep(time.Second)
+		}
+		scraped <- s
+	}()
+
 	// Across the whole window: ARP from the client, and the kubelet's
 	// probe from the node itself (1 s, as the kubelet's default timeout).
 	var arps, arpMiss, probes, probeFails, inARow, worstRun int
@@ -112,12 +129,14 @@ func TestSpeakerFloodKeepsAddresses(t *testing.T) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	res := <-done
+	scrape := <-scraped
 	if res.err != nil {
 		t.Fatal(res.err)
 	}
 	peak := testenv.PeakRSS(pid)
 	t.Logf("flood: %d requests in %v (%v), %d idle connections opened to the health port, %d still open at the end",
 		res.r.Total(), window, res.r.ByStatus, len(idle), testenv.StillOpen(idle))
+	t.Logf("a scraper with a valid token during the flood: %d of %d scrapes answered", scrape.ok, scrape.tries)
 	t.Logf("%s alone: ARP %d probes, %d missed; kubelet probes %d, failed %d (at most %d in a row); RSS %d MiB before, peak %d MiB",
 		owner, arps, arpMiss, probes, probeFails, worstRun, before>>20, peak>>20)
 	if cl.speakers[owner].Process.Signal(syscall.Signal(0)) != nil {
@@ -129,8 +148,14 @@ func TestSpeakerFloodKeepsAddresses(t *testing.T) {
 	if worstRun >= 3 {
 		t.Errorf("%d health probes in a row failed (%d of %d): the kubelet would restart the speaker", worstRun, probeFails, probes)
 	}
-	if res.r.ByStatus[http.StatusUnauthorized]+res.r.ByStatus[http.StatusServiceUnavailable] == 0 || res.r.ByStatus[http.StatusOK] > 0 {
-		t.Errorf("the flood got %v: want 401 or 503, never 200", res.r.ByStatus)
+	// Most of the flood is closed before its handshake ends (each newcomer
+	// evicts a connection of the busiest source), so what matters is that
+	// no random token is let in and the valid scraper gets through.
+	if res.r.ByStatus[http.StatusOK] > 0 {
+		t.Errorf("the flood got %v: want 401 or 503 or no answer, never 200", res.r.ByStatus)
+	}
+	if scrape.ok*2 < scrape.tries {
+		t.Errorf("the valid scraper got %d answers in %d scrapes during the flood, want most", scrape.ok, scrape.tries)
 	}
 	if peak > 150<<20 {
 		t.Errorf("peak RSS %d MiB during the flood, want bounded (< 150 MiB)", peak>>20)
