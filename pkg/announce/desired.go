@@ -240,7 +240,7 @@ func PeersFor(cfg *config.Config, self Node) ([]routes.Peer, netip.Addr) {
 		if !config.MatchesAny(p.NodeSelectors, self.Labels) {
 			continue
 		}
-		out = append(out, routes.PeerFrom(p))
+		out = append(out, routes.PeerFrom(p, cfg.BFDProfiles))
 		if p.RouterID.IsValid() && (!rid.IsValid() || p.RouterID.Less(rid)) {
 			rid = p.RouterID
 		}

@@ -19,6 +19,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/microk8s-metallb/metallb/pkg/bfd"
 	"github.com/microk8s-metallb/metallb/pkg/routes"
 )
 
@@ -44,23 +45,34 @@ type Session interface {
 	// Advertise adds or replaces the route for r.Prefix.
 	Advertise(ctx context.Context, r Route) error
 	Withdraw(ctx context.Context, prefix netip.Prefix) error
+	// PathDown closes the session to addr at once: its BFD session saw
+	// the path to the router go.
+	PathDown(addr netip.Addr)
 }
 
 // Manager makes a Session match the desired peers and routes.
 type Manager struct {
 	log  *slog.Logger
 	sess Session
+	// OnBFD, when set before the first Set, is told each BFD state change
+	// (from the BFD server's goroutine; it must not block).
+	OnBFD func(bfd.Event)
+	// ListenBFD opens the BFD server (nil: bfd.Listen on every address).
+	ListenBFD ListenBFD
 
 	mu       sync.Mutex
 	started  bool
 	routerID netip.Addr
 	peers    map[string]Peer
 	routes   map[string]Route
+	bfd      bfdLink
 }
 
 // NewManager returns a Manager over sess.
 func NewManager(log *slog.Logger, sess Session) *Manager {
-	return &Manager{log: log, sess: sess, peers: map[string]Peer{}, routes: map[string]Route{}}
+	m := &Manager{log: log, sess: sess, peers: map[string]Peer{}, routes: map[string]Route{}}
+	m.bfd = bfdLink{log: log, notify: m.onBFD}
+	return m
 }
 
 // Set makes the session hold exactly peers and routes. routerID is this
@@ -68,6 +80,12 @@ func NewManager(log *slog.Logger, sess Session) *Manager {
 func (m *Manager) Set(ctx context.Context, routerID netip.Addr, peers []Peer, routes []Route) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.bfd.listen == nil {
+		m.bfd.listen = m.ListenBFD
+		if m.bfd.listen == nil {
+			m.bfd.listen = defaultListenBFD
+		}
+	}
 	if len(peers) == 0 {
 		if m.started {
 			m.log.Info("no BGP peers for this node: stopping BGP")
@@ -94,7 +112,9 @@ func (m *Manager) Set(ctx context.Context, routerID netip.Addr, peers []Peer, ro
 		want[p.Key()] = p
 	}
 	for k, p := range m.peers {
-		if w, ok := want[k]; !ok || w != p {
+		if w, ok := want[k]; ok && w.SameSession(p) {
+			m.peers[k] = w // at most its BFD profile changed
+		} else {
 			if err := m.sess.DeletePeer(ctx, p); err != nil {
 				errs = append(errs, fmt.Errorf("remove peer %s: %w", p, err))
 				continue
@@ -115,7 +135,10 @@ func (m *Manager) Set(ctx context.Context, routerID netip.Addr, peers []Peer, ro
 			continue
 		}
 		m.peers[k] = p
-		m.log.Info("BGP peer configured", "peer", p.String(), "my-asn", p.MyASN, "hold-time", p.HoldTime, "md5", p.Password != "")
+		m.log.Info("BGP peer configured", "peer", p.String(), "my-asn", p.MyASN, "hold-time", p.HoldTime, "md5", p.Password != "", "bfd-profile", p.BFD.Profile)
+	}
+	if err := m.bfd.set(m.peers); err != nil {
+		errs = append(errs, err)
 	}
 
 	wantR := map[string]Route{}
@@ -145,7 +168,8 @@ func (m *Manager) Set(ctx context.Context, routerID netip.Addr, peers []Peer, ro
 	return errors.Join(errs...)
 }
 
-// Close stops BGP: routers withdraw the routes when the sessions close.
+// Close stops BGP: routers withdraw the routes when the sessions close
+// (each with a Cease), then the BFD sessions go AdminDown.
 func (m *Manager) Close() {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -154,9 +178,10 @@ func (m *Manager) Close() {
 	}
 }
 
-// stop stops the session, which forgets every peer and route.
+// stop stops the session, which forgets every peer and route, then BFD.
 func (m *Manager) stop() {
 	m.sess.Stop()
+	m.bfd.stop()
 	m.started = false
 	m.peers, m.routes = map[string]Peer{}, map[string]Route{}
 }

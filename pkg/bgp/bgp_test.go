@@ -32,6 +32,7 @@ func (r *recorder) DeletePeer(_ context.Context, p Peer) error {
 	r.calls = append(r.calls, "delete-peer "+p.Key())
 	return nil
 }
+func (r *recorder) PathDown(a netip.Addr) { r.calls = append(r.calls, "path-down "+a.String()) }
 func (r *recorder) Advertise(_ context.Context, rt Route) error {
 	r.calls = append(r.calls, "advertise "+rt.Prefix.String())
 	return nil

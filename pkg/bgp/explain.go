@@ -70,6 +70,9 @@ func explainDown(err error) string {
 	if err == nil {
 		return "closed"
 	}
+	if errors.Is(err, errBFDDown) {
+		return "BFD saw the path to the router go (no BFD packet within the detection time, or the router's BFD said Down): the session closed at once and connects again"
+	}
 	var ne *notifyError
 	if errors.As(err, &ne) {
 		if ne.sent {

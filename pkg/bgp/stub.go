@@ -91,7 +91,7 @@ func (s *Stub) AddPeer(_ context.Context, p Peer) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ps := &peerSession{s: s, p: p, routerID: s.routerID, restarting: time.Since(s.born) < RestartTime,
-		cancel: cancel, done: make(chan struct{}), wake: make(chan struct{}, 1)}
+		cancel: cancel, done: make(chan struct{}), wake: make(chan struct{}, 1), pathDown: make(chan struct{}, 1)}
 	ps.state.Store(stateName("idle"))
 	s.peers[p.Key()] = ps
 	go ps.run(ctx)
@@ -159,7 +159,8 @@ func (s *Stub) routesFor(p Peer) map[netip.Prefix]Route {
 type SessionState struct {
 	Peer     string
 	Up       bool
-	Prefixes int // advertised to the peer
+	Prefixes int    // advertised to the peer
+	BFD      string // the BFD session's state, lower case ("": no BFD)
 }
 
 // Sessions lists the sessions and their state, by peer address.
@@ -194,6 +195,7 @@ type peerSession struct {
 	cancel     context.CancelFunc
 	done       chan struct{}
 	wake       chan struct{}
+	pathDown   chan struct{} // BFD saw the path go: end the connection
 	stopCode   atomic.Uint32 // Cease subcode to send when stopped
 
 	state      atomic.Value // stateName
@@ -456,6 +458,10 @@ func (ps *peerSession) session(ctx context.Context, conn net.Conn, log *slog.Log
 			ev = fsmEvent{Tick: true, LastRecv: time.Unix(0, lastRecv.Load())}
 		case <-ps.wake:
 			ev = fsmEvent{Routes: true}
+		case <-ps.pathDown:
+			// No NOTIFICATION: the path it would take is gone, and the
+			// router's own BFD ends its side (RFC 5882 section 4.3).
+			return errBFDDown
 		}
 	}
 }

@@ -187,8 +187,8 @@ func (d *decoder) checkPeers(cfg *Config) {
 		if p.BFDProfile != "" {
 			if _, ok := cfg.BFDProfiles[p.BFDProfile]; !ok {
 				d.errs = append(d.errs, Error{Line: p.Line, Msg: fmt.Sprintf("peers[%d].bfd-profile: no bfd-profiles entry is named %q", i, p.BFDProfile)})
-			} else {
-				d.errs = append(d.errs, Error{Line: p.Line, Msg: fmt.Sprintf("peers[%d].bfd-profile %q: %v; remove bfd-profile to peer without BFD", i, p.BFDProfile, ErrBFDUnsupported)})
+			} else if p.EBGPMultiHop {
+				d.errs = append(d.errs, Error{Line: p.Line, Msg: fmt.Sprintf("peers[%d].bfd-profile %q with ebgp-multihop: %v; remove bfd-profile, or ebgp-multihop if the router is on the node's link", i, p.BFDProfile, ErrBFDMultihop)})
 			}
 		}
 		if !p.Address.IsValid() {

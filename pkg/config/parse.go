@@ -425,19 +425,21 @@ func (d *decoder) bfdProfile(n *yaml.Node, path string) *BFDProfile {
 		path += fmt.Sprintf(" (%s)", name)
 	}
 	p := &BFDProfile{ReceiveInterval: 300, TransmitInterval: 300, DetectMultiplier: 3, EchoInterval: 50, MinimumTTL: 254, Line: n.Line}
+	var echo *yaml.Node
 	ok := d.mapping(n, path, map[string]field{
 		"name":              func(v *yaml.Node) { p.Name = d.str(v, path+".name") },
 		"receive-interval":  func(v *yaml.Node) { p.ReceiveInterval = d.uint32(v, path+".receive-interval", 10, 60000) },
 		"transmit-interval": func(v *yaml.Node) { p.TransmitInterval = d.uint32(v, path+".transmit-interval", 10, 60000) },
 		"detect-multiplier": func(v *yaml.Node) { p.DetectMultiplier = d.uint32(v, path+".detect-multiplier", 2, 255) },
 		"echo-interval":     func(v *yaml.Node) { p.EchoInterval = d.uint32(v, path+".echo-interval", 10, 60000) },
-		"echo-mode":         func(v *yaml.Node) { p.EchoMode = d.boolean(v, path+".echo-mode") },
+		"echo-mode":         func(v *yaml.Node) { echo = v; p.EchoMode = d.boolean(v, path+".echo-mode") },
 		"passive-mode":      func(v *yaml.Node) { p.PassiveMode = d.boolean(v, path+".passive-mode") },
 		"minimum-ttl":       func(v *yaml.Node) { p.MinimumTTL = d.uint32(v, path+".minimum-ttl", 1, 254) },
 	})
 	if ok && p.Name == "" {
 		d.errorf(n, "%s: name is required", path)
 	}
+	d.checkBFDProfile(p, echo, path, "echo-mode")
 	return p
 }
 
@@ -477,5 +479,17 @@ func (d *decoder) checkPeer(p *Peer, have map[string]*yaml.Node, path string, k 
 	}
 }
 
-// ErrBFDUnsupported is reported when a peer references a BFD profile.
-var ErrBFDUnsupported = errors.New("BFD is not supported yet")
+// What the speaker's BFD does not build: it runs single-hop sessions
+// (RFC 5881) in asynchronous mode.
+var (
+	ErrBFDMultihop = errors.New("multihop BFD (RFC 5883) is not built: BFD runs single-hop, to a router on the node's link")
+	ErrBFDEcho     = errors.New("the BFD echo function is not built: asynchronous mode detects a lost link within receive-interval x detect-multiplier")
+)
+
+// checkBFDProfile refuses what the speaker's BFD does not do (echo is the
+// profile's key for echo mode, under path).
+func (d *decoder) checkBFDProfile(p *BFDProfile, have *yaml.Node, path, echo string) {
+	if p.EchoMode && have != nil {
+		d.errorf(have, "%s.%s: %v; remove %s (and set the intervals instead)", path, echo, ErrBFDEcho, echo)
+	}
+}

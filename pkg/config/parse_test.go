@@ -57,7 +57,7 @@ bfd-profiles:
   transmit-interval: 100
   detect-multiplier: 5
   echo-interval: 50
-  echo-mode: true
+  echo-mode: false
   passive-mode: true
   minimum-ttl: 10
 address-pools:
@@ -103,7 +103,7 @@ func TestParseEveryKey(t *testing.T) {
 		},
 		BFDProfiles: map[string]*BFDProfile{"fast": {
 			Name: "fast", ReceiveInterval: 100, TransmitInterval: 100, DetectMultiplier: 5,
-			EchoInterval: 50, EchoMode: true, PassiveMode: true, MinimumTTL: 10,
+			EchoInterval: 50, PassiveMode: true, MinimumTTL: 10,
 		}},
 		Peers: []*Peer{{
 			Address: netip.MustParseAddr("198.51.100.1"), Port: 1179, ASN: 64500, MyASN: 64500,

@@ -397,15 +397,17 @@ func (d *decoder) bgpPeer(r *resource) *Peer {
 func (d *decoder) bfdProfileResource(r *resource) *BFDProfile {
 	path := r.path
 	p := &BFDProfile{Name: r.name, ReceiveInterval: 300, TransmitInterval: 300, DetectMultiplier: 3, EchoInterval: 50, MinimumTTL: 254, Line: r.root.Line}
+	var echo *yaml.Node
 	d.mapping(r.spec, path, map[string]field{
 		"receiveInterval":  func(v *yaml.Node) { p.ReceiveInterval = d.uint32(v, path+".receiveInterval", 10, 60000) },
 		"transmitInterval": func(v *yaml.Node) { p.TransmitInterval = d.uint32(v, path+".transmitInterval", 10, 60000) },
 		"detectMultiplier": func(v *yaml.Node) { p.DetectMultiplier = d.uint32(v, path+".detectMultiplier", 2, 255) },
 		"echoInterval":     func(v *yaml.Node) { p.EchoInterval = d.uint32(v, path+".echoInterval", 10, 60000) },
-		"echoMode":         func(v *yaml.Node) { p.EchoMode = d.boolean(v, path+".echoMode") },
+		"echoMode":         func(v *yaml.Node) { echo = v; p.EchoMode = d.boolean(v, path+".echoMode") },
 		"passiveMode":      func(v *yaml.Node) { p.PassiveMode = d.boolean(v, path+".passiveMode") },
 		"minimumTtl":       func(v *yaml.Node) { p.MinimumTTL = d.uint32(v, path+".minimumTtl", 1, 254) },
 	})
+	d.checkBFDProfile(p, echo, path, "echoMode")
 	return p
 }
 

@@ -165,8 +165,10 @@ const MaxPasswordLen = 80
 // IBGP reports whether the session is internal (same AS on both ends).
 func (p *Peer) IBGP() bool { return p.ASN == p.MyASN }
 
-// BFDProfile is one entry of bfd-profiles (parsed and range-checked; the
-// speaker does not run BFD yet, so referencing one is an error).
+// BFDProfile is one entry of bfd-profiles, or a BFDProfile resource: the
+// timers of the BFD sessions of the peers that name it. Echo mode is
+// refused; MinimumTTL and EchoInterval are kept for the round trip to the
+// resources but do nothing (single-hop sessions take TTL 255 only).
 type BFDProfile struct {
 	Name             string
 	ReceiveInterval  uint32 // ms

@@ -40,6 +40,30 @@ type Peer struct {
 	// MaxPrefix > 0 closes the session when the router announces more
 	// prefixes (see bgp.Stub).
 	MaxPrefix int
+	// BFD, when its Profile is set, runs a BFD session beside the BGP
+	// session: BFD Down closes it at once.
+	BFD BFD
+}
+
+// BFD is a peer's BFD profile as its session runs it; the zero BFD is
+// none.
+type BFD struct {
+	Profile          string
+	ReceiveInterval  time.Duration
+	TransmitInterval time.Duration
+	DetectMultiplier uint8
+	Passive          bool
+}
+
+// Enabled reports whether the peer runs BFD.
+func (b BFD) Enabled() bool { return b.Profile != "" }
+
+// SameSession reports whether p and q differ at most in their BFD
+// settings: a BFD profile edit is applied to the running BFD session and
+// leaves the BGP session as it is.
+func (p Peer) SameSession(q Peer) bool {
+	p.BFD, q.BFD = BFD{}, BFD{}
+	return p == q
 }
 
 // Key identifies a session.
@@ -49,8 +73,9 @@ func (p Peer) String() string {
 	return fmt.Sprintf("%s (AS%d)", netip.AddrPortFrom(p.Address, p.Port), p.ASN)
 }
 
-// PeerFrom turns a configured peer into this node's session settings.
-func PeerFrom(c *config.Peer) Peer {
+// PeerFrom turns a configured peer into this node's session settings,
+// with its BFD profile from profiles.
+func PeerFrom(c *config.Peer, profiles map[string]*config.BFDProfile) Peer {
 	port := c.Port
 	if port == 0 {
 		port = config.DefaultPeerPort
@@ -61,7 +86,18 @@ func PeerFrom(c *config.Peer) Peer {
 		keep = hold / 3
 	}
 	return Peer{Name: c.Name, Address: c.Address, Port: port, ASN: c.ASN, MyASN: c.MyASN, SourceAddress: c.SourceAddress,
-		HoldTime: hold, KeepaliveTime: keep, Password: c.Password, PasswordSecret: secretRef(c), EBGPMultiHop: c.EBGPMultiHop, GracefulRestart: c.GracefulRestart, MaxPrefix: c.MaxPrefix}
+		HoldTime: hold, KeepaliveTime: keep, Password: c.Password, PasswordSecret: secretRef(c), EBGPMultiHop: c.EBGPMultiHop, GracefulRestart: c.GracefulRestart, MaxPrefix: c.MaxPrefix,
+		BFD: bfdFrom(c.BFDProfile, profiles)}
+}
+
+func bfdFrom(name string, profiles map[string]*config.BFDProfile) BFD {
+	b := profiles[name]
+	if name == "" || b == nil {
+		return BFD{}
+	}
+	return BFD{Profile: name, ReceiveInterval: time.Duration(b.ReceiveInterval) * time.Millisecond,
+		TransmitInterval: time.Duration(b.TransmitInterval) * time.Millisecond,
+		DetectMultiplier: uint8(min(b.DetectMultiplier, 255)), Passive: b.PassiveMode}
 }
 
 func secretRef(c *config.Peer) string {

@@ -13,6 +13,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
+
+	"github.com/microk8s-metallb/metallb/pkg/bfd"
+	"github.com/microk8s-metallb/metallb/pkg/bgp"
 )
 
 // renewLease keeps this speaker's Lease fresh, for `metallb status`: it
@@ -64,8 +67,8 @@ func (s *Speaker) renewLease(ctx context.Context) {
 }
 
 // SessionsAnnotation on a speaker's Lease lists its BGP sessions, for
-// `metallb status`: "peer up|down prefixes" per line. It rides on the
-// renewals, so it costs no write of its own.
+// `metallb status`: "peer up|down prefixes [bfd:STATE]" per line. It
+// rides on the renewals, so it costs no write of its own.
 const SessionsAnnotation = "metallb.io/bgp-sessions"
 
 func (s *Speaker) publishSessions(l *coordinationv1.Lease) {
@@ -78,7 +81,11 @@ func (s *Speaker) publishSessions(l *coordinationv1.Lease) {
 		if st.Up {
 			state = "up"
 		}
-		fmt.Fprintf(&b, "%s %s %d\n", st.Peer, state, st.Prefixes)
+		fmt.Fprintf(&b, "%s %s %d", st.Peer, state, st.Prefixes)
+		if st.BFD != "" {
+			fmt.Fprintf(&b, " bfd:%s", st.BFD)
+		}
+		b.WriteByte('\n')
 	}
 	if b.Len() == 0 {
 		delete(l.Annotations, SessionsAnnotation)
@@ -88,4 +95,16 @@ func (s *Speaker) publishSessions(l *coordinationv1.Lease) {
 		l.Annotations = map[string]string{}
 	}
 	l.Annotations[SessionsAnnotation] = b.String()
+}
+
+// withBFD adds each BFD session's state to the BGP session of its peer.
+func withBFD(sessions []bgp.SessionState, bfds []bfd.Status) []bgp.SessionState {
+	state := map[string]string{}
+	for _, b := range bfds {
+		state[b.Peer.String()] = strings.ToLower(b.State.String())
+	}
+	for i := range sessions {
+		sessions[i].BFD = state[sessions[i].Peer]
+	}
+	return sessions
 }

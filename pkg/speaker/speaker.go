@@ -17,6 +17,7 @@ import (
 	"k8s.io/client-go/tools/record"
 
 	"github.com/microk8s-metallb/metallb/pkg/announce"
+	"github.com/microk8s-metallb/metallb/pkg/bfd"
 	"github.com/microk8s-metallb/metallb/pkg/bgp"
 	"github.com/microk8s-metallb/metallb/pkg/config"
 	"github.com/microk8s-metallb/metallb/pkg/k8s"
@@ -38,7 +39,10 @@ const (
 	ReasonConflict = "IPConflict"
 	// ReasonMaxPrefix (on the Node): a BGP session closed by max-prefix.
 	ReasonMaxPrefix = "BGPMaxPrefix"
-	leasePrefix     = "metallb-speaker-"
+	// ReasonBFDDown (on the Node): a BFD session left Up, which closed its
+	// BGP session.
+	ReasonBFDDown = "BFDSessionDown"
+	leasePrefix   = "metallb-speaker-"
 )
 
 // BGPAnnouncer makes the BGP sessions and routes match what this node
@@ -46,6 +50,9 @@ const (
 type BGPAnnouncer interface {
 	Set(ctx context.Context, routerID netip.Addr, peers []bgp.Peer, routes []bgp.Route) error
 	Close()
+	// Detach takes BFD AdminDown and leaves the BGP sessions to drop with
+	// the process (a restart with graceful restart).
+	Detach()
 }
 
 // Layer2 answers ARP and NDP for the claimed addresses (layer2.Announcer).
@@ -165,16 +172,25 @@ func New(ctx context.Context, o Options) *Speaker {
 		s.l2 = layer2.NewAnnouncer(o.Log, s)
 	}
 	if s.bgp == nil {
+		node := &corev1.ObjectReference{Kind: "Node", APIVersion: "v1", Name: o.NodeName, UID: types.UID(o.NodeName)}
 		stub := bgp.NewStub(o.Log)
 		stub.OnMaxPrefix = func(p bgp.Peer, n int) {
-			node := &corev1.ObjectReference{Kind: "Node", APIVersion: "v1", Name: o.NodeName, UID: types.UID(o.NodeName)}
 			s.recorder.Eventf(node, corev1.EventTypeWarning, ReasonMaxPrefix,
 				"BGP session with %s closed for %s: the router announced %d prefixes, more than max-prefix %d (this speaker uses none: make the router export nothing to this node, or raise max-prefix)",
 				p.Address, bgp.MaxPrefixRestart, n, p.MaxPrefix)
 		}
-		s.sessions, s.bgp = stub.Sessions, bgp.NewManager(o.Log, stub)
+		mgr := bgp.NewManager(o.Log, stub)
+		mgr.OnBFD = func(ev bfd.Event) {
+			if ev.Change.WentDown() {
+				s.recorder.Eventf(node, corev1.EventTypeWarning, ReasonBFDDown,
+					"BFD session with %s went %s (%s): its BGP session closed at once, and the router stops sending this node traffic",
+					ev.Peer, ev.Change.To, ev.Change.Diag)
+			}
+		}
+		s.bgp = mgr
+		s.sessions = func() []bgp.SessionState { return withBFD(stub.Sessions(), mgr.BFDSessions()) }
 		if o.Metrics != nil {
-			o.Metrics.MustRegister(stub.Collector())
+			o.Metrics.MustRegister(stub.Collector(), mgr.BFDCollector())
 		}
 	}
 	if o.Dynamic != nil {
@@ -318,6 +334,7 @@ func (s *Speaker) stop() {
 		// routers keep this node's routes until it is back (RFC 4724), as
 		// it runs only a rolling update.
 		s.log.Info("stopping with graceful restart: routers keep this node's routes while the speaker restarts", "for at most", bgp.RestartTime)
+		s.bgp.Detach()
 		return
 	}
 	s.bgp.Close() // closing the sessions makes routers withdraw at once

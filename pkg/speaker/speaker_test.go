@@ -80,7 +80,8 @@ func (f *fakeBGP) Set(_ context.Context, _ netip.Addr, peers []bgp.Peer, _ []bgp
 	}
 	return nil
 }
-func (f *fakeBGP) Close() { f.j.add("bgp closed") }
+func (f *fakeBGP) Close()  { f.j.add("bgp closed") }
+func (f *fakeBGP) Detach() { f.j.add("bfd detached") }
 
 // fakeMembers is a membership in which the test says who is alive.
 type fakeMembers struct {

@@ -3,6 +3,7 @@ package status
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 
@@ -68,7 +69,12 @@ func Table(w io.Writer, r *Report) error {
 	}
 	if len(r.Sessions) > 0 {
 		line("")
-		line("NODE", "BGP PEER", "STATE", "PREFIXES SENT")
+		withBFD := slices.ContainsFunc(r.Sessions, func(s SessionStatus) bool { return s.BFD != "" })
+		if withBFD {
+			line("NODE", "BGP PEER", "STATE", "PREFIXES SENT", "BFD")
+		} else {
+			line("NODE", "BGP PEER", "STATE", "PREFIXES SENT")
+		}
 		for _, s := range r.Sessions {
 			st := "down"
 			if s.Up {
@@ -77,7 +83,11 @@ func Table(w io.Writer, r *Report) error {
 			if s.Stale {
 				st += " (speaker dead: last seen)"
 			}
-			line(s.Node, s.Peer, st, fmt.Sprint(s.Prefixes))
+			if withBFD {
+				line(s.Node, s.Peer, st, fmt.Sprint(s.Prefixes), dash(s.BFD))
+			} else {
+				line(s.Node, s.Peer, st, fmt.Sprint(s.Prefixes))
+			}
 		}
 	}
 	return tw.Flush()

@@ -10,6 +10,7 @@ import (
 	"math/big"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -82,6 +83,8 @@ type SessionStatus struct {
 	Peer     string `json:"peer" yaml:"peer"`
 	Up       bool   `json:"up" yaml:"up"`
 	Prefixes int    `json:"prefixesSent" yaml:"prefixesSent"`
+	// BFD is the state of the peer's BFD session ("": no BFD profile).
+	BFD string `json:"bfd,omitempty" yaml:"bfd,omitempty"`
 	// Stale: the speaker is dead; this is what it last published.
 	Stale bool `json:"stale,omitempty" yaml:"stale,omitempty"`
 }
@@ -355,7 +358,8 @@ func ImageMissing(reason string) bool {
 }
 
 // sessionsAnnotation is speaker.SessionsAnnotation (a speaker publishes
-// its BGP sessions on its Lease: "peer up|down prefixes" per line).
+// its BGP sessions on its Lease: "peer up|down prefixes [bfd:STATE]" per
+// line).
 const sessionsAnnotation = "metallb.io/bgp-sessions"
 
 // sessions reads the BGP sessions the speakers publish on their Leases. A
@@ -382,12 +386,21 @@ func sessions(leases []coordinationLease, alive map[string]bool) []SessionStatus
 func ParseSessions(node, text string, stale bool) []SessionStatus {
 	var out []SessionStatus
 	for _, line := range strings.Split(text, "\n") {
-		var peer, state string
-		var n int
-		if _, err := fmt.Sscan(line, &peer, &state, &n); err != nil {
+		f := strings.Fields(line)
+		if len(f) < 3 {
 			continue
 		}
-		out = append(out, SessionStatus{Node: node, Peer: peer, Up: state == "up", Prefixes: n, Stale: stale})
+		n, err := strconv.Atoi(f[2])
+		if err != nil {
+			continue
+		}
+		st := SessionStatus{Node: node, Peer: f[0], Up: f[1] == "up", Prefixes: n, Stale: stale}
+		for _, extra := range f[3:] {
+			if v, ok := strings.CutPrefix(extra, "bfd:"); ok {
+				st.BFD = v
+			}
+		}
+		out = append(out, st)
 	}
 	return out
 }

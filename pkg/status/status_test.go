@@ -15,9 +15,9 @@ import (
 )
 
 func TestParseSessions(t *testing.T) {
-	text := "198.51.100.254 up 3\n2001:db8::254 down 0\n"
+	text := "198.51.100.254 up 3 bfd:up\n2001:db8::254 down 0\ngarbage\n"
 	want := []SessionStatus{
-		{Node: "node-a", Peer: "198.51.100.254", Up: true, Prefixes: 3, Stale: true},
+		{Node: "node-a", Peer: "198.51.100.254", Up: true, Prefixes: 3, BFD: "up", Stale: true},
 		{Node: "node-a", Peer: "2001:db8::254", Up: false, Prefixes: 0, Stale: true},
 	}
 	if diff := cmp.Diff(want, ParseSessions("node-a", text, true)); diff != "" {
