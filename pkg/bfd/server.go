@@ -97,11 +97,16 @@ var ErrPortInUse = errors.New("UDP port 3784 is taken: a BFD daemon (BIRD's or F
 func Listen(ctx context.Context, log *slog.Logger, addrs []netip.Addr, notify func(Event)) (*Server, error) {
 	s := &Server{log: log, notify: notify, in: make(chan received, 256), cmds: make(chan func()),
 		done: make(chan struct{}), sessions: map[netip.Addr]*session{}, byDiscr: map[uint32]*session{}}
-	if len(addrs) == 0 {
+	every := len(addrs) == 0
+	if every {
 		addrs = []netip.Addr{netip.IPv4Unspecified(), netip.IPv6Unspecified()}
 	}
 	for _, a := range addrs {
 		c, err := listenRx(a)
+		if err != nil && every && a.Is6() && !errors.Is(err, ErrPortInUse) {
+			log.Warn("BFD over IPv6 off: this node cannot listen on it", "error", err)
+			continue
+		}
 		if err != nil {
 			for _, c := range s.conns {
 				c.Close()

@@ -86,3 +86,28 @@ func TestManagerRunsBFDBesideTheSessions(t *testing.T) {
 	step([]Peer{withBFD}, "bfd listen", "bfd 198.51.100.254 100ms/100ms x3")
 	step(nil, "stop", "bfd admin-down")
 }
+
+// dynamicASN external: the session takes any AS from the router's OPEN
+// but this side's own; internal is the parser's ASN = MyASN.
+func TestParseOpenDynamicExternal(t *testing.T) {
+	rid := netip.MustParseAddr("198.51.100.11")
+	open := func(asn uint32) []byte {
+		t.Helper()
+		m := openMsg(Peer{MyASN: asn, HoldTime: 3 * time.Second}, netip.MustParseAddr("198.51.100.254"), false)
+		b, err := m.Serialize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b[headerLen:]
+	}
+	p := Peer{Address: netip.MustParseAddr("198.51.100.254"), ASN: 0, MyASN: 64500, HoldTime: 3 * time.Second}
+	for _, tc := range []struct {
+		router uint32
+		ok     bool
+	}{{64501, true}, {4200000000, true}, {64500, false}} {
+		c, err := parseOpen(open(tc.router), p, rid)
+		if (err == nil) != tc.ok || (tc.ok && c.asn != tc.router) {
+			t.Errorf("router AS %d: caps AS %d, error %v; want ok %v", tc.router, c.asn, err, tc.ok)
+		}
+	}
+}

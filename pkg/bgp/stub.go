@@ -229,13 +229,13 @@ func (ps *peerSession) run(ctx context.Context) {
 			} else {
 				log.Debug("BGP connect failed", "error", err.Error())
 			}
-			if !sleep(ctx, ConnectRetry) {
+			if !sleep(ctx, ps.retry()) {
 				return
 			}
 			continue
 		}
 		ps.lastWarn = time.Time{}
-		wait := ConnectRetry
+		wait := ps.retry()
 		err = ps.session(ctx, conn, log)
 		_ = conn.Close()
 		wasUp := ps.up.Swap(false)
@@ -262,6 +262,15 @@ func (ps *peerSession) run(ctx context.Context) {
 			return
 		}
 	}
+}
+
+// retry is the wait between two connection attempts: the peer's
+// connectTime, else ConnectRetry.
+func (ps *peerSession) retry() time.Duration {
+	if ps.p.ConnectTime > 0 {
+		return ps.p.ConnectTime
+	}
+	return ConnectRetry
 }
 
 func sleep(ctx context.Context, d time.Duration) bool {

@@ -263,6 +263,10 @@ func parseOpen(body []byte, p Peer, routerID netip.Addr) (peerCaps, error) {
 	if _, err := pkt.ValidateOpenMsg(o, p.ASN, p.MyASN, routerID.AsSlice()); err != nil {
 		return c, err
 	}
+	if p.ASN == 0 && c.asn == p.MyASN { // dynamicASN external: any AS but ours
+		return c, pkt.NewMessageError(pkt.BGP_ERROR_OPEN_MESSAGE_ERROR, pkt.BGP_ERROR_SUB_BAD_PEER_AS, nil,
+			fmt.Sprintf("dynamicASN external, and the router is in this side's AS %d", p.MyASN))
+	}
 	return c, nil
 }
 

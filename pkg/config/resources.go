@@ -372,17 +372,32 @@ func (d *decoder) bgpPeer(r *resource) *Peer {
 		"enableGracefulRestart": func(v *yaml.Node) { p.GracefulRestart = d.boolean(v, path+".enableGracefulRestart") },
 		"ebgpMultiHop":          func(v *yaml.Node) { p.EBGPMultiHop = d.boolean(v, path+".ebgpMultiHop") },
 		"vrf":                   d.unsupported(path+".vrf", "peer from the default VRF"),
-		"dynamicASN":            d.unsupported(path+".dynamicASN", "give the router's AS number in spec.peerASN"),
-		"localASN":              d.unsupported(path+".localASN", "give this side's AS number in spec.myASN"),
-		"interface":             d.unsupported(path+".interface", "give the router's address in spec.peerAddress"),
-		"disableMP":             d.unsupported(path+".disableMP", "leave it false: each session carries the prefixes of its own address family"),
+		"dynamicASN": func(v *yaml.Node) {
+			have["dynamicASN"] = v
+			switch p.DynamicASN = d.str(v, path+".dynamicASN"); p.DynamicASN {
+			case "internal", "external":
+			default:
+				d.errorf(v, "%s.dynamicASN: %q: want internal (the router is in myASN) or external (any other AS, taken from its OPEN)", path, p.DynamicASN)
+			}
+		},
+		"localASN":  d.unsupported(path+".localASN", "give this side's AS number in spec.myASN"),
+		"interface": d.unsupported(path+".interface", "give the router's address in spec.peerAddress"),
+		// Each session carries its own family's prefixes: what disableMP
+		// true asks, and MetalLB v0.15's default either way.
+		"disableMP": func(v *yaml.Node) { _ = d.boolean(v, path+".disableMP") },
 		"dualStackAddressFamily": d.unsupported(path+".dualStackAddressFamily",
 			"add one BGPPeer per address family of the router"),
 	})
 	for _, key := range []string{"peerAddress", "peerASN", "myASN"} {
-		if have[key] == nil {
+		if have[key] == nil && (key != "peerASN" || have["dynamicASN"] == nil) {
 			d.errorf(r.spec, "%s.%s is required", path, key)
 		}
+	}
+	switch {
+	case have["peerASN"] != nil && have["dynamicASN"] != nil:
+		d.errorf(have["dynamicASN"], "%s: peerASN and dynamicASN exclude each other: keep one", path)
+	case p.DynamicASN == "internal":
+		p.ASN = p.MyASN
 	}
 	if v := have["passwordSecret"]; v != nil && p.Password != "" {
 		d.errorf(v, "%s: password and passwordSecret exclude each other: keep one", path)
@@ -391,6 +406,7 @@ func (d *decoder) bgpPeer(r *resource) *Peer {
 	if v := have["connectTime"]; v != nil && (connect < time.Second || connect > math.MaxUint16*time.Second || connect%time.Second != 0) {
 		d.errorf(v, "%s.connectTime: %s: want a whole number of seconds from 1s to 65535s", path, connect)
 	}
+	p.ConnectTime = connect
 	return p
 }
 

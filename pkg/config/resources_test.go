@@ -181,6 +181,8 @@ spec:
   peerASN: 64500
   peerAddress: 2001:db8::1
   holdTime: 9s
+  connectTime: 10s
+  bfdProfile: fast
   enableGracefulRestart: true
   nodeSelectors:
   - matchExpressions: [{key: rack, operator: In, values: [r1]}]
@@ -190,12 +192,24 @@ spec:
 		t.Fatal(err)
 	}
 	p := cfg.Peers[0]
-	got := fmt.Sprintf("%s %s asn %d/%d hold %s keepalive %s gr %v sel %s key %s/%s", p.Name, p.Address, p.MyASN, p.ASN, p.HoldTime, p.KeepaliveTime, p.GracefulRestart, p.NodeSelectors[0], p.PasswordSecretNamespace, p.PasswordSecret)
-	if want := "old-style 2001:db8::1 asn 64500/64500 hold 9s keepalive 3s gr true sel rack in (r1) key metallb-system/router-key"; got != want {
+	got := fmt.Sprintf("%s %s asn %d/%d hold %s keepalive %s connect %s bfd %s gr %v sel %s key %s/%s", p.Name, p.Address, p.MyASN, p.ASN, p.HoldTime, p.KeepaliveTime, p.ConnectTime, p.BFDProfile, p.GracefulRestart, p.NodeSelectors[0], p.PasswordSecretNamespace, p.PasswordSecret)
+	if want := "old-style 2001:db8::1 asn 64500/64500 hold 9s keepalive 3s connect 10s bfd fast gr true sel rack in (r1) key metallb-system/router-key"; got != want {
 		t.Errorf("peer: got %q, want %q", got, want)
 	}
 	if b := cfg.BFDProfiles["fast"]; b == nil || b.ReceiveInterval != 100 || b.EchoInterval != 50 {
 		t.Errorf("BFD profile: got %+v", b)
+	}
+}
+
+func TestParseResourceDynamicASN(t *testing.T) {
+	for kind, want := range map[string]uint32{"internal": 64500, "external": 0} {
+		cfg, err := Parse([]byte("apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: r}\nspec: {myASN: 64500, dynamicASN: " + kind + ", peerAddress: 198.51.100.1}\n"))
+		if err != nil {
+			t.Fatalf("%s: %v", kind, err)
+		}
+		if p := cfg.Peers[0]; p.ASN != want || p.DynamicASN != kind {
+			t.Errorf("dynamicASN %s: ASN %d (%q), want %d", kind, p.ASN, p.DynamicASN, want)
+		}
 	}
 }
 
@@ -232,6 +246,12 @@ spec: {aggregationLength: 24}
 			`line 6: BGPAdvertisement/a: spec.aggregationLength: /24 is shorter than /28 of 198.51.100.0/28 in pool "p": the router would get a route to addresses outside the pool`}},
 		{"a version that is not served", "apiVersion: metallb.io/v1alpha1\nkind: IPAddressPool\nmetadata: {name: p}\n", []string{
 			`line 1: metallb.io/v1alpha1 IPAddressPool: version v1alpha1 is not served; use apiVersion: metallb.io/v1beta1`}},
+		{"peerASN and dynamicASN", "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: r}\nspec: {myASN: 64500, peerASN: 64501, dynamicASN: external, peerAddress: 198.51.100.1}\n", []string{
+			`line 4: BGPPeer/r: spec: peerASN and dynamicASN exclude each other: keep one`}},
+		{"a bad dynamicASN", "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: r}\nspec: {myASN: 64500, dynamicASN: outside, peerAddress: 198.51.100.1}\n", []string{
+			`line 4: BGPPeer/r: spec.dynamicASN: "outside": want internal (the router is in myASN) or external (any other AS, taken from its OPEN)`}},
+		{"BFD echo mode", "apiVersion: metallb.io/v1beta1\nkind: BFDProfile\nmetadata: {name: e}\nspec: {echoMode: true}\n", []string{
+			`line 4: BFDProfile/e: spec.echoMode: the BFD echo function is not built: asynchronous mode detects a lost link within receive-interval x detect-multiplier; remove echoMode (and set the intervals instead)`}},
 		{"a peer without its ASNs", "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: r}\nspec: {peerAddress: 198.51.100.1, holdTime: 1s}\n", []string{
 			`line 4: BGPPeer/r: spec.peerASN is required`, `line 4: BGPPeer/r: spec.myASN is required`,
 			`line 4: BGPPeer/r: spec.holdTime: 1s: want 0 (no keepalives) or from 3s to 18h12m15s (RFC 4271)`}},

@@ -153,7 +153,14 @@ type Peer struct {
 	// MaxPrefix (key max-prefix, 0: none): the session closes (Cease,
 	// RFC 4486) when the router announces more prefixes than this, and
 	// opens again a minute later.
-	MaxPrefix     int
+	MaxPrefix int
+	// DynamicASN (BGPPeer dynamicASN, instead of peerASN): "internal"
+	// (ASN is MyASN) or "external" (ASN 0: any AS but MyASN, as the
+	// router's OPEN says).
+	DynamicASN string
+	// ConnectTime (BGPPeer connectTime; 0: the speaker's default) is how
+	// long the speaker waits between two connection attempts.
+	ConnectTime   time.Duration
 	NodeSelectors []Selector
 	BFDProfile    string
 	Line          int

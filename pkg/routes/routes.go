@@ -24,7 +24,7 @@ type Peer struct {
 	Name          string
 	Address       netip.Addr
 	Port          uint16
-	ASN           uint32
+	ASN           uint32 // 0: dynamicASN external (any AS but MyASN)
 	MyASN         uint32
 	SourceAddress netip.Addr // invalid: the kernel picks
 	HoldTime      time.Duration
@@ -40,6 +40,8 @@ type Peer struct {
 	// MaxPrefix > 0 closes the session when the router announces more
 	// prefixes (see bgp.Stub).
 	MaxPrefix int
+	// ConnectTime > 0 replaces the wait between connection attempts.
+	ConnectTime time.Duration
 	// BFD, when its Profile is set, runs a BFD session beside the BGP
 	// session: BFD Down closes it at once.
 	BFD BFD
@@ -70,6 +72,9 @@ func (p Peer) SameSession(q Peer) bool {
 func (p Peer) Key() string { return p.Address.String() }
 
 func (p Peer) String() string {
+	if p.ASN == 0 {
+		return fmt.Sprintf("%s (external AS)", netip.AddrPortFrom(p.Address, p.Port))
+	}
 	return fmt.Sprintf("%s (AS%d)", netip.AddrPortFrom(p.Address, p.Port), p.ASN)
 }
 
@@ -87,7 +92,7 @@ func PeerFrom(c *config.Peer, profiles map[string]*config.BFDProfile) Peer {
 	}
 	return Peer{Name: c.Name, Address: c.Address, Port: port, ASN: c.ASN, MyASN: c.MyASN, SourceAddress: c.SourceAddress,
 		HoldTime: hold, KeepaliveTime: keep, Password: c.Password, PasswordSecret: secretRef(c), EBGPMultiHop: c.EBGPMultiHop, GracefulRestart: c.GracefulRestart, MaxPrefix: c.MaxPrefix,
-		BFD: bfdFrom(c.BFDProfile, profiles)}
+		ConnectTime: c.ConnectTime, BFD: bfdFrom(c.BFDProfile, profiles)}
 }
 
 func bfdFrom(name string, profiles map[string]*config.BFDProfile) BFD {

@@ -196,3 +196,59 @@ func forgeBFDDown(t testing.TB, host string, src, dst netip.Addr, ttl int) {
 		t.Fatalf("forge a BFD packet from %s: %v", host, err)
 	}
 }
+
+// frrBFDConfig is bgpd's FRRConfig with BFD on every neighbour, and
+// bfdd's profile: 100 ms x 3.
+func frrBFDConfig() (bgpd, bfdd string) {
+	bgpd = FRRConfig(birdPassword, allNodes)
+	var b strings.Builder
+	for _, n := range allNodes {
+		fmt.Fprintf(&b, " neighbor %s bfd profile fast\n", n)
+	}
+	bgpd = strings.Replace(bgpd, " address-family ipv4 unicast\n", b.String()+" address-family ipv4 unicast\n", 1)
+	bfdd = "bfd\n profile fast\n  receive-interval 100\n  transmit-interval 100\n  detect-multiplier 3\n exit\nexit\n"
+	return bgpd, bfdd
+}
+
+// TestBFDFRR is TestBFD's link cut against FRR's bfdd (with zebra, which
+// installs the routes in the router's kernel).
+func TestBFDFRR(t *testing.T) {
+	RequireFRR(t)
+	cfg := strings.Replace(frrBGPConfig(birdPassword), "  hold-time: 3s\n", "  hold-time: 3s\n  bfd-profile: fast\n", 1) + `bfd-profiles:
+- name: fast
+  receive-interval: 100
+  transmit-interval: 100
+  detect-multiplier: 3
+`
+	cl := startCluster(t, withConfig(cfg))
+	bgpd, bfdd := frrBFDConfig()
+	frr := StartFRRWithBFD(t, bgpd, bfdd)
+	testenv.Eventually(t, 30*time.Second, "3 sessions established at FRR", func() bool { return len(frr.Established()) == 3 })
+	testenv.Eventually(t, 20*time.Second, "3 BFD sessions up at FRR", func() bool { return len(frr.BFDUp()) == 3 })
+	cl.addBackend(t, "web-0", "web", "node-a")
+	ip := cl.createService(t, "web", "web", false, corev1.IPv4Protocol)
+	prefix := ip + "/32"
+	WaitNextHops(t, prefix, allNodes, 20*time.Second)
+
+	others := []string{NodeAddr("node-a"), NodeAddr("node-c")}
+	var took []time.Duration
+	for range 3 {
+		cutLink(t, "node-b", false)
+		took = append(took, WaitNextHops(t, prefix, others, 5*time.Second))
+		cutLink(t, "node-b", true)
+		testenv.Eventually(t, 20*time.Second, "3 BFD sessions up at FRR", func() bool { return len(frr.BFDUp()) == 3 })
+		WaitNextHops(t, prefix, allNodes, 20*time.Second)
+	}
+	slices.Sort(took)
+	t.Logf("FRR: next hop removed after %v (3 cuts, BFD 100 ms x 3; hold time 3 s)", took)
+	if took[len(took)-1] > time.Second {
+		t.Errorf("FRR removed the cut node's next hop after %v: that is the hold time, not BFD", took[len(took)-1])
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if got := NextHops(prefix); len(got) != 3 {
+			t.Fatalf("the path flapped after the link came back: %s via %v", prefix, got)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}

@@ -1,10 +1,10 @@
 package lab
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -22,7 +22,6 @@ const FRRAddress = "198.51.100.253"
 type FRR struct {
 	t   testing.TB
 	dir string
-	cmd *exec.Cmd
 }
 
 // RequireFRR skips (or fails under CI) without FRR.
@@ -54,54 +53,125 @@ func StartFRR(t testing.TB, conf string) *FRR {
 // every address of the router namespace.
 func StartFRROn(t testing.TB, conf string, port int) *FRR {
 	t.Helper()
+	return startFRR(t, conf, port, "")
+}
+
+// StartFRRWithBFD runs zebra, bfdd with bfdConf and bgpd with conf: bfdd
+// needs zebra in its namespace (without it sessions stay in Init), and
+// zebra installs bgpd's routes in the router namespace's kernel, where
+// NextHops reads them.
+func StartFRRWithBFD(t testing.TB, conf, bfdConf string) *FRR {
+	t.Helper()
+	return startFRR(t, conf, 179, bfdConf)
+}
+
+func startFRR(t testing.TB, conf string, port int, bfdConf string) *FRR {
+	t.Helper()
 	RequireFRR(t)
-	dir := t.TempDir()
-	if err := os.Chmod(dir, 0o755); err != nil {
+	// zebra and bfdd run as Debian's frr user (root is not in frrvty), so
+	// their directory is one that user reaches (not under t.TempDir's
+	// 0700 parent).
+	dir, err := os.MkdirTemp("", "lab-frr-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o777); err != nil {
 		t.Fatal(err)
 	}
 	if out, err := Exec(t.Context(), "router", "ip", "addr", "add", FRRAddress+"/24", "dev", "eth0").CombinedOutput(); err != nil {
 		t.Fatalf("%v %s", err, out)
 	}
-	f := &FRR{t: t, dir: dir}
-	if err := os.WriteFile(filepath.Join(dir, "bgpd.conf"), []byte(conf), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	// -Z: no zebra; -S: stay root (MD5 on the socket); -l: this address
-	// only; -P 0: no telnet vty.
-	f.cmd = Exec(t.Context(), "router", "/usr/lib/frr/bgpd", "-Z", "-S", "-l", FRRAddress, "-P", "0", "-p", fmt.Sprint(port),
-		"-f", filepath.Join(dir, "bgpd.conf"), "-i", filepath.Join(dir, "bgpd.pid"), "--vty_socket", dir,
-		"--log", "file:"+filepath.Join(dir, "bgpd.log"))
-	out, err := os.Create(filepath.Join(dir, "bgpd.out"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	f.cmd.Stdout, f.cmd.Stderr = out, out
-	f.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
-	if err := f.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
 	t.Cleanup(func() {
-		_ = syscall.Kill(-f.cmd.Process.Pid, syscall.SIGKILL)
-		_ = f.cmd.Wait()
-		out.Close()
-		_ = Exec(t.Context(), "router", "ip", "addr", "del", FRRAddress+"/24", "dev", "eth0").Run()
-		if t.Failed() {
-			l, _ := os.ReadFile(filepath.Join(dir, "bgpd.log"))
-			o, _ := os.ReadFile(out.Name())
-			t.Logf("bgpd log:\n%s\n%s", tail(string(l), 8000), o)
-		}
+		_ = Exec(context.Background(), "router", "ip", "addr", "del", FRRAddress+"/24", "dev", "eth0").Run()
 	})
+	f := &FRR{t: t, dir: dir}
+	zserv := filepath.Join(dir, "zserv.api")
+	bgpdArgs := []string{"-Z"} // no zebra
+	if bfdConf != "" {
+		f.daemon("zebra", "", "-u", "frr", "-g", "frr", "-z", zserv, "-A", "127.0.0.1", "-P", "0")
+		f.daemon("bfdd", bfdConf, "-u", "frr", "-g", "frr", "-z", zserv, "--bfdctl", filepath.Join(dir, "bfdd.sock"), "-A", "127.0.0.1", "-P", "0")
+		bgpdArgs = []string{"-z", zserv}
+	}
+	// -S: stay root (MD5 on the socket); -l: this address only; -P 0: no
+	// telnet vty.
+	f.daemon("bgpd", conf, append(bgpdArgs, "-S", "-l", FRRAddress, "-P", "0", "-p", fmt.Sprint(port))...)
 	deadline := time.Now().Add(10 * time.Second)
 	for {
-		if _, err := f.Show("show bgp summary json"); err == nil {
+		_, err := f.Show("show bgp summary json")
+		if err == nil && bfdConf != "" {
+			_, err = f.ShowBFD("show bfd peers json")
+		}
+		if err == nil {
 			return f
 		}
 		if time.Now().After(deadline) {
-			o, _ := os.ReadFile(out.Name())
-			t.Fatalf("bgpd did not start:\n%s", o)
+			t.Fatalf("FRR did not start: %v", err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+}
+
+// daemon runs one FRR daemon with conf in the router namespace until the
+// test ends; its log is shown if the test fails.
+func (f *FRR) daemon(name, conf string, args ...string) {
+	t, dir := f.t, f.dir
+	t.Helper()
+	if err := os.WriteFile(filepath.Join(dir, name+".conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args = append(args, "-f", filepath.Join(dir, name+".conf"), "-i", filepath.Join(dir, name+".pid"), "--vty_socket", dir,
+		"--log", "file:"+filepath.Join(dir, name+".log"))
+	cmd := Exec(t.Context(), "router", append([]string{"/usr/lib/frr/" + name}, args...)...)
+	out, err := os.Create(filepath.Join(dir, name+".out"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stdout, cmd.Stderr = out, out
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL, Setpgid: true}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		_ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL)
+		_ = cmd.Wait()
+		out.Close()
+		if t.Failed() {
+			l, _ := os.ReadFile(filepath.Join(dir, name+".log"))
+			o, _ := os.ReadFile(out.Name())
+			t.Logf("%s log:\n%s\n%s", name, tail(string(l), 8000), o)
+		}
+	})
+}
+
+// ShowBFD runs a vtysh command on bfdd.
+func (f *FRR) ShowBFD(cmd string) (string, error) {
+	out, err := Exec(f.t.Context(), "router", "vtysh", "--vty_socket", f.dir, "-d", "bfdd", "-c", cmd).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("vtysh -d bfdd %q: %v: %s", cmd, err, out)
+	}
+	return string(out), nil
+}
+
+// BFDUp returns the peers whose BFD session bfdd has up.
+func (f *FRR) BFDUp() []string {
+	out, err := f.ShowBFD("show bfd peers json")
+	if err != nil {
+		return nil
+	}
+	var peers []struct {
+		Peer   string `json:"peer"`
+		Status string `json:"status"`
+	}
+	_ = json.Unmarshal([]byte(out), &peers)
+	var up []string
+	for _, p := range peers {
+		if p.Status == "up" {
+			up = append(up, p.Peer)
+		}
+	}
+	slices.Sort(up)
+	return up
 }
 
 // Show runs a vtysh command on bgpd.
