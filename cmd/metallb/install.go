@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 	"time"
@@ -13,6 +14,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/microk8s-metallb/metallb/pkg/config"
 	"github.com/microk8s-metallb/metallb/pkg/hostnet"
 	"github.com/microk8s-metallb/metallb/pkg/image"
 	"github.com/microk8s-metallb/metallb/pkg/install"
@@ -41,6 +43,9 @@ type enableOptions struct {
 	allowChanges bool
 	asResources  bool
 	saved        string
+	bgpPeer      string
+	peerASN      uint32
+	myASN        uint32
 }
 
 func newEnableCmd(g *globals) *cobra.Command {
@@ -56,8 +61,12 @@ repository has a metallb of its own, so name this one with its repository
   microk8s enable lab/metallb:192.168.1.240-192.168.1.250
   microk8s enable lab/metallb 192.168.1.240/29 --dhcp-range 192.168.1.100-192.168.1.199
   microk8s enable lab/metallb                  (asks, suggesting a free range)
+  microk8s enable lab/metallb 203.0.113.0/28 --bgp-peer 192.168.1.1 --peer-asn 64501 --my-asn 64500
 
 Flags follow the range in the second form; the colon form takes none.
+With --bgp-peer, the pool "default" is announced by BGP from every node to
+that router (peers gets it, with --peer-asn and --my-asn) instead of by
+layer2; the range then need not be on this host's subnet.
 The range is checked against this host's subnets, gateway and addresses, the
 nodes, MicroK8s's service and pod CIDRs, the DHCP scope, and an ARP/NDP probe
 for hosts already using it. Errors stop; warnings need a yes (or --yes).
@@ -100,8 +109,26 @@ on any cluster).`,
 	_ = f.MarkHidden("host-root")
 	f.BoolVar(&o.allowChanges, "allow-address-changes", false, "apply a range that leaves Services' current addresses out, renumbering them")
 	f.BoolVar(&o.asResources, "as-resources", false, "write the range as the metallb.io resources IPAddressPool default-addresspool and L2Advertisement default-advertise-all-pools, as MicroK8s's core addon does, instead of the ConfigMap's pool \"default\" (implied when that IPAddressPool exists)")
+	f.StringVar(&o.bgpPeer, "bgp-peer", "", "announce the pool by BGP to the router at this address (with --peer-asn and --my-asn) instead of by layer2")
+	f.Uint32Var(&o.peerASN, "peer-asn", 0, "with --bgp-peer: the router's AS number")
+	f.Uint32Var(&o.myASN, "my-asn", 0, "with --bgp-peer: the nodes' AS number (the router's for iBGP)")
 	f.StringVar(&o.saved, "saved-config", snap.SavedConfig(), "the configuration saved by disable, restored when the cluster has none")
 	return cmd
+}
+
+// quickPeer reads --bgp-peer, --peer-asn and --my-asn: all three or none.
+func (o *enableOptions) quickPeer() (*config.QuickPeer, error) {
+	if o.bgpPeer == "" && o.peerASN == 0 && o.myASN == 0 {
+		return nil, nil
+	}
+	if o.bgpPeer == "" || o.peerASN == 0 || o.myASN == 0 {
+		return nil, errors.New("--bgp-peer, --peer-asn and --my-asn go together: give the router's address, its AS number and the nodes' (equal for iBGP), e.g. --bgp-peer 192.168.1.1 --peer-asn 64501 --my-asn 64500")
+	}
+	addr, err := netip.ParseAddr(o.bgpPeer)
+	if err != nil || addr.Zone() != "" {
+		return nil, fmt.Errorf("--bgp-peer %q: want the router's IP address, e.g. 192.168.1.1 or 2001:db8::1", o.bgpPeer)
+	}
+	return &config.QuickPeer{Address: addr.Unmap(), PeerASN: o.peerASN, MyASN: o.myASN}, nil
 }
 
 func isTerminal(v any) (*os.File, bool) {
@@ -115,7 +142,12 @@ func (o *enableOptions) run(ctx context.Context, g *globals, args []string) erro
 	if err != nil && !o.dryRun {
 		return err
 	}
+	bgp, err := o.quickPeer()
+	if err != nil {
+		return err
+	}
 	e := &install.Enable{
+		BGP:  bgp,
 		Args: args, DHCPRange: o.dhcpRange, Yes: o.yes, NoProbe: o.noProbe, DryRun: o.dryRun,
 		AllowAddressChanges: o.allowChanges, AsResources: o.asResources, SavedPath: o.saved,
 		Namespace: o.namespace, LogLevel: g.logLevel, Timeout: o.timeout, ProbeMax: o.probeMax,

@@ -284,9 +284,9 @@ func sleep(ctx context.Context, d time.Duration) bool {
 	}
 }
 
-// dial opens the TCP connection: from source-address, with the TCP MD5
-// signature option when a password is set, and TTL 1 towards an eBGP peer
-// unless ebgp-multihop (255).
+// dial opens the TCP connection: in the peer's VRF, from source-address,
+// with the TCP MD5 signature option when a password is set, and TTL 1
+// towards an eBGP peer unless ebgp-multihop (255).
 func (ps *peerSession) dial(ctx context.Context) (net.Conn, error) {
 	p := ps.p
 	d := net.Dialer{Timeout: ConnectRetry}
@@ -303,6 +303,14 @@ func (ps *peerSession) dial(ctx context.Context) (net.Conn, error) {
 	d.Control = func(_, _ string, c syscall.RawConn) error {
 		var serr error
 		err := c.Control(func(fd uintptr) {
+			if p.VRF != "" {
+				// Before connect: the route to the router is looked up in the
+				// VRF's table. CAP_NET_RAW suffices (Linux 5.7+).
+				if serr = unix.BindToDevice(int(fd), p.VRF); serr != nil {
+					serr = fmt.Errorf("bind to VRF %s: %w", p.VRF, serr)
+					return
+				}
+			}
 			if p.Password != "" {
 				if serr = setMD5(int(fd), p.Address, p.Password); serr != nil {
 					return

@@ -180,15 +180,22 @@ func (d *decoder) checkPeers(cfg *Config) {
 		addr, src string
 		port      uint16
 		myASN     uint32
-		sel       string
+		sel, vrf  string
 	}
 	seen := map[key]int{}
 	for i, p := range cfg.Peers {
 		if p.BFDProfile != "" {
+			// The keys as the peer's source spells them.
+			field, key, profiles, multihop := fmt.Sprintf("peers[%d].bfd-profile", i), "bfd-profile", "bfd-profiles entry", "ebgp-multihop"
+			if p.Name != "" {
+				field, key, profiles, multihop = "BGPPeer/"+p.Name+": spec.bfdProfile", "bfdProfile", "BFDProfile", "ebgpMultiHop"
+			}
 			if _, ok := cfg.BFDProfiles[p.BFDProfile]; !ok {
-				d.errs = append(d.errs, Error{Line: p.Line, Msg: fmt.Sprintf("peers[%d].bfd-profile: no bfd-profiles entry is named %q", i, p.BFDProfile)})
+				d.errs = append(d.errs, Error{Line: p.Line, Msg: fmt.Sprintf("%s: no %s is named %q", field, profiles, p.BFDProfile)})
 			} else if p.EBGPMultiHop {
-				d.errs = append(d.errs, Error{Line: p.Line, Msg: fmt.Sprintf("peers[%d].bfd-profile %q with ebgp-multihop: %v; remove bfd-profile, or ebgp-multihop if the router is on the node's link", i, p.BFDProfile, ErrBFDMultihop)})
+				d.errs = append(d.errs, Error{Line: p.Line, Msg: fmt.Sprintf("%s %q with %s: %v; remove %s, or %s if the router is on the node's link", field, p.BFDProfile, multihop, ErrBFDMultihop, key, multihop)})
+			} else if p.VRF != "" {
+				d.errs = append(d.errs, Error{Line: p.Line, Msg: fmt.Sprintf("%s %q with vrf %q: %v; remove %s, or peer from the default VRF", field, p.BFDProfile, p.VRF, ErrBFDVRF, key)})
 			}
 		}
 		if !p.Address.IsValid() {
@@ -199,7 +206,7 @@ func (d *decoder) checkPeers(cfg *Config) {
 			sels = append(sels, s.String())
 		}
 		slices.Sort(sels)
-		k := key{p.Address.String(), p.SourceAddress.String(), p.Port, p.MyASN, fmt.Sprint(sels)}
+		k := key{p.Address.String(), p.SourceAddress.String(), p.Port, p.MyASN, fmt.Sprint(sels), p.VRF}
 		if j, dup := seen[k]; dup {
 			d.errs = append(d.errs, Error{Line: p.Line, Msg: fmt.Sprintf("peers[%d]: same peer as peers[%d] (line %d): %s port %d", i, j, cfg.Peers[j].Line, p.Address, p.Port)})
 			continue

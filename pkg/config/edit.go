@@ -3,6 +3,8 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
+	"strconv"
 
 	"gopkg.in/yaml.v3"
 
@@ -69,6 +71,76 @@ func SetPool(text []byte, name string, addrs []iprange.Range) ([]byte, error) {
 		return nil, fmt.Errorf("with pool %q set to %s the config is invalid:\n%w", name, iprange.Join(addrs), err)
 	}
 	return buf.Bytes(), nil
+}
+
+// QuickPeer is the one BGP router of enable's quick start.
+type QuickPeer struct {
+	Address        netip.Addr
+	PeerASN, MyASN uint32
+}
+
+// SetBGPPool is SetPool for a BGP pool: the pool called name holds exactly
+// addrs and is announced by BGP (protocol: bgp), and peers has peer, the
+// AS numbers of an entry at that address set to peer's (its other keys
+// kept), or a new entry. Other pools and peers are kept.
+func SetBGPPool(text []byte, name string, addrs []iprange.Range, peer QuickPeer) ([]byte, error) {
+	text, err := SetPool(text, name, addrs)
+	if err != nil {
+		return nil, err
+	}
+	var doc yaml.Node
+	if err := yaml.Unmarshal(text, &doc); err != nil {
+		return nil, err
+	}
+	root := doc.Content[0]
+	for _, p := range mapValue(root, "address-pools").Content {
+		if n := mapValue(p, "name"); n != nil && n.Value == name {
+			setKey(p, "protocol", "bgp")
+		}
+	}
+	peers := mapValue(root, "peers")
+	if peers == nil {
+		peers = &yaml.Node{Kind: yaml.SequenceNode}
+		root.Content = append(root.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "peers"}, peers)
+	}
+	if peers.Kind != yaml.SequenceNode {
+		return nil, fmt.Errorf("peers in the current config is not a list (fix or delete the ConfigMap first)")
+	}
+	var entry *yaml.Node
+	for _, p := range peers.Content {
+		if a := mapValue(p, "peer-address"); a != nil {
+			if addr, err := netip.ParseAddr(a.Value); err == nil && addr == peer.Address {
+				entry = p
+			}
+		}
+	}
+	if entry == nil {
+		entry = &yaml.Node{Kind: yaml.MappingNode}
+		setKey(entry, "peer-address", peer.Address.String())
+		peers.Content = append(peers.Content, entry)
+	}
+	setKey(entry, "peer-asn", strconv.FormatUint(uint64(peer.PeerASN), 10))
+	setKey(entry, "my-asn", strconv.FormatUint(uint64(peer.MyASN), 10))
+	var buf bytes.Buffer
+	enc := yaml.NewEncoder(&buf)
+	enc.SetIndent(2)
+	if err := enc.Encode(&doc); err != nil {
+		return nil, fmt.Errorf("encode config: %w", err)
+	}
+	if _, err := Parse(buf.Bytes()); err != nil {
+		return nil, fmt.Errorf("with pool %q set to %s, announced by BGP to %s (AS%d), the config is invalid:\n%w", name, iprange.Join(addrs), peer.Address, peer.PeerASN, err)
+	}
+	return buf.Bytes(), nil
+}
+
+// setKey sets the scalar value of key in mapping m, adding the key last
+// when m lacks it.
+func setKey(m *yaml.Node, key, value string) {
+	if v := mapValue(m, key); v != nil {
+		*v = yaml.Node{Kind: yaml.ScalarNode, Value: value}
+		return
+	}
+	m.Content = append(m.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: key}, &yaml.Node{Kind: yaml.ScalarNode, Value: value})
 }
 
 func mapValue(m *yaml.Node, key string) *yaml.Node {

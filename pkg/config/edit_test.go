@@ -3,6 +3,7 @@ package config
 import (
 	"bytes"
 	"fmt"
+	"net/netip"
 	"strings"
 	"testing"
 
@@ -85,6 +86,63 @@ address-pools:
 				t.Errorf("(-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+func TestSetBGPPool(t *testing.T) {
+	rs, err := iprange.ParseList("203.0.113.0/28")
+	if err != nil {
+		t.Fatal(err)
+	}
+	peer := QuickPeer{Address: netip.MustParseAddr("192.0.2.1"), PeerASN: 64501, MyASN: 64500}
+	for _, tc := range []struct {
+		name, in, want string
+	}{
+		{name: "new config", want: `address-pools:
+  - name: default
+    protocol: bgp
+    addresses:
+      - 203.0.113.0/28
+peers:
+  - peer-address: 192.0.2.1
+    peer-asn: 64501
+    my-asn: 64500
+`},
+		{name: "a layer2 default pool becomes BGP; the peer at that address gets the ASNs, its password stays", in: `address-pools:
+- name: default
+  protocol: layer2
+  addresses: [192.0.2.10-192.0.2.20]
+peers:
+- peer-address: 192.0.2.1 # the router
+  peer-asn: 65000
+  my-asn: 65001
+  password: secret
+- {peer-address: 192.0.2.2, peer-asn: 64502, my-asn: 64500}
+`, want: `address-pools:
+  - name: default
+    protocol: bgp
+    addresses:
+      - 203.0.113.0/28
+peers:
+  - peer-address: 192.0.2.1 # the router
+    peer-asn: 64501
+    my-asn: 64500
+    password: secret
+  - {peer-address: 192.0.2.2, peer-asn: 64502, my-asn: 64500}
+`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := SetBGPPool([]byte(tc.in), "default", rs, peer)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tc.want, string(got)); diff != "" {
+				t.Errorf("(-want +got):\n%s", diff)
+			}
+		})
+	}
+	if _, err := SetBGPPool([]byte("peers: {a: b}\n"), "default", rs, peer); err == nil {
+		t.Error("peers that is not a list: no error")
 	}
 }
 

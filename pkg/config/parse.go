@@ -483,6 +483,7 @@ func (d *decoder) checkPeer(p *Peer, have map[string]*yaml.Node, path string, k 
 // (RFC 5881) in asynchronous mode.
 var (
 	ErrBFDMultihop = errors.New("multihop BFD (RFC 5883) is not built: BFD runs single-hop, to a router on the node's link")
+	ErrBFDVRF      = errors.New("BFD in a VRF is not built yet: the BGP session runs in the VRF, its BFD session cannot")
 	ErrBFDEcho     = errors.New("the BFD echo function is not built: asynchronous mode detects a lost link within receive-interval x detect-multiplier")
 )
 
@@ -492,4 +493,18 @@ func (d *decoder) checkBFDProfile(p *BFDProfile, have *yaml.Node, path, echo str
 	if p.EchoMode && have != nil {
 		d.errorf(have, "%s.%s: %v; remove %s (and set the intervals instead)", path, echo, ErrBFDEcho, echo)
 	}
+}
+
+// checkDeviceName checks a network device name as Linux takes it (a VRF's
+// device, for SO_BINDTODEVICE).
+func checkDeviceName(name string) error {
+	switch {
+	case name == "":
+		return errors.New("empty: name the VRF device (ip link add NAME type vrf table N), or leave vrf out")
+	case len(name) > 15:
+		return errors.New("a Linux device name has at most 15 bytes")
+	case name == "." || name == ".." || strings.ContainsAny(name, "/: \t\n"):
+		return errors.New(`not a Linux device name (no "/", ":" or spaces, not "." or "..")`)
+	}
+	return nil
 }

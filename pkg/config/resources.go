@@ -371,7 +371,12 @@ func (d *decoder) bgpPeer(r *resource) *Peer {
 		"bfdProfile":            func(v *yaml.Node) { have["bfdProfile"] = v; p.BFDProfile = d.str(v, path+".bfdProfile") },
 		"enableGracefulRestart": func(v *yaml.Node) { p.GracefulRestart = d.boolean(v, path+".enableGracefulRestart") },
 		"ebgpMultiHop":          func(v *yaml.Node) { p.EBGPMultiHop = d.boolean(v, path+".ebgpMultiHop") },
-		"vrf":                   d.unsupported(path+".vrf", "peer from the default VRF"),
+		"vrf": func(v *yaml.Node) {
+			p.VRF = d.str(v, path+".vrf")
+			if err := checkDeviceName(p.VRF); err != nil {
+				d.errorf(v, "%s.vrf: %q: %v", path, p.VRF, err)
+			}
+		},
 		"dynamicASN": func(v *yaml.Node) {
 			have["dynamicASN"] = v
 			switch p.DynamicASN = d.str(v, path+".dynamicASN"); p.DynamicASN {

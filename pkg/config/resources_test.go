@@ -213,6 +213,23 @@ func TestParseResourceDynamicASN(t *testing.T) {
 	}
 }
 
+// vrf: the same router address in two VRFs is two peers.
+func TestParseResourceVRF(t *testing.T) {
+	peer := func(name, vrf string) string {
+		return "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: " + name + "}\nspec: {myASN: 64500, peerASN: 64501, peerAddress: 198.51.100.1" + vrf + "}\n"
+	}
+	cfg, err := Parse([]byte(peer("red", ", vrf: red") + "---\n" + peer("plain", "")))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff([]string{"red", ""}, []string{cfg.Peers[0].VRF, cfg.Peers[1].VRF}); diff != "" {
+		t.Errorf("VRFs (-want +got):\n%s", diff)
+	}
+	if _, err := Parse([]byte(peer("a", ", vrf: red") + "---\n" + peer("b", ", vrf: red"))); err == nil || !strings.Contains(err.Error(), "same peer as") {
+		t.Errorf("the same peer twice in one VRF: %v", err)
+	}
+}
+
 func TestParseResourceErrors(t *testing.T) {
 	pool := func(spec string) string {
 		return "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: p}\nspec: " + spec + "\n"
@@ -250,6 +267,10 @@ spec: {aggregationLength: 24}
 			`line 4: BGPPeer/r: spec: peerASN and dynamicASN exclude each other: keep one`}},
 		{"a bad dynamicASN", "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: r}\nspec: {myASN: 64500, dynamicASN: outside, peerAddress: 198.51.100.1}\n", []string{
 			`line 4: BGPPeer/r: spec.dynamicASN: "outside": want internal (the router is in myASN) or external (any other AS, taken from its OPEN)`}},
+		{"a VRF name Linux refuses", "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: r}\nspec: {myASN: 64500, peerASN: 64501, peerAddress: 198.51.100.1, vrf: a-name-that-is-too-long}\n", []string{
+			`line 4: BGPPeer/r: spec.vrf: "a-name-that-is-too-long": a Linux device name has at most 15 bytes`}},
+		{"BFD in a VRF", "apiVersion: metallb.io/v1beta1\nkind: BFDProfile\nmetadata: {name: f}\n---\napiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: r}\nspec: {myASN: 64500, peerASN: 64501, peerAddress: 198.51.100.1, vrf: red, bfdProfile: f}\n", []string{
+			`line 5: BGPPeer/r: spec.bfdProfile "f" with vrf "red": BFD in a VRF is not built yet: the BGP session runs in the VRF, its BFD session cannot; remove bfdProfile, or peer from the default VRF`}},
 		{"BFD echo mode", "apiVersion: metallb.io/v1beta1\nkind: BFDProfile\nmetadata: {name: e}\nspec: {echoMode: true}\n", []string{
 			`line 4: BFDProfile/e: spec.echoMode: the BFD echo function is not built: asynchronous mode detects a lost link within receive-interval x detect-multiplier; remove echoMode (and set the intervals instead)`}},
 		{"a peer without its ASNs", "apiVersion: metallb.io/v1beta2\nkind: BGPPeer\nmetadata: {name: r}\nspec: {peerAddress: 198.51.100.1, holdTime: 1s}\n", []string{

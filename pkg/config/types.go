@@ -160,7 +160,11 @@ type Peer struct {
 	DynamicASN string
 	// ConnectTime (BGPPeer connectTime; 0: the speaker's default) is how
 	// long the speaker waits between two connection attempts.
-	ConnectTime   time.Duration
+	ConnectTime time.Duration
+	// VRF (BGPPeer vrf; "": the default VRF) names the VRF device of the
+	// node the session is bound to (SO_BINDTODEVICE): the router is
+	// reached through that VRF's routing table.
+	VRF           string
 	NodeSelectors []Selector
 	BFDProfile    string
 	Line          int

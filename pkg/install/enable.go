@@ -89,10 +89,14 @@ type Enable struct {
 	// instead of the ConfigMap's pool "default". Implied when the cluster
 	// has that IPAddressPool and the ConfigMap no pool "default".
 	AsResources bool
-	Namespace   string
-	LogLevel    string
-	Timeout     time.Duration // how long to wait for the workloads
-	ProbeMax    int           // addresses probed at most (default 512)
+	// BGP (--bgp-peer, --peer-asn, --my-asn), when set: the pool "default"
+	// is announced by BGP to that router instead of by layer2, and the
+	// router is added to peers (or its entry gets these AS numbers).
+	BGP       *config.QuickPeer
+	Namespace string
+	LogLevel  string
+	Timeout   time.Duration // how long to wait for the workloads
+	ProbeMax  int           // addresses probed at most (default 512)
 	// Addon is how MicroK8s names this addon ("lab/metallb"), for the
 	// commands enable shows; "": AddonName.
 	Addon string
@@ -206,6 +210,11 @@ func (e *Enable) Run(ctx context.Context) error {
 	}
 	if err := e.install(ctx, stream, accepted); err != nil {
 		return err
+	}
+	if e.BGP != nil {
+		e.report.step("metallb is enabled: LoadBalancer Services get addresses from %s, announced by BGP to %s (AS%d) from every node (AS%d); the router must accept the sessions (docs/configuration.md, BGP mode).",
+			iprange.Join(ranges), e.BGP.Address, e.BGP.PeerASN, e.BGP.MyASN)
+		return nil
 	}
 	e.report.step("metallb is enabled: LoadBalancer Services get addresses from %s.", iprange.Join(ranges))
 	return nil
@@ -401,6 +410,7 @@ func (e *Enable) facts(ctx context.Context) (world, error) {
 	}
 	w.Gateways = gws
 	w.Leases = e.Host.Leases()
+	w.Routed = e.BGP != nil
 	w.DHCPScopes = e.Host.DHCPScopes()
 	if e.DHCPRange != "" {
 		rs, err := iprange.ParseList(e.DHCPRange)
@@ -538,6 +548,9 @@ func (e *Enable) config(ctx context.Context, cur string, rs []iprange.Range, res
 	var text []byte
 	var err error
 	if e.resourceMode(cur) {
+		if e.BGP != nil {
+			return nil, nil, fmt.Errorf("--bgp-peer writes the ConfigMap's pool %q, but this cluster's pools are metallb.io resources (IPAddressPool %s): announce it by BGP with a BGPPeer and a BGPAdvertisement (docs/configuration.md), or run enable without --bgp-peer", "default", config.DefaultResourcePool)
+		}
 		text = []byte(cur)
 		if strings.TrimSpace(cur) == "" {
 			text = []byte(resourceModeConfig)
@@ -551,6 +564,10 @@ func (e *Enable) config(ctx context.Context, cur string, rs []iprange.Range, res
 		}
 		if _, err := config.Parse([]byte(combined)); err != nil {
 			return nil, nil, fmt.Errorf("with IPAddressPool %s set to %s the configuration is invalid:\n%w", config.DefaultResourcePool, iprange.Join(rs), config.WithoutResourceLines(err))
+		}
+	} else if e.BGP != nil {
+		if text, err = config.SetBGPPool([]byte(cur), "default", rs, *e.BGP); err != nil {
+			return nil, nil, err
 		}
 	} else if text, err = config.SetPool([]byte(cur), "default", rs); err != nil {
 		return nil, nil, err

@@ -4,12 +4,14 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"net/netip"
 	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
 
+	"github.com/microk8s-metallb/metallb/pkg/config"
 	"github.com/microk8s-metallb/metallb/pkg/image"
 	"github.com/microk8s-metallb/metallb/pkg/iprange"
 	"github.com/microk8s-metallb/metallb/pkg/netcheck"
@@ -183,4 +185,22 @@ func TestDryRunIsAWholeManifest(t *testing.T) {
 // fixedImage is an Imager that delivers nothing and names ref.
 func fixedImage(ref string) Imager {
 	return ImageFunc(func(context.Context, []image.Node, bool) (string, error) { return ref, nil })
+}
+
+// The quick start for BGP: the pool is announced by BGP to the router
+// given, and a range off this host's subnets is no warning (routers
+// deliver it).
+func TestEnableBGPQuickStart(t *testing.T) {
+	var out bytes.Buffer
+	peer := &config.QuickPeer{Address: netip.MustParseAddr("192.0.2.1"), PeerASN: 64501, MyASN: 64500}
+	e := &Enable{Args: []string{"203.0.113.10-203.0.113.20"}, Out: &out, Err: io.Discard, Host: fakeHost{}, DryRun: true, NoProbe: true,
+		BGP: peer, Image: fixedImage("x")}
+	if err := e.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"protocol: bgp", "- 203.0.113.10-203.0.113.20", "peer-address: 192.0.2.1", "peer-asn: 64501", "my-asn: 64500"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("the dry run lacks %q:\n%s", want, out.String())
+		}
+	}
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -281,8 +282,12 @@ func TestFloodLogsOnce(t *testing.T) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	total := 0
-	for _, n := range h.counts {
-		total += n
+	for line, n := range h.counts {
+		// The flood can also cost a probe its answer on a busy machine;
+		// memberlist says so once, and that is not a line per packet.
+		if !strings.Contains(line, "UDP probes failed") {
+			total += n
+		}
 	}
 	if total > 2 || !a.Alive("c") {
 		t.Fatalf("%d lines logged (want at most 2), c alive %v: %v", total, a.Alive("c"), h.counts)

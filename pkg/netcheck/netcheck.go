@@ -82,6 +82,9 @@ type Facts struct {
 	DHCPScopes   []Sourced
 	Leases       []Lease
 	InUse        []Host
+	// Routed: the range is announced by BGP, so it need not lie on a
+	// subnet of the host (routers deliver it).
+	Routed bool
 }
 
 // perKind caps how many findings of one kind are listed for one range.
@@ -121,7 +124,7 @@ func Check(ranges []iprange.Range, f Facts) []Finding {
 				add(Error, "%s includes %s, which is %s (%s) and cannot be a service address; use addresses from your LAN's subnet", r, shared, res.what, res.p)
 			}
 		}
-		out = append(out, subnetFindings(r, f.Subnets)...)
+		out = append(out, subnetFindings(r, f.Subnets, f.Routed)...)
 
 		var hostAddrs []pointHit
 		for _, s := range f.Subnets {
@@ -239,7 +242,7 @@ func dhcpUnknown(r iprange.Range, f Facts) []Finding {
 // subnetFindings checks r against the host's subnets: it must not include a
 // subnet's network or broadcast address, and should lie inside one of them
 // for layer2 announcements to reach clients.
-func subnetFindings(r iprange.Range, subnets []Subnet) []Finding {
+func subnetFindings(r iprange.Range, subnets []Subnet, routed bool) []Finding {
 	var out []Finding
 	inside := false
 	var same []string
@@ -263,7 +266,7 @@ func subnetFindings(r iprange.Range, subnets []Subnet) []Finding {
 			out = append(out, Finding{Error, fmt.Sprintf("%s includes %s, the broadcast address of %s (%s), which hosts cannot use; %s", r, sub.Last(), p, s.Interface, without(r, sub.Last()))})
 		}
 	}
-	if !inside {
+	if !inside && !routed {
 		where := "this host has no " + map[bool]string{true: "IPv4", false: "IPv6"}[r.Is4()] + " subnet"
 		if len(same) > 0 {
 			where = "this host's subnets are " + strings.Join(slices.Compact(same), ", ")

@@ -42,6 +42,8 @@ type Peer struct {
 	MaxPrefix int
 	// ConnectTime > 0 replaces the wait between connection attempts.
 	ConnectTime time.Duration
+	// VRF, when set, binds the session to that VRF device.
+	VRF string
 	// BFD, when its Profile is set, runs a BFD session beside the BGP
 	// session: BFD Down closes it at once.
 	BFD BFD
@@ -68,14 +70,24 @@ func (p Peer) SameSession(q Peer) bool {
 	return p == q
 }
 
-// Key identifies a session.
-func (p Peer) Key() string { return p.Address.String() }
+// Key identifies a session: its address, and its VRF when it has one
+// (the same address may be another router in another VRF).
+func (p Peer) Key() string {
+	if p.VRF != "" {
+		return p.Address.String() + "%" + p.VRF
+	}
+	return p.Address.String()
+}
 
 func (p Peer) String() string {
+	as := fmt.Sprintf("AS%d", p.ASN)
 	if p.ASN == 0 {
-		return fmt.Sprintf("%s (external AS)", netip.AddrPortFrom(p.Address, p.Port))
+		as = "external AS"
 	}
-	return fmt.Sprintf("%s (AS%d)", netip.AddrPortFrom(p.Address, p.Port), p.ASN)
+	if p.VRF != "" {
+		return fmt.Sprintf("%s (%s, vrf %s)", netip.AddrPortFrom(p.Address, p.Port), as, p.VRF)
+	}
+	return fmt.Sprintf("%s (%s)", netip.AddrPortFrom(p.Address, p.Port), as)
 }
 
 // PeerFrom turns a configured peer into this node's session settings,
@@ -92,7 +104,7 @@ func PeerFrom(c *config.Peer, profiles map[string]*config.BFDProfile) Peer {
 	}
 	return Peer{Name: c.Name, Address: c.Address, Port: port, ASN: c.ASN, MyASN: c.MyASN, SourceAddress: c.SourceAddress,
 		HoldTime: hold, KeepaliveTime: keep, Password: c.Password, PasswordSecret: secretRef(c), EBGPMultiHop: c.EBGPMultiHop, GracefulRestart: c.GracefulRestart, MaxPrefix: c.MaxPrefix,
-		ConnectTime: c.ConnectTime, BFD: bfdFrom(c.BFDProfile, profiles)}
+		ConnectTime: c.ConnectTime, VRF: c.VRF, BFD: bfdFrom(c.BFDProfile, profiles)}
 }
 
 func bfdFrom(name string, profiles map[string]*config.BFDProfile) BFD {
