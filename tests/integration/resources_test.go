@@ -235,6 +235,16 @@ func TestResourceStatus(t *testing.T) {
 		s.Spec.IPFamilies = []corev1.IPFamily{corev1.IPv4Protocol, corev1.IPv6Protocol}
 	}))
 	webRV := waitPool("web", st(2, 1, 2, 3))
+	// The same round adds the in-use finalizer after the status: that
+	// write is a change, so the version to compare with is the one after it.
+	testenv.Eventually(t, 15*time.Second, "web carries the finalizer", func() bool {
+		u, err := pools.Get(ctx, "web", metav1.GetOptions{})
+		if err == nil && slices.Contains(u.GetFinalizers(), k8s.PoolFinalizer) {
+			webRV = u.GetResourceVersion()
+			return true
+		}
+		return false
+	})
 
 	// Another pool's changes, two rounds of them: web's status is not
 	// written again (the second round begins after the first has ended).
