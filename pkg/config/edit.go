@@ -17,31 +17,21 @@ import (
 // An empty text starts a new config. The result is parsed, so a pool that now
 // overlaps another one is an error and nothing is returned.
 func SetPool(text []byte, name string, addrs []iprange.Range) ([]byte, error) {
-	var seq yaml.Node
-	seq.Kind = yaml.SequenceNode
+	return editConfig(text, func(root *yaml.Node) (string, error) {
+		return fmt.Sprintf("with pool %q set to %s the config is invalid", name, iprange.Join(addrs)), setPool(root, name, addrs)
+	})
+}
+
+// setPool gives the pool called name exactly addrs in the config's root
+// mapping, adding a layer2 pool when there is none.
+func setPool(root *yaml.Node, name string, addrs []iprange.Range) error {
+	seq := yaml.Node{Kind: yaml.SequenceNode}
 	for _, r := range addrs {
 		seq.Content = append(seq.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: r.String()})
 	}
-	var doc yaml.Node
-	if len(bytes.TrimSpace(text)) > 0 {
-		if err := yaml.Unmarshal(text, &doc); err != nil {
-			return nil, fmt.Errorf("the current config is not YAML (fix or delete the ConfigMap first): %w", err)
-		}
-	}
-	if doc.Kind == 0 {
-		doc = yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{{Kind: yaml.MappingNode}}}
-	}
-	root := doc.Content[0]
-	if root.Kind != yaml.MappingNode {
-		return nil, fmt.Errorf("the current config is not a mapping (fix or delete the ConfigMap first)")
-	}
-	pools := mapValue(root, "address-pools")
-	if pools == nil {
-		pools = &yaml.Node{Kind: yaml.SequenceNode}
-		root.Content = append(root.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "address-pools"}, pools)
-	}
-	if pools.Kind != yaml.SequenceNode {
-		return nil, fmt.Errorf("address-pools in the current config is not a list (fix or delete the ConfigMap first)")
+	pools, err := listValue(root, "address-pools")
+	if err != nil {
+		return err
 	}
 	var pool *yaml.Node
 	for _, p := range pools.Content {
@@ -61,6 +51,30 @@ func SetPool(text []byte, name string, addrs []iprange.Range) ([]byte, error) {
 	} else {
 		pool.Content = append(pool.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "addresses"}, &seq)
 	}
+	return nil
+}
+
+// editConfig decodes text (empty: a new config), lets edit change its root
+// mapping, and returns the encoded result once it parses; edit returns
+// what to say before a parse error.
+func editConfig(text []byte, edit func(root *yaml.Node) (string, error)) ([]byte, error) {
+	var doc yaml.Node
+	if len(bytes.TrimSpace(text)) > 0 {
+		if err := yaml.Unmarshal(text, &doc); err != nil {
+			return nil, fmt.Errorf("the current config is not YAML (fix or delete the ConfigMap first): %w", err)
+		}
+	}
+	if doc.Kind == 0 {
+		doc = yaml.Node{Kind: yaml.DocumentNode, Content: []*yaml.Node{{Kind: yaml.MappingNode}}}
+	}
+	root := doc.Content[0]
+	if root.Kind != yaml.MappingNode {
+		return nil, fmt.Errorf("the current config is not a mapping (fix or delete the ConfigMap first)")
+	}
+	invalid, err := edit(root)
+	if err != nil {
+		return nil, err
+	}
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)
 	enc.SetIndent(2)
@@ -68,9 +82,23 @@ func SetPool(text []byte, name string, addrs []iprange.Range) ([]byte, error) {
 		return nil, fmt.Errorf("encode config: %w", err)
 	}
 	if _, err := Parse(buf.Bytes()); err != nil {
-		return nil, fmt.Errorf("with pool %q set to %s the config is invalid:\n%w", name, iprange.Join(addrs), err)
+		return nil, fmt.Errorf("%s:\n%w", invalid, err)
 	}
 	return buf.Bytes(), nil
+}
+
+// listValue returns the list under key in mapping root, adding an empty
+// one when root lacks it.
+func listValue(root *yaml.Node, key string) (*yaml.Node, error) {
+	l := mapValue(root, key)
+	if l == nil {
+		l = &yaml.Node{Kind: yaml.SequenceNode}
+		root.Content = append(root.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: key}, l)
+	}
+	if l.Kind != yaml.SequenceNode {
+		return nil, fmt.Errorf("%s in the current config is not a list (fix or delete the ConfigMap first)", key)
+	}
+	return l, nil
 }
 
 // QuickPeer is the one BGP router of enable's quick start.
@@ -84,53 +112,37 @@ type QuickPeer struct {
 // AS numbers of an entry at that address set to peer's (its other keys
 // kept), or a new entry. Other pools and peers are kept.
 func SetBGPPool(text []byte, name string, addrs []iprange.Range, peer QuickPeer) ([]byte, error) {
-	text, err := SetPool(text, name, addrs)
-	if err != nil {
-		return nil, err
-	}
-	var doc yaml.Node
-	if err := yaml.Unmarshal(text, &doc); err != nil {
-		return nil, err
-	}
-	root := doc.Content[0]
-	for _, p := range mapValue(root, "address-pools").Content {
-		if n := mapValue(p, "name"); n != nil && n.Value == name {
-			setKey(p, "protocol", "bgp")
+	return editConfig(text, func(root *yaml.Node) (string, error) {
+		invalid := fmt.Sprintf("with pool %q set to %s, announced by BGP to %s (AS%d), the config is invalid", name, iprange.Join(addrs), peer.Address, peer.PeerASN)
+		if err := setPool(root, name, addrs); err != nil {
+			return "", err
 		}
-	}
-	peers := mapValue(root, "peers")
-	if peers == nil {
-		peers = &yaml.Node{Kind: yaml.SequenceNode}
-		root.Content = append(root.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "peers"}, peers)
-	}
-	if peers.Kind != yaml.SequenceNode {
-		return nil, fmt.Errorf("peers in the current config is not a list (fix or delete the ConfigMap first)")
-	}
-	var entry *yaml.Node
-	for _, p := range peers.Content {
-		if a := mapValue(p, "peer-address"); a != nil {
-			if addr, err := netip.ParseAddr(a.Value); err == nil && addr == peer.Address {
-				entry = p
+		for _, p := range mapValue(root, "address-pools").Content {
+			if n := mapValue(p, "name"); n != nil && n.Value == name {
+				setKey(p, "protocol", "bgp")
 			}
 		}
-	}
-	if entry == nil {
-		entry = &yaml.Node{Kind: yaml.MappingNode}
-		setKey(entry, "peer-address", peer.Address.String())
-		peers.Content = append(peers.Content, entry)
-	}
-	setKey(entry, "peer-asn", strconv.FormatUint(uint64(peer.PeerASN), 10))
-	setKey(entry, "my-asn", strconv.FormatUint(uint64(peer.MyASN), 10))
-	var buf bytes.Buffer
-	enc := yaml.NewEncoder(&buf)
-	enc.SetIndent(2)
-	if err := enc.Encode(&doc); err != nil {
-		return nil, fmt.Errorf("encode config: %w", err)
-	}
-	if _, err := Parse(buf.Bytes()); err != nil {
-		return nil, fmt.Errorf("with pool %q set to %s, announced by BGP to %s (AS%d), the config is invalid:\n%w", name, iprange.Join(addrs), peer.Address, peer.PeerASN, err)
-	}
-	return buf.Bytes(), nil
+		peers, err := listValue(root, "peers")
+		if err != nil {
+			return "", err
+		}
+		var entry *yaml.Node
+		for _, p := range peers.Content {
+			if a := mapValue(p, "peer-address"); a != nil {
+				if addr, err := netip.ParseAddr(a.Value); err == nil && addr == peer.Address {
+					entry = p
+				}
+			}
+		}
+		if entry == nil {
+			entry = &yaml.Node{Kind: yaml.MappingNode}
+			setKey(entry, "peer-address", peer.Address.String())
+			peers.Content = append(peers.Content, entry)
+		}
+		setKey(entry, "peer-asn", strconv.FormatUint(uint64(peer.PeerASN), 10))
+		setKey(entry, "my-asn", strconv.FormatUint(uint64(peer.MyASN), 10))
+		return invalid, nil
+	})
 }
 
 // setKey sets the scalar value of key in mapping m, adding the key last
