@@ -47,12 +47,7 @@ func BenchmarkBFD(b *testing.B) {
 	b.ResetTimer()
 
 	cut := func(node string) time.Duration {
-		var others []string
-		for _, n := range Nodes {
-			if n != node {
-				others = append(others, NodeAddr(n))
-			}
-		}
+		others := otherNodeAddrs(node)
 		cutLink(b, node, false)
 		d := WaitNextHops(b, prefix, others, 10*time.Second)
 		cutLink(b, node, true)
@@ -100,12 +95,7 @@ func BenchmarkBFD(b *testing.B) {
 				time.Sleep(10 * time.Millisecond)
 			}
 		}()
-		var others []string
-		for _, n := range Nodes {
-			if n != node {
-				others = append(others, NodeAddr(n))
-			}
-		}
+		others := otherNodeAddrs(node)
 		cutLink(b, node, false)
 		d := WaitNextHops(b, prefix, others, 10*time.Second)
 		gone.Store(time.Now().UnixNano())
@@ -166,4 +156,15 @@ func BenchmarkBFD(b *testing.B) {
 	if falseDowns > 0 || lost > 0 {
 		b.Errorf("BFD went down %v times with every link up", falseDowns)
 	}
+}
+
+// otherNodeAddrs are the addresses of every node but node.
+func otherNodeAddrs(node string) []string {
+	var others []string
+	for _, n := range Nodes {
+		if n != node {
+			others = append(others, NodeAddr(n))
+		}
+	}
+	return others
 }
