@@ -18,20 +18,21 @@ import (
 // overlaps another one is an error and nothing is returned.
 func SetPool(text []byte, name string, addrs []iprange.Range) ([]byte, error) {
 	return editConfig(text, func(root *yaml.Node) (string, error) {
-		return fmt.Sprintf("with pool %q set to %s the config is invalid", name, iprange.Join(addrs)), setPool(root, name, addrs)
+		_, err := setPool(root, name, addrs)
+		return fmt.Sprintf("with pool %q set to %s the config is invalid", name, iprange.Join(addrs)), err
 	})
 }
 
 // setPool gives the pool called name exactly addrs in the config's root
-// mapping, adding a layer2 pool when there is none.
-func setPool(root *yaml.Node, name string, addrs []iprange.Range) error {
+// mapping, adding a layer2 pool when there is none, and returns the pool.
+func setPool(root *yaml.Node, name string, addrs []iprange.Range) (*yaml.Node, error) {
 	seq := yaml.Node{Kind: yaml.SequenceNode}
 	for _, r := range addrs {
 		seq.Content = append(seq.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: r.String()})
 	}
 	pools, err := listValue(root, "address-pools")
 	if err != nil {
-		return err
+		return nil, err
 	}
 	var pool *yaml.Node
 	for _, p := range pools.Content {
@@ -51,7 +52,7 @@ func setPool(root *yaml.Node, name string, addrs []iprange.Range) error {
 	} else {
 		pool.Content = append(pool.Content, &yaml.Node{Kind: yaml.ScalarNode, Value: "addresses"}, &seq)
 	}
-	return nil
+	return pool, nil
 }
 
 // editConfig decodes text (empty: a new config), lets edit change its root
@@ -114,14 +115,11 @@ type QuickPeer struct {
 func SetBGPPool(text []byte, name string, addrs []iprange.Range, peer QuickPeer) ([]byte, error) {
 	return editConfig(text, func(root *yaml.Node) (string, error) {
 		invalid := fmt.Sprintf("with pool %q set to %s, announced by BGP to %s (AS%d), the config is invalid", name, iprange.Join(addrs), peer.Address, peer.PeerASN)
-		if err := setPool(root, name, addrs); err != nil {
+		pool, err := setPool(root, name, addrs)
+		if err != nil {
 			return "", err
 		}
-		for _, p := range mapValue(root, "address-pools").Content {
-			if n := mapValue(p, "name"); n != nil && n.Value == name {
-				setKey(p, "protocol", "bgp")
-			}
-		}
+		setKey(pool, "protocol", "bgp")
 		peers, err := listValue(root, "peers")
 		if err != nil {
 			return "", err
