@@ -2,6 +2,7 @@ package announce
 
 import (
 	"net/netip"
+	"slices"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -50,10 +51,12 @@ address-pools:
 			}
 			out = append(out, s)
 		}
+		var as []string
 		for _, a := range anns {
-			out = append(out, "ann "+a.Service+" "+a.IP.String())
+			as = append(as, "ann "+a.Service+" "+a.IP.String())
 		}
-		return out
+		slices.Sort(as)
+		return append(out, as...)
 	}
 	// Cluster policy: every ready node advertises; the aggregate carries no
 	// community, the /32 both; Local follows the endpoint.
@@ -62,7 +65,7 @@ address-pools:
 		"2001:db8:1::1/128 65535:65281 large:64500:1:2 localpref",
 		"203.0.113.0/28",
 		"203.0.113.1/32 65535:65281 large:64500:1:2 localpref",
-		"ann ns/a 203.0.113.1", "ann ns/a 2001:db8:1::1",
+		"ann ns/a 2001:db8:1::1", "ann ns/a 203.0.113.1",
 	}, routes(Node{Name: "node-a", Ready: true})); diff != "" {
 		t.Errorf("node-a (-want +got):\n%s", diff)
 	}
@@ -73,7 +76,7 @@ address-pools:
 		"203.0.113.1/32 65535:65281 large:64500:1:2 localpref",
 		"203.0.113.2/32 65535:65281 large:64500:1:2 localpref",
 		"203.0.113.33/32",
-		"ann ns/a 203.0.113.1", "ann ns/a 2001:db8:1::1", "ann ns/b 203.0.113.2", "ann ns/edge 203.0.113.33",
+		"ann ns/a 2001:db8:1::1", "ann ns/a 203.0.113.1", "ann ns/b 203.0.113.2", "ann ns/edge 203.0.113.33",
 	}, routes(Node{Name: "node-b", Ready: true, Labels: map[string]string{"edge": "true"}})); diff != "" {
 		t.Errorf("node-b (-want +got):\n%s", diff)
 	}

@@ -2,6 +2,7 @@ package announce
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -59,18 +60,39 @@ func (s *sim) see(node string, alive ...string) {
 	}
 }
 
-func (s *sim) input(node string, resend bool) Input {
+func (s *sim) env(node string, resend bool) Env {
+	return Env{Self: node, Now: s.now, Resend: resend}
+}
+
+// planned is a plan with the claims it leaves.
+type planned struct {
+	Plan
+	Claims []Claim
+}
+
+// planOnly gives node's core the world as node sees it, and plans.
+func (s *sim) planOnly(node string, env Env) planned {
 	var nodes []Node
 	for _, n := range []string{"a", "b", "c"} {
 		live := s.views[node][n]
 		nodes = append(nodes, Node{Name: n, Eligible: live, Live: live, Ready: true})
 	}
-	return Input{Config: s.cfg, Self: node, Nodes: nodes, Svcs: s.svcs, Now: s.now, Resend: resend}
+	c := s.cores[node]
+	c.Sync(s.cfg, nodes, s.svcs)
+	p := planned{Plan: c.Plan(env), Claims: c.Claims()}
+	var told []netip.Addr
+	for _, cl := range p.Claims {
+		told = append(told, cl.IP)
+	}
+	if claimed := slices.SortedFunc(maps.Keys(c.claimed), netip.Addr.Compare); !slices.Equal(told, claimed) {
+		s.t.Fatalf("%s: claims given out %v, claimed %v", node, told, claimed)
+	}
+	return p
 }
 
 // plan plans node and queues its releases.
-func (s *sim) plan(node string, resend bool) Plan {
-	p := s.cores[node].Plan(s.input(node, resend))
+func (s *sim) plan(node string, resend bool) planned {
+	p := s.planOnly(node, s.env(node, resend))
 	for _, r := range p.Releases {
 		s.mail = append(s.mail, r)
 		s.from = append(s.from, node)
@@ -190,8 +212,7 @@ func TestCoreHandOvers(t *testing.T) {
 
 	// b stops (SIGTERM): it stops answering, releases each address to its
 	// next owner and says goodbye; they take over at once.
-	in := s.input("b", false)
-	rel := s.cores["b"].Leave(in)
+	rel := s.cores["b"].Leave("b")
 	delete(s.cores, "b")
 	for _, r := range rel {
 		s.mail = append(s.mail, r)
@@ -261,14 +282,14 @@ func TestCoreConflictAndWithdraw(t *testing.T) {
 			yielded++
 		}
 	}
-	in := s.input("a", false)
-	in.Isolated = true
-	if p := c.Plan(in); len(p.Claims) != len(ips)-yielded {
-		t.Fatalf("after yielding %d: claims %v", yielded, p.Claims)
+	env := s.env("a", false)
+	env.Isolated = true
+	if p := s.planOnly("a", env); len(p.Claims) != len(ips)-yielded || len(p.Unclaim) != yielded {
+		t.Fatalf("after yielding %d: claims %v, unclaimed %v", yielded, p.Claims, p.Unclaim)
 	}
 	// Cut off from the API server as well: nothing.
-	in.Withdraw = true
-	if p := c.Plan(in); len(p.Claims) != 0 || len(p.Removed) == 0 {
+	env.Withdraw = true
+	if p := s.planOnly("a", env); len(p.Claims) != 0 || len(p.Removed) == 0 {
 		t.Fatalf("withdrawn: %+v", p)
 	}
 	// Back: like a fresh start (waits for b, who is the runner-up, when b is alive).
@@ -375,7 +396,7 @@ func runRandomized(t *testing.T, seed int64) {
 		}
 	}
 	plan := func(n string) {
-		p := s.cores[n].Plan(s.input(n, rng.IntN(2) == 0))
+		p := s.planOnly(n, s.env(n, rng.IntN(2) == 0))
 		var cl []string
 		for _, c := range p.Claims {
 			cl = append(cl, c.IP.String())
@@ -424,7 +445,7 @@ func runRandomized(t *testing.T, seed int64) {
 			}
 		case 1: // stops: hands over, the others find out
 			if alive[n] {
-				rel := s.cores[n].Leave(s.input(n, false))
+				rel := s.cores[n].Leave(n)
 				s.logf("%s stops, releases %v", n, rel)
 				delete(s.cores, n)
 				delete(alive, n)

@@ -1,6 +1,7 @@
 package announce
 
 import (
+	"maps"
 	"net/netip"
 	"slices"
 	"sort"
@@ -68,66 +69,85 @@ func (r *Ranked) After(node string) string {
 }
 
 // Layer2 ranks the candidates of every address that a layer2 advertisement
-// announces and that has something behind it. A node is a candidate for an
-// address when it is eligible, one of the advertisements of the address's
-// pool selects it and, for a Service with externalTrafficPolicy Local, it
-// runs one of its ready endpoints. Services sharing an address share its
-// candidates (the union), so an address has one owner. The owner answers on
-// the interfaces of the advertisements that select it. It is pure: the same
-// inputs give the same answer on every speaker.
+// announces and that has something behind it (see rank). It is pure: the
+// same inputs give the same answer on every speaker.
 func Layer2(cfg *config.Config, nodes []Node, svcs []Svc) map[netip.Addr]*Ranked {
 	out := map[netip.Addr]*Ranked{}
 	if cfg == nil {
 		return out
 	}
-	cands := map[netip.Addr]map[string]bool{}
-	advs := map[netip.Addr][]*config.L2Advertisement{}
+	for ip, at := range byAddr(svcs) {
+		if r := rank(cfg, nodes, ip, at); r != nil {
+			out[ip] = r
+		}
+	}
+	return out
+}
+
+// byAddr groups Services by the addresses they use.
+func byAddr(svcs []Svc) map[netip.Addr][]Svc {
+	out := map[netip.Addr][]Svc{}
+	for _, s := range svcs {
+		for _, ip := range s.IPs {
+			out[ip] = append(out[ip], s)
+		}
+	}
+	return out
+}
+
+// rank ranks the candidates of one address, from the Services that use it
+// (nil: not announced by layer2, or nothing behind it). A node is a
+// candidate when it is eligible, one of the advertisements of the address's
+// pool selects it and, for a Service with externalTrafficPolicy Local, it
+// runs one of its ready endpoints. Services sharing an address share its
+// candidates (the union), so an address has one owner. The owner answers on
+// the interfaces of the advertisements that select it.
+func rank(cfg *config.Config, nodes []Node, ip netip.Addr, svcs []Svc) *Ranked {
+	pool := cfg.PoolFor(ip)
+	if pool == nil {
+		return nil
+	}
+	advs := cfg.L2For(pool.Name)
+	if len(advs) == 0 {
+		return nil // not announced by layer2
+	}
+	var r *Ranked
+	cands := map[string]bool{}
 	for _, s := range svcs {
 		if len(s.ReadyNodes) == 0 {
 			continue // nothing would answer behind the address
 		}
-		for _, ip := range s.IPs {
-			pool := cfg.PoolFor(ip)
-			if pool == nil {
+		if r == nil {
+			r = &Ranked{IP: ip, Pool: pool.Name}
+		}
+		r.Services = append(r.Services, s.Key)
+		for _, n := range nodes {
+			if !n.Eligible || selecting(advs, n.Labels) == nil {
 				continue
 			}
-			r := out[ip]
-			if r == nil {
-				a := cfg.L2For(pool.Name)
-				if len(a) == 0 {
-					continue // not announced by layer2
-				}
-				r = &Ranked{IP: ip, Pool: pool.Name}
-				out[ip], cands[ip], advs[ip] = r, map[string]bool{}, a
+			if s.Local && !slices.Contains(s.ReadyNodes, n.Name) {
+				continue
 			}
-			r.Services = append(r.Services, s.Key)
-			for _, n := range nodes {
-				if !n.Eligible || selecting(advs[ip], n.Labels) == nil {
-					continue
-				}
-				if s.Local && !slices.Contains(s.ReadyNodes, n.Name) {
-					continue
-				}
-				cands[ip][n.Name] = true
+			cands[n.Name] = true
+		}
+	}
+	if r == nil {
+		return nil
+	}
+	names := make([]string, 0, len(cands))
+	for n := range cands {
+		names = append(names, n)
+	}
+	r.Order = election.Order(ip, names)
+	slices.Sort(r.Services)
+	if owner := r.Owner(); owner != "" {
+		for _, n := range nodes {
+			if n.Name == owner {
+				r.Interfaces = interfaces(selecting(advs, n.Labels))
 			}
 		}
 	}
-	labels := map[string]map[string]string{}
-	for _, n := range nodes {
-		labels[n.Name] = n.Labels
-	}
-	for ip, r := range out {
-		names := make([]string, 0, len(cands[ip]))
-		for n := range cands[ip] {
-			names = append(names, n)
-		}
-		r.Order = election.Order(ip, names)
-		slices.Sort(r.Services)
-		if owner := r.Owner(); owner != "" {
-			r.Interfaces = interfaces(selecting(advs[ip], labels[owner]))
-		}
-	}
-	return out
+	return r
 }
 
 // selecting returns the advertisements whose node selectors match labels.
@@ -184,46 +204,64 @@ func Desired(cfg *config.Config, node string, nodes []Node, svcs []Svc) []Announ
 }
 
 // DesiredBGP computes what self advertises by BGP: every address of a pool
-// that BGP advertisements announce, one route per advertisement that
-// selects self (and names one of self's peers, when it names peers), when self may advertise (Ready, not excluded) and something
-// answers behind it (with
-// externalTrafficPolicy Local, a ready endpoint on self; otherwise one
-// anywhere). Every node that qualifies advertises, so routers spread
-// traffic over them (ECMP). Routes are aggregated and merged per prefix.
+// that BGP advertisements announce (see bgpFor), when self may advertise
+// (Ready, not excluded). Every node that qualifies advertises, so routers
+// spread traffic over them (ECMP). Routes are aggregated and merged per
+// prefix.
 func DesiredBGP(cfg *config.Config, self Node, svcs []Svc) ([]routes.Route, []Announcement) {
 	if cfg == nil || !self.Ready {
 		return nil, nil
 	}
+	peers, _ := PeersFor(cfg, self)
+	at := byAddr(svcs)
 	var rs []routes.Route
 	var anns []Announcement
-	peers, _ := PeersFor(cfg, self)
+	for _, ip := range slices.SortedFunc(maps.Keys(at), netip.Addr.Compare) {
+		r, a := bgpFor(cfg, self, peers, ip, at[ip])
+		rs, anns = append(rs, r...), append(anns, a...)
+	}
+	return routes.Merge(rs), anns
+}
+
+// bgpFor computes the routes self advertises for one address, and its
+// announcements: one route per BGP advertisement of its pool that selects
+// self (and names one of self's peers, when it names peers), when
+// something answers behind it (with externalTrafficPolicy Local, a ready
+// endpoint on self; otherwise one anywhere). self must be Ready.
+func bgpFor(cfg *config.Config, self Node, peers []routes.Peer, ip netip.Addr, svcs []Svc) ([]routes.Route, []Announcement) {
+	pool := cfg.PoolFor(ip)
+	if pool == nil {
+		return nil, nil
+	}
+	var keys []string
+	for _, s := range svcs {
+		if len(s.ReadyNodes) > 0 && (!s.Local || slices.Contains(s.ReadyNodes, self.Name)) {
+			keys = append(keys, s.Key)
+		}
+	}
+	if len(keys) == 0 {
+		return nil, nil
+	}
 	reaches := func(adv *config.BGPAdvertisement) bool {
 		return len(adv.Peers) == 0 || slices.ContainsFunc(peers, func(p routes.Peer) bool { return slices.Contains(adv.Peers, p.Name) })
 	}
-	for _, s := range svcs {
-		if len(s.ReadyNodes) == 0 || (s.Local && !slices.Contains(s.ReadyNodes, self.Name)) {
+	var rs []routes.Route
+	for _, adv := range cfg.BGPFor(pool.Name) {
+		if !config.MatchesAny(adv.NodeSelectors, self.Labels) || !reaches(adv) {
 			continue
 		}
-		for _, ip := range s.IPs {
-			pool := cfg.PoolFor(ip)
-			if pool == nil {
-				continue
-			}
-			announced := false
-			for _, adv := range cfg.BGPFor(pool.Name) {
-				if !config.MatchesAny(adv.NodeSelectors, self.Labels) || !reaches(adv) {
-					continue
-				}
-				announced = true
-				rs = append(rs, routes.Route{Prefix: routes.Aggregate(ip, adv.Advertisement), Communities: adv.Communities,
-					LocalPref: adv.LocalPref, HasLocalPref: adv.HasLocalPref, Peers: adv.Peers})
-			}
-			if announced {
-				anns = append(anns, Announcement{Protocol: config.BGP, IP: ip, Service: s.Key, Pool: pool.Name})
-			}
-		}
+		rs = append(rs, routes.Route{Prefix: routes.Aggregate(ip, adv.Advertisement), Communities: adv.Communities,
+			LocalPref: adv.LocalPref, HasLocalPref: adv.HasLocalPref, Peers: adv.Peers})
 	}
-	return routes.Merge(rs), anns
+	if len(rs) == 0 {
+		return nil, nil
+	}
+	slices.Sort(keys)
+	anns := make([]Announcement, 0, len(keys))
+	for _, k := range keys {
+		anns = append(anns, Announcement{Protocol: config.BGP, IP: ip, Service: k, Pool: pool.Name})
+	}
+	return rs, anns
 }
 
 // PeersFor returns the sessions a node with these labels runs, and the

@@ -64,13 +64,15 @@ type Manager struct {
 	started  bool
 	routerID netip.Addr
 	peers    map[string]Peer
-	routes   map[string]Route
+	routes   map[string]Route // advertised
+	want     map[string]Route // to advertise
+	pending  map[string]bool  // keys where routes and want may differ
 	bfd      bfdLink
 }
 
 // NewManager returns a Manager over sess.
 func NewManager(log *slog.Logger, sess Session) *Manager {
-	m := &Manager{log: log, sess: sess, peers: map[string]Peer{}, routes: map[string]Route{}}
+	m := &Manager{log: log, sess: sess, peers: map[string]Peer{}, routes: map[string]Route{}, want: map[string]Route{}, pending: map[string]bool{}}
 	m.bfd = bfdLink{log: log, notify: m.onBFD}
 	return m
 }
@@ -79,7 +81,36 @@ func NewManager(log *slog.Logger, sess Session) *Manager {
 // node's BGP identifier. With no peers the BGP speaker stops.
 func (m *Manager) Set(ctx context.Context, routerID netip.Addr, peers []Peer, routes []Route) error {
 	m.mu.Lock()
+	keep := map[string]bool{}
+	for _, r := range routes {
+		keep[r.Key()] = true
+	}
+	var withdraw []netip.Prefix
+	for k, r := range m.want {
+		if !keep[k] {
+			withdraw = append(withdraw, r.Prefix)
+		}
+	}
+	m.mu.Unlock()
+	return m.Update(ctx, routerID, peers, routes, withdraw)
+}
+
+// Update makes the session hold exactly peers, and changes the routes to
+// advertise: those of advertise are added or replaced, the prefixes of
+// withdraw removed. It costs what changes (and what failed before, which
+// it tries again), not what is advertised.
+func (m *Manager) Update(ctx context.Context, routerID netip.Addr, peers []Peer, advertise []Route, withdraw []netip.Prefix) error {
+	m.mu.Lock()
 	defer m.mu.Unlock()
+	for _, p := range withdraw {
+		k := p.String()
+		delete(m.want, k)
+		m.pending[k] = true
+	}
+	for _, r := range advertise {
+		m.want[r.Key()] = r
+		m.pending[r.Key()] = true
+	}
 	if m.bfd.listen == nil {
 		m.bfd.listen = m.ListenBFD
 		if m.bfd.listen == nil {
@@ -90,6 +121,11 @@ func (m *Manager) Set(ctx context.Context, routerID netip.Addr, peers []Peer, ro
 		if m.started {
 			m.log.Info("no BGP peers for this node: stopping BGP")
 			m.stop()
+		}
+		for k := range m.pending {
+			if _, ok := m.want[k]; !ok {
+				delete(m.pending, k) // nothing is advertised while stopped
+			}
 		}
 		return nil
 	}
@@ -105,6 +141,9 @@ func (m *Manager) Set(ctx context.Context, routerID netip.Addr, peers []Peer, ro
 			return fmt.Errorf("start BGP: %w", err)
 		}
 		m.started, m.routerID = true, routerID
+		for k := range m.want {
+			m.pending[k] = true
+		}
 	}
 	var errs []error
 	want := map[string]Peer{}
@@ -141,29 +180,24 @@ func (m *Manager) Set(ctx context.Context, routerID netip.Addr, peers []Peer, ro
 		errs = append(errs, err)
 	}
 
-	wantR := map[string]Route{}
-	for _, r := range routes {
-		wantR[r.Key()] = r
-	}
-	for k, r := range m.routes {
-		if _, ok := wantR[k]; !ok {
-			if err := m.sess.Withdraw(ctx, r.Prefix); err != nil {
-				errs = append(errs, fmt.Errorf("withdraw %s: %w", r.Prefix, err))
+	for _, k := range sortedKeys(m.pending) {
+		w, ok := m.want[k]
+		cur, has := m.routes[k]
+		switch {
+		case !ok && has:
+			if err := m.sess.Withdraw(ctx, cur.Prefix); err != nil {
+				errs = append(errs, fmt.Errorf("withdraw %s: %w", cur.Prefix, err))
 				continue
 			}
 			delete(m.routes, k)
+		case ok && (!has || !cur.Equal(w)):
+			if err := m.sess.Advertise(ctx, w); err != nil {
+				errs = append(errs, fmt.Errorf("advertise %s: %w", w.Prefix, err))
+				continue
+			}
+			m.routes[k] = w
 		}
-	}
-	for _, k := range sortedKeys(wantR) {
-		r := wantR[k]
-		if cur, ok := m.routes[k]; ok && cur.Equal(r) {
-			continue
-		}
-		if err := m.sess.Advertise(ctx, r); err != nil {
-			errs = append(errs, fmt.Errorf("advertise %s: %w", r.Prefix, err))
-			continue
-		}
-		m.routes[k] = r
+		delete(m.pending, k)
 	}
 	return errors.Join(errs...)
 }

@@ -174,35 +174,54 @@ func (a *Announcer) Reassert(ip netip.Addr) {
 // SetClaims replaces the claimed addresses. New ones get gratuitous
 // announcements; dropped ones stop being answered at once.
 func (a *Announcer) SetClaims(claims []Claim) {
+	a.mu.Lock()
+	next := map[netip.Addr]bool{}
+	for _, c := range claims {
+		next[c.IP] = true
+	}
+	var drop []netip.Addr
+	for ip := range a.claims {
+		if !next[ip] {
+			drop = append(drop, ip)
+		}
+	}
+	a.mu.Unlock()
+	a.UpdateClaims(claims, drop)
+}
+
+// UpdateClaims claims the addresses of set (new ones, or new interfaces
+// for claimed ones) and stops answering for those of drop, at once. New
+// addresses get gratuitous announcements. It costs what changes, not what
+// is claimed.
+func (a *Announcer) UpdateClaims(set []Claim, drop []netip.Addr) {
 	a.sendMu.Lock()
 	defer a.sendMu.Unlock()
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	next := map[netip.Addr]Claim{}
-	for _, c := range claims {
-		next[c.IP] = c
-	}
-	for ip := range a.claims {
-		if _, keep := next[ip]; !keep {
-			if stop := a.stopGA[ip]; stop != nil {
-				stop()
-				delete(a.stopGA, ip)
-			}
-			delete(a.reasserts, ip)
-			delete(a.since, ip)
-			for _, i := range a.ifs {
-				if i.ndp != nil && ip.Is6() {
-					_ = i.ndp.unwatch(ip)
-				}
-			}
-			a.log.Info("stopped announcing", "ip", ip.String())
+	for _, ip := range drop {
+		if _, ok := a.claims[ip]; !ok {
+			continue
 		}
+		delete(a.claims, ip)
+		if stop := a.stopGA[ip]; stop != nil {
+			stop()
+			delete(a.stopGA, ip)
+		}
+		delete(a.reasserts, ip)
+		delete(a.since, ip)
+		for _, i := range a.ifs {
+			if i.ndp != nil && ip.Is6() {
+				_ = i.ndp.unwatch(ip)
+			}
+		}
+		a.log.Info("stopped announcing", "ip", ip.String())
 	}
-	old := a.claims
-	a.claims = next
 	now := time.Now()
-	for ip := range next {
-		if _, had := old[ip]; had {
+	for _, c := range set {
+		ip := c.IP
+		_, had := a.claims[ip]
+		a.claims[ip] = c
+		if had {
 			continue
 		}
 		a.since[ip] = now

@@ -26,17 +26,18 @@ const HandOffTimeout = 300 * time.Millisecond
 // again at the latest (0: only on a change).
 func (s *Speaker) reconcile() time.Duration {
 	defer s.updateReadiness()
-	in := s.input()
-	in.Resend, s.resend = s.resend, false
-	s.setIsolated(in.Isolated)
-	in.Withdraw = in.Isolated && s.apiDown
-	p := s.core.Plan(in)
+	s.sync()
+	env := s.env()
+	env.Resend, s.resend = s.resend, false
+	s.setIsolated(env.Isolated)
+	env.Withdraw = env.Isolated && s.apiDown
+	p := s.core.Plan(env)
 	if s.ml != nil {
 		s.m.members.Set(float64(s.ml.Peers() + 1))
 	}
 
 	// Stop answering first, then tell the new owners: never two at once.
-	s.l2.SetClaims(p.Claims)
+	s.l2.UpdateClaims(p.Claim, p.Unclaim)
 	for _, r := range p.Releases {
 		s.log.Debug("releasing addresses to their new owner", "to", r.To, "ips", fmt.Sprint(r.IPs))
 		s.ml.Release(r.To, r.IPs)
@@ -50,7 +51,7 @@ func (s *Speaker) reconcile() time.Duration {
 	// themselves, and an outage must not withdraw every route.
 	s.peers = s.withPasswords(p.Peers)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	err := s.bgp.Set(ctx, p.RouterID, s.peers, p.Routes)
+	err := s.bgp.Update(ctx, p.RouterID, s.peers, p.Advertise, p.Withdraw)
 	cancel()
 	if msg := fmt.Sprint(err); err != nil && msg != s.bgpErr {
 		s.log.Error("BGP", "error", err)
@@ -59,13 +60,12 @@ func (s *Speaker) reconcile() time.Duration {
 		s.bgpErr = ""
 	}
 
-	next := map[string]announce.Announcement{}
-	for _, a := range p.Announcements {
-		next[string(a.Protocol)+"/"+a.IP.String()+"/"+a.Service] = a
-	}
-	s.announced = next
 	if s.l2status != nil {
-		s.l2status.set(wantedL2Status(p.Announcements))
+		for _, key := range p.Layer2Changed {
+			st, ok := wantedL2Status(s.core.Layer2Of(key))[key]
+			s.l2status.update(key, st, ok)
+		}
+		s.l2status.plannedOnce()
 	}
 	for _, a := range p.Added {
 		s.m.announced.WithLabelValues(a.Service, s.o.NodeName, a.IP.String(), string(a.Protocol)).Set(1)
@@ -147,10 +147,7 @@ func (s *Speaker) conflict(ev evConflict) {
 	// other host come back.
 	s.l2.Reassert(ev.ip)
 	s.m.conflicts.WithLabelValues(ev.ip.String()).Inc()
-	for _, a := range s.announced {
-		if a.IP != ev.ip {
-			continue
-		}
+	for _, a := range s.core.AnnouncedAt(ev.ip) {
 		if obj := s.service(a.Service); obj != nil {
 			s.recorder.Eventf(obj, corev1.EventTypeWarning, ReasonConflict,
 				"another host (MAC %s) answers for %s on %s of node %q: two machines claim this address; find it with arping and remove the address from it",
@@ -173,12 +170,17 @@ func (s *Speaker) gracefulPeers() bool {
 // the time a datagram takes. The Lease goes too: `metallb status` then
 // shows the speaker stopped rather than late.
 func (s *Speaker) handOff() {
+	var drop []netip.Addr
+	for _, c := range s.core.Claims() {
+		drop = append(drop, c.IP)
+	}
 	if s.ml == nil {
-		s.l2.SetClaims(nil)
+		s.l2.UpdateClaims(nil, drop)
 		return
 	}
-	rel := s.core.Leave(s.input())
-	s.l2.SetClaims(nil)
+	s.sync()
+	rel := s.core.Leave(s.o.NodeName)
+	s.l2.UpdateClaims(nil, drop)
 	n := 0
 	for _, r := range rel {
 		s.ml.Release(r.To, r.IPs)

@@ -12,6 +12,7 @@ import (
 	"maps"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -82,37 +83,64 @@ func (a l2Status) equal(b l2Status) bool {
 // l2StatusWriter keeps one ServiceL2Status in the namespace per Service
 // this node announces by layer2, as MetalLB does (kubectl get
 // servicel2statuses -n metallb-system). It runs in its own goroutine, so
-// that a slow API server never delays an announcement: the loop hands it
-// the latest wanted set, older ones dropped, and it writes the difference
-// only.
+// that a slow API server never delays an announcement: the loop tells it
+// what changed, Service by Service, and it writes those only.
 type l2StatusWriter struct {
 	res  dynamic.ResourceInterface
 	node string
 	log  *slog.Logger
-	want chan map[string]l2Status // latest only
-	done chan struct{}            // a wanted set written (latest only)
-	sent map[string]l2Status      // the last set handed over (the loop's)
+	wake chan struct{}
+	done chan struct{} // nothing left to write (latest only)
+
+	mu      sync.Mutex
+	planned bool                // the loop has planned once: the wanted set is known
+	want    map[string]l2Status // by Service key
+	dirty   map[string]bool     // keys to write
 }
 
 func newL2StatusWriter(dyn dynamic.Interface, namespace, node string, log *slog.Logger) *l2StatusWriter {
 	return &l2StatusWriter{
 		res: dyn.Resource(k8s.ServiceL2StatusGVR).Namespace(namespace), node: node, log: log,
-		want: make(chan map[string]l2Status, 1), done: make(chan struct{}, 1),
+		wake: make(chan struct{}, 1), done: make(chan struct{}, 1), want: map[string]l2Status{}, dirty: map[string]bool{},
 	}
 }
 
-// set hands the writer a new wanted set (called by the loop), when it
-// differs from the last.
-func (w *l2StatusWriter) set(want map[string]l2Status) {
-	if w.sent != nil && maps.EqualFunc(w.sent, want, l2Status.equal) {
-		return
-	}
-	w.sent = want
+func (w *l2StatusWriter) poke() {
 	select {
-	case <-w.want:
+	case w.wake <- struct{}{}:
 	default:
 	}
-	w.want <- want
+}
+
+// update sets what the ServiceL2Status of one Service should say (ok
+// false: this node has none for it). Called by the loop.
+func (w *l2StatusWriter) update(key string, st l2Status, ok bool) {
+	w.mu.Lock()
+	cur, had := w.want[key]
+	if ok == had && (!ok || cur.equal(st)) {
+		w.mu.Unlock()
+		return
+	}
+	if ok {
+		w.want[key] = st
+	} else {
+		delete(w.want, key)
+	}
+	w.dirty[key] = true
+	w.mu.Unlock()
+	w.poke()
+}
+
+// plannedOnce says that the loop has planned: from now on the objects an
+// earlier run left and that nothing wants are deleted.
+func (w *l2StatusWriter) plannedOnce() {
+	w.mu.Lock()
+	first := !w.planned
+	w.planned = true
+	w.mu.Unlock()
+	if first {
+		w.poke()
+	}
 }
 
 // clear removes every ServiceL2Status of this node (a speaker that stops
@@ -122,13 +150,50 @@ func (w *l2StatusWriter) clear(timeout time.Duration) {
 	case <-w.done:
 	default:
 	}
-	w.sent = nil
-	w.set(map[string]l2Status{})
+	w.mu.Lock()
+	for key := range w.want {
+		w.dirty[key] = true
+	}
+	clear(w.want)
+	w.planned = true
+	w.mu.Unlock()
+	w.poke()
 	select {
 	case <-w.done:
 	case <-time.After(timeout):
 		w.log.Warn("the ServiceL2Status objects of this node are not all deleted", "waited", timeout)
 	}
+}
+
+// take returns the keys to write with what each should say, or false when
+// the loop has not planned yet.
+func (w *l2StatusWriter) take(all map[string]string) ([]string, map[string]l2Status, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if !w.planned {
+		return nil, nil, false
+	}
+	for key := range all {
+		w.dirty[key] = true
+	}
+	keys := slices.Sorted(maps.Keys(w.dirty))
+	want := map[string]l2Status{}
+	for _, key := range keys {
+		if st, ok := w.want[key]; ok {
+			want[key] = st
+		}
+	}
+	clear(w.dirty)
+	return keys, want, true
+}
+
+// giveBack marks keys to write again (a write failed).
+func (w *l2StatusWriter) giveBack(keys []string) {
+	w.mu.Lock()
+	for _, key := range keys {
+		w.dirty[key] = true
+	}
+	w.mu.Unlock()
 }
 
 // objectName names the ServiceL2Status of a Service on this node: the same
@@ -139,11 +204,11 @@ func (w *l2StatusWriter) objectName(key string) string {
 }
 
 // run writes until ctx ends: first it learns the objects an earlier run of
-// this node left, then it makes them match each wanted set.
+// this node left, then it writes what the loop changes.
 func (w *l2StatusWriter) run(ctx context.Context) {
 	var have map[string]string // Service key → object name
 	var haveStatus map[string]l2Status
-	var want map[string]l2Status
+	var adopted map[string]string // an earlier run's objects, checked once
 	retry := time.NewTimer(0)
 	defer retry.Stop()
 	failing := ""
@@ -152,7 +217,7 @@ func (w *l2StatusWriter) run(ctx context.Context) {
 		select {
 		case <-ctx.Done():
 			return
-		case want = <-w.want:
+		case <-w.wake:
 		case <-retry.C:
 		}
 		err := func() error {
@@ -161,12 +226,18 @@ func (w *l2StatusWriter) run(ctx context.Context) {
 				if err != nil {
 					return err
 				}
-				have, haveStatus = h, hs
+				have, haveStatus, adopted = h, hs, maps.Clone(h)
 			}
-			if want == nil {
+			keys, want, ok := w.take(adopted)
+			if !ok {
 				return nil // nothing planned yet
 			}
-			return w.sync(ctx, want, have, haveStatus)
+			adopted = nil
+			rest, err := w.sync(ctx, keys, want, have, haveStatus)
+			if err != nil {
+				w.giveBack(rest)
+			}
+			return err
 		}()
 		if err != nil {
 			if msg := err.Error(); msg != failing {
@@ -178,7 +249,10 @@ func (w *l2StatusWriter) run(ctx context.Context) {
 			continue
 		}
 		failing, delay = "", l2StatusRetry
-		if want != nil {
+		w.mu.Lock()
+		idle := w.planned && len(w.dirty) == 0
+		w.mu.Unlock()
+		if idle {
 			select {
 			case w.done <- struct{}{}:
 			default:
@@ -231,38 +305,35 @@ func readL2Status(o *unstructured.Unstructured) l2Status {
 	return s
 }
 
-// sync creates, updates and deletes until have matches want; have and
-// status follow each write that succeeded.
-func (w *l2StatusWriter) sync(ctx context.Context, want map[string]l2Status, have map[string]string, status map[string]l2Status) error {
-	for _, key := range slices.Sorted(maps.Keys(have)) {
-		if _, ok := want[key]; ok {
-			continue
-		}
-		if err := w.delete(ctx, have[key]); err != nil {
-			return err
-		}
-		delete(have, key)
-		delete(status, key)
-	}
-	for _, key := range slices.Sorted(maps.Keys(want)) {
-		s := want[key]
+// sync creates, updates and deletes the objects of keys until they match
+// want (a key absent from want: no object); have and status follow each
+// write that succeeded. On an error it returns the keys not done.
+func (w *l2StatusWriter) sync(ctx context.Context, keys []string, want map[string]l2Status, have map[string]string, status map[string]l2Status) ([]string, error) {
+	for i, key := range keys {
+		s, wanted := want[key]
 		name, ok := have[key]
-		if ok && status[key].equal(s) {
-			continue
-		}
-		if !ok {
-			name = w.objectName(key)
-			if err := w.create(ctx, name, s); err != nil {
-				return err
+		switch {
+		case !wanted && ok:
+			if err := w.delete(ctx, name); err != nil {
+				return keys[i:], err
 			}
-			have[key] = name
+			delete(have, key)
+			delete(status, key)
+		case wanted && (!ok || !status[key].equal(s)):
+			if !ok {
+				name = w.objectName(key)
+				if err := w.create(ctx, name, s); err != nil {
+					return keys[i:], err
+				}
+				have[key] = name
+			}
+			if err := w.writeStatus(ctx, name, s); err != nil {
+				return keys[i:], err
+			}
+			status[key] = s
 		}
-		if err := w.writeStatus(ctx, name, s); err != nil {
-			return err
-		}
-		status[key] = s
 	}
-	return nil
+	return nil, nil
 }
 
 func (w *l2StatusWriter) create(ctx context.Context, name string, s l2Status) error {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"slices"
 	"testing"
@@ -58,7 +59,13 @@ func TestL2StatusWriterSync(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := map[string]l2Status{"demo/kept": {Namespace: "demo", Name: "kept"}, "demo/web": {Namespace: "demo", Name: "web", Interfaces: []string{"eth0"}}}
-	if err := w.sync(ctx, want, have, status); err != nil {
+	keys := slices.Sorted(maps.Keys(have))
+	for k := range want {
+		if !slices.Contains(keys, k) {
+			keys = append(keys, k)
+		}
+	}
+	if _, err := w.sync(ctx, keys, want, have, status); err != nil {
 		t.Fatal(err)
 	}
 	list, err := dyn.Resource(k8s.ServiceL2StatusGVR).Namespace("metallb-system").List(ctx, metav1.ListOptions{})

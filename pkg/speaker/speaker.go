@@ -48,7 +48,8 @@ const (
 // BGPAnnouncer makes the BGP sessions and routes match what this node
 // should have (bgp.Manager).
 type BGPAnnouncer interface {
-	Set(ctx context.Context, routerID netip.Addr, peers []bgp.Peer, routes []bgp.Route) error
+	// Update runs exactly peers, and changes the routes by difference.
+	Update(ctx context.Context, routerID netip.Addr, peers []bgp.Peer, advertise []bgp.Route, withdraw []netip.Prefix) error
 	Close()
 	// Detach takes BFD AdminDown and leaves the BGP sessions to drop with
 	// the process (a restart with graceful restart).
@@ -58,7 +59,8 @@ type BGPAnnouncer interface {
 // Layer2 answers ARP and NDP for the claimed addresses (layer2.Announcer).
 type Layer2 interface {
 	Run(ctx context.Context)
-	SetClaims(claims []layer2.Claim)
+	// UpdateClaims claims set (new, or new interfaces) and drops drop.
+	UpdateClaims(set []layer2.Claim, drop []netip.Addr)
 	Reassert(ip netip.Addr)
 	Unanswered() []netip.Addr
 }
@@ -133,16 +135,15 @@ type Speaker struct {
 	ml Members
 
 	// Owned by Run's loop.
-	core      *announce.Core
-	announced map[string]announce.Announcement // ip/service → what
-	resend    bool                             // a speaker joined since the last plan
-	isolated  bool                             // sees none of the peers it knew
-	apiDown   bool                             // isolated, and the API server does not answer
-	ready     bool                             // /readyz, last set
-	waitLog   map[netip.Addr]string            // addresses waiting for a release, as last logged
-	peers     []bgp.Peer                       // BGP sessions of the last plan
-	secrets   secrets                          // the BGPPeers' password Secrets
-	l2status  *l2StatusWriter                  // nil: none written
+	core     *announce.Core
+	resend   bool                  // a speaker joined since the last plan
+	isolated bool                  // sees none of the peers it knew
+	apiDown  bool                  // isolated, and the API server does not answer
+	ready    bool                  // /readyz, last set
+	waitLog  map[netip.Addr]string // addresses waiting for a release, as last logged
+	peers    []bgp.Peer            // BGP sessions of the last plan
+	secrets  secrets               // the BGPPeers' password Secrets
+	l2status *l2StatusWriter       // nil: none written
 	// startSecretWatch starts the Secret informer (set by Run).
 	startSecretWatch func()
 	bgpErr           string      // last BGP error logged, to log each once
@@ -163,7 +164,7 @@ func New(ctx context.Context, o Options) *Speaker {
 		o.ConfigMap = k8s.DefaultConfigMap
 	}
 	s := &Speaker{
-		o: o, log: o.Log, inbox: newInbox(), announced: map[string]announce.Announcement{},
+		o: o, log: o.Log, inbox: newInbox(),
 		core: announce.NewCore(), waitLog: map[netip.Addr]string{}, isoCh: make(chan uint64, 1),
 		recorder: k8s.NewRecorder(ctx, o.Client, k8s.SpeakerComponent), m: newMetrics(),
 		l2: o.Layer2, bgp: o.BGP, sessions: o.Sessions,
@@ -235,7 +236,18 @@ func (s *Speaker) Run(ctx context.Context) error {
 	// worth a re-plan.
 	factory := k8s.NewInformerFactory(s.o.Client, &corev1.Service{}, &discoveryv1.EndpointSlice{}, &corev1.Node{})
 	defer factory.Shutdown()
-	handler := cache.ResourceEventHandlerFuncs{
+	// Services and EndpointSlices name the Service they change: the loop
+	// re-plans its addresses only. Nodes are few: a change re-plans all.
+	byKey := cache.ResourceEventHandlerFuncs{
+		AddFunc: func(obj any) { s.inbox.services(serviceKeys(obj)) },
+		UpdateFunc: func(old, cur any) {
+			if k8s.Changed(old, cur) {
+				s.inbox.services(append(serviceKeys(old), serviceKeys(cur)...))
+			}
+		},
+		DeleteFunc: func(obj any) { s.inbox.services(serviceKeys(obj)) },
+	}
+	poke := cache.ResourceEventHandlerFuncs{
 		AddFunc: func(any) { s.inbox.poke() },
 		UpdateFunc: func(old, cur any) {
 			if k8s.Changed(old, cur) {
@@ -249,8 +261,15 @@ func (s *Speaker) Run(ctx context.Context) error {
 		factory.Discovery().V1().EndpointSlices().Informer(),
 		factory.Core().V1().Nodes().Informer(),
 	}
-	for _, inf := range infs {
-		if _, err := inf.AddEventHandler(handler); err != nil {
+	if err := infs[1].AddIndexers(cache.Indexers{byService: func(obj any) ([]string, error) { return sliceService(obj), nil }}); err != nil {
+		return err
+	}
+	for i, inf := range infs {
+		h := byKey
+		if i == 2 {
+			h = poke
+		}
+		if _, err := inf.AddEventHandler(h); err != nil {
 			return err
 		}
 	}
@@ -404,16 +423,43 @@ func (s *Speaker) Count(event string, ip netip.Addr) {
 
 // inbox queues the events for the loop: callbacks never block, and never
 // touch the loop's state. Conflicts are kept one per address (a flood of
-// forged claims queues no more than the addresses announced).
+// forged claims queues no more than the addresses announced), changed
+// Services one per key.
 type inbox struct {
 	wake      chan struct{}
 	mu        sync.Mutex
 	evs       []any
 	conflicts map[netip.Addr]evConflict
+	svcs      map[string]bool
 }
 
 func newInbox() *inbox {
-	return &inbox{wake: make(chan struct{}, 1), conflicts: map[netip.Addr]evConflict{}}
+	return &inbox{wake: make(chan struct{}, 1), conflicts: map[netip.Addr]evConflict{}, svcs: map[string]bool{}}
+}
+
+// services says that these Services (or their endpoints) changed.
+func (b *inbox) services(keys []string) {
+	if len(keys) == 0 {
+		return
+	}
+	b.mu.Lock()
+	for _, k := range keys {
+		b.svcs[k] = true
+	}
+	b.mu.Unlock()
+	b.poke()
+}
+
+// takeServices returns the Services that changed since the last call.
+func (b *inbox) takeServices() []string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	out := make([]string, 0, len(b.svcs))
+	for k := range b.svcs {
+		out = append(out, k)
+	}
+	clear(b.svcs)
+	return out
 }
 
 // poke says that something changed: the loop plans again.

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"net"
 	"net/netip"
 	"runtime"
@@ -59,13 +60,26 @@ func (j *journal) all() []string {
 
 func (j *journal) has(line string) bool { return slices.Contains(j.all(), line) }
 
-type fakeL2 struct{ j *journal }
+// fakeL2 journals the whole set of claims after each change.
+type fakeL2 struct {
+	j      *journal
+	claims map[netip.Addr]bool
+}
 
 func (f *fakeL2) Run(ctx context.Context) { <-ctx.Done() }
-func (f *fakeL2) SetClaims(cs []layer2.Claim) {
+func (f *fakeL2) UpdateClaims(set []layer2.Claim, drop []netip.Addr) {
+	if f.claims == nil {
+		f.claims = map[netip.Addr]bool{}
+	}
+	for _, ip := range drop {
+		delete(f.claims, ip)
+	}
+	for _, c := range set {
+		f.claims[c.IP] = true
+	}
 	var ips []string
-	for _, c := range cs {
-		ips = append(ips, c.IP.String())
+	for _, ip := range slices.SortedFunc(maps.Keys(f.claims), netip.Addr.Compare) {
+		ips = append(ips, ip.String())
 	}
 	f.j.add("claims %v", ips)
 }
@@ -74,7 +88,7 @@ func (f *fakeL2) Unanswered() []netip.Addr { return nil }
 
 type fakeBGP struct{ j *journal }
 
-func (f *fakeBGP) Set(_ context.Context, _ netip.Addr, peers []bgp.Peer, _ []bgp.Route) error {
+func (f *fakeBGP) Update(_ context.Context, _ netip.Addr, peers []bgp.Peer, _ []bgp.Route, _ []netip.Prefix) error {
 	for _, p := range peers {
 		f.j.add("bgp peer %s", p.Address)
 	}
@@ -178,7 +192,7 @@ func startWith(t *testing.T, config, self string, alive []string, extra ...krunt
 	ctx, cancel := context.WithCancel(context.Background())
 	f.cancel = cancel
 	f.s = New(ctx, Options{Client: f.client, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), NodeName: self,
-		Namespace: "metallb-system", Layer2: &fakeL2{f.j}, BGP: &fakeBGP{f.j},
+		Namespace: "metallb-system", Layer2: &fakeL2{j: f.j}, BGP: &fakeBGP{f.j},
 		StartMembers: func(o members.Options) (Members, error) {
 			f.members.o = o
 			f.members.mu.Lock()

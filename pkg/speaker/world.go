@@ -1,27 +1,74 @@
 package speaker
 
 // What the speaker knows of the cluster, from its caches: the input of
-// announce.Core.
+// announce.Core, handed over by difference (the Services the informers
+// said changed), so that a change costs what it touches.
 
 import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/client-go/tools/cache"
 
 	"github.com/microk8s-metallb/metallb/pkg/announce"
 	"github.com/microk8s-metallb/metallb/pkg/k8s"
 )
 
-// input gathers what the core plans from.
-func (s *Speaker) input() announce.Input {
-	nodes := s.nodeList()
-	in := announce.Input{Config: s.watcher.Current(), Self: s.o.NodeName, Nodes: nodes, Svcs: s.svcList(), Now: time.Now()}
-	if ml := s.ml; ml != nil {
-		in.Known = ml.Known()
-		in.Isolated = len(in.Known) > 0 && ml.Peers() == 0
+// byService indexes EndpointSlices by the key of their Service.
+const byService = "service"
+
+func sliceService(obj any) []string {
+	es, ok := obj.(*discoveryv1.EndpointSlice)
+	if !ok {
+		return nil
 	}
-	return in
+	name := es.Labels[discoveryv1.LabelServiceName]
+	if name == "" {
+		return nil
+	}
+	return []string{es.Namespace + "/" + name}
+}
+
+// serviceKeys returns the Service keys an informer event concerns.
+func serviceKeys(obj any) []string {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		if _, isSlice := d.Obj.(*discoveryv1.EndpointSlice); !isSlice {
+			return []string{d.Key}
+		}
+		obj = d.Obj
+	}
+	if _, isSlice := obj.(*discoveryv1.EndpointSlice); isSlice {
+		return sliceService(obj)
+	}
+	key, err := cache.MetaNamespaceKeyFunc(obj)
+	if err != nil {
+		return nil
+	}
+	return []string{key}
+}
+
+// sync hands the core what changed since the last plan: the config, the
+// nodes (a few, compared each time) and the Services named by events.
+func (s *Speaker) sync() {
+	s.core.SetConfig(s.watcher.Current())
+	s.core.SetNodes(s.nodeList())
+	for _, key := range s.inbox.takeServices() {
+		if v, ok := s.svc(key); ok {
+			s.core.SetService(v)
+		} else {
+			s.core.DeleteService(key)
+		}
+	}
+}
+
+// env is what the core plans in, besides the world.
+func (s *Speaker) env() announce.Env {
+	env := announce.Env{Self: s.o.NodeName, Now: time.Now()}
+	if ml := s.ml; ml != nil {
+		env.Isolated = len(ml.Known()) > 0 && ml.Peers() == 0
+	}
+	return env
 }
 
 // nodeList returns every node with whether its speaker is alive and
@@ -50,43 +97,29 @@ func nodeReady(n *corev1.Node) bool {
 	return false
 }
 
-// svcList returns our LoadBalancer Services that have addresses, with the
-// nodes of their ready endpoints.
-func (s *Speaker) svcList() []announce.Svc {
-	ready := map[string]map[string]bool{}
-	for _, obj := range s.slices.List() {
-		es := obj.(*discoveryv1.EndpointSlice)
-		name := es.Labels[discoveryv1.LabelServiceName]
-		if name == "" {
-			continue
-		}
-		key := es.Namespace + "/" + name
-		for _, ep := range es.Endpoints {
-			if (ep.Conditions.Ready == nil || *ep.Conditions.Ready) && ep.NodeName != nil {
-				if ready[key] == nil {
-					ready[key] = map[string]bool{}
-				}
-				ready[key][*ep.NodeName] = true
+// svc returns one of our LoadBalancer Services that has addresses, with
+// the nodes of its ready endpoints (false: none such under key).
+func (s *Speaker) svc(key string) (announce.Svc, bool) {
+	svc := s.service(key)
+	if svc == nil || svc.Spec.Type != corev1.ServiceTypeLoadBalancer || !k8s.ServesClass(svc, s.o.LBClass) {
+		return announce.Svc{}, false
+	}
+	v := announce.Svc{Key: key, Local: svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal}
+	v.IPs = k8s.IngressIPs(svc)
+	if len(v.IPs) == 0 {
+		return announce.Svc{}, false
+	}
+	slices, _ := s.slices.ByIndex(byService, key)
+	ready := map[string]bool{}
+	for _, obj := range slices {
+		for _, ep := range obj.(*discoveryv1.EndpointSlice).Endpoints {
+			if (ep.Conditions.Ready == nil || *ep.Conditions.Ready) && ep.NodeName != nil && !ready[*ep.NodeName] {
+				ready[*ep.NodeName] = true
+				v.ReadyNodes = append(v.ReadyNodes, *ep.NodeName)
 			}
 		}
 	}
-	var out []announce.Svc
-	for _, obj := range s.svcs.List() {
-		svc := obj.(*corev1.Service)
-		if svc.Spec.Type != corev1.ServiceTypeLoadBalancer || !k8s.ServesClass(svc, s.o.LBClass) {
-			continue
-		}
-		key := svc.Namespace + "/" + svc.Name
-		v := announce.Svc{Key: key, Local: svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal}
-		v.IPs = k8s.IngressIPs(svc)
-		for n := range ready[key] {
-			v.ReadyNodes = append(v.ReadyNodes, n)
-		}
-		if len(v.IPs) > 0 {
-			out = append(out, v)
-		}
-	}
-	return out
+	return v, true
 }
 
 func (s *Speaker) service(key string) *corev1.Service {

@@ -41,6 +41,7 @@ type cluster struct {
 	logs     map[string]string // node → its speaker's log
 	bin      string
 	dyn      dynamic.Interface // withResources only
+	ctl      *exec.Cmd         // controllerProcess only
 }
 
 // clusterOpts say how startCluster builds the cluster.
@@ -49,6 +50,7 @@ type clusterOpts struct {
 	noSpeakers bool   // the test starts the speakers itself
 	ha         bool   // two API servers on kine, as MicroK8s HA
 	resources  string // metallb.io objects (YAML documents) created with the CRDs
+	ctlProc    bool   // the controller runs as a process, with the shipped flags
 }
 
 type clusterOpt func(*clusterOpts)
@@ -63,6 +65,11 @@ func noSpeakers() clusterOpt { return func(o *clusterOpts) { o.noSpeakers = true
 // metallb.io objects of docs (YAML documents) in metallb-system, which the
 // controller then reads beside the ConfigMap.
 func withResources(docs string) clusterOpt { return func(o *clusterOpts) { o.resources = docs } }
+
+// controllerProcess runs the controller as its own process (in node-a's
+// namespace) with the flags the shipped manifest gives it, so that its CPU
+// can be measured; cl.ctl is that process.
+func controllerProcess() clusterOpt { return func(o *clusterOpts) { o.ctlProc = true } }
 
 // withHA runs the control plane as MicroK8s HA does when ha is true.
 func withHA(ha bool) clusterOpt { return func(o *clusterOpts) { o.ha = ha } }
@@ -95,6 +102,16 @@ func startCluster(t testing.TB, opts ...clusterOpt) *cluster {
 	}
 	if o.resources != "" {
 		cl.dyn = installResources(t, env, o.resources)
+	}
+	if o.ctlProc {
+		cl.ctl, _ = StartProcessLog(t, "node-a", "controller.log", cl.bin, "controller", "--log-level=info",
+			"--metrics-addr=:7472", "--health-addr=:7471", "--kubeconfig", env.Kubeconfig)
+		for _, n := range Nodes {
+			if cl.speakers != nil {
+				cl.startSpeaker(t, n)
+			}
+		}
+		return cl
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	ctl := controller.New(cctx, controller.Options{Client: c, Log: slog.New(slog.NewTextHandler(io.Discard, nil)), Namespace: "metallb-system", Dynamic: cl.dyn})
