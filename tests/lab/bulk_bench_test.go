@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
+	"k8s.io/utils/ptr"
 
 	"github.com/microk8s-metallb/metallb/pkg/election"
 )
@@ -170,7 +171,8 @@ func BenchmarkLayer2Bulk(b *testing.B) {
 				_, err := svcs.Create(ctx, &corev1.Service{
 					ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bulk-%d", i)},
 					Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": "bulk"},
-						Ports: []corev1.ServicePort{{Port: 80}}, IPFamilies: []corev1.IPFamily{corev1.IPv6Protocol}},
+						Ports: []corev1.ServicePort{{Port: 80}}, IPFamilies: []corev1.IPFamily{corev1.IPv6Protocol},
+						AllocateLoadBalancerNodePorts: ptr.To(false)}, // more than the 2,768 NodePorts
 				}, metav1.CreateOptions{})
 				if err != nil {
 					b.Error(err)
