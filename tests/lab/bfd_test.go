@@ -224,7 +224,10 @@ func TestBFDFRR(t *testing.T) {
 	bgpd, bfdd := frrBFDConfig()
 	frr := StartFRRWithBFD(t, bgpd, bfdd)
 	testenv.Eventually(t, 30*time.Second, "3 sessions established at FRR", func() bool { return len(frr.Established()) == 3 })
-	testenv.Eventually(t, 20*time.Second, "3 BFD sessions up at FRR", func() bool { return len(frr.BFDUp()) == 3 })
+	// bfdd installs bgpd's sessions only once it reaches zebra, which it
+	// retries every 10 s or so after a start that came too early: allow
+	// two retries.
+	testenv.Eventually(t, 45*time.Second, "3 BFD sessions up at FRR", func() bool { return len(frr.BFDUp()) == 3 })
 	cl.addBackend(t, "web-0", "web", "node-a")
 	ip := cl.createService(t, "web", "web", false, corev1.IPv4Protocol)
 	prefix := ip + "/32"
