@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/netip"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -27,10 +26,10 @@ import (
 	"github.com/microk8s-metallb/metallb/pkg/metrics"
 )
 
-// DefaultLeaseRenew is how often the speaker that publishes the membership
-// renews its Lease (the others: see LeasePerMember). The Lease is not
-// liveness (the speakers find each other alive by memberlist): it tells
-// `metallb status` which speakers run, and carries their BGP sessions.
+// DefaultLeaseRenew is how often a speaker renews its Lease. The Lease is
+// not liveness (the speakers find each other alive by memberlist): it tells
+// `metallb status` that the speaker runs, and carries its BGP sessions. So
+// an idle speaker writes to the API server once every 10 s.
 const DefaultLeaseRenew = 10 * time.Second
 
 // Labels and reasons.
@@ -132,10 +131,8 @@ type Speaker struct {
 	svcs   cache.Indexer
 	slices cache.Indexer
 	nodes  cache.Indexer
-	// ml is set once by Run, before the goroutines that read it start;
-	// mlShared holds it too, for the Lease's goroutine, started earlier.
-	ml       Members
-	mlShared atomic.Value
+	// ml is set once by Run, before the goroutines that read it start.
+	ml Members
 
 	// Owned by Run's loop.
 	core     *announce.Core
@@ -314,7 +311,6 @@ func (s *Speaker) Run(ctx context.Context) error {
 		return err
 	}
 	s.ml = ml
-	s.mlShared.Store(ml)
 	s.startSecretWatch = func() { s.startSecrets(ctx, start) }
 	s.settle(ctx, ml)
 	start(func() { s.rejoin(ctx, ml) })
