@@ -314,15 +314,20 @@ func (c *Core) Leave(self string) []Release {
 
 // rank ranks ip in the current world.
 func (c *Core) rank(ip netip.Addr) *Ranked {
-	keys := c.byIP[ip]
-	if c.cfg == nil || len(keys) == 0 {
+	if c.cfg == nil || len(c.byIP[ip]) == 0 {
 		return nil
 	}
-	svcs := make([]Svc, 0, len(keys))
+	return rank(c.cfg, c.sorted, ip, c.svcsAt(ip))
+}
+
+// svcsAt returns the Services that use ip, by key.
+func (c *Core) svcsAt(ip netip.Addr) []Svc {
+	keys := c.byIP[ip]
+	out := make([]Svc, 0, len(keys))
 	for _, k := range keys {
-		svcs = append(svcs, c.svcs[k])
+		out = append(out, c.svcs[k])
 	}
-	return rank(c.cfg, c.sorted, ip, svcs)
+	return out
 }
 
 // Plan decides what to announce, and returns what changed. Layer2: an
@@ -366,24 +371,13 @@ func (c *Core) Plan(env Env) Plan {
 	}
 	all := c.all
 	if all {
-		for ip := range c.claimed {
-			c.dirty[ip] = true
-		}
-		for ip := range c.byIP {
-			c.dirty[ip] = true
-		}
-		for ip := range c.ranked {
-			c.dirty[ip] = true
-		}
-		for ip := range c.ipRoutes {
-			c.dirty[ip] = true
-		}
-		for ip := range c.anns {
-			c.dirty[ip] = true
-		}
-		for ip := range c.told {
-			c.dirty[ip] = true
-		}
+		// Every address the core knows anything of.
+		mark(c.dirty, c.claimed)
+		mark(c.dirty, c.byIP)
+		mark(c.dirty, c.ranked)
+		mark(c.dirty, c.ipRoutes)
+		mark(c.dirty, c.anns)
+		mark(c.dirty, c.told)
 	}
 	dirty := slices.SortedFunc(maps.Keys(c.dirty), netip.Addr.Compare)
 	clear(c.dirty)
@@ -427,6 +421,13 @@ func (c *Core) Plan(env Env) Plan {
 		}
 	}
 	return p
+}
+
+// mark adds the addresses of m to dirty.
+func mark[V any](dirty map[netip.Addr]bool, m map[netip.Addr]V) {
+	for ip := range m {
+		dirty[ip] = true
+	}
 }
 
 // layer2 re-decides one address: its ranking, and whether this node
@@ -542,12 +543,7 @@ func (c *Core) bgp(self Node, ip netip.Addr, touched map[string]bool) []Announce
 	if c.cfg == nil || !self.Ready || len(c.peers) == 0 {
 		return nil
 	}
-	keys := c.byIP[ip]
-	svcs := make([]Svc, 0, len(keys))
-	for _, k := range keys {
-		svcs = append(svcs, c.svcs[k])
-	}
-	rs, anns := bgpFor(c.cfg, self, c.peers, ip, svcs)
+	rs, anns := bgpFor(c.cfg, self, c.peers, ip, c.svcsAt(ip))
 	if len(rs) == 0 {
 		return nil
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/microk8s-metallb/metallb/pkg/layer2"
 	"github.com/microk8s-metallb/metallb/pkg/members"
 	"github.com/microk8s-metallb/metallb/pkg/speaker"
+	"github.com/microk8s-metallb/metallb/tests/testenv"
 )
 
 // quietL2 and quietBGP stand in for the parts of a speaker that touch the
@@ -74,14 +75,11 @@ func apiRequests(tb testing.TB) map[string]float64 {
 }
 
 func cpuTicks(tb testing.TB, pid int) int {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	n, err := testenv.CPUTicks(pid)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	u, _ := strconv.Atoi(f[11])
-	s, _ := strconv.Atoi(f[12])
-	return u + s
+	return n
 }
 
 // BenchmarkSpeakers100 runs 100 speakers (METALLB_SPEAKERS) in this

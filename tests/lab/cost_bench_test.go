@@ -4,9 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
-	"os"
 	"os/exec"
-	"strconv"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -20,21 +18,18 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/microk8s-metallb/metallb/pkg/election"
+	"github.com/microk8s-metallb/metallb/tests/testenv"
 )
 
 // cpuTicks is the user+system CPU time of a process, in clock ticks
 // (1/100 s).
 func cpuTicks(tb testing.TB, pid int) int {
 	tb.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	n, err := testenv.CPUTicks(pid)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	// The fields after the command name (which may hold spaces).
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+2:]))
-	u, _ := strconv.Atoi(f[11])
-	s, _ := strconv.Atoi(f[12])
-	return u + s
+	return n
 }
 
 func sumTicks(tb testing.TB, pids []int) int {
