@@ -41,7 +41,9 @@ type Values struct {
 	// WithMonitoring adds PodMonitors, a PrometheusRule and the Grafana
 	// dashboard (when the Prometheus Operator's CRDs exist).
 	WithMonitoring bool
-	PartOf         string // value of app.kubernetes.io/part-of, which disable selects on
+	// ServiceBGPStatus runs the speakers with --service-bgp-status.
+	ServiceBGPStatus bool
+	PartOf           string // value of app.kubernetes.io/part-of, which disable selects on
 	// Addon is how MicroK8s names this addon ("lab/metallb"), for the
 	// guard's message.
 	Addon     string

@@ -12,7 +12,13 @@ import (
 
 func render(t *testing.T) map[string]map[string]any {
 	t.Helper()
-	b, err := manifests.Render(manifests.Values{Namespace: "metallb-system", Image: "localhost/microk8s-metallb:v1-abc", Config: "address-pools: []\n"})
+	return renderWith(t, manifests.Values{})
+}
+
+func renderWith(t *testing.T, v manifests.Values) map[string]map[string]any {
+	t.Helper()
+	v.Namespace, v.Image, v.Config = "metallb-system", "localhost/microk8s-metallb:v1-abc", "address-pools: []\n"
+	b, err := manifests.Render(v)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -47,6 +53,7 @@ func TestRenderedObjects(t *testing.T) {
 		"ValidatingAdmissionPolicy/metallb-system-guard", "ValidatingAdmissionPolicyBinding/metallb-system-guard",
 		"ValidatingAdmissionPolicy/metallb-system-pools", "ValidatingAdmissionPolicyBinding/metallb-system-pools",
 		"ValidatingAdmissionPolicy/metallb-system-l2status", "ValidatingAdmissionPolicyBinding/metallb-system-l2status",
+		"ValidatingAdmissionPolicy/metallb-system-states", "ValidatingAdmissionPolicyBinding/metallb-system-states",
 		"Service/metallb-webhook", "ValidatingWebhookConfiguration/metallb-system-validation",
 		"CustomResourceDefinition/ipaddresspools.metallb.io", "CustomResourceDefinition/l2advertisements.metallb.io",
 		"CustomResourceDefinition/bgpadvertisements.metallb.io", "CustomResourceDefinition/bgppeers.metallb.io",
@@ -58,8 +65,8 @@ func TestRenderedObjects(t *testing.T) {
 			t.Errorf("missing %s (have %v)", want, names)
 		}
 	}
-	if len(objs) != 36 {
-		t.Errorf("%d objects, want 36: %v", len(objs), names)
+	if len(objs) != 38 {
+		t.Errorf("%d objects, want 38: %v", len(objs), names)
 	}
 }
 
@@ -171,6 +178,21 @@ func TestLeastPrivilege(t *testing.T) {
 			t.Errorf("%s sets no GOMEMLIMIT", name)
 		} else if s, h := mebibytes(t, strings.TrimSuffix(soft, "B")), mebibytes(t, hard); s > h*85/100 {
 			t.Errorf("%s GOMEMLIMIT %s, want at most 85 %% of the %s limit", name, soft, hard)
+		}
+	}
+}
+
+// --service-bgp-status reaches the speakers' arguments only when asked for.
+func TestServiceBGPStatusFlag(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		ds := renderWith(t, manifests.Values{ServiceBGPStatus: on})["DaemonSet/metallb-speaker"]
+		c := ds["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)["containers"].([]any)[0].(map[string]any)
+		var args []string
+		for _, a := range c["args"].([]any) {
+			args = append(args, a.(string))
+		}
+		if got := slices.Contains(args, "--service-bgp-status"); got != on {
+			t.Errorf("ServiceBGPStatus %v: speaker args %v", on, args)
 		}
 	}
 }

@@ -27,6 +27,7 @@ type speakerOptions struct {
 	renew      time.Duration
 	bind       string
 	port       int
+	bgpStatus  bool
 }
 
 func newSpeakerCmd(g *globals) *cobra.Command {
@@ -49,6 +50,7 @@ func newSpeakerCmd(g *globals) *cobra.Command {
 	f.DurationVar(&o.renew, "lease-interval", speaker.DefaultLeaseRenew, "how often this speaker renews its Lease (shown by \"metallb status\"; liveness is memberlist's)")
 	f.StringVar(&o.bind, "memberlist-bind", os.Getenv("METALLB_HOST_IP"), "address to meet the other speakers on ($METALLB_HOST_IP; default: the node's InternalIP)")
 	f.IntVar(&o.port, "memberlist-port", members.DefaultPort, "port (TCP and UDP) to meet the other speakers on")
+	f.BoolVar(&o.bgpStatus, "service-bgp-status", false, "keep a ServiceBGPStatus per Service this node advertises by BGP, naming the peers (Services x nodes objects)")
 	return cmd
 }
 
@@ -79,7 +81,7 @@ func (o *speakerOptions) run(ctx context.Context, g *globals) error {
 		Client: client, Log: g.log.With("node", o.nodeName), Metrics: reg, NodeName: o.nodeName,
 		Namespace: o.namespace, ConfigMap: o.configMap, LBClass: o.lbClass,
 		LeaseRenew: o.renew, BindAddr: bind, Port: o.port, Key: members.Key(os.Getenv("METALLB_ML_SECRET_KEY")),
-		Level: &g.level, BaseLevel: g.level.Level(), Dynamic: dyn,
+		Level: &g.level, BaseLevel: g.level.Level(), Dynamic: dyn, ServiceBGPStatus: o.bgpStatus,
 	})
 	return s.Run(ctx)
 }

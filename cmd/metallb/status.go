@@ -6,6 +6,7 @@ import (
 
 	"github.com/spf13/cobra"
 	"gopkg.in/yaml.v3"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/microk8s-metallb/metallb/pkg/k8s"
 	"github.com/microk8s-metallb/metallb/pkg/status"
@@ -40,11 +41,15 @@ session down), listed on stderr; 2 and above when the cluster could not be read.
 			default:
 				return fmt.Errorf("-o %q: want table, json or yaml", o.output)
 			}
-			client, _, err := k8s.ClientFor(k8s.Kubeconfig{Path: o.kubeconfig, Context: o.context}, "metallb-status", 0, 0)
+			client, cfg, err := k8s.ClientFor(k8s.Kubeconfig{Path: o.kubeconfig, Context: o.context}, "metallb-status", 0, 0)
 			if err != nil {
 				return err
 			}
-			r, err := status.Gather(cmd.Context(), client, status.Options{Namespace: o.namespace})
+			dyn, err := dynamic.NewForConfig(cfg)
+			if err != nil {
+				return err
+			}
+			r, err := status.Gather(cmd.Context(), client, status.Options{Namespace: o.namespace, Dynamic: dyn})
 			if err != nil {
 				return err
 			}

@@ -66,13 +66,16 @@ type Service struct {
 
 // Annotations MetalLB defines, in their historical and current spellings.
 const (
-	AnnotationPool        = "metallb.universe.tf/address-pool"
-	AnnotationPoolNew     = "metallb.io/address-pool"
-	AnnotationIPs         = "metallb.universe.tf/loadBalancerIPs"
-	AnnotationIPsNew      = "metallb.io/loadBalancerIPs"
-	AnnotationSharing     = "metallb.universe.tf/allow-shared-ip"
-	AnnotationSharingNew  = "metallb.io/allow-shared-ip"
-	annotationIPsExplains = "a comma-separated list of at most one IPv4 and one IPv6 address"
+	AnnotationPool       = "metallb.universe.tf/address-pool"
+	AnnotationPoolNew    = "metallb.io/address-pool"
+	AnnotationIPs        = "metallb.universe.tf/loadBalancerIPs"
+	AnnotationIPsNew     = "metallb.io/loadBalancerIPs"
+	AnnotationSharing    = "metallb.universe.tf/allow-shared-ip"
+	AnnotationSharingNew = "metallb.io/allow-shared-ip"
+	// AnnotationAllocatedFrom is written, not read: the pool a Service's
+	// addresses come from, as MetalLB v0.13+ shows it.
+	AnnotationAllocatedFrom = "metallb.io/ip-allocated-from-pool"
+	annotationIPsExplains   = "a comma-separated list of at most one IPv4 and one IPv6 address"
 )
 
 // Request is what a Service's annotations and spec ask of the allocator.

@@ -67,8 +67,9 @@ type Plan struct {
 	// claims and BGP advertisements, per Service): Events and metrics.
 	Added, Removed []Announcement
 	// Layer2Changed are the Services whose layer2 announcements changed
-	// (see Core.Layer2Of), sorted.
-	Layer2Changed []string
+	// (see Core.Layer2Of), sorted. BGPChanged are the Services whose BGP
+	// announcements may have changed (see Core.BGPPeersOf), sorted.
+	Layer2Changed, BGPChanged []string
 	// Peers and RouterID: the sessions this node runs (all of them).
 	Peers    []routes.Peer
 	RouterID netip.Addr
@@ -391,15 +392,16 @@ func (c *Core) Plan(env Env) Plan {
 
 	notify := map[string][]netip.Addr{}
 	touched := map[string]bool{} // route keys
-	l2changed := map[string]bool{}
+	l2changed, bgpChanged := map[string]bool{}, map[string]bool{}
 	for _, ip := range dirty {
 		c.layer2(env, ip, &p, notify)
-		c.announce(ip, c.bgp(self, ip, touched), &p, l2changed)
+		c.announce(ip, c.bgp(self, ip, touched), &p, l2changed, bgpChanged)
 	}
 	c.started = true
 	p.Releases = releases(notify)
 	slices.SortFunc(p.Forced, netip.Addr.Compare)
 	p.Layer2Changed = slices.Sorted(maps.Keys(l2changed))
+	p.BGPChanged = slices.Sorted(maps.Keys(bgpChanged))
 
 	for _, key := range slices.Sorted(maps.Keys(touched)) {
 		by := c.byRoute[key]
@@ -578,7 +580,7 @@ func signature(r routes.Route) string {
 
 // announce recomputes the announcements of one address and notes what
 // changed.
-func (c *Core) announce(ip netip.Addr, bgpAnns []Announcement, p *Plan, l2changed map[string]bool) {
+func (c *Core) announce(ip netip.Addr, bgpAnns []Announcement, p *Plan, l2changed, bgpChanged map[string]bool) {
 	var anns []Announcement
 	if c.claimed[ip] {
 		r := c.ranked[ip]
@@ -598,6 +600,14 @@ func (c *Core) announce(ip netip.Addr, bgpAnns []Announcement, p *Plan, l2change
 	was := map[string]Announcement{}
 	for _, a := range old {
 		was[key(a)] = a
+	}
+	// A BGP announcement re-decided may go to other peers now.
+	for _, as := range [][]Announcement{old, anns} {
+		for _, a := range as {
+			if a.Protocol == config.BGP {
+				bgpChanged[a.Service] = true
+			}
+		}
 	}
 	for _, a := range anns {
 		o, had := was[key(a)]
@@ -663,6 +673,31 @@ func (c *Core) Layer2Of(key string) []Announcement {
 		}
 	}
 	return out
+}
+
+// BGPPeersOf returns the peers this node advertises the Service key's
+// addresses to, by name (a BGPPeer's; a ConfigMap peer's address), sorted;
+// none when it advertises none of them.
+func (c *Core) BGPPeersOf(key string) []string {
+	seen := map[string]bool{}
+	for _, ip := range c.svcs[key].IPs {
+		if !slices.ContainsFunc(c.anns[ip], func(a Announcement) bool { return a.Protocol == config.BGP && a.Service == key }) {
+			continue
+		}
+		for _, r := range c.ipRoutes[ip] {
+			for _, peer := range c.peers {
+				// A session carries the routes of its own address family.
+				if r.For(peer) && peer.Address.Is4() == r.Prefix.Addr().Is4() {
+					name := peer.Name
+					if name == "" {
+						name = peer.Key()
+					}
+					seen[name] = true
+				}
+			}
+		}
+	}
+	return slices.Sorted(maps.Keys(seen))
 }
 
 // Routes returns the routes this node advertises, sorted by prefix.

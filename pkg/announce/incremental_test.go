@@ -118,6 +118,12 @@ address-pools:
 		}
 	}
 	names := []string{"a", "b", "c"}
+	withPeers := 0 // plans that gave a Service BGP peers: the check above ran on something
+	defer func() {
+		if withPeers == 0 {
+			t.Error("no Service was ever advertised to a peer")
+		}
+	}()
 	for seed := uint64(1); seed <= 20; seed++ {
 		rng := rand.New(rand.NewPCG(seed, 3))
 		inc, full := NewCore(), NewCore()
@@ -170,14 +176,26 @@ address-pools:
 			full.Sync(cfg, ns, ss)
 			full.all = true
 			before := map[string][]Announcement{}
+			peersBefore := map[string][]string{}
 			for k := range 20 {
 				key := fmt.Sprintf("ns/s%d", k)
 				before[key] = inc.Layer2Of(key)
+				peersBefore[key] = inc.BGPPeersOf(key)
 			}
 			pi, pf := inc.Plan(env), full.Plan(env)
 			for key, was := range before {
 				if !cmp.Equal(was, inc.Layer2Of(key), cmpopts.EquateComparable(netip.Addr{})) && !slices.Contains(pi.Layer2Changed, key) {
 					t.Fatalf("seed %d step %d: the layer2 announcements of %s changed, not in Layer2Changed %v", seed, step, key, pi.Layer2Changed)
+				}
+				now := inc.BGPPeersOf(key)
+				if len(now) > 0 {
+					withPeers++
+				}
+				if !slices.Equal(peersBefore[key], now) && !slices.Contains(pi.BGPChanged, key) {
+					t.Fatalf("seed %d step %d: the BGP peers of %s changed %v -> %v, not in BGPChanged %v", seed, step, key, peersBefore[key], now, pi.BGPChanged)
+				}
+				if f := full.BGPPeersOf(key); !slices.Equal(now, f) {
+					t.Fatalf("seed %d step %d: BGP peers of %s: incremental %v, from scratch %v", seed, step, key, now, f)
 				}
 			}
 			mi.apply(t, pi)

@@ -446,7 +446,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		c.fail(svc, key, err, current)
 		if !held && len(current) > 0 {
 			// The address in status is no longer ours to give: take it back.
-			return c.writeStatus(ctx, svc, nil)
+			return c.writeStatus(ctx, svc, nil, "")
 		}
 		return nil
 	}
@@ -457,9 +457,14 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 
 	if sameIPs(as.IPs, current) {
 		c.m.setAssigned(key, as.Pool, as.IPs)
+		if svc.Annotations[allocator.AnnotationAllocatedFrom] != as.Pool {
+			// Held from before the annotation was written (or edited by
+			// hand): one write shows the pool again.
+			return c.writeStatus(ctx, svc, as.IPs, as.Pool)
+		}
 		return nil
 	}
-	if err := c.writeStatus(ctx, svc, as.IPs); err != nil {
+	if err := c.writeStatus(ctx, svc, as.IPs, as.Pool); err != nil {
 		return err
 	}
 	c.m.setAssigned(key, as.Pool, as.IPs)
@@ -517,7 +522,7 @@ func (c *Controller) disown(ctx context.Context, svc *corev1.Service, key string
 	c.release(key)
 	c.recorder.Event(svc, corev1.EventTypeNormal, ReasonCleared, "Released the address: the Service is no longer a LoadBalancer of this class")
 	if svc.Spec.Type == corev1.ServiceTypeLoadBalancer && len(svc.Status.LoadBalancer.Ingress) > 0 && svc.DeletionTimestamp == nil {
-		return c.writeStatus(ctx, svc, nil)
+		return c.writeStatus(ctx, svc, nil, "")
 	}
 	return nil
 }
@@ -551,12 +556,25 @@ func (c *Controller) release(key string) {
 	}
 }
 
-// writeStatus sets status.loadBalancer.ingress with a merge patch on the
-// status subresource: one request, no read-modify-write of the whole object.
-func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, ips []netip.Addr) error {
-	patch, err := json.Marshal(map[string]any{
+// writeStatus sets status.loadBalancer.ingress, and the annotation naming
+// the pool (allocator.AnnotationAllocatedFrom; none without addresses), with
+// one merge patch on the status subresource: one request, no
+// read-modify-write of the whole object. A Service's status subresource
+// takes metadata changes too, so the pool costs no second write.
+func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, ips []netip.Addr, pool string) error {
+	body := map[string]any{
 		"status": map[string]any{"loadBalancer": map[string]any{"ingress": ingressFor(ips)}},
-	})
+	}
+	if _, has := svc.Annotations[allocator.AnnotationAllocatedFrom]; has || pool != "" {
+		var v any // null removes it
+		if pool != "" && len(ips) > 0 {
+			v = pool
+		}
+		if v != nil || has {
+			body["metadata"] = map[string]any{"annotations": map[string]any{allocator.AnnotationAllocatedFrom: v}}
+		}
+	}
+	patch, err := json.Marshal(body)
 	if err != nil {
 		return err
 	}

@@ -89,6 +89,9 @@ type Enable struct {
 	// instead of the ConfigMap's pool "default". Implied when the cluster
 	// has that IPAddressPool and the ConfigMap no pool "default".
 	AsResources bool
+	// ServiceBGPStatus (--service-bgp-status): the speakers write a
+	// ServiceBGPStatus per Service they advertise by BGP.
+	ServiceBGPStatus bool
 	// BGP (--bgp-peer, --peer-asn, --my-asn), when set: the pool "default"
 	// is announced by BGP to that router instead of by layer2, and the
 	// router is added to peers (or its entry gets these AS numbers).
@@ -298,7 +301,7 @@ func (e *Enable) render(ref string, cfgText []byte, renumber bool) ([]byte, erro
 		}
 	}
 	return manifests.Render(manifests.Values{Namespace: e.Namespace, Image: ref, LogLevel: e.LogLevel, Config: string(cfgText),
-		AllowAddressChanges: renumber, WithMonitoring: monitoring, Addon: e.addon()})
+		AllowAddressChanges: renumber, WithMonitoring: monitoring, Addon: e.addon(), ServiceBGPStatus: e.ServiceBGPStatus})
 }
 
 // install applies the manifests, creates the memberlist Secret and the

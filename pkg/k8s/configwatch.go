@@ -80,7 +80,8 @@ type ConfigWatcher struct {
 	current *config.Config
 	isStale bool
 	exists  bool
-	ready   bool // judged once, with every source listed
+	refused error // the last text this watcher refused, until one is accepted
+	ready   bool  // judged once, with every source listed
 }
 
 // ConfigWatcherOptions configure NewConfigWatcher.
@@ -219,6 +220,15 @@ func (w *ConfigWatcher) Current() *config.Config {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	return w.current
+}
+
+// Refused returns why this watcher refused the text its ConfigMap holds
+// now (nil: it runs on it). For a speaker, that is its own reading of the
+// accepted copy, not the controller's verdict.
+func (w *ConfigWatcher) Refused() error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.refused
 }
 
 // Seen reports whether the ConfigMap exists.
@@ -467,6 +477,14 @@ func (w *ConfigWatcher) sync() {
 // OnState. Caller holds w.hmu.
 func (w *ConfigWatcher) act(cm *corev1.ConfigMap, d reload.Decision) {
 	w.sync()
+	w.mu.Lock()
+	switch {
+	case d.Accepted != nil:
+		w.refused = nil
+	case d.Refused != nil:
+		w.refused = d.Refused
+	}
+	w.mu.Unlock()
 	cmName := w.namespace + "/" + w.name
 	switch {
 	case d.Accepted != nil:

@@ -30,6 +30,10 @@ var ConfigurationStateGVR = schema.GroupVersionResource{Group: config.Group, Ver
 // it answers for by layer2.
 var ServiceL2StatusGVR = schema.GroupVersionResource{Group: config.Group, Version: "v1beta1", Resource: "servicel2statuses"}
 
+// ServiceBGPStatusGVR is the kind by which each speaker says to which peers
+// it advertises each Service.
+var ServiceBGPStatusGVR = schema.GroupVersionResource{Group: config.Group, Version: "v1beta1", Resource: "servicebgpstatuses"}
+
 // ConfigurationState results, as MetalLB names them.
 const (
 	ResultValid   = "Valid"
@@ -122,7 +126,7 @@ func (w *StatusWriter) SetPools(pools map[string]PoolStatus) {
 // are not served.
 func (w *StatusWriter) Run(ctx context.Context) {
 	w.init()
-	if !ServesResources(ctx, w.Dynamic, w.Namespace) {
+	if !w.served(ctx) {
 		return
 	}
 	var shownState *StateStatus
@@ -147,7 +151,7 @@ func (w *StatusWriter) Run(ctx context.Context) {
 		state, pools := w.state, w.pools
 		w.mu.Unlock()
 		failed := false
-		if !seeded {
+		if !seeded && pools != nil { // a speaker has no pools to show
 			if err := w.seed(ctx, shownPools, finalized); err != nil {
 				failed = true
 				w.Log.Warn("cannot read the IPAddressPools' status", "namespace", w.Namespace, "error", err)
@@ -188,6 +192,17 @@ func (w *StatusWriter) Run(ctx context.Context) {
 	}
 }
 
+// served says whether the kinds this writer writes are served: for the
+// controller every configuration kind, for a speaker (which shows no pools)
+// the ConfigurationState alone.
+func (w *StatusWriter) served(ctx context.Context) bool {
+	if w.State == ControllerState {
+		return ServesResources(ctx, w.Dynamic, w.Namespace)
+	}
+	_, err := w.Dynamic.Resource(ConfigurationStateGVR).Namespace(w.Namespace).List(ctx, metav1.ListOptions{Limit: 1})
+	return err == nil
+}
+
 // seed learns what the pools show now, so a restart writes nothing that
 // is already there.
 func (w *StatusWriter) seed(ctx context.Context, shown map[string]PoolStatus, finalized map[string]bool) error {
@@ -208,6 +223,18 @@ func (w *StatusWriter) seed(ctx context.Context, shown map[string]PoolStatus, fi
 		if json.Unmarshal(b, &ps) == nil {
 			shown[u.GetName()] = ps
 		}
+	}
+	return nil
+}
+
+// DeleteState deletes the ConfigurationState (a speaker that stops for
+// good: its node has no speaker any more), waiting at most timeout.
+func (w *StatusWriter) DeleteState(timeout time.Duration) error {
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	err := w.Dynamic.Resource(ConfigurationStateGVR).Namespace(w.Namespace).Delete(ctx, w.State, metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return fmt.Errorf("delete ConfigurationState %s/%s: %w", w.Namespace, w.State, err)
 	}
 	return nil
 }

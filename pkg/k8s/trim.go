@@ -31,6 +31,7 @@ var serviceAnnotations = []string{
 	allocator.AnnotationPool, allocator.AnnotationPoolNew,
 	allocator.AnnotationIPs, allocator.AnnotationIPsNew,
 	allocator.AnnotationSharing, allocator.AnnotationSharingNew,
+	allocator.AnnotationAllocatedFrom,
 }
 
 // Trim is the informers' transform (informers.WithTransform): Services,

@@ -6,8 +6,10 @@ package speaker
 import (
 	"context"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -60,12 +62,21 @@ func (s *Speaker) reconcile() time.Duration {
 		s.bgpErr = ""
 	}
 
+	s.showState()
 	if s.l2status != nil {
 		for _, key := range p.Layer2Changed {
 			st, ok := wantedL2Status(s.core.Layer2Of(key))[key]
 			s.l2status.update(key, st, ok)
 		}
 		s.l2status.plannedOnce()
+	}
+	if s.bgpstatus != nil {
+		for _, key := range p.BGPChanged {
+			peers := s.core.BGPPeersOf(key)
+			ns, name, _ := strings.Cut(key, "/")
+			s.bgpstatus.update(key, svcStatus{Namespace: ns, Name: name, Items: peers}, len(peers) > 0)
+		}
+		s.bgpstatus.plannedOnce()
 	}
 	for _, a := range p.Added {
 		s.m.announced.WithLabelValues(a.Service, s.o.NodeName, a.IP.String(), string(a.Protocol)).Set(1)
@@ -77,6 +88,29 @@ func (s *Speaker) reconcile() time.Duration {
 		s.m.announced.DeleteLabelValues(a.Service, s.o.NodeName, a.IP.String(), string(a.Protocol))
 	}
 	return p.Recheck
+}
+
+// showState gives the ConfigurationState speaker-NODE this speaker's
+// verdict when it changed: Valid when it runs on the whole accepted
+// configuration; Invalid when it cannot read the accepted copy (it keeps
+// the last one it read) or leaves a BGP peer out (its password Secret).
+func (s *Speaker) showState() {
+	if s.state == nil {
+		return
+	}
+	var reasons []string
+	if err := s.watcher.Refused(); err != nil {
+		reasons = append(reasons, "this speaker cannot read the accepted configuration and runs on the last one it read: "+err.Error())
+	}
+	for _, k := range slices.Sorted(maps.Keys(s.secrets.problems)) {
+		reasons = append(reasons, "no BGP session with peer "+k+": "+s.secrets.problems[k])
+	}
+	verdict := strings.Join(reasons, "; ")
+	if verdict == s.shown && s.shownOnce {
+		return
+	}
+	s.shown, s.shownOnce = verdict, true
+	s.state.SetState(verdict == "", verdict)
 }
 
 // setIsolated records whether this speaker sees none of the peers it

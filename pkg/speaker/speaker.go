@@ -110,8 +110,13 @@ type Options struct {
 	// StartMembers joins the membership (members.Start).
 	StartMembers func(members.Options) (Members, error)
 	// Dynamic, when set, writes a ServiceL2Status per Service this node
-	// answers for by layer2.
+	// answers for by layer2, and the ConfigurationState speaker-NODE.
 	Dynamic dynamic.Interface
+	// ServiceBGPStatus (with Dynamic): a ServiceBGPStatus per Service this
+	// node advertises by BGP, naming the peers. Off by default: in BGP
+	// mode every node advertises every Service, so the objects are
+	// Services x nodes, and a bulk of N Services costs 2 x N x nodes writes.
+	ServiceBGPStatus bool
 }
 
 // Speaker announces this node's share of the addresses. One goroutine, the
@@ -135,15 +140,19 @@ type Speaker struct {
 	ml Members
 
 	// Owned by Run's loop.
-	core     *announce.Core
-	resend   bool                  // a speaker joined since the last plan
-	isolated bool                  // sees none of the peers it knew
-	apiDown  bool                  // isolated, and the API server does not answer
-	ready    bool                  // /readyz, last set
-	waitLog  map[netip.Addr]string // addresses waiting for a release, as last logged
-	peers    []bgp.Peer            // BGP sessions of the last plan
-	secrets  secrets               // the BGPPeers' password Secrets
-	l2status *l2StatusWriter       // nil: none written
+	core      *announce.Core
+	resend    bool                  // a speaker joined since the last plan
+	isolated  bool                  // sees none of the peers it knew
+	apiDown   bool                  // isolated, and the API server does not answer
+	ready     bool                  // /readyz, last set
+	waitLog   map[netip.Addr]string // addresses waiting for a release, as last logged
+	peers     []bgp.Peer            // BGP sessions of the last plan
+	secrets   secrets               // the BGPPeers' password Secrets
+	l2status  *statusWriter         // nil: none written
+	bgpstatus *statusWriter         // nil: none written
+	state     *k8s.StatusWriter     // ConfigurationState speaker-NODE; nil: none written
+	shown     string                // the verdict last given to state
+	shownOnce bool
 	// startSecretWatch starts the Secret informer (set by Run).
 	startSecretWatch func()
 	bgpErr           string      // last BGP error logged, to log each once
@@ -195,7 +204,11 @@ func New(ctx context.Context, o Options) *Speaker {
 		}
 	}
 	if o.Dynamic != nil {
-		s.l2status = newL2StatusWriter(o.Dynamic, o.Namespace, o.NodeName, o.Log)
+		s.l2status = newStatusWriter(l2Kind, o.Dynamic, o.Namespace, o.NodeName, o.Log)
+		if o.ServiceBGPStatus {
+			s.bgpstatus = newStatusWriter(bgpKind, o.Dynamic, o.Namespace, o.NodeName, o.Log)
+		}
+		s.state = &k8s.StatusWriter{Dynamic: o.Dynamic, Namespace: o.Namespace, State: k8s.SpeakerState(o.NodeName), Log: o.Log}
 	}
 	if s.o.StartMembers == nil {
 		s.o.StartMembers = func(mo members.Options) (Members, error) { return members.Start(mo) }
@@ -207,7 +220,8 @@ func New(ctx context.Context, o Options) *Speaker {
 	s.watcher = k8s.NewConfigWatcher(k8s.ConfigWatcherOptions{
 		Client: o.Client, Namespace: o.Namespace, Name: k8s.AcceptedName(o.ConfigMap), Log: o.Log,
 		Metrics: o.Metrics, OnConfig: func(*config.Config) { s.inbox.poke() }, MirrorState: true,
-		Level: o.Level, BaseLevel: o.BaseLevel,
+		OnState: func(k8s.ConfigState) { s.inbox.poke() }, // a refusal too: the ConfigurationState says it
+		Level:   o.Level, BaseLevel: o.BaseLevel,
 	})
 	if o.Metrics != nil {
 		s.m.register(o.Metrics)
@@ -279,7 +293,13 @@ func (s *Speaker) Run(ctx context.Context) error {
 	if s.l2status != nil {
 		start(func() { s.l2status.run(l2ctx) }) // until the hand-off is over
 	}
+	if s.bgpstatus != nil {
+		start(func() { s.bgpstatus.run(l2ctx) })
+	}
 	start(func() { s.renewLease(ctx) })
+	if s.state != nil {
+		start(func() { s.state.Run(ctx) })
+	}
 	factory.Start(ctx.Done())
 	synced := []cache.InformerSynced{s.watcher.HasSynced}
 	for _, inf := range infs {
@@ -346,7 +366,7 @@ func (s *Speaker) stop() {
 		// Stopping for good: this node answers for nothing any more. After
 		// the sessions close, within the process's stop grace; what is left
 		// is cleaned by the next speaker of this node.
-		defer s.l2status.clear(l2StatusClearTimeout)
+		defer s.clearStatus()
 	}
 	if r && s.gracefulPeers() {
 		// The sessions drop with the process, without a NOTIFICATION:
@@ -357,6 +377,22 @@ func (s *Speaker) stop() {
 		return
 	}
 	s.bgp.Close() // closing the sessions makes routers withdraw at once
+}
+
+// clearStatus deletes what this node published about itself (a speaker
+// stopping for good), all at once, within statusClearTimeout.
+func (s *Speaker) clearStatus() {
+	var wg sync.WaitGroup
+	for _, w := range []*statusWriter{s.l2status, s.bgpstatus} {
+		if w != nil {
+			wg.Add(1)
+			go func() { defer wg.Done(); w.clear(statusClearTimeout) }()
+		}
+	}
+	if err := s.state.DeleteState(statusClearTimeout); err != nil {
+		s.log.Warn("the ConfigurationState of this speaker is left", "error", err)
+	}
+	wg.Wait()
 }
 
 // The events the loop receives besides "something changed" (a poke).

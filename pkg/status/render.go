@@ -7,6 +7,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/microk8s-metallb/metallb/pkg/k8s"
 	"github.com/microk8s-metallb/metallb/pkg/terminal"
 )
 
@@ -66,6 +67,11 @@ func Table(w io.Writer, r *Report) error {
 			ready += " (" + s.Waiting + ")"
 		}
 		line(s.Node, alive, dash(s.Renewed), ready, dash(s.Version))
+	}
+	for _, s := range r.Speakers {
+		if s.Configuration == k8s.ResultInvalid {
+			line("  " + s.Node + ": configuration Invalid: " + s.Problem)
+		}
 	}
 	if len(r.Sessions) > 0 {
 		line("")

@@ -1,7 +1,7 @@
 // Package status answers "what is metallb doing right now" from what the
 // components publish in the API: the controller's accepted config and its
 // state, the Services' addresses and Events, the speakers' Leases (with the
-// BGP sessions each publishes there) and pods. It reads only; `metallb status` renders its Report.
+// BGP sessions each publishes there), pods and ConfigurationStates. It reads only; `metallb status` renders its Report.
 package status
 
 import (
@@ -17,6 +17,8 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 
 	"github.com/microk8s-metallb/metallb/pkg/config"
@@ -75,6 +77,10 @@ type SpeakerStatus struct {
 	// Waiting is why its container does not run (ErrImageNeverPull, ...).
 	Waiting string `json:"waiting,omitempty" yaml:"waiting,omitempty"`
 	Image   string `json:"image,omitempty" yaml:"image,omitempty"` // what it should run
+	// Configuration is its ConfigurationState speaker-NODE (Valid or
+	// Invalid, "" when none is published), Problem why it is Invalid.
+	Configuration string `json:"configuration,omitempty" yaml:"configuration,omitempty"`
+	Problem       string `json:"configurationProblem,omitempty" yaml:"configurationProblem,omitempty"`
 }
 
 // SessionStatus is one BGP session of one node.
@@ -97,6 +103,8 @@ type Options struct {
 	// LeaseTimeout: a speaker Lease renewed longer ago than this is dead,
 	// when the Lease does not give its own duration.
 	LeaseTimeout time.Duration
+	// Dynamic, when set, reads the speakers' ConfigurationStates.
+	Dynamic dynamic.Interface
 }
 
 // Gather reads the cluster and builds the Report.
@@ -141,6 +149,12 @@ func Gather(ctx context.Context, c kubernetes.Interface, o Options) (*Report, er
 		return nil, fmt.Errorf("list speaker pods: %w", err)
 	}
 	r.Speakers = speakers(leases.Items, pods.Items, o.Now, o.LeaseTimeout)
+	if o.Dynamic != nil {
+		// Not served (no CRDs): nothing to show.
+		if list, err := o.Dynamic.Resource(k8s.ConfigurationStateGVR).Namespace(o.Namespace).List(ctx, metav1.ListOptions{}); err == nil {
+			speakerStates(r.Speakers, list.Items)
+		}
+	}
 	alive := map[string]bool{}
 	for _, sp := range r.Speakers {
 		alive[sp.Node] = sp.Alive
@@ -334,6 +348,23 @@ func speakers(leases []coordinationLease, pods []corev1.Pod, now time.Time, time
 	return out
 }
 
+// speakerStates fills in each speaker's ConfigurationState speaker-NODE
+// (one of a node with no speaker is left out).
+func speakerStates(sps []SpeakerStatus, states []unstructured.Unstructured) {
+	for _, u := range states {
+		node, ok := strings.CutPrefix(u.GetName(), "speaker-")
+		if !ok {
+			continue
+		}
+		i := slices.IndexFunc(sps, func(s SpeakerStatus) bool { return s.Node == node })
+		if i < 0 {
+			continue
+		}
+		sps[i].Configuration, _, _ = unstructured.NestedString(u.Object, "status", "result")
+		sps[i].Problem, _, _ = unstructured.NestedString(u.Object, "status", "errorSummary")
+	}
+}
+
 type coordinationLease = coordinationv1.Lease
 
 // EnableHook is the enable hook of this addon under MicroK8s, as README
@@ -436,6 +467,9 @@ func (r *Report) Attention() []string {
 			out = append(out, fmt.Sprintf("the speaker of node %s is not alive (its Lease was renewed %s ago)", s.Node, s.Renewed))
 		case s.Ready == "false":
 			out = append(out, fmt.Sprintf("the speaker of node %s is not ready", s.Node))
+		}
+		if s.Configuration == k8s.ResultInvalid {
+			out = append(out, fmt.Sprintf("the speaker of node %s runs without part of the configuration: %s", s.Node, s.Problem))
 		}
 	}
 	for _, s := range r.Sessions {

@@ -10,6 +10,7 @@ import (
 	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 
 	"github.com/microk8s-metallb/metallb/pkg/config"
 )
@@ -125,6 +126,10 @@ func TestAttention(t *testing.T) {
 			[]string{"the speaker of node d cannot start: the node lacks its image localhost/microk8s-metallb:v1-abc (ErrImageNeverPull); run the enable hook again, which imports it on the nodes that lack it: sudo /var/snap/microk8s/common/addons/lab/addons/metallb/enable RANGE (or enable --image with a registry every node can pull)"}},
 		{"a pool nothing announces", Report{Config: ConfigStatus{State: "accepted", Warnings: []string{"IPAddressPool/extra is not announced: ..."}}},
 			[]string{"IPAddressPool/extra is not announced: ..."}},
+		{"a speaker without its peer's Secret", Report{Config: ConfigStatus{State: "accepted"},
+			Speakers: []SpeakerStatus{{Node: "a", Alive: true, Ready: "true", Configuration: "Invalid", Problem: "no BGP session with peer 192.0.2.254: ..."},
+				{Node: "b", Alive: true, Ready: "true", Configuration: "Valid"}}},
+			[]string{"the speaker of node a runs without part of the configuration: no BGP session with peer 192.0.2.254: ..."}},
 		{"no configuration", Report{Config: ConfigStatus{State: "none", Reason: "no accepted configuration: is the controller running?"}},
 			[]string{"no accepted configuration: is the controller running?"}},
 	} {
@@ -144,6 +149,26 @@ func TestSpeakerWaitingForItsImage(t *testing.T) {
 	got := speakers(nil, []corev1.Pod{pod}, time.Now(), time.Second)
 	want := []SpeakerStatus{{Node: "node-d", Ready: "false", Version: "v1-abc", Image: "localhost/microk8s-metallb:v1-abc", Waiting: "ErrImageNeverPull"}}
 	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("(-want +got):\n%s", diff)
+	}
+}
+
+// Each speaker gets its own node's ConfigurationState; the controller's and
+// one of a node without a speaker are left out.
+func TestSpeakerStates(t *testing.T) {
+	state := func(name, result, summary string) unstructured.Unstructured {
+		return unstructured.Unstructured{Object: map[string]any{
+			"metadata": map[string]any{"name": name},
+			"status":   map[string]any{"result": result, "errorSummary": summary},
+		}}
+	}
+	sps := []SpeakerStatus{{Node: "a"}, {Node: "b"}}
+	speakerStates(sps, []unstructured.Unstructured{
+		state("controller", "Invalid", "not a speaker's"), state("speaker-a", "Invalid", "no Secret"),
+		state("speaker-b", "Valid", ""), state("speaker-gone", "Invalid", "no speaker there"),
+	})
+	want := []SpeakerStatus{{Node: "a", Configuration: "Invalid", Problem: "no Secret"}, {Node: "b", Configuration: "Valid"}}
+	if diff := cmp.Diff(want, sps); diff != "" {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }

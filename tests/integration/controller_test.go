@@ -8,10 +8,13 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/microk8s-metallb/metallb/pkg/allocator"
 	"github.com/microk8s-metallb/metallb/pkg/controller"
 	"github.com/microk8s-metallb/metallb/pkg/metrics"
+	"github.com/microk8s-metallb/metallb/tests/testenv"
 )
 
 // startController runs an in-process controller whose ConfigMap lives in ns.
@@ -171,6 +174,55 @@ func TestControllerAssignReleaseAndEvents(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitIngress(t, c, ns, "f", "192.0.2.12")
+}
+
+// TestControllerShowsThePool: the pool a Service's address comes from is
+// in its metallb.io/ip-allocated-from-pool annotation, written in the same
+// request as the status (one resourceVersion step), and put back when
+// removed by hand.
+func TestControllerShowsThePool(t *testing.T) {
+	env := cluster.Require(t)
+	c := env.Client
+	ns := newNamespace(t, c)
+	ctx := context.Background()
+	createSvc(t, c, ns, lbService("a", annotate(allocator.AnnotationPoolNew, "db")))
+	created, err := c.CoreV1().Services(ns).Get(ctx, "a", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	startController(t, c, ns, smallPools)
+	waitIngress(t, c, ns, "a", "198.51.100.0")
+	got, err := c.CoreV1().Services(ns).Get(ctx, "a", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := got.Annotations[allocator.AnnotationAllocatedFrom]; p != "db" {
+		t.Errorf("annotation %s = %q with the address in status, want \"db\"", allocator.AnnotationAllocatedFrom, p)
+	}
+	if got.Generation != created.Generation {
+		t.Errorf("generation %d -> %d: the spec was written", created.Generation, got.Generation)
+	}
+	// One write: the watch saw no version between the creation and this one.
+	w, err := c.CoreV1().Services(ns).Watch(ctx, metav1.ListOptions{FieldSelector: "metadata.name=a", ResourceVersion: created.ResourceVersion})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ev := <-w.ResultChan()
+	w.Stop()
+	if s, ok := ev.Object.(*corev1.Service); !ok || s.ResourceVersion != got.ResourceVersion {
+		t.Errorf("first change after the creation: %v, want the one that holds both status and annotation (%s)", ev.Object, got.ResourceVersion)
+	}
+
+	// Removed by hand: put back.
+	patch := []byte(`{"metadata":{"annotations":{"` + allocator.AnnotationAllocatedFrom + `":null}}}`)
+	if _, err := c.CoreV1().Services(ns).Patch(ctx, "a", types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testenv.Eventually(t, 15*time.Second, "annotation back", func() bool {
+		s, err := c.CoreV1().Services(ns).Get(ctx, "a", metav1.GetOptions{})
+		return err == nil && s.Annotations[allocator.AnnotationAllocatedFrom] == "db"
+	})
+
 }
 
 func TestControllerAnnotationsAndClasses(t *testing.T) {

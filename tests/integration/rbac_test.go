@@ -22,6 +22,7 @@ import (
 	"k8s.io/client-go/rest"
 
 	"github.com/microk8s-metallb/metallb/pkg/install"
+	"github.com/microk8s-metallb/metallb/pkg/k8s"
 )
 
 // applyShippedRBAC applies the ServiceAccounts, Roles, bindings and the
@@ -173,6 +174,11 @@ func TestShippedRBAC(t *testing.T) {
 		// Which node answers for which Service by layer2.
 		"speaker servicel2statuses/":        {"list", "create", "delete"},
 		"speaker servicel2statuses/status/": {"patch"},
+		// Its own ConfigurationState speaker-NODE: the policy
+		// metallb-system-states narrows these (TestConfigurationStatePolicy).
+		"speaker configurationstates/controller":        {"get", "list", "create", "delete"},
+		"speaker configurationstates/status/controller": {"patch"},
+		"speaker configurationstates/speaker-node-a":    {"get", "list", "create", "delete"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("shipped rights (-want +got):\n%s", diff)
@@ -349,6 +355,76 @@ func TestServiceL2StatusPolicy(t *testing.T) {
 		}, false},
 		{"speaker of node-a deletes node-b's", func() error { return res.Delete(ctx, "l2-of-b", metav1.DeleteOptions{}) }, false},
 		{"speaker of node-a deletes its own", func() error { return res.Delete(ctx, "l2-of-a", metav1.DeleteOptions{}) }, true},
+	}
+	for _, s := range steps {
+		err := s.do()
+		if (err == nil) != s.allowed {
+			t.Errorf("%s: %v, want allowed=%v", s.name, err, s.allowed)
+		}
+		if err != nil && !s.allowed && !strings.Contains(err.Error(), "denied") {
+			t.Errorf("%s: %v, want the policy's refusal", s.name, err)
+		}
+	}
+}
+
+// TestConfigurationStatePolicy: with the shipped RBAC and admission policy,
+// a speaker writes only its own node's ConfigurationState speaker-NODE,
+// never the controller's or another node's.
+func TestConfigurationStatePolicy(t *testing.T) {
+	env := cluster.Require(t)
+	ctx := context.Background()
+	admin, err := dynamic.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	installCRDs(t, admin)
+	ns := newNamespace(t, env.Client)
+	applyShippedRBAC(t, ns)
+	gvr := k8s.ConfigurationStateGVR
+	speakerA, err := dynamic.NewForConfig(asConfig(t, ns, "speaker", "node-a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj := func(name string) *unstructured.Unstructured {
+		return &unstructured.Unstructured{Object: map[string]any{
+			"apiVersion": "metallb.io/v1beta1", "kind": "ConfigurationState", "metadata": map[string]any{"name": name},
+		}}
+	}
+	for _, name := range []string{"controller", "speaker-node-b"} {
+		if _, err := admin.Resource(gvr).Namespace(ns).Create(ctx, obj(name), metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	valid := []byte(`{"status":{"result":"Valid"}}`)
+	res := speakerA.Resource(gvr).Namespace(ns)
+	eventually(t, 20*time.Second, "the ConfigurationState admission policy in force", func() bool {
+		_, err := res.Patch(ctx, "controller", types.MergePatchType, valid, metav1.PatchOptions{}, "status")
+		return err != nil && strings.Contains(err.Error(), "denied")
+	})
+	steps := []struct {
+		name    string
+		do      func() error
+		allowed bool
+	}{
+		{"speaker of node-a creates its own", func() error {
+			_, err := res.Create(ctx, obj("speaker-node-a"), metav1.CreateOptions{})
+			return err
+		}, true},
+		{"and writes its verdict", func() error {
+			_, err := res.Patch(ctx, "speaker-node-a", types.MergePatchType, valid, metav1.PatchOptions{}, "status")
+			return err
+		}, true},
+		{"speaker of node-a writes node-b's", func() error {
+			_, err := res.Patch(ctx, "speaker-node-b", types.MergePatchType, valid, metav1.PatchOptions{}, "status")
+			return err
+		}, false},
+		{"speaker of node-a creates another name", func() error {
+			_, err := res.Create(ctx, obj("speaker-node-c"), metav1.CreateOptions{})
+			return err
+		}, false},
+		{"speaker of node-a deletes the controller's", func() error { return res.Delete(ctx, "controller", metav1.DeleteOptions{}) }, false},
+		{"speaker of node-a deletes node-b's", func() error { return res.Delete(ctx, "speaker-node-b", metav1.DeleteOptions{}) }, false},
+		{"speaker of node-a deletes its own", func() error { return res.Delete(ctx, "speaker-node-a", metav1.DeleteOptions{}) }, true},
 	}
 	for _, s := range steps {
 		err := s.do()

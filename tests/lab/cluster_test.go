@@ -35,22 +35,24 @@ import (
 // speaker in each node namespace.
 type cluster struct {
 	*Lab
-	env      *testenv.Env
-	c        kubernetes.Interface
-	speakers map[string]*exec.Cmd
-	logs     map[string]string // node → its speaker's log
-	bin      string
-	dyn      dynamic.Interface // withResources only
-	ctl      *exec.Cmd         // controllerProcess only
+	env         *testenv.Env
+	c           kubernetes.Interface
+	speakers    map[string]*exec.Cmd
+	logs        map[string]string // node → its speaker's log
+	bin         string
+	dyn         dynamic.Interface // withResources only
+	ctl         *exec.Cmd         // controllerProcess only
+	speakerArgs []string          // withSpeakerArgs
 }
 
 // clusterOpts say how startCluster builds the cluster.
 type clusterOpts struct {
-	config     string // the ConfigMap's config; default labConfig
-	noSpeakers bool   // the test starts the speakers itself
-	ha         bool   // two API servers on kine, as MicroK8s HA
-	resources  string // metallb.io objects (YAML documents) created with the CRDs
-	ctlProc    bool   // the controller runs as a process, with the shipped flags
+	config      string   // the ConfigMap's config; default labConfig
+	noSpeakers  bool     // the test starts the speakers itself
+	ha          bool     // two API servers on kine, as MicroK8s HA
+	resources   string   // metallb.io objects (YAML documents) created with the CRDs
+	ctlProc     bool     // the controller runs as a process, with the shipped flags
+	speakerArgs []string // more flags for every speaker
 }
 
 type clusterOpt func(*clusterOpts)
@@ -71,6 +73,11 @@ func withResources(docs string) clusterOpt { return func(o *clusterOpts) { o.res
 // can be measured; cl.ctl is that process.
 func controllerProcess() clusterOpt { return func(o *clusterOpts) { o.ctlProc = true } }
 
+// withSpeakerArgs gives every speaker these flags too.
+func withSpeakerArgs(args ...string) clusterOpt {
+	return func(o *clusterOpts) { o.speakerArgs = append(o.speakerArgs, args...) }
+}
+
 // withHA runs the control plane as MicroK8s HA does when ha is true.
 func withHA(ha bool) clusterOpt { return func(o *clusterOpts) { o.ha = ha } }
 
@@ -85,7 +92,7 @@ func startCluster(t testing.TB, opts ...clusterOpt) *cluster {
 	config, speakers, ha := o.config, !o.noSpeakers, o.ha
 	l, env := UpWithControlPlaneOpts(t, ha)
 	ctx := context.Background()
-	cl := &cluster{Lab: l, env: env, c: env.Client, logs: map[string]string{}, bin: testenv.Binary(t)}
+	cl := &cluster{Lab: l, env: env, c: env.Client, logs: map[string]string{}, bin: testenv.Binary(t), speakerArgs: o.speakerArgs}
 	if speakers {
 		cl.speakers = map[string]*exec.Cmd{}
 	}
@@ -131,8 +138,9 @@ func (cl *cluster) startSpeaker(t testing.TB, node string) {
 	if node != "node-a" {
 		kubeconfig = cl.env.Kubeconfig2 // the same one unless HA
 	}
-	cl.speakers[node], cl.logs[node] = StartProcessLog(t, node, "speaker-"+node+".log", cl.bin, "speaker",
-		"--node-name", node, "--kubeconfig", kubeconfig, "--metrics-addr", ":7473", "--metrics-secure=false", "--log-level", "debug", "--lease-interval", "2s")
+	args := append([]string{cl.bin, "speaker", "--node-name", node, "--kubeconfig", kubeconfig, "--metrics-addr", ":7473",
+		"--metrics-secure=false", "--log-level", "debug", "--lease-interval", "2s"}, cl.speakerArgs...)
+	cl.speakers[node], cl.logs[node] = StartProcessLog(t, node, "speaker-"+node+".log", args...)
 }
 
 // addBackend creates a ready Pod of app on node, and puts ip on lo of every

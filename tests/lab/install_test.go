@@ -307,6 +307,7 @@ func TestInstallerHooks(t *testing.T) {
 			"ValidatingAdmissionPolicy/metallb-system-guard", "ValidatingAdmissionPolicyBinding/metallb-system-guard",
 			"ValidatingAdmissionPolicy/metallb-system-pools", "ValidatingAdmissionPolicyBinding/metallb-system-pools",
 			"ValidatingAdmissionPolicy/metallb-system-l2status", "ValidatingAdmissionPolicyBinding/metallb-system-l2status",
+			"ValidatingAdmissionPolicy/metallb-system-states", "ValidatingAdmissionPolicyBinding/metallb-system-states",
 			"Service/metallb-webhook", "ValidatingWebhookConfiguration/metallb-system-validation",
 		}
 		for _, plural := range []string{"ipaddresspools", "l2advertisements", "bgpadvertisements", "bgppeers", "communities",

@@ -78,7 +78,7 @@ spec: {myASN: 64500, peerASN: 64500, peerAddress: "2001:db8::254", holdTime: 3s}
 // deciding which sessions get the routes.
 func TestResourcesLayer2AndBGP(t *testing.T) {
 	RequireBird(t)
-	cl := startCluster(t, withConfig("# the pools are metallb.io resources\n"), withResources(labResources))
+	cl := startCluster(t, withConfig("# the pools are metallb.io resources\n"), withResources(labResources), withSpeakerArgs("--service-bgp-status"))
 	bird := StartBird(t, BirdConfig(birdPassword))
 	ctx := context.Background()
 	secrets := cl.c.CoreV1().Secrets("metallb-system")
@@ -95,6 +95,7 @@ func TestResourcesLayer2AndBGP(t *testing.T) {
 			t.Errorf("the Event does not say how to create the Secret: %s", e.Message)
 		}
 		waitEstablished(t, bird, 3, 20*time.Second) // the IPv6 sessions only
+		waitSpeakerStates(t, cl, "Invalid", "bird-md5")
 	})
 
 	t.Run("the Secret created: the IPv4 sessions come up with its key", func(t *testing.T) {
@@ -107,6 +108,7 @@ func TestResourcesLayer2AndBGP(t *testing.T) {
 		}
 		waitEstablished(t, bird, 6, 20*time.Second)
 		t.Logf("6 sessions established %v after the Secret was created", time.Since(start).Round(time.Millisecond))
+		waitSpeakerStates(t, cl, "Valid", "")
 	})
 
 	var v4 string
@@ -118,6 +120,7 @@ func TestResourcesLayer2AndBGP(t *testing.T) {
 		WaitNextHops(t, v4+"/32", allNodes, 20*time.Second)
 		t.Logf("%s answered by %s (%s) and routed via %v", v4, owner, cl.MACs[owner], allNodes)
 		waitL2Status(t, cl, "web", owner)
+		waitBGPStatus(t, cl, "web", "bird4")
 	})
 
 	t.Run("an advertisement naming bird4 only: no IPv6 route until it names bird6 too", func(t *testing.T) {
@@ -132,6 +135,9 @@ func TestResourcesLayer2AndBGP(t *testing.T) {
 		}); err != nil {
 			t.Fatal(err)
 		}
+		// Advertised to no peer: no ServiceBGPStatus (bird4 is an IPv4
+		// session, and carries no IPv6 route).
+		waitBGPStatus(t, cl, "v6", "")
 		deadline := time.Now().Add(3 * time.Second)
 		for time.Now().Before(deadline) {
 			if out, _ := bird.Ctl("show route for", prefix); strings.Contains(out, "via") {
@@ -146,6 +152,7 @@ func TestResourcesLayer2AndBGP(t *testing.T) {
 		start := time.Now()
 		WaitNextHops(t, prefix, []string{"2001:db8::11", "2001:db8::12", "2001:db8::13"}, 20*time.Second)
 		t.Logf("%s at the router %v after the advertisement named bird6", prefix, time.Since(start).Round(time.Millisecond))
+		waitBGPStatus(t, cl, "v6", "bird6")
 		if out, _ := bird.Ctl("show route for", v4+"/32"); !strings.Contains(out, "via") {
 			t.Errorf("%s/32 left the router:\n%s", v4, out)
 		}
@@ -212,6 +219,70 @@ func TestResourcesLayer2AndBGP(t *testing.T) {
 			t.Logf("speaker %s:\n%s", n, tail(cl.speakerLog(t, n), 4000))
 		}
 	}
+}
+
+// waitBGPStatus waits until the Service demo/name has one ServiceBGPStatus
+// per node, each naming these peers ("": none at all).
+func waitBGPStatus(t *testing.T, cl *cluster, name, peers string) {
+	t.Helper()
+	res := cl.dyn.Resource(schema.GroupVersionResource{Group: "metallb.io", Version: "v1beta1", Resource: "servicebgpstatuses"}).Namespace("metallb-system")
+	want := map[string]string{}
+	if peers != "" {
+		for _, n := range Nodes {
+			want[n] = peers
+		}
+	}
+	start := time.Now()
+	var got map[string]string
+	for time.Since(start) < 20*time.Second {
+		list, err := res.List(context.Background(), metav1.ListOptions{LabelSelector: "metallb.io/service-namespace=demo,metallb.io/service-name=" + name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = map[string]string{}
+		for _, o := range list.Items {
+			n, _, _ := unstructured.NestedString(o.Object, "status", "node")
+			ps, _, _ := unstructured.NestedStringSlice(o.Object, "status", "peers")
+			got[n] += strings.Join(ps, ",")
+		}
+		if fmt.Sprint(got) == fmt.Sprint(want) {
+			t.Logf("ServiceBGPStatus of demo/%s: %v, %v after the check began", name, got, time.Since(start).Round(time.Millisecond))
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("ServiceBGPStatus of demo/%s: %v, want %v", name, got, want)
+}
+
+// waitSpeakerStates waits until each node's ConfigurationState
+// speaker-NODE says result, its errorSummary containing text.
+func waitSpeakerStates(t *testing.T, cl *cluster, result, text string) {
+	t.Helper()
+	res := cl.dyn.Resource(schema.GroupVersionResource{Group: "metallb.io", Version: "v1beta1", Resource: "configurationstates"}).Namespace("metallb-system")
+	start := time.Now()
+	var got map[string]string
+	for time.Since(start) < 20*time.Second {
+		got = map[string]string{}
+		for _, node := range Nodes {
+			o, err := res.Get(context.Background(), "speaker-"+node, metav1.GetOptions{})
+			if err != nil {
+				got[node] = err.Error()
+				continue
+			}
+			r, _, _ := unstructured.NestedString(o.Object, "status", "result")
+			sum, _, _ := unstructured.NestedString(o.Object, "status", "errorSummary")
+			if r == result && strings.Contains(sum, text) {
+				continue
+			}
+			got[node] = r + ": " + sum
+		}
+		if len(got) == 0 {
+			t.Logf("every speaker's ConfigurationState says %s (%q) %v after the check began", result, text, time.Since(start).Round(time.Millisecond))
+			return
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Fatalf("ConfigurationStates not %s with %q: %v", result, text, got)
 }
 
 // waitL2Status waits until the Service demo/name has exactly one

@@ -8,6 +8,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -30,8 +31,8 @@ func TestWantedL2Status(t *testing.T) {
 		{Protocol: config.BGP, IP: ip("198.51.100.1"), Service: "demo/routed"},
 		{Protocol: config.Layer2, IP: ip("192.0.2.2"), Service: "other/db"},
 	})
-	want := map[string]l2Status{
-		"demo/web": {Namespace: "demo", Name: "web", Interfaces: []string{"eth0", "eth1"}},
+	want := map[string]svcStatus{
+		"demo/web": {Namespace: "demo", Name: "web", Items: []string{"eth0", "eth1"}},
 		"other/db": {Namespace: "other", Name: "db"},
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
@@ -45,20 +46,20 @@ func TestL2StatusWriterSync(t *testing.T) {
 	obj := func(name, node, svc string) *unstructured.Unstructured {
 		return &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": "metallb.io/v1beta1", "kind": "ServiceL2Status",
-			"metadata": map[string]any{"name": name, "namespace": "metallb-system", "labels": map[string]any{l2StatusNodeLabel: node}},
+			"metadata": map[string]any{"name": name, "namespace": "metallb-system", "labels": map[string]any{statusNodeLabel: node}},
 			"status":   map[string]any{"node": node, "serviceName": svc, "serviceNamespace": "demo"},
 		}}
 	}
 	dyn := dynfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(),
 		map[schema.GroupVersionResource]string{k8s.ServiceL2StatusGVR: "ServiceL2StatusList"},
 		obj("l2-old", "node-a", "gone"), obj("l2-kept", "node-a", "kept"), obj("l2-other", "node-b", "web"))
-	w := newL2StatusWriter(dyn, "metallb-system", "node-a", slog.New(slog.NewTextHandler(io.Discard, nil)))
+	w := newStatusWriter(l2Kind, dyn, "metallb-system", "node-a", slog.New(slog.NewTextHandler(io.Discard, nil)))
 	ctx := context.Background()
 	have, status, err := w.list(ctx)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := map[string]l2Status{"demo/kept": {Namespace: "demo", Name: "kept"}, "demo/web": {Namespace: "demo", Name: "web", Interfaces: []string{"eth0"}}}
+	want := map[string]svcStatus{"demo/kept": {Namespace: "demo", Name: "kept"}, "demo/web": {Namespace: "demo", Name: "web", Items: []string{"eth0"}}}
 	keys := slices.Sorted(maps.Keys(have))
 	for k := range want {
 		if !slices.Contains(keys, k) {
@@ -74,14 +75,56 @@ func TestL2StatusWriterSync(t *testing.T) {
 	}
 	var got []string
 	for _, o := range list.Items {
-		s := readL2Status(&o)
+		s := l2Kind.read(&o)
 		node, _, _ := unstructured.NestedString(o.Object, "status", "node")
-		got = append(got, fmt.Sprintf("%s %s %s/%s %v", o.GetName(), node, s.Namespace, s.Name, s.Interfaces))
+		got = append(got, fmt.Sprintf("%s %s %s/%s %v", o.GetName(), node, s.Namespace, s.Name, s.Items))
 	}
 	slices.Sort(got)
 	wantObjs := []string{"l2-kept node-a demo/kept []", w.objectName("demo/web") + " node-a demo/web [eth0]", "l2-other node-b demo/web []"}
 	slices.Sort(wantObjs)
 	if diff := cmp.Diff(wantObjs, got); diff != "" {
 		t.Errorf("objects (-want +got):\n%s", diff)
+	}
+}
+
+// A ServiceBGPStatus lists its peers as strings, a ServiceL2Status its
+// interfaces as {name: ...}, as MetalLB's schemas define them; each reads
+// back what it wrote.
+func TestStatusKindsShape(t *testing.T) {
+	for _, tc := range []struct {
+		kind statusKind
+		list string
+		want []any
+	}{
+		{l2Kind, "ServiceL2StatusList", []any{map[string]any{"name": "eth0"}, map[string]any{"name": "eth1"}}},
+		{bgpKind, "ServiceBGPStatusList", []any{"bird4", "bird6"}},
+	} {
+		t.Run(tc.kind.kind, func(t *testing.T) {
+			dyn := dynfake.NewSimpleDynamicClientWithCustomListKinds(runtime.NewScheme(), map[schema.GroupVersionResource]string{tc.kind.gvr: tc.list})
+			w := newStatusWriter(tc.kind, dyn, "metallb-system", "node-a", slog.New(slog.NewTextHandler(io.Discard, nil)))
+			ctx := context.Background()
+			st := svcStatus{Namespace: "demo", Name: "web", Items: []string{"bird4", "bird6"}}
+			if tc.kind.named {
+				st.Items = []string{"eth0", "eth1"}
+			}
+			have, status := map[string]string{}, map[string]svcStatus{}
+			if _, err := w.sync(ctx, []string{"demo/web"}, map[string]svcStatus{"demo/web": st}, have, status); err != nil {
+				t.Fatal(err)
+			}
+			o, err := dyn.Resource(tc.kind.gvr).Namespace("metallb-system").Get(ctx, w.objectName("demo/web"), metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			items, _, _ := unstructured.NestedSlice(o.Object, "status", tc.kind.field)
+			if diff := cmp.Diff(tc.want, items); diff != "" {
+				t.Errorf("status.%s (-want +got):\n%s", tc.kind.field, diff)
+			}
+			if diff := cmp.Diff(st, tc.kind.read(o)); diff != "" {
+				t.Errorf("read back (-want +got):\n%s", diff)
+			}
+			if !strings.HasPrefix(o.GetName(), tc.kind.prefix) || o.GetLabels()[statusNodeLabel] != "node-a" {
+				t.Errorf("object %s labels %v", o.GetName(), o.GetLabels())
+			}
+		})
 	}
 }

@@ -1,6 +1,7 @@
 package speaker
 
-// ServiceL2Status objects: which node answers for which Service.
+// ServiceL2Status and ServiceBGPStatus objects: which node announces which
+// Service, by layer2 (from which interfaces) or by BGP (to which peers).
 
 import (
 	"context"
@@ -18,6 +19,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"k8s.io/client-go/dynamic"
@@ -27,37 +29,53 @@ import (
 	"github.com/microk8s-metallb/metallb/pkg/k8s"
 )
 
-// The labels of a ServiceL2Status, as MetalLB sets them.
+// The labels of a ServiceL2Status or ServiceBGPStatus, as MetalLB sets them.
 const (
-	l2StatusNodeLabel      = "metallb.io/node"
-	l2StatusServiceLabel   = "metallb.io/service-name"
-	l2StatusNamespaceLabel = "metallb.io/service-namespace"
+	statusNodeLabel      = "metallb.io/node"
+	statusServiceLabel   = "metallb.io/service-name"
+	statusNamespaceLabel = "metallb.io/service-namespace"
 )
 
-// l2StatusRetry is how soon a failed write is tried again, doubled on each
-// failure in a row up to l2StatusMaxRetry (the kind not served: no API load
+// statusKind is one of the two kinds: what it is called and where its list
+// of interfaces or peers goes.
+type statusKind struct {
+	gvr    schema.GroupVersionResource
+	kind   string
+	prefix string // of the objects' names
+	field  string // the list in status
+	named  bool   // each item of the list is {name: item} (interfaces), else a string (peers)
+}
+
+var (
+	l2Kind  = statusKind{gvr: k8s.ServiceL2StatusGVR, kind: "ServiceL2Status", prefix: "l2-", field: "interfaces", named: true}
+	bgpKind = statusKind{gvr: k8s.ServiceBGPStatusGVR, kind: "ServiceBGPStatus", prefix: "bgp-", field: "peers"}
+)
+
+// statusRetry is how soon a failed write is tried again, doubled on each
+// failure in a row up to statusMaxRetry (the kind not served: no API load
 // that grows with the nodes).
 const (
-	l2StatusRetry    = 5 * time.Second
-	l2StatusMaxRetry = 5 * time.Minute
+	statusRetry    = 5 * time.Second
+	statusMaxRetry = 5 * time.Minute
 )
 
-// l2StatusClearTimeout bounds how long a speaker stopping for good waits for
-// its ServiceL2Status objects to be deleted: the hand-off and the BGP
+// statusClearTimeout bounds how long a speaker stopping for good waits for
+// its ServiceL2Status (and ServiceBGPStatus) objects to be deleted: the hand-off and the BGP
 // sessions come first, and the process stops within a second.
-const l2StatusClearTimeout = 300 * time.Millisecond
+const statusClearTimeout = 300 * time.Millisecond
 
-// l2Status is what one ServiceL2Status says: this node answers for the
-// Service, from these interfaces (none listed: every one).
-type l2Status struct {
+// svcStatus is what one object says: this node announces the Service,
+// from these interfaces (layer2; none listed: every one) or to these peers
+// (BGP).
+type svcStatus struct {
 	Namespace, Name string
-	Interfaces      []string
+	Items           []string
 }
 
 // wantedL2Status is the ServiceL2Status this node should have, by Service
 // key, from the announcements of a plan.
-func wantedL2Status(as []announce.Announcement) map[string]l2Status {
-	out := map[string]l2Status{}
+func wantedL2Status(as []announce.Announcement) map[string]svcStatus {
+	out := map[string]svcStatus{}
 	for _, a := range as {
 		if a.Protocol != config.Layer2 {
 			continue
@@ -66,26 +84,27 @@ func wantedL2Status(as []announce.Announcement) map[string]l2Status {
 		s := out[a.Service]
 		s.Namespace, s.Name = ns, name
 		for _, i := range a.Interfaces {
-			if !slices.Contains(s.Interfaces, i) {
-				s.Interfaces = append(s.Interfaces, i)
+			if !slices.Contains(s.Items, i) {
+				s.Items = append(s.Items, i)
 			}
 		}
-		slices.Sort(s.Interfaces)
+		slices.Sort(s.Items)
 		out[a.Service] = s
 	}
 	return out
 }
 
-func (a l2Status) equal(b l2Status) bool {
-	return a.Namespace == b.Namespace && a.Name == b.Name && slices.Equal(a.Interfaces, b.Interfaces)
+func (a svcStatus) equal(b svcStatus) bool {
+	return a.Namespace == b.Namespace && a.Name == b.Name && slices.Equal(a.Items, b.Items)
 }
 
-// l2StatusWriter keeps one ServiceL2Status in the namespace per Service
-// this node announces by layer2, as MetalLB does (kubectl get
+// statusWriter keeps one object of its kind in the namespace per Service
+// this node announces by that protocol, as MetalLB does (kubectl get
 // servicel2statuses -n metallb-system). It runs in its own goroutine, so
 // that a slow API server never delays an announcement: the loop tells it
 // what changed, Service by Service, and it writes those only.
-type l2StatusWriter struct {
+type statusWriter struct {
+	kind statusKind
 	res  dynamic.ResourceInterface
 	node string
 	log  *slog.Logger
@@ -93,28 +112,28 @@ type l2StatusWriter struct {
 	done chan struct{} // nothing left to write (latest only)
 
 	mu      sync.Mutex
-	planned bool                // the loop has planned once: the wanted set is known
-	want    map[string]l2Status // by Service key
-	dirty   map[string]bool     // keys to write
+	planned bool                 // the loop has planned once: the wanted set is known
+	want    map[string]svcStatus // by Service key
+	dirty   map[string]bool      // keys to write
 }
 
-func newL2StatusWriter(dyn dynamic.Interface, namespace, node string, log *slog.Logger) *l2StatusWriter {
-	return &l2StatusWriter{
-		res: dyn.Resource(k8s.ServiceL2StatusGVR).Namespace(namespace), node: node, log: log,
-		wake: make(chan struct{}, 1), done: make(chan struct{}, 1), want: map[string]l2Status{}, dirty: map[string]bool{},
+func newStatusWriter(kind statusKind, dyn dynamic.Interface, namespace, node string, log *slog.Logger) *statusWriter {
+	return &statusWriter{
+		kind: kind, res: dyn.Resource(kind.gvr).Namespace(namespace), node: node, log: log,
+		wake: make(chan struct{}, 1), done: make(chan struct{}, 1), want: map[string]svcStatus{}, dirty: map[string]bool{},
 	}
 }
 
-func (w *l2StatusWriter) poke() {
+func (w *statusWriter) poke() {
 	select {
 	case w.wake <- struct{}{}:
 	default:
 	}
 }
 
-// update sets what the ServiceL2Status of one Service should say (ok
+// update sets what the object of one Service should say (ok
 // false: this node has none for it). Called by the loop.
-func (w *l2StatusWriter) update(key string, st l2Status, ok bool) {
+func (w *statusWriter) update(key string, st svcStatus, ok bool) {
 	w.mu.Lock()
 	cur, had := w.want[key]
 	if ok == had && (!ok || cur.equal(st)) {
@@ -133,7 +152,7 @@ func (w *l2StatusWriter) update(key string, st l2Status, ok bool) {
 
 // plannedOnce says that the loop has planned: from now on the objects an
 // earlier run left and that nothing wants are deleted.
-func (w *l2StatusWriter) plannedOnce() {
+func (w *statusWriter) plannedOnce() {
 	w.mu.Lock()
 	first := !w.planned
 	w.planned = true
@@ -143,9 +162,9 @@ func (w *l2StatusWriter) plannedOnce() {
 	}
 }
 
-// clear removes every ServiceL2Status of this node (a speaker that stops
+// clear removes every object of this node (a speaker that stops
 // for good), waiting at most timeout.
-func (w *l2StatusWriter) clear(timeout time.Duration) {
+func (w *statusWriter) clear(timeout time.Duration) {
 	select {
 	case <-w.done:
 	default:
@@ -161,13 +180,13 @@ func (w *l2StatusWriter) clear(timeout time.Duration) {
 	select {
 	case <-w.done:
 	case <-time.After(timeout):
-		w.log.Warn("the ServiceL2Status objects of this node are not all deleted", "waited", timeout)
+		w.log.Warn("the "+w.kind.kind+" objects of this node are not all deleted", "waited", timeout)
 	}
 }
 
 // take returns the keys to write with what each should say, or false when
 // the loop has not planned yet.
-func (w *l2StatusWriter) take(all map[string]string) ([]string, map[string]l2Status, bool) {
+func (w *statusWriter) take(all map[string]string) ([]string, map[string]svcStatus, bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if !w.planned {
@@ -177,7 +196,7 @@ func (w *l2StatusWriter) take(all map[string]string) ([]string, map[string]l2Sta
 		w.dirty[key] = true
 	}
 	keys := slices.Sorted(maps.Keys(w.dirty))
-	want := map[string]l2Status{}
+	want := map[string]svcStatus{}
 	for _, key := range keys {
 		if st, ok := w.want[key]; ok {
 			want[key] = st
@@ -188,7 +207,7 @@ func (w *l2StatusWriter) take(all map[string]string) ([]string, map[string]l2Sta
 }
 
 // giveBack marks keys to write again (a write failed).
-func (w *l2StatusWriter) giveBack(keys []string) {
+func (w *statusWriter) giveBack(keys []string) {
 	w.mu.Lock()
 	for _, key := range keys {
 		w.dirty[key] = true
@@ -196,23 +215,23 @@ func (w *l2StatusWriter) giveBack(keys []string) {
 	w.mu.Unlock()
 }
 
-// objectName names the ServiceL2Status of a Service on this node: the same
+// objectName names the object of a Service on this node: the same
 // name on every try, so that a create lost in a timeout is found again.
-func (w *l2StatusWriter) objectName(key string) string {
+func (w *statusWriter) objectName(key string) string {
 	sum := sha256.Sum256([]byte(w.node + "\x00" + key))
-	return "l2-" + hex.EncodeToString(sum[:8])
+	return w.kind.prefix + hex.EncodeToString(sum[:8])
 }
 
 // run writes until ctx ends: first it learns the objects an earlier run of
 // this node left, then it writes what the loop changes.
-func (w *l2StatusWriter) run(ctx context.Context) {
+func (w *statusWriter) run(ctx context.Context) {
 	var have map[string]string // Service key → object name
-	var haveStatus map[string]l2Status
+	var haveStatus map[string]svcStatus
 	var adopted map[string]string // an earlier run's objects, checked once
 	retry := time.NewTimer(0)
 	defer retry.Stop()
 	failing := ""
-	delay := l2StatusRetry
+	delay := statusRetry
 	for {
 		select {
 		case <-ctx.Done():
@@ -241,14 +260,14 @@ func (w *l2StatusWriter) run(ctx context.Context) {
 		}()
 		if err != nil {
 			if msg := err.Error(); msg != failing {
-				w.log.Warn("ServiceL2Status not written, trying again", "error", err, "in", delay)
+				w.log.Warn(w.kind.kind+" not written, trying again", "error", err, "in", delay)
 				failing = msg
 			}
 			retry.Reset(delay)
-			delay = min(2*delay, l2StatusMaxRetry)
+			delay = min(2*delay, statusMaxRetry)
 			continue
 		}
-		failing, delay = "", l2StatusRetry
+		failing, delay = "", statusRetry
 		w.mu.Lock()
 		idle := w.planned && len(w.dirty) == 0
 		w.mu.Unlock()
@@ -261,19 +280,19 @@ func (w *l2StatusWriter) run(ctx context.Context) {
 	}
 }
 
-// list returns the ServiceL2Status objects of this node.
-func (w *l2StatusWriter) list(ctx context.Context) (map[string]string, map[string]l2Status, error) {
-	have, status := map[string]string{}, map[string]l2Status{}
+// list returns the objects of this node.
+func (w *statusWriter) list(ctx context.Context) (map[string]string, map[string]svcStatus, error) {
+	have, status := map[string]string{}, map[string]svcStatus{}
 	sel := metav1.ListOptions{}
 	if len(validation.IsValidLabelValue(w.node)) == 0 {
-		sel.LabelSelector = l2StatusNodeLabel + "=" + w.node
+		sel.LabelSelector = statusNodeLabel + "=" + w.node
 	}
 	list, err := w.res.List(ctx, sel)
 	if err != nil {
-		return nil, nil, fmt.Errorf("list ServiceL2Status: %w", err)
+		return nil, nil, fmt.Errorf("list %s: %w", w.kind.kind, err)
 	}
 	for _, o := range list.Items {
-		st := readL2Status(&o)
+		st := w.kind.read(&o)
 		if node, _, _ := unstructured.NestedString(o.Object, "status", "node"); node != w.node {
 			continue
 		}
@@ -289,26 +308,27 @@ func (w *l2StatusWriter) list(ctx context.Context) (map[string]string, map[strin
 	return have, status, nil
 }
 
-func readL2Status(o *unstructured.Unstructured) l2Status {
-	var s l2Status
+func (k statusKind) read(o *unstructured.Unstructured) svcStatus {
+	var s svcStatus
 	s.Namespace, _, _ = unstructured.NestedString(o.Object, "status", "serviceNamespace")
 	s.Name, _, _ = unstructured.NestedString(o.Object, "status", "serviceName")
-	ifs, _, _ := unstructured.NestedSlice(o.Object, "status", "interfaces")
-	for _, i := range ifs {
-		if m, ok := i.(map[string]any); ok {
-			if n, ok := m["name"].(string); ok {
-				s.Interfaces = append(s.Interfaces, n)
-			}
+	items, _, _ := unstructured.NestedSlice(o.Object, "status", k.field)
+	for _, i := range items {
+		if m, ok := i.(map[string]any); ok && k.named {
+			i = m["name"]
+		}
+		if n, ok := i.(string); ok {
+			s.Items = append(s.Items, n)
 		}
 	}
-	slices.Sort(s.Interfaces)
+	slices.Sort(s.Items)
 	return s
 }
 
 // sync creates, updates and deletes the objects of keys until they match
 // want (a key absent from want: no object); have and status follow each
 // write that succeeded. On an error it returns the keys not done.
-func (w *l2StatusWriter) sync(ctx context.Context, keys []string, want map[string]l2Status, have map[string]string, status map[string]l2Status) ([]string, error) {
+func (w *statusWriter) sync(ctx context.Context, keys []string, want map[string]svcStatus, have map[string]string, status map[string]svcStatus) ([]string, error) {
 	for i, key := range keys {
 		s, wanted := want[key]
 		name, ok := have[key]
@@ -336,13 +356,13 @@ func (w *l2StatusWriter) sync(ctx context.Context, keys []string, want map[strin
 	return nil, nil
 }
 
-func (w *l2StatusWriter) create(ctx context.Context, name string, s l2Status) error {
+func (w *statusWriter) create(ctx context.Context, name string, s svcStatus) error {
 	o := &unstructured.Unstructured{Object: map[string]any{
-		"apiVersion": config.Group + "/v1beta1", "kind": "ServiceL2Status",
+		"apiVersion": config.Group + "/v1beta1", "kind": w.kind.kind,
 		"metadata": map[string]any{"name": name}, "spec": map[string]any{},
 	}}
 	labels := map[string]string{}
-	for k, v := range map[string]string{l2StatusNodeLabel: w.node, l2StatusServiceLabel: s.Name, l2StatusNamespaceLabel: s.Namespace} {
+	for k, v := range map[string]string{statusNodeLabel: w.node, statusServiceLabel: s.Name, statusNamespaceLabel: s.Namespace} {
 		if len(validation.IsValidLabelValue(v)) == 0 {
 			labels[k] = v
 		}
@@ -350,33 +370,37 @@ func (w *l2StatusWriter) create(ctx context.Context, name string, s l2Status) er
 	o.SetLabels(labels)
 	_, err := w.res.Create(ctx, o, metav1.CreateOptions{})
 	if err != nil && !apierrors.IsAlreadyExists(err) {
-		return fmt.Errorf("create ServiceL2Status %s for %s/%s: %w", name, s.Namespace, s.Name, err)
+		return fmt.Errorf("create %s %s for %s/%s: %w", w.kind.kind, name, s.Namespace, s.Name, err)
 	}
 	return nil
 }
 
-func (w *l2StatusWriter) writeStatus(ctx context.Context, name string, s l2Status) error {
-	ifs := []any{}
-	for _, i := range s.Interfaces {
-		ifs = append(ifs, map[string]any{"name": i})
+func (w *statusWriter) writeStatus(ctx context.Context, name string, s svcStatus) error {
+	items := []any{}
+	for _, i := range s.Items {
+		if w.kind.named {
+			items = append(items, map[string]any{"name": i})
+		} else {
+			items = append(items, i)
+		}
 	}
 	patch := map[string]any{"status": map[string]any{
-		"node": w.node, "serviceName": s.Name, "serviceNamespace": s.Namespace, "interfaces": ifs,
+		"node": w.node, "serviceName": s.Name, "serviceNamespace": s.Namespace, w.kind.field: items,
 	}}
 	b, err := json.Marshal(patch)
 	if err != nil {
 		return err
 	}
 	if _, err := w.res.Patch(ctx, name, types.MergePatchType, b, metav1.PatchOptions{}, "status"); err != nil {
-		return fmt.Errorf("write the status of ServiceL2Status %s (%s/%s): %w", name, s.Namespace, s.Name, err)
+		return fmt.Errorf("write the status of %s %s (%s/%s): %w", w.kind.kind, name, s.Namespace, s.Name, err)
 	}
 	return nil
 }
 
-func (w *l2StatusWriter) delete(ctx context.Context, name string) error {
+func (w *statusWriter) delete(ctx context.Context, name string) error {
 	err := w.res.Delete(ctx, name, metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
-		return fmt.Errorf("delete ServiceL2Status %s: %w", name, err)
+		return fmt.Errorf("delete %s %s: %w", w.kind.kind, name, err)
 	}
 	return nil
 }
