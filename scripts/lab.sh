@@ -10,6 +10,8 @@
 #   scripts/lab.sh down   # delete everything the lab created
 #   scripts/lab.sh macs   # print "name mac" for each namespace's eth0
 #   scripts/lab.sh add node-d  # a node that joins later (.14), same wiring
+#   scripts/lab.sh segment     # a second segment: bridge ${P}br2, eth1 on each
+#                              # node (203.0.113.NUMBER/24), client2 (.100)
 #
 # LAB_PREFIX (default mlb) prefixes every name, so labs can coexist.
 set -euo pipefail
@@ -25,6 +27,12 @@ down() {
     ip link del "$P-$n-h" 2>/dev/null || true
   done
   ip link del "$BR" 2>/dev/null || true
+  ip netns del "$P-client2" 2>/dev/null || true
+  for n in "${!HOSTS[@]}" "${!LATER[@]}"; do
+    ip link del "$P-$n-h2" 2>/dev/null || true
+  done
+  ip link del "$P-client2-h" 2>/dev/null || true
+  ip link del "${BR}2" 2>/dev/null || true
 }
 
 up() {
@@ -66,6 +74,27 @@ add() {
   host "$n" "${LATER[$n]}"
 }
 
+# segment: a second LAN, for tests of L2Advertisement interfaces. The host
+# side of its bridge has no address: nothing but the lab's namespaces is on it.
+segment() {
+  local br="${BR}2" n i
+  ip link add "$br" type bridge
+  ip link set "$br" up
+  for n in node-a node-b node-c; do
+    i=${HOSTS[$n]}
+    ip link add "$P-$n-h2" type veth peer name eth1 address "$(printf '02:00:00:00:01:%02x' "$i")" netns "$P-$n"
+    ip link set "$P-$n-h2" master "$br" up
+    ip -n "$P-$n" link set eth1 up
+    ip -n "$P-$n" addr add "203.0.113.$i/24" dev eth1
+  done
+  ip netns add "$P-client2"
+  ip link add "$P-client2-h" type veth peer name eth0 address 02:00:00:00:01:64 netns "$P-client2"
+  ip link set "$P-client2-h" master "$br" up
+  ip -n "$P-client2" link set lo up
+  ip -n "$P-client2" link set eth0 up
+  ip -n "$P-client2" addr add 203.0.113.100/24 dev eth0
+}
+
 macs() {
   for n in "${!HOSTS[@]}" "${!LATER[@]}"; do
     [ -e "/var/run/netns/$P-$n" ] || continue
@@ -78,5 +107,6 @@ case "${1:-}" in
   down) down ;;
   macs) macs ;;
   add) add "${2:-}" ;;
-  *) echo "usage: $0 up|down|macs|add NAME" >&2; exit 2 ;;
+  segment) segment ;;
+  *) echo "usage: $0 up|down|macs|add NAME|segment" >&2; exit 2 ;;
 esac

@@ -184,11 +184,20 @@ func (cl *cluster) createService(t testing.TB, name, app string, local bool, fam
 // waitOneMAC polls arping until exactly want answers (or "" for none).
 func waitOneMAC(t testing.TB, ip, want string, timeout time.Duration) {
 	t.Helper()
+	waitOneMACFrom(t, "client", ip, want, timeout)
+}
+
+// waitOneMACFrom is waitOneMAC from another lab host.
+func waitOneMACFrom(t testing.TB, host, ip, want string, timeout time.Duration) {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	var macs map[string]int
 	var out string
 	for time.Now().Before(deadline) {
-		macs, out = Arping(t, context.Background(), ip, 2)
+		var err error
+		if macs, out, err = ArpingFrom(context.Background(), host, ip, 2); err != nil {
+			t.Fatalf("%v\n%s", err, out)
+		}
 		if want == "" && len(macs) == 0 {
 			return
 		}

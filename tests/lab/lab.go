@@ -130,6 +130,17 @@ func (l *Lab) AddLateNode() error {
 	return l.readMACs()
 }
 
+// AddSegment makes the second segment (scripts/lab.sh segment): eth1 on
+// each node at 203.0.113.NUMBER/24 (MAC 02:00:00:00:01:NUMBER) and the
+// host client2 at .100; Down deletes it with the rest.
+func (l *Lab) AddSegment() error {
+	_, err := labScript("segment")
+	return err
+}
+
+// Eth1MAC is a node's MAC on the second segment.
+func Eth1MAC(node string) string { return fmt.Sprintf("02:00:00:00:01:%02x", 11+nodeIndex(node)) }
+
 // readMACs fills l.MACs from scripts/lab.sh macs.
 func (l *Lab) readMACs() error {
 	out, err := labScript("macs")
@@ -352,7 +363,13 @@ func Arping(tb testing.TB, ctx context.Context, ip string, count int) (map[strin
 // such interface, no permission) must not read as "no reply", which
 // negative checks accept.
 func ArpingErr(ctx context.Context, ip string, count int) (map[string]int, string, error) {
-	b, err := Exec(ctx, "client", "arping", "-b", "-c", fmt.Sprint(count), "-w", fmt.Sprint(count+1), "-I", "eth0", ip).CombinedOutput()
+	return ArpingFrom(ctx, "client", ip, count)
+}
+
+// ArpingFrom is ArpingErr from another lab host's eth0 (client2, on the
+// second segment).
+func ArpingFrom(ctx context.Context, host, ip string, count int) (map[string]int, string, error) {
+	b, err := Exec(ctx, host, "arping", "-b", "-c", fmt.Sprint(count), "-w", fmt.Sprint(count+1), "-I", "eth0", ip).CombinedOutput()
 	out := string(b)
 	var exit *exec.ExitError
 	if err != nil && ctx.Err() == nil && !(errors.As(err, &exit) && exit.ExitCode() == 1) {

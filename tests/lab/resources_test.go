@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -219,6 +220,89 @@ func TestResourcesLayer2AndBGP(t *testing.T) {
 			t.Logf("speaker %s:\n%s", n, tail(cl.speakerLog(t, n), 4000))
 		}
 	}
+}
+
+// TestL2AdvertisementInterfaces: an L2Advertisement's interfaces decide
+// where the owner answers, on a second segment (eth1 on every node, client2
+// beside them): named [eth1], the address is answered there by the owner's
+// eth1 alone and not on the first segment; patched to [eth0], it moves to
+// the first segment and leaves the second. ServiceL2Status names the
+// interface.
+func TestL2AdvertisementInterfaces(t *testing.T) {
+	cl := startCluster(t, withConfig("# the pools are metallb.io resources\n"), noSpeakers(), withResources(`
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: seg}
+spec:
+  addresses: [203.0.113.200-203.0.113.205]
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: seg}
+spec:
+  ipAddressPools: [seg]
+  interfaces: [eth1]
+`))
+	if err := cl.AddSegment(); err != nil {
+		t.Fatal(err)
+	}
+	cl.speakers = map[string]*exec.Cmd{}
+	for _, n := range Nodes {
+		cl.startSpeaker(t, n)
+	}
+	ctx := context.Background()
+	cl.addBackend(t, "seg-1", "seg", "node-b")
+	ip := cl.createService(t, "seg", "seg", false)
+	owner := election.Owner(netip.MustParseAddr(ip), Nodes)
+
+	waitOneMACFrom(t, "client2", ip, Eth1MAC(owner), 20*time.Second)
+	t.Logf("%s answered on the second segment by %s's eth1 (%s)", ip, owner, Eth1MAC(owner))
+	waitL2StatusInterfaces(t, cl, "seg", owner, "eth1")
+	// Answered on eth1: the first segment, where eth0 is, gets no answer,
+	// over two rounds of arping after the barrier above.
+	for range 2 {
+		if macs, out, err := ArpingFrom(ctx, "client", ip, 2); err != nil || len(macs) > 0 {
+			t.Fatalf("on the first segment %s is answered by %v (err %v), want nothing: the advertisement names eth1 only\n%s", ip, macs, err, out)
+		}
+	}
+
+	l2 := metallbResource(cl.dyn, "metallb.io/v1beta1", "L2Advertisement")
+	if _, err := l2.Patch(ctx, "seg", types.MergePatchType, []byte(`{"spec":{"interfaces":["eth0"]}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	waitOneMAC(t, ip, cl.MACs[owner], 20*time.Second)
+	t.Logf("%s answered on the first segment by %s's eth0 in the arping round ending %v after the patch", ip, owner, time.Since(start).Round(time.Millisecond))
+	waitL2StatusInterfaces(t, cl, "seg", owner, "eth0")
+	for range 2 {
+		if macs, out, err := ArpingFrom(ctx, "client2", ip, 2); err != nil || len(macs) > 0 {
+			t.Fatalf("on the second segment %s is still answered by %v (err %v), want nothing\n%s", ip, macs, err, out)
+		}
+	}
+}
+
+// waitL2StatusInterfaces waits until the ServiceL2Status of demo/name
+// names node and exactly this interface.
+func waitL2StatusInterfaces(t *testing.T, cl *cluster, name, node, ifname string) {
+	t.Helper()
+	res := cl.dyn.Resource(schema.GroupVersionResource{Group: "metallb.io", Version: "v1beta1", Resource: "servicel2statuses"}).Namespace("metallb-system")
+	var got []string
+	for start := time.Now(); time.Since(start) < 20*time.Second; time.Sleep(50 * time.Millisecond) {
+		list, err := res.List(context.Background(), metav1.ListOptions{LabelSelector: "metallb.io/service-namespace=demo,metallb.io/service-name=" + name})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = got[:0]
+		for _, o := range list.Items {
+			n, _, _ := unstructured.NestedString(o.Object, "status", "node")
+			ifs, _, _ := unstructured.NestedSlice(o.Object, "status", "interfaces")
+			got = append(got, fmt.Sprint(n, " ", ifs))
+		}
+		if len(got) == 1 && got[0] == fmt.Sprint(node, " ", []any{map[string]any{"name": ifname}}) {
+			return
+		}
+	}
+	t.Fatalf("ServiceL2Status of demo/%s: %q, want node %s with interfaces [%s]", name, got, node, ifname)
 }
 
 // waitBGPStatus waits until the Service demo/name has one ServiceBGPStatus
