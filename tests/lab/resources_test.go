@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/netip"
 	"os/exec"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +18,8 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/microk8s-metallb/metallb/pkg/election"
+	"github.com/microk8s-metallb/metallb/pkg/speaker"
+	"github.com/microk8s-metallb/metallb/tests/testenv"
 )
 
 // labResources: one pool announced by layer2 from every node and by BGP
@@ -303,6 +307,91 @@ func waitL2StatusInterfaces(t *testing.T, cl *cluster, name, node, ifname string
 		}
 	}
 	t.Fatalf("ServiceL2Status of demo/%s: %q, want node %s with interfaces [%s]", name, got, node, ifname)
+}
+
+// TestSteadyStateWrites: with the metallb.io resources in force (pool
+// status, finalizer, ConfigurationStates, ServiceL2Status), the shipped
+// Lease interval, three speakers and Services holding addresses, nothing
+// is written at steady state but Leases: the status objects are written on
+// change only. It prints the writes per second by resource.
+func TestSteadyStateWrites(t *testing.T) {
+	cl := startCluster(t, withConfig("# the pools are metallb.io resources\n"), withResources(`
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: lan}
+spec:
+  addresses: [198.51.100.200-198.51.100.210]
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: lan}
+`), withSpeakerArgs("--lease-interval", speaker.DefaultLeaseRenew.String()))
+	names := []string{"web", "db", "cache"}
+	for i, name := range names {
+		cl.addBackend(t, name+"-1", name, Nodes[i])
+		ip := cl.createService(t, name, name, false)
+		waitL2Status(t, cl, name, election.Owner(netip.MustParseAddr(ip), Nodes))
+	}
+	waitSpeakerStates(t, cl, "Valid", "")
+	pools := metallbResource(cl.dyn, "metallb.io/v1beta1", "IPAddressPool")
+	testenv.Eventually(t, 20*time.Second, "the pool's status shows the 3 addresses, and its finalizer", func() bool {
+		u, err := pools.Get(context.Background(), "lan", metav1.GetOptions{})
+		n, _, _ := unstructured.NestedInt64(u.Object, "status", "assignedIPv4")
+		return err == nil && n == 3 && len(u.GetFinalizers()) == 1
+	})
+	time.Sleep(3 * time.Second) // the status writers' last round (a second apart) is over
+
+	const window = 20 * time.Second
+	before := apiWrites(t, cl)
+	time.Sleep(window)
+	after := apiWrites(t, cl)
+	var lines []string
+	for res, n := range after {
+		if d := n - before[res]; d > 0 {
+			lines = append(lines, fmt.Sprintf("%s %.2f/s", res, d/window.Seconds()))
+			if res != "leases" {
+				t.Errorf("%.0f writes of %s in %v at steady state, want none (status objects are written on change)", d, res, window)
+			}
+		}
+	}
+	slices.Sort(lines)
+	t.Logf("writes at steady state over %v (3 speakers renewing every %v; this controller runs without leader election): %s", window, speaker.DefaultLeaseRenew, strings.Join(lines, ", "))
+}
+
+// apiWrites returns the API server's write requests so far (create,
+// update, patch, delete), by resource.
+func apiWrites(t *testing.T, cl *cluster) map[string]float64 {
+	t.Helper()
+	b, err := cl.c.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	label := func(line, name string) string {
+		i := strings.Index(line, name+`="`)
+		if i < 0 {
+			return ""
+		}
+		v := line[i+len(name)+2:]
+		return v[:strings.IndexByte(v, '"')]
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, "apiserver_request_total{") {
+			continue
+		}
+		switch label(line, "verb") {
+		case "POST", "PUT", "PATCH", "DELETE", "APPLY":
+		default:
+			continue
+		}
+		res := label(line, "resource")
+		if sub := label(line, "subresource"); sub != "" {
+			res += "/" + sub
+		}
+		v, _ := strconv.ParseFloat(line[strings.LastIndexByte(line, ' ')+1:], 64)
+		out[res] += v
+	}
+	return out
 }
 
 // waitBGPStatus waits until the Service demo/name has one ServiceBGPStatus
