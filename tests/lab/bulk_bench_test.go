@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os/exec"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 	"github.com/mdlayher/packet"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 
@@ -100,7 +102,9 @@ func (w *naWatch) seen(ip netip.Addr) (naSeen, bool) {
 // Also the CPU seconds each speaker and the controller spent on the bulk.
 func BenchmarkLayer2Bulk(b *testing.B) {
 	n := envInt("METALLB_BULK_SERVICES", 3000)
-	cl := startCluster(b, noSpeakers(), controllerProcess(), withConfig(bulkConfig))
+	// The CRDs as enable installs them: the speakers then write a
+	// ServiceL2Status per Service (two writes each), as users get it.
+	cl := startCluster(b, noSpeakers(), controllerProcess(), withConfig(bulkConfig), withCRDs())
 	speakers := map[string]*exec.Cmd{}
 	for _, node := range Nodes {
 		speakers[node], _ = StartProcessLog(b, node, "speaker-"+node+".log", cl.bin, "speaker", "--log-level=info",
@@ -159,6 +163,7 @@ func BenchmarkLayer2Bulk(b *testing.B) {
 	for i, p := range spids {
 		sp0[i] = cpuTicks(b, p)
 	}
+	writes0 := apiWrites(b, cl)
 	b.ResetTimer()
 	start := time.Now()
 	jobs := make(chan int)
@@ -254,6 +259,32 @@ func BenchmarkLayer2Bulk(b *testing.B) {
 	fmt.Printf("status to the owner's first announcement: p50 %v, p99 %v, max %v; announced first by another node: %d\n",
 		pct(0.5).Round(time.Millisecond), pct(0.99).Round(time.Millisecond), lats[len(lats)-1].Round(time.Millisecond), wrong)
 	fmt.Printf("CPU for the bulk: controller %.2f s; speakers %v\n", ctlCPU, spCPU)
+	// The ServiceL2Status objects come from their own goroutines, after
+	// the announcements: wait for all (and the warm-up's), then count.
+	l2s := cl.dyn.Resource(schema.GroupVersionResource{Group: "metallb.io", Version: "v1beta1", Resource: "servicel2statuses"}).Namespace("metallb-system")
+	for {
+		list, err := l2s.List(ctx, metav1.ListOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(list.Items) >= n+1 {
+			fmt.Printf("%d ServiceL2Status objects %v after the first create (last announcement: %v)\n", len(list.Items),
+				time.Since(start).Round(time.Millisecond), last.Round(time.Millisecond))
+			break
+		}
+		if time.Since(start) > 5*time.Minute {
+			b.Fatalf("%d ServiceL2Status objects after 5 min, want %d", len(list.Items), n+1)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	var writes []string
+	for res, v := range apiWrites(b, cl) {
+		if d := v - writes0[res]; d > 0 {
+			writes = append(writes, fmt.Sprintf("%s %.0f", res, d))
+		}
+	}
+	slices.Sort(writes)
+	fmt.Printf("API writes for the bulk, by resource: %s\n", strings.Join(writes, ", "))
 	b.ReportMetric(float64(pct(0.5).Milliseconds()), "p50-ms")
 	b.ReportMetric(float64(pct(0.99).Milliseconds()), "p99-ms")
 	b.ReportMetric(float64(last)/float64(floor), "last/floor")

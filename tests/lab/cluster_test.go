@@ -53,6 +53,7 @@ type clusterOpts struct {
 	resources   string   // metallb.io objects (YAML documents) created with the CRDs
 	ctlProc     bool     // the controller runs as a process, with the shipped flags
 	speakerArgs []string // more flags for every speaker
+	crds        bool     // the metallb.io CRDs, with no objects
 }
 
 type clusterOpt func(*clusterOpts)
@@ -77,6 +78,10 @@ func controllerProcess() clusterOpt { return func(o *clusterOpts) { o.ctlProc = 
 func withSpeakerArgs(args ...string) clusterOpt {
 	return func(o *clusterOpts) { o.speakerArgs = append(o.speakerArgs, args...) }
 }
+
+// withCRDs installs the metallb.io CRDs as enable does (which serves the
+// status kinds the components write), with no objects.
+func withCRDs() clusterOpt { return func(o *clusterOpts) { o.crds = true } }
 
 // withHA runs the control plane as MicroK8s HA does when ha is true.
 func withHA(ha bool) clusterOpt { return func(o *clusterOpts) { o.ha = ha } }
@@ -107,7 +112,7 @@ func startCluster(t testing.TB, opts ...clusterOpt) *cluster {
 	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if o.resources != "" {
+	if o.resources != "" || o.crds {
 		cl.dyn = installResources(t, env, o.resources)
 	}
 	if o.ctlProc {

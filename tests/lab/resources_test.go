@@ -360,7 +360,7 @@ metadata: {name: lan}
 
 // apiWrites returns the API server's write requests so far (create,
 // update, patch, delete), by resource.
-func apiWrites(t *testing.T, cl *cluster) map[string]float64 {
+func apiWrites(t testing.TB, cl *cluster) map[string]float64 {
 	t.Helper()
 	b, err := cl.c.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(context.Background())
 	if err != nil {
