@@ -518,8 +518,16 @@ func (a *Allocator) Pools() []string {
 }
 
 func (p *pool) allows(svc Service) error {
-	if len(p.cfg.Namespaces) > 0 && !slices.Contains(p.cfg.Namespaces, svc.Namespace) {
+	named := slices.Contains(p.cfg.Namespaces, svc.Namespace)
+	selected := len(p.cfg.NamespaceSelectors) > 0 && config.MatchesAny(p.cfg.NamespaceSelectors, svc.NamespaceLabels)
+	switch {
+	case named || selected:
+	case len(p.cfg.Namespaces) > 0 && len(p.cfg.NamespaceSelectors) > 0:
+		return fmt.Errorf("%w: pool %q serves namespaces %s and those matching its namespaceSelectors only, not %q", ErrNoPool, p.cfg.Name, strings.Join(p.cfg.Namespaces, ","), svc.Namespace)
+	case len(p.cfg.Namespaces) > 0:
 		return fmt.Errorf("%w: pool %q serves namespaces %s only, not %q", ErrNoPool, p.cfg.Name, strings.Join(p.cfg.Namespaces, ","), svc.Namespace)
+	case len(p.cfg.NamespaceSelectors) > 0:
+		return fmt.Errorf("%w: the labels of namespace %q match none of pool %q's namespaceSelectors", ErrNoPool, svc.Namespace, p.cfg.Name)
 	}
 	if !config.MatchesAny(p.cfg.ServiceSelectors, svc.Labels) {
 		return fmt.Errorf("%w: Service labels match none of pool %q's service-selectors", ErrNoPool, p.cfg.Name)

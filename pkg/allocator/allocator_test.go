@@ -39,7 +39,15 @@ func svc(key string, opts ...func(*Service)) Service {
 	return s
 }
 
-func inPool(p string) func(*Service)  { return func(s *Service) { s.Pool = p } }
+func inPool(p string) func(*Service) { return func(s *Service) { s.Pool = p } }
+func nsLabels(kv ...string) func(*Service) {
+	return func(s *Service) {
+		s.NamespaceLabels = map[string]string{}
+		for i := 0; i+1 < len(kv); i += 2 {
+			s.NamespaceLabels[kv[i]] = kv[i+1]
+		}
+	}
+}
 func want(a ...string) func(*Service) { return func(s *Service) { s.Requested = ips(a...) } }
 func share(k string) func(*Service)   { return func(s *Service) { s.SharingKey = k } }
 func ports(p ...int32) func(*Service) {
@@ -227,6 +235,28 @@ func TestAllocatorSequences(t *testing.T) {
 			{desc: "others get general", assign: sp(svc("dev/web")), want: "general 192.0.2.0"},
 			{desc: "explicit pool refused by namespace", assign: sp(svc("dev/x", inPool("prod"))), wantErr: ErrNoPool, errText: `pool "prod" serves namespaces prod only, not "dev"`},
 			{desc: "explicit pool refused by selector", assign: sp(svc("dev/y", inPool("dbs"))), wantErr: ErrNoPool, errText: `match none of pool "dbs"'s service-selectors`},
+		}},
+		{name: "namespaceSelectors", steps: []step{
+			{desc: "config", config: `apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: teams, namespace: metallb-system}
+spec:
+  addresses: [198.51.100.0/30]
+  serviceAllocation:
+    priority: 1
+    namespaces: [legacy]
+    namespaceSelectors: [{matchLabels: {team: web}}]
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: general, namespace: metallb-system}
+spec:
+  addresses: [192.0.2.0/30]
+`},
+			{desc: "a namespace labelled team=web draws from teams", assign: sp(svc("shop/web", nsLabels("team", "web"))), want: "teams 198.51.100.0"},
+			{desc: "a namespace named in the list too", assign: sp(svc("legacy/web")), want: "teams 198.51.100.1"},
+			{desc: "others get general", assign: sp(svc("dev/web", nsLabels("team", "db"))), want: "general 192.0.2.0"},
+			{desc: "asking for teams from elsewhere is refused", assign: sp(svc("dev/x", inPool("teams"), nsLabels("team", "db"))), wantErr: ErrNoPool, errText: `pool "teams" serves namespaces legacy and those matching its namespaceSelectors only, not "dev"`},
 		}},
 		{name: "config changes keep or drop assignments", steps: []step{
 			{desc: "config", config: twoPools},

@@ -15,7 +15,7 @@ func TestImpact(t *testing.T) {
 	holdings := []Holding{
 		{Service: svc("a/web1"), IPs: ips("192.0.2.10")},
 		{Service: svc("a/web2"), IPs: ips("192.0.2.15")},
-		{Service: svc("b/db1"), IPs: ips("198.51.100.2")},
+		{Service: svc("b/db1", nsLabels("team", "data")), IPs: ips("198.51.100.2")},
 		{Service: svc("b/idle")},
 	}
 	for _, tc := range []struct {
@@ -53,6 +53,36 @@ peers: [{peer-address: 203.0.113.1, peer-asn: 64500, my-asn: 64501}]
 - {name: web, protocol: layer2, addresses: [192.0.2.10-192.0.2.20]}
 - {name: db, protocol: layer2, addresses: [198.51.100.0/29], namespaces: [prod]}
 `, want: []string{`b/db1 [198.51.100.2]: pool "db" serves namespaces prod only, not "b"`}},
+		{name: "a pool selects namespaces by labels that still match", cfg: `address-pools:
+- {name: web, protocol: layer2, addresses: [192.0.2.10-192.0.2.20]}
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: db, namespace: metallb-system}
+spec:
+  addresses: [198.51.100.0/29]
+  serviceAllocation: {namespaceSelectors: [{matchLabels: {team: data}}]}
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: db, namespace: metallb-system}
+spec: {ipAddressPools: [db]}
+`},
+		{name: "a pool's namespaceSelectors narrowed past a held address", cfg: `address-pools:
+- {name: web, protocol: layer2, addresses: [192.0.2.10-192.0.2.20]}
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: db, namespace: metallb-system}
+spec:
+  addresses: [198.51.100.0/29]
+  serviceAllocation: {namespaceSelectors: [{matchLabels: {team: web}}]}
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: db, namespace: metallb-system}
+spec: {ipAddressPools: [db]}
+`, want: []string{`b/db1 [198.51.100.2]: the labels of namespace "b" match none of pool "db"'s namespaceSelectors`}},
 		{name: "a pool gains service-selectors the Service does not match", cfg: `address-pools:
 - {name: web, protocol: layer2, addresses: [192.0.2.10-192.0.2.20], service-selectors: [{match-labels: {tier: front}}]}
 - {name: db, protocol: layer2, addresses: [198.51.100.0/29]}

@@ -46,6 +46,9 @@ type Service struct {
 	Key       string // namespace/name
 	Namespace string
 	Labels    map[string]string
+	// NamespaceLabels are the labels of its namespace (pools'
+	// namespaceSelectors).
+	NamespaceLabels map[string]string
 	// Pool is the pool asked for by annotation ("" for any auto-assign pool).
 	Pool string
 	// Requested are addresses asked for (annotation or spec.loadBalancerIP):

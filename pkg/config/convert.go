@@ -153,6 +153,7 @@ func poolSpec(p *Pool) map[string]any {
 	if len(p.Namespaces) > 0 {
 		sa["namespaces"] = p.Namespaces
 	}
+	setSelectors(sa, "namespaceSelectors", p.NamespaceSelectors)
 	setSelectors(sa, "serviceSelectors", p.ServiceSelectors)
 	if len(sa) > 0 {
 		spec["serviceAllocation"] = sa

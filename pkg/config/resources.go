@@ -191,7 +191,7 @@ func (d *decoder) ipAddressPool(r *resource) *rawPool {
 				"priority":           func(v *yaml.Node) { p.Priority = int(d.integer(v, sa+".priority", 0, math.MaxInt32)) },
 				"namespaces":         func(v *yaml.Node) { p.Namespaces = d.strings(v, sa+".namespaces") },
 				"serviceSelectors":   func(v *yaml.Node) { p.ServiceSelectors = d.labelSelectors(v, sa+".serviceSelectors") },
-				"namespaceSelectors": d.unsupported(sa+".namespaceSelectors", "list the namespaces by name in "+sa+".namespaces"),
+				"namespaceSelectors": func(v *yaml.Node) { p.NamespaceSelectors = d.labelSelectors(v, sa+".namespaceSelectors") },
 			})
 		},
 	})

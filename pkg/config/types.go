@@ -81,6 +81,10 @@ type Pool struct {
 	// Namespaces, when not empty, are the only namespaces whose Services may
 	// draw from this pool.
 	Namespaces []string
+	// NamespaceSelectors (IPAddressPool serviceAllocation): a Service's
+	// namespace may also be chosen by its labels. With Namespaces, either
+	// admits it (as upstream); with neither, every namespace may.
+	NamespaceSelectors []Selector
 	// ServiceSelectors, when not empty: a Service must match one of them.
 	ServiceSelectors []Selector
 	// Priority orders the pools a Service may use: 1 first, then 2, ...;

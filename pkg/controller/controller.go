@@ -71,6 +71,7 @@ type Controller struct {
 	recorder record.EventRecorder
 	queue    workqueue.TypedRateLimitingInterface[string]
 	lister   corelisters.ServiceLister
+	nsLister corelisters.NamespaceLister // their labels: pools' namespaceSelectors
 	watcher  *k8s.ConfigWatcher
 	accepted *k8s.AcceptedWriter
 	status   *k8s.StatusWriter // nil without Dynamic
@@ -138,10 +139,29 @@ func (c *Controller) Run(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("watch services: %w", err)
 	}
+	// Namespaces' labels (a pool's namespaceSelectors): a change re-judges
+	// the Services of that namespace. Few objects, listed whole.
+	nsInf := factory.Core().V1().Namespaces()
+	c.nsLister = nsInf.Lister()
+	_, err = nsInf.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
+		UpdateFunc: func(old, obj any) {
+			o, ok1 := old.(*corev1.Namespace)
+			n, ok2 := obj.(*corev1.Namespace)
+			if ok1 && ok2 && !maps.Equal(o.Labels, n.Labels) {
+				svcs, _ := c.lister.Services(n.Name).List(labels.Everything())
+				for _, s := range svcs {
+					c.enqueue(s)
+				}
+			}
+		},
+	})
+	if err != nil {
+		return fmt.Errorf("watch namespaces: %w", err)
+	}
 	factory.Start(ctx.Done())
 	defer factory.Shutdown()
 	c.log.Info("waiting for caches")
-	if !cache.WaitForCacheSync(ctx.Done(), svcInf.Informer().HasSynced) {
+	if !cache.WaitForCacheSync(ctx.Done(), svcInf.Informer().HasSynced, nsInf.Informer().HasSynced) {
 		return ctx.Err()
 	}
 	c.log.Info("caches synced", "services", len(c.listAll()))
@@ -189,6 +209,18 @@ func (c *Controller) enqueue(obj any) {
 		return
 	}
 	c.queue.Add(key)
+}
+
+// namespaceLabels returns the labels of namespace ns, from the cache.
+func (c *Controller) namespaceLabels(ns string) map[string]string {
+	if c.nsLister == nil {
+		return nil
+	}
+	n, err := c.nsLister.Get(ns)
+	if err != nil {
+		return nil
+	}
+	return n.Labels
 }
 
 func (c *Controller) listAll() []*corev1.Service {
@@ -394,7 +426,7 @@ func (c *Controller) consumeAllowance(cm *corev1.ConfigMap) {
 // two Services claim one address the older keeps it. Caller holds c.mu.
 func (c *Controller) restore(svcs []*corev1.Service) {
 	n := 0
-	for _, h := range k8s.Holdings(svcs, c.opts.LBClass) {
+	for _, h := range k8s.Holdings(svcs, c.opts.LBClass, c.namespaceLabels) {
 		if _, err := c.alloc.Restore(h.Service, h.IPs); err != nil {
 			c.log.Warn("cannot keep the address in status", "service", h.Service.Key, "ip", ipList(h.IPs), "error", err)
 			continue
@@ -436,7 +468,7 @@ func (c *Controller) sync(ctx context.Context, key string) error {
 		return nil
 	}
 	c.mu.Lock()
-	as, err := c.alloc.Assign(k8s.AllocatorService(svc, req), current)
+	as, err := c.alloc.Assign(k8s.AllocatorService(svc, req, c.namespaceLabels), current)
 	if err != nil {
 		if errors.Is(err, allocator.ErrPoolExhausted) {
 			c.pending[key] = true

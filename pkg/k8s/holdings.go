@@ -24,16 +24,17 @@ func Owned(svc *corev1.Service, class string) bool {
 }
 
 // AllocatorService turns a Service into the allocator's view of it.
-func AllocatorService(svc *corev1.Service, req allocator.Request) allocator.Service {
+func AllocatorService(svc *corev1.Service, req allocator.Request, nsLabels NamespaceLabels) allocator.Service {
 	s := allocator.Service{
-		Key:        svc.Namespace + "/" + svc.Name,
-		Namespace:  svc.Namespace,
-		Labels:     svc.Labels,
-		Pool:       req.Pool,
-		Requested:  req.Requested,
-		SharingKey: req.SharingKey,
-		Local:      svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
-		Selector:   labels.SelectorFromSet(svc.Spec.Selector).String(),
+		Key:             svc.Namespace + "/" + svc.Name,
+		Namespace:       svc.Namespace,
+		Labels:          svc.Labels,
+		NamespaceLabels: nsLabels.of(svc.Namespace),
+		Pool:            req.Pool,
+		Requested:       req.Requested,
+		SharingKey:      req.SharingKey,
+		Local:           svc.Spec.ExternalTrafficPolicy == corev1.ServiceExternalTrafficPolicyLocal,
+		Selector:        labels.SelectorFromSet(svc.Spec.Selector).String(),
 	}
 	for _, p := range svc.Spec.Ports {
 		proto := string(p.Protocol)
@@ -55,11 +56,22 @@ func AllocatorService(svc *corev1.Service, req allocator.Request) allocator.Serv
 	return s
 }
 
+// NamespaceLabels returns the labels of a namespace (nil: none known), for
+// the pools' namespaceSelectors.
+type NamespaceLabels func(namespace string) map[string]string
+
+func (f NamespaceLabels) of(ns string) map[string]string {
+	if f == nil {
+		return nil
+	}
+	return f(ns)
+}
+
 // Holdings returns the addresses the served Services hold in their status,
 // oldest Service first (so that when two claim one address, the older
 // keeps it). A Service whose annotations do not parse is taken as asking
 // for nothing in particular.
-func Holdings(svcs []*corev1.Service, class string) []allocator.Holding {
+func Holdings(svcs []*corev1.Service, class string, nsLabels NamespaceLabels) []allocator.Holding {
 	svcs = slices.Clone(svcs)
 	slices.SortFunc(svcs, func(a, b *corev1.Service) int {
 		if d := a.CreationTimestamp.Compare(b.CreationTimestamp.Time); d != 0 {
@@ -77,7 +89,7 @@ func Holdings(svcs []*corev1.Service, class string) []allocator.Holding {
 		if err != nil {
 			req = allocator.Request{}
 		}
-		out = append(out, allocator.Holding{Service: AllocatorService(s, req), IPs: ips})
+		out = append(out, allocator.Holding{Service: AllocatorService(s, req, nsLabels), IPs: ips})
 	}
 	return out
 }
@@ -156,7 +168,15 @@ func AddressImpactAgainst(ctx context.Context, c kubernetes.Interface, old *conf
 	if err != nil {
 		return nil, err
 	}
-	return allocator.Impact(old, cfg, Holdings(svcs, class)), nil
+	nss, err := c.CoreV1().Namespaces().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, fmt.Errorf("list Namespaces (pools' namespaceSelectors): %w", err)
+	}
+	labels := map[string]map[string]string{}
+	for _, ns := range nss.Items {
+		labels[ns.Name] = ns.Labels
+	}
+	return allocator.Impact(old, cfg, Holdings(svcs, class, func(ns string) map[string]string { return labels[ns] })), nil
 }
 
 // ConfigText returns the config key of a ConfigMap, "" when there is none.

@@ -50,12 +50,14 @@ func TestToRequest(t *testing.T) {
 			IPFamilyPolicy:        &prefer,
 		},
 	}
-	got := AllocatorService(svc, allocator.Request{Pool: "p", SharingKey: "k", Requested: []netip.Addr{netip.MustParseAddr("2001:db8::1")}})
+	got := AllocatorService(svc, allocator.Request{Pool: "p", SharingKey: "k", Requested: []netip.Addr{netip.MustParseAddr("2001:db8::1")}},
+		func(ns string) map[string]string { return map[string]string{"team": ns + "-team"} })
 	want := allocator.Service{
 		Key: "ns/web", Namespace: "ns", Labels: map[string]string{"tier": "front"}, Pool: "p", SharingKey: "k",
-		Requested: []netip.Addr{netip.MustParseAddr("2001:db8::1")},
-		Ports:     []allocator.Port{{Protocol: "TCP", Port: 80}, {Protocol: "UDP", Port: 53}},
-		Local:     true, Selector: "app=web,b=2",
+		NamespaceLabels: map[string]string{"team": "ns-team"},
+		Requested:       []netip.Addr{netip.MustParseAddr("2001:db8::1")},
+		Ports:           []allocator.Port{{Protocol: "TCP", Port: 80}, {Protocol: "UDP", Port: 53}},
+		Local:           true, Selector: "app=web,b=2",
 		Families: []allocator.Family{allocator.IPv6, allocator.IPv4}, Policy: allocator.PreferDualStack,
 	}
 	if diff := cmp.Diff(want, got, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {

@@ -139,7 +139,6 @@ func TestCRDsRefuseBadObjects(t *testing.T) {
 		{"an address that is not one", pool("{addresses: [192.168.1.300]}"), []string{"spec.addresses[0]", "want a CIDR"}},
 		{"a range that ends before it starts", pool("{addresses: [192.168.1.250-192.168.1.240]}"), []string{"spec.addresses[0]", "the range starts after it ends"}},
 		{"a range across families", pool("{addresses: ['192.168.1.1-2001:db8::1']}"), []string{"spec.addresses[0]", "one IP family"}},
-		{"namespace selectors", pool("{addresses: [192.168.1.0/24], serviceAllocation: {namespaceSelectors: [{matchLabels: {a: b}}]}}"), []string{"spec.serviceAllocation.namespaceSelectors", "not supported by this version yet"}},
 		{"a bad namespace name", pool("{addresses: [192.168.1.0/24], serviceAllocation: {namespaces: [Web]}}"), []string{"spec.serviceAllocation.namespaces[0]"}},
 		{"a router ID in IPv6", peer("v1beta2", "{myASN: 1, peerASN: 2, peerAddress: 10.0.0.1, routerID: '2001:db8::1'}"), []string{"spec.routerID", "IPv4"}},
 		{"a hold time below 3s", peer("v1beta2", "{myASN: 1, peerASN: 2, peerAddress: 10.0.0.1, holdTime: 1s}"), []string{"spec.holdTime", "RFC 4271"}},

@@ -377,3 +377,50 @@ func TestPoolDeletionWaits(t *testing.T) {
 	}
 	testenv.Eventually(t, 15*time.Second, "the held pool released", func() bool { return get("p2") == nil })
 }
+
+// TestNamespaceSelectors: an IPAddressPool's serviceAllocation
+// namespaceSelectors admit the Services of namespaces by their labels; an
+// edit that would take a held address is refused naming the Service; a
+// namespace relabelled re-judges its Services at once (the Service moves
+// to a pool it may use). Against the real API server.
+func TestNamespaceSelectors(t *testing.T) {
+	env := cluster.Require(t)
+	c := env.Client
+	ctx := context.Background()
+	dyn, err := dynamic.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
+	}
+	installCRDs(t, dyn)
+	ns, team := newNamespace(t, c), newNamespace(t, c)
+	relabel := func(value string) {
+		t.Helper()
+		patch := []byte(`{"metadata":{"labels":{"team":"` + value + `"}}}`)
+		if _, err := c.CoreV1().Namespaces().Patch(ctx, team, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	relabel("web")
+	teams := "apiVersion: metallb.io/v1beta1\nkind: IPAddressPool\nmetadata: {name: teams}\nspec:\n  addresses: [198.51.100.10-198.51.100.11]\n" +
+		"  serviceAllocation: {priority: 1, namespaceSelectors: [{matchLabels: {team: %s}}]}\n"
+	applyObject(t, dyn, ns, fmt.Sprintf(teams, "web"))
+	applyObject(t, dyn, ns, "apiVersion: metallb.io/v1beta1\nkind: L2Advertisement\nmetadata: {name: all}")
+	startResourceController(t, c, dyn, ns, "address-pools:\n- {name: general, protocol: layer2, addresses: [192.0.2.10-192.0.2.11]}\n")
+	createSvc(t, c, team, lbService("a"))
+	createSvc(t, c, ns, lbService("b"))
+	waitIngress(t, c, team, "a", "198.51.100.10")
+	waitIngress(t, c, ns, "b", "192.0.2.10")
+
+	// Narrowed past a's address: refused, naming it; a keeps its address.
+	applyObject(t, dyn, ns, fmt.Sprintf(teams, "db"))
+	waitEvent(t, c, ns, "config", k8s.ReasonInvalid, team+"/a")
+	if got := ingressOf(t, c, team, "a"); got != "198.51.100.10" {
+		t.Errorf("after a refused edit a has %q", got)
+	}
+	applyObject(t, dyn, ns, fmt.Sprintf(teams, "web"))
+
+	// The namespace relabelled: a is no longer admitted by teams, and moves.
+	relabel("other")
+	waitIngress(t, c, team, "a", "192.0.2.11")
+	waitEvent(t, c, team, "a", controller.ReasonChanged, `pool "general"`)
+}
