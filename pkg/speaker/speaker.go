@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -26,10 +27,10 @@ import (
 	"github.com/microk8s-metallb/metallb/pkg/metrics"
 )
 
-// DefaultLeaseRenew is how often a speaker renews its Lease. The Lease is
-// not liveness (the speakers find each other alive by memberlist): it tells
-// `metallb status` that the speaker runs, and carries its BGP sessions. So
-// an idle speaker writes to the API server once every 10 s.
+// DefaultLeaseRenew is how often the speaker that publishes the membership
+// renews its Lease (the others: see LeasePerMember). The Lease is not
+// liveness (the speakers find each other alive by memberlist): it tells
+// `metallb status` which speakers run, and carries their BGP sessions.
 const DefaultLeaseRenew = 10 * time.Second
 
 // Labels and reasons.
@@ -136,8 +137,10 @@ type Speaker struct {
 	svcs   cache.Indexer
 	slices cache.Indexer
 	nodes  cache.Indexer
-	// ml is set once by Run, before the goroutines that read it start.
-	ml Members
+	// ml is set once by Run, before the goroutines that read it start;
+	// mlShared holds it too, for the Lease's goroutine, started earlier.
+	ml       Members
+	mlShared atomic.Value
 
 	// Owned by Run's loop.
 	core      *announce.Core
@@ -331,6 +334,7 @@ func (s *Speaker) Run(ctx context.Context) error {
 		return err
 	}
 	s.ml = ml
+	s.mlShared.Store(ml)
 	s.startSecretWatch = func() { s.startSecrets(ctx, start) }
 	s.settle(ctx, ml)
 	start(func() { s.rejoin(ctx, ml) })

@@ -18,6 +18,7 @@ import (
 	"time"
 
 	appsv1 "k8s.io/api/apps/v1"
+	coordinationv1 "k8s.io/api/coordination/v1"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -360,5 +361,40 @@ func TestStopClosesBGPUnlessRestarting(t *testing.T) {
 				t.Errorf("BGP closed %v, want %v: %q", got, tc.closed, f.j.all())
 			}
 		})
+	}
+}
+
+// The speaker with the lowest name among the live ones publishes the
+// membership on its Lease, renewed every LeaseRenew, and writes a change
+// within a second; the others publish none, and renew seldom.
+func TestLeasePublishesMembership(t *testing.T) {
+	lease := func(f *fixture, node string) *coordinationv1.Lease {
+		l, err := f.client.CoordinationV1().Leases("metallb-system").Get(context.Background(), leasePrefix+node, metav1.GetOptions{})
+		if err != nil {
+			return nil
+		}
+		return l
+	}
+	f := start(t, "node-a", []string{"node-b", "node-c"})
+	eventually(t, "the membership on node-a's Lease", func() bool {
+		l := lease(f, "node-a")
+		return l != nil && l.Annotations[MembersAnnotation] == "node-a,node-b,node-c"
+	})
+	if d := *lease(f, "node-a").Spec.LeaseDurationSeconds; d != int32(3*DefaultLeaseRenew/time.Second) {
+		t.Errorf("publisher's Lease lasts %d s", d)
+	}
+	f.members.set("node-b")
+	eventually(t, "node-c's death on the Lease", func() bool {
+		return lease(f, "node-a").Annotations[MembersAnnotation] == "node-a,node-b"
+	})
+
+	g := start(t, "node-b", []string{"node-a", "node-c"})
+	eventually(t, "node-b's Lease", func() bool { return lease(g, "node-b") != nil })
+	l := lease(g, "node-b")
+	if _, ok := l.Annotations[MembersAnnotation]; ok {
+		t.Errorf("node-b publishes the membership: %v", l.Annotations)
+	}
+	if d := *l.Spec.LeaseDurationSeconds; d != int32(3*max(DefaultLeaseRenew, 3*LeasePerMember)/time.Second) {
+		t.Errorf("node-b's Lease lasts %d s", d)
 	}
 }

@@ -318,6 +318,27 @@ func speakers(leases []coordinationLease, pods []corev1.Pod, now time.Time, time
 		s.Alive = ago <= limit
 		s.Renewed = ago.Round(100*time.Millisecond).String() + " ago"
 	}
+	// The gossip's view, from the freshest live Lease that publishes it,
+	// is newer than any other Lease's renewal: it decides who lives.
+	var view *coordinationLease
+	for i, l := range leases {
+		if l.Annotations[membersAnnotation] == "" || l.Spec.HolderIdentity == nil || !by[*l.Spec.HolderIdentity].Alive {
+			continue
+		}
+		if view == nil || l.Spec.RenewTime.After(view.Spec.RenewTime.Time) {
+			view = &leases[i]
+		}
+	}
+	if view != nil {
+		alive := map[string]bool{}
+		for _, n := range strings.Split(view.Annotations[membersAnnotation], ",") {
+			alive[n] = true
+			get(n)
+		}
+		for node, s := range by {
+			s.Alive = alive[node]
+		}
+	}
 	for _, p := range pods {
 		if p.Spec.NodeName == "" {
 			continue
@@ -393,6 +414,10 @@ func ImageMissing(reason string) bool {
 // line).
 const sessionsAnnotation = "metallb.io/bgp-sessions"
 
+// membersAnnotation is speaker.MembersAnnotation: the live speakers as the
+// gossip sees them, on the Lease of the one that publishes them.
+const membersAnnotation = "metallb.io/speakers-alive"
+
 // sessions reads the BGP sessions the speakers publish on their Leases. A
 // dead speaker's sessions are shown as it last saw them, marked stale.
 func sessions(leases []coordinationLease, alive map[string]bool) []SessionStatus {
@@ -464,7 +489,7 @@ func (r *Report) Attention() []string {
 		case ImageMissing(s.Waiting):
 			out = append(out, ImageAdvice(s.Node, s.Image, s.Waiting))
 		case !s.Alive:
-			out = append(out, fmt.Sprintf("the speaker of node %s is not alive (its Lease was renewed %s ago)", s.Node, s.Renewed))
+			out = append(out, fmt.Sprintf("the speaker of node %s is not alive (the other speakers see it dead, or its Lease, renewed %s ago, ran out)", s.Node, s.Renewed))
 		case s.Ready == "false":
 			out = append(out, fmt.Sprintf("the speaker of node %s is not ready", s.Node))
 		}

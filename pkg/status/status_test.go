@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/utils/ptr"
 
 	"github.com/microk8s-metallb/metallb/pkg/config"
 )
@@ -88,6 +89,21 @@ func TestReportParts(t *testing.T) {
 	if diff := cmp.Diff(wantSpk, speakers(leases, nil, t0, 5*time.Second)); diff != "" {
 		t.Errorf("speakers (-want +got):\n%s", diff)
 	}
+	// The gossip's view, on a live Lease, decides: node-c renewed long ago
+	// (its renewals are seldom) lives, node-a, just renewed, does not.
+	gossip := []coordinationv1.Lease{
+		{Spec: coordinationv1.LeaseSpec{HolderIdentity: holder("node-a"), RenewTime: renewed(200 * time.Millisecond)}},
+		{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{membersAnnotation: "node-b,node-c"}},
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: holder("node-b"), RenewTime: renewed(time.Second)}},
+		{Spec: coordinationv1.LeaseSpec{HolderIdentity: holder("node-c"), RenewTime: renewed(50 * time.Second), LeaseDurationSeconds: ptr.To(int32(600))}},
+		{ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{membersAnnotation: "node-a,node-b,node-c"}}, // stale: the former publisher's
+			Spec: coordinationv1.LeaseSpec{HolderIdentity: holder("node-d"), RenewTime: renewed(time.Minute)}},
+	}
+	wantGossip := []SpeakerStatus{{Node: "node-a", Renewed: "200ms ago"}, {Node: "node-b", Alive: true, Renewed: "1s ago"},
+		{Node: "node-c", Alive: true, Renewed: "50s ago"}, {Node: "node-d", Renewed: "1m0s ago"}}
+	if diff := cmp.Diff(wantGossip, speakers(gossip, nil, t0, 5*time.Second)); diff != "" {
+		t.Errorf("speakers by the gossip (-want +got):\n%s", diff)
+	}
 	var b bytes.Buffer
 	if err := Table(&b, &Report{Config: ConfigStatus{State: "accepted", Warnings: []string{"IPAddressPool/x is not announced"}}, Pools: wantPools, Services: got, Speakers: wantSpk}); err != nil {
 		t.Fatal(err)
@@ -119,7 +135,7 @@ func TestAttention(t *testing.T) {
 			Speakers: []SpeakerStatus{{Node: "a", Renewed: "2m"}, {Node: "b", Alive: true, Ready: "false"}},
 			Sessions: []SessionStatus{{Node: "b", Peer: "192.0.2.254"}}},
 			[]string{"the configuration is stale: it would move 3 addresses", "Service demo/db has no address: pool exhausted",
-				"the speaker of node a is not alive (its Lease was renewed 2m ago)", "the speaker of node b is not ready",
+				"the speaker of node a is not alive (the other speakers see it dead, or its Lease, renewed 2m ago, ran out)", "the speaker of node b is not ready",
 				"the BGP session of node b with 192.0.2.254 is down"}},
 		{"a node without the image", Report{Config: ConfigStatus{State: "accepted"},
 			Speakers: []SpeakerStatus{{Node: "d", Ready: "false", Waiting: "ErrImageNeverPull", Image: "localhost/microk8s-metallb:v1-abc"}}},

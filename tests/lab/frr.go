@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"slices"
@@ -89,8 +90,14 @@ func startFRR(t testing.TB, conf string, port int, bfdConf string) *FRR {
 	zserv := filepath.Join(dir, "zserv.api")
 	bgpdArgs := []string{"-Z"} // no zebra
 	if bfdConf != "" {
+		// Each daemon once the one it talks to listens: bfdd that finds no
+		// zebra retries only some 10 s later, and installs bgpd's sessions
+		// only then (the test would wait on FRR's start, not on BFD).
 		f.daemon("zebra", "", "-u", "frr", "-g", "frr", "-z", zserv, "-A", "127.0.0.1", "-P", "0")
-		f.daemon("bfdd", bfdConf, "-u", "frr", "-g", "frr", "-z", zserv, "--bfdctl", filepath.Join(dir, "bfdd.sock"), "-A", "127.0.0.1", "-P", "0")
+		waitSocket(t, zserv)
+		bfdctl := filepath.Join(dir, "bfdd.sock")
+		f.daemon("bfdd", bfdConf, "-u", "frr", "-g", "frr", "-z", zserv, "--bfdctl", bfdctl, "-A", "127.0.0.1", "-P", "0")
+		waitSocket(t, bfdctl)
 		bgpdArgs = []string{"-z", zserv}
 	}
 	// -S: stay root (MD5 on the socket); -l: this address only; -P 0: no
@@ -109,6 +116,23 @@ func startFRR(t testing.TB, conf string, port int, bfdConf string) *FRR {
 			t.Fatalf("FRR did not start: %v", err)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// waitSocket waits until a Unix socket at path accepts a connection.
+func waitSocket(t testing.TB, path string) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := net.Dial("unix", path)
+		if err == nil {
+			_ = c.Close()
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("FRR: nothing listens on %s after 10 s: %v", path, err)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 

@@ -355,7 +355,7 @@ metadata: {name: lan}
 		}
 	}
 	slices.Sort(lines)
-	t.Logf("writes at steady state over %v (3 speakers renewing every %v; this controller runs without leader election): %s", window, speaker.DefaultLeaseRenew, strings.Join(lines, ", "))
+	t.Logf("writes at steady state over %v (3 speakers, shipped --lease-interval %v; this controller runs without leader election): %s", window, speaker.DefaultLeaseRenew, strings.Join(lines, ", "))
 }
 
 // apiWrites returns the API server's write requests so far (create,
