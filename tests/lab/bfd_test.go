@@ -124,6 +124,33 @@ func TestBFD(t *testing.T) {
 		}
 	})
 
+	t.Run("IPv6: the next hop goes within the detection time too", func(t *testing.T) {
+		// The same cut, seen by the IPv6 BFD sessions (single hop over
+		// 2001:db8::/64, hop limit 255).
+		cl.addBackend(t, "web6-0", "web6", "node-a")
+		ip6 := cl.createService(t, "web6", "web6", false, corev1.IPv6Protocol)
+		prefix6 := ip6 + "/128"
+		all6 := []string{"2001:db8::11", "2001:db8::12", "2001:db8::13"}
+		WaitNextHops(t, prefix6, all6, 20*time.Second)
+		if v := metric("node-a", `metallb_bfd_session_up{peer="2001:db8::254"}`); v != 1 {
+			t.Fatalf("metallb_bfd_session_up for the IPv6 peer on node-a = %v, want 1", v)
+		}
+		var took []time.Duration
+		for range 3 {
+			cutLink(t, "node-b", false)
+			took = append(took, WaitNextHops(t, prefix6, []string{"2001:db8::11", "2001:db8::13"}, 5*time.Second))
+			cutLink(t, "node-b", true)
+			waitBFDUp(t, bird, 6, 20*time.Second)
+			WaitNextHops(t, prefix6, all6, 20*time.Second)
+			WaitNextHops(t, prefix, allNodes, 20*time.Second) // both back before the next step
+		}
+		slices.Sort(took)
+		t.Logf("IPv6: next hop removed after %v (3 cuts, BFD 100 ms x 3; hold time 3 s)", took)
+		if took[len(took)-1] > time.Second {
+			t.Errorf("the router removed the cut node's IPv6 next hop after %v: that is the hold time, not BFD", took[len(took)-1])
+		}
+	})
+
 	t.Run("the path back stays", func(t *testing.T) {
 		// Probe across the whole window: every sample has the three hops.
 		deadline := time.Now().Add(3 * time.Second)
