@@ -1,6 +1,7 @@
 package allocator
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -10,6 +11,26 @@ const impactBase = `address-pools:
 - {name: web, protocol: layer2, addresses: [192.0.2.10-192.0.2.20]}
 - {name: db, protocol: layer2, addresses: [198.51.100.0/29]}
 `
+
+// dbForTeam is impactBase with pool db as a resource that admits the
+// namespaces labelled team.
+func dbForTeam(team string) string {
+	return fmt.Sprintf(`address-pools:
+- {name: web, protocol: layer2, addresses: [192.0.2.10-192.0.2.20]}
+---
+apiVersion: metallb.io/v1beta1
+kind: IPAddressPool
+metadata: {name: db, namespace: metallb-system}
+spec:
+  addresses: [198.51.100.0/29]
+  serviceAllocation: {namespaceSelectors: [{matchLabels: {team: %s}}]}
+---
+apiVersion: metallb.io/v1beta1
+kind: L2Advertisement
+metadata: {name: db, namespace: metallb-system}
+spec: {ipAddressPools: [db]}
+`, team)
+}
 
 func TestImpact(t *testing.T) {
 	holdings := []Holding{
@@ -53,36 +74,8 @@ peers: [{peer-address: 203.0.113.1, peer-asn: 64500, my-asn: 64501}]
 - {name: web, protocol: layer2, addresses: [192.0.2.10-192.0.2.20]}
 - {name: db, protocol: layer2, addresses: [198.51.100.0/29], namespaces: [prod]}
 `, want: []string{`b/db1 [198.51.100.2]: pool "db" serves namespaces prod only, not "b"`}},
-		{name: "a pool selects namespaces by labels that still match", cfg: `address-pools:
-- {name: web, protocol: layer2, addresses: [192.0.2.10-192.0.2.20]}
----
-apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: db, namespace: metallb-system}
-spec:
-  addresses: [198.51.100.0/29]
-  serviceAllocation: {namespaceSelectors: [{matchLabels: {team: data}}]}
----
-apiVersion: metallb.io/v1beta1
-kind: L2Advertisement
-metadata: {name: db, namespace: metallb-system}
-spec: {ipAddressPools: [db]}
-`},
-		{name: "a pool's namespaceSelectors narrowed past a held address", cfg: `address-pools:
-- {name: web, protocol: layer2, addresses: [192.0.2.10-192.0.2.20]}
----
-apiVersion: metallb.io/v1beta1
-kind: IPAddressPool
-metadata: {name: db, namespace: metallb-system}
-spec:
-  addresses: [198.51.100.0/29]
-  serviceAllocation: {namespaceSelectors: [{matchLabels: {team: web}}]}
----
-apiVersion: metallb.io/v1beta1
-kind: L2Advertisement
-metadata: {name: db, namespace: metallb-system}
-spec: {ipAddressPools: [db]}
-`, want: []string{`b/db1 [198.51.100.2]: the labels of namespace "b" match none of pool "db"'s namespaceSelectors`}},
+		{name: "a pool selects namespaces by labels that still match", cfg: dbForTeam("data")},
+		{name: "a pool's namespaceSelectors narrowed past a held address", cfg: dbForTeam("web"), want: []string{`b/db1 [198.51.100.2]: the labels of namespace "b" match none of pool "db"'s namespaceSelectors`}},
 		{name: "a pool gains service-selectors the Service does not match", cfg: `address-pools:
 - {name: web, protocol: layer2, addresses: [192.0.2.10-192.0.2.20], service-selectors: [{match-labels: {tier: front}}]}
 - {name: db, protocol: layer2, addresses: [198.51.100.0/29]}

@@ -597,14 +597,15 @@ func (c *Controller) writeStatus(ctx context.Context, svc *corev1.Service, ips [
 	body := map[string]any{
 		"status": map[string]any{"loadBalancer": map[string]any{"ingress": ingressFor(ips)}},
 	}
-	if _, has := svc.Annotations[allocator.AnnotationAllocatedFrom]; has || pool != "" {
+	if len(ips) == 0 {
+		pool = ""
+	}
+	if cur, has := svc.Annotations[allocator.AnnotationAllocatedFrom]; cur != pool || (has && pool == "") {
 		var v any // null removes it
-		if pool != "" && len(ips) > 0 {
+		if pool != "" {
 			v = pool
 		}
-		if v != nil || has {
-			body["metadata"] = map[string]any{"annotations": map[string]any{allocator.AnnotationAllocatedFrom: v}}
-		}
+		body["metadata"] = map[string]any{"annotations": map[string]any{allocator.AnnotationAllocatedFrom: v}}
 	}
 	patch, err := json.Marshal(body)
 	if err != nil {

@@ -300,20 +300,9 @@ func ptrTo[T any](v T) *T { return &v }
 // create one labelled for another node, say another node answers, or
 // delete another node's.
 func TestServiceL2StatusPolicy(t *testing.T) {
-	env := cluster.Require(t)
 	ctx := context.Background()
-	admin, err := dynamic.NewForConfig(env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	installCRDs(t, admin)
-	ns := newNamespace(t, env.Client)
-	applyShippedRBAC(t, ns)
+	admin, ns, speakerA := policyFixture(t)
 	gvr := schema.GroupVersionResource{Group: "metallb.io", Version: "v1beta1", Resource: "servicel2statuses"}
-	speakerA, err := dynamic.NewForConfig(asConfig(t, ns, "speaker", "node-a"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	obj := func(name, node string) *unstructured.Unstructured {
 		return &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": "metallb.io/v1beta1", "kind": "ServiceL2Status",
@@ -332,11 +321,7 @@ func TestServiceL2StatusPolicy(t *testing.T) {
 		_, err := res.Patch(ctx, "l2-of-b", types.MergePatchType, status("node-a"), metav1.PatchOptions{}, "status")
 		return err != nil && strings.Contains(err.Error(), "denied")
 	})
-	steps := []struct {
-		name    string
-		do      func() error
-		allowed bool
-	}{
+	checkPolicySteps(t, []policyStep{
 		{"speaker of node-a creates its own", func() error {
 			_, err := res.Create(ctx, obj("l2-of-a", "node-a"), metav1.CreateOptions{})
 			return err
@@ -355,36 +340,16 @@ func TestServiceL2StatusPolicy(t *testing.T) {
 		}, false},
 		{"speaker of node-a deletes node-b's", func() error { return res.Delete(ctx, "l2-of-b", metav1.DeleteOptions{}) }, false},
 		{"speaker of node-a deletes its own", func() error { return res.Delete(ctx, "l2-of-a", metav1.DeleteOptions{}) }, true},
-	}
-	for _, s := range steps {
-		err := s.do()
-		if (err == nil) != s.allowed {
-			t.Errorf("%s: %v, want allowed=%v", s.name, err, s.allowed)
-		}
-		if err != nil && !s.allowed && !strings.Contains(err.Error(), "denied") {
-			t.Errorf("%s: %v, want the policy's refusal", s.name, err)
-		}
-	}
+	})
 }
 
 // TestConfigurationStatePolicy: with the shipped RBAC and admission policy,
 // a speaker writes only its own node's ConfigurationState speaker-NODE,
 // never the controller's or another node's.
 func TestConfigurationStatePolicy(t *testing.T) {
-	env := cluster.Require(t)
 	ctx := context.Background()
-	admin, err := dynamic.NewForConfig(env.Config)
-	if err != nil {
-		t.Fatal(err)
-	}
-	installCRDs(t, admin)
-	ns := newNamespace(t, env.Client)
-	applyShippedRBAC(t, ns)
+	admin, ns, speakerA := policyFixture(t)
 	gvr := k8s.ConfigurationStateGVR
-	speakerA, err := dynamic.NewForConfig(asConfig(t, ns, "speaker", "node-a"))
-	if err != nil {
-		t.Fatal(err)
-	}
 	obj := func(name string) *unstructured.Unstructured {
 		return &unstructured.Unstructured{Object: map[string]any{
 			"apiVersion": "metallb.io/v1beta1", "kind": "ConfigurationState", "metadata": map[string]any{"name": name},
@@ -401,11 +366,7 @@ func TestConfigurationStatePolicy(t *testing.T) {
 		_, err := res.Patch(ctx, "controller", types.MergePatchType, valid, metav1.PatchOptions{}, "status")
 		return err != nil && strings.Contains(err.Error(), "denied")
 	})
-	steps := []struct {
-		name    string
-		do      func() error
-		allowed bool
-	}{
+	checkPolicySteps(t, []policyStep{
 		{"speaker of node-a creates its own", func() error {
 			_, err := res.Create(ctx, obj("speaker-node-a"), metav1.CreateOptions{})
 			return err
@@ -425,7 +386,40 @@ func TestConfigurationStatePolicy(t *testing.T) {
 		{"speaker of node-a deletes the controller's", func() error { return res.Delete(ctx, "controller", metav1.DeleteOptions{}) }, false},
 		{"speaker of node-a deletes node-b's", func() error { return res.Delete(ctx, "speaker-node-b", metav1.DeleteOptions{}) }, false},
 		{"speaker of node-a deletes its own", func() error { return res.Delete(ctx, "speaker-node-a", metav1.DeleteOptions{}) }, true},
+	})
+}
+
+// policyFixture is the setup of the admission-policy tests: the CRDs, a
+// namespace with the shipped RBAC, an admin client and one acting as the
+// speaker of node-a.
+func policyFixture(t *testing.T) (admin dynamic.Interface, ns string, speakerA dynamic.Interface) {
+	t.Helper()
+	env := cluster.Require(t)
+	admin, err := dynamic.NewForConfig(env.Config)
+	if err != nil {
+		t.Fatal(err)
 	}
+	installCRDs(t, admin)
+	ns = newNamespace(t, env.Client)
+	applyShippedRBAC(t, ns)
+	speakerA, err = dynamic.NewForConfig(asConfig(t, ns, "speaker", "node-a"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return admin, ns, speakerA
+}
+
+// policyStep is one write a policy test makes, and whether it must pass.
+type policyStep struct {
+	name    string
+	do      func() error
+	allowed bool
+}
+
+// checkPolicySteps runs the steps in order: each allowed or refused by the
+// admission policy as it says.
+func checkPolicySteps(t *testing.T, steps []policyStep) {
+	t.Helper()
 	for _, s := range steps {
 		err := s.do()
 		if (err == nil) != s.allowed {

@@ -289,24 +289,11 @@ spec:
 // names node and exactly this interface.
 func waitL2StatusInterfaces(t *testing.T, cl *cluster, name, node, ifname string) {
 	t.Helper()
-	res := cl.dyn.Resource(schema.GroupVersionResource{Group: "metallb.io", Version: "v1beta1", Resource: "servicel2statuses"}).Namespace("metallb-system")
-	var got []string
-	for start := time.Now(); time.Since(start) < 20*time.Second; time.Sleep(50 * time.Millisecond) {
-		list, err := res.List(context.Background(), metav1.ListOptions{LabelSelector: "metallb.io/service-namespace=demo,metallb.io/service-name=" + name})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got = got[:0]
-		for _, o := range list.Items {
-			n, _, _ := unstructured.NestedString(o.Object, "status", "node")
-			ifs, _, _ := unstructured.NestedSlice(o.Object, "status", "interfaces")
-			got = append(got, fmt.Sprint(n, " ", ifs))
-		}
-		if len(got) == 1 && got[0] == fmt.Sprint(node, " ", []any{map[string]any{"name": ifname}}) {
-			return
-		}
-	}
-	t.Fatalf("ServiceL2Status of demo/%s: %q, want node %s with interfaces [%s]", name, got, node, ifname)
+	waitServiceStatus(t, cl, "servicel2statuses", name, func(o unstructured.Unstructured) string {
+		n, _, _ := unstructured.NestedString(o.Object, "status", "node")
+		ifs, _, _ := unstructured.NestedSlice(o.Object, "status", "interfaces")
+		return fmt.Sprint(n, " ", ifs)
+	}, fmt.Sprint(node, " ", []any{map[string]any{"name": ifname}}))
 }
 
 // TestSteadyStateWrites: with the metallb.io resources in force (pool
@@ -398,33 +385,17 @@ func apiWrites(t testing.TB, cl *cluster) map[string]float64 {
 // per node, each naming these peers ("": none at all).
 func waitBGPStatus(t *testing.T, cl *cluster, name, peers string) {
 	t.Helper()
-	res := cl.dyn.Resource(schema.GroupVersionResource{Group: "metallb.io", Version: "v1beta1", Resource: "servicebgpstatuses"}).Namespace("metallb-system")
-	want := map[string]string{}
+	var want []string
 	if peers != "" {
 		for _, n := range Nodes {
-			want[n] = peers
+			want = append(want, n+" "+peers)
 		}
 	}
-	start := time.Now()
-	var got map[string]string
-	for time.Since(start) < 20*time.Second {
-		list, err := res.List(context.Background(), metav1.ListOptions{LabelSelector: "metallb.io/service-namespace=demo,metallb.io/service-name=" + name})
-		if err != nil {
-			t.Fatal(err)
-		}
-		got = map[string]string{}
-		for _, o := range list.Items {
-			n, _, _ := unstructured.NestedString(o.Object, "status", "node")
-			ps, _, _ := unstructured.NestedStringSlice(o.Object, "status", "peers")
-			got[n] += strings.Join(ps, ",")
-		}
-		if fmt.Sprint(got) == fmt.Sprint(want) {
-			t.Logf("ServiceBGPStatus of demo/%s: %v, %v after the check began", name, got, time.Since(start).Round(time.Millisecond))
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("ServiceBGPStatus of demo/%s: %v, want %v", name, got, want)
+	waitServiceStatus(t, cl, "servicebgpstatuses", name, func(o unstructured.Unstructured) string {
+		n, _, _ := unstructured.NestedString(o.Object, "status", "node")
+		ps, _, _ := unstructured.NestedStringSlice(o.Object, "status", "peers")
+		return n + " " + strings.Join(ps, ",")
+	}, want...)
 }
 
 // waitSpeakerStates waits until each node's ConfigurationState
@@ -462,7 +433,20 @@ func waitSpeakerStates(t *testing.T, cl *cluster, result, text string) {
 // ServiceL2Status in metallb-system, and it names node.
 func waitL2Status(t *testing.T, cl *cluster, name, node string) {
 	t.Helper()
-	res := cl.dyn.Resource(schema.GroupVersionResource{Group: "metallb.io", Version: "v1beta1", Resource: "servicel2statuses"}).Namespace("metallb-system")
+	waitServiceStatus(t, cl, "servicel2statuses", name, func(o unstructured.Unstructured) string {
+		n, _, _ := unstructured.NestedString(o.Object, "status", "node")
+		svc, _, _ := unstructured.NestedString(o.Object, "status", "serviceName")
+		return n + " " + svc
+	}, node+" "+name)
+}
+
+// waitServiceStatus waits until the objects of kind (plural) in
+// metallb-system that are about the Service demo/name, each rendered by
+// show, are exactly want (any order; none for no objects).
+func waitServiceStatus(t *testing.T, cl *cluster, plural, name string, show func(unstructured.Unstructured) string, want ...string) {
+	t.Helper()
+	res := cl.dyn.Resource(schema.GroupVersionResource{Group: "metallb.io", Version: "v1beta1", Resource: plural}).Namespace("metallb-system")
+	slices.Sort(want)
 	start := time.Now()
 	var got []string
 	for time.Since(start) < 20*time.Second {
@@ -472,15 +456,14 @@ func waitL2Status(t *testing.T, cl *cluster, name, node string) {
 		}
 		got = got[:0]
 		for _, o := range list.Items {
-			n, _, _ := unstructured.NestedString(o.Object, "status", "node")
-			svc, _, _ := unstructured.NestedString(o.Object, "status", "serviceName")
-			got = append(got, n+" "+svc)
+			got = append(got, show(o))
 		}
-		if len(got) == 1 && got[0] == node+" "+name {
-			t.Logf("ServiceL2Status of demo/%s: node %s, %v after the check began", name, node, time.Since(start).Round(time.Millisecond))
+		slices.Sort(got)
+		if slices.Equal(got, want) {
+			t.Logf("%s of demo/%s: %q, %v after the check began", plural, name, got, time.Since(start).Round(time.Millisecond))
 			return
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("ServiceL2Status of demo/%s: %q, want one naming node %s", name, got, node)
+	t.Fatalf("%s of demo/%s: %q, want %q", plural, name, got, want)
 }
