@@ -43,7 +43,10 @@ type Values struct {
 	WithMonitoring bool
 	// ServiceBGPStatus runs the speakers with --service-bgp-status.
 	ServiceBGPStatus bool
-	PartOf           string // value of app.kubernetes.io/part-of, which disable selects on
+	// TrafficStats adds the counting container (traffic-counter, the only
+	// one with CAP_NET_ADMIN) to the speaker pods.
+	TrafficStats bool
+	PartOf       string // value of app.kubernetes.io/part-of, which disable selects on
 	// Addon is how MicroK8s names this addon ("lab/metallb"), for the
 	// guard's message.
 	Addon     string

@@ -6,6 +6,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/google/go-cmp/cmp"
+	"gopkg.in/yaml.v3"
+
 	"github.com/microk8s-metallb/metallb/manifests"
 	"github.com/microk8s-metallb/metallb/pkg/install"
 )
@@ -195,6 +198,57 @@ func TestServiceBGPStatusFlag(t *testing.T) {
 			t.Errorf("ServiceBGPStatus %v: speaker args %v", on, args)
 		}
 	}
+}
+
+// --traffic-stats adds the counting container, the only one with
+// NET_ADMIN and without the API token; without it no container has
+// NET_ADMIN anywhere.
+func TestTrafficStatsFlag(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		objs := renderWith(t, manifests.Values{TrafficStats: on})
+		for name, obj := range objs {
+			b, _ := yaml.Marshal(obj)
+			if strings.Contains(string(b), "NET_ADMIN") != (on && name == "DaemonSet/metallb-speaker") {
+				t.Errorf("TrafficStats %v: NET_ADMIN in %s: %v", on, name, strings.Contains(string(b), "NET_ADMIN"))
+			}
+		}
+		ds := objs["DaemonSet/metallb-speaker"]
+		pod := ds["spec"].(map[string]any)["template"].(map[string]any)["spec"].(map[string]any)
+		var got []string
+		for _, c := range pod["containers"].([]any) {
+			c := c.(map[string]any)
+			caps := c["securityContext"].(map[string]any)["capabilities"].(map[string]any)["add"].([]any)
+			var mounts []string
+			for _, m := range asList(c["volumeMounts"]) {
+				mounts = append(mounts, m.(map[string]any)["mountPath"].(string))
+			}
+			var args []string
+			for _, a := range c["args"].([]any) {
+				if a := a.(string); strings.HasPrefix(a, "--traffic-dir") || a == "traffic-counter" {
+					args = append(args, a)
+				}
+			}
+			got = append(got, fmt.Sprintf("%s caps=%v mounts=%v args=%v", c["name"], caps, mounts, args))
+		}
+		want := []string{"speaker caps=[NET_RAW] mounts=[] args=[]"}
+		if on {
+			want = []string{
+				"speaker caps=[NET_RAW] mounts=[/run/metallb /var/run/secrets/kubernetes.io/serviceaccount] args=[--traffic-dir=/run/metallb]",
+				"traffic caps=[NET_ADMIN] mounts=[/run/metallb] args=[traffic-counter]",
+			}
+		}
+		if d := cmp.Diff(want, got); d != "" {
+			t.Errorf("TrafficStats %v (-want +got):\n%s", on, d)
+		}
+		if auto, ok := pod["automountServiceAccountToken"]; ok != on || (on && auto != false) {
+			t.Errorf("TrafficStats %v: automountServiceAccountToken %v", on, auto)
+		}
+	}
+}
+
+func asList(v any) []any {
+	l, _ := v.([]any)
+	return l
 }
 
 func TestRenderNeedsValues(t *testing.T) {

@@ -11,8 +11,9 @@ log() { printf 'setup: %s\n' "$*" >&2; }
 # for the network lab, containerd (with ctr and runc) for the image import test,
 # bird2 and frr as the lab's BGP routers, prometheus for promtool (the alert rules' tests),
 # for the lab's real nodes (kubelet, kube-proxy): the CNI plugins, iptables and conntrack, and
-# docker-registry (the distribution registry) for the image push to a registry.
-pkgs=(git iproute2 iputils-arping containerd bird2 frr prometheus containernetworking-plugins iptables conntrack docker-registry)
+# docker-registry (the distribution registry) for the image push to a registry, nftables (nft)
+# to read and flush the traffic table in a lab namespace.
+pkgs=(git iproute2 iputils-arping containerd bird2 frr prometheus containernetworking-plugins iptables conntrack docker-registry nftables)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

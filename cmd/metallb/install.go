@@ -43,6 +43,7 @@ type enableOptions struct {
 	allowChanges bool
 	asResources  bool
 	bgpStatus    bool
+	trafficStats bool
 	saved        string
 	bgpPeer      string
 	peerASN      uint32
@@ -111,6 +112,7 @@ on any cluster).`,
 	f.BoolVar(&o.allowChanges, "allow-address-changes", false, "apply a range that leaves Services' current addresses out, renumbering them")
 	f.BoolVar(&o.asResources, "as-resources", false, "write the range as the metallb.io resources IPAddressPool default-addresspool and L2Advertisement default-advertise-all-pools, as MicroK8s's core addon does, instead of the ConfigMap's pool \"default\" (implied when that IPAddressPool exists)")
 	f.BoolVar(&o.bgpStatus, "service-bgp-status", false, "the speakers keep a ServiceBGPStatus per Service and node they advertise by BGP, as MetalLB v0.14+ does (off: Services x nodes objects and 2 writes each per new Service; give it on every enable to keep it)")
+	f.BoolVar(&o.trafficStats, "traffic-stats", false, "count the traffic to each Service's address on the nodes announcing it, in the kernel (nftables; a container of its own in each speaker pod, the only one with CAP_NET_ADMIN): metrics, dashboard and metallb status show it (give it on every enable to keep it)")
 	f.StringVar(&o.bgpPeer, "bgp-peer", "", "announce the pool by BGP to the router at this address (with --peer-asn and --my-asn) instead of by layer2")
 	f.Uint32Var(&o.peerASN, "peer-asn", 0, "with --bgp-peer: the router's AS number")
 	f.Uint32Var(&o.myASN, "my-asn", 0, "with --bgp-peer: the nodes' AS number (the router's for iBGP)")
@@ -151,7 +153,7 @@ func (o *enableOptions) run(ctx context.Context, g *globals, args []string) erro
 	e := &install.Enable{
 		BGP:  bgp,
 		Args: args, DHCPRange: o.dhcpRange, Yes: o.yes, NoProbe: o.noProbe, DryRun: o.dryRun,
-		AllowAddressChanges: o.allowChanges, AsResources: o.asResources, SavedPath: o.saved, ServiceBGPStatus: o.bgpStatus,
+		AllowAddressChanges: o.allowChanges, AsResources: o.asResources, SavedPath: o.saved, ServiceBGPStatus: o.bgpStatus, TrafficStats: o.trafficStats,
 		Namespace: o.namespace, LogLevel: g.logLevel, Timeout: o.timeout, ProbeMax: o.probeMax,
 		ProbeDryRun: o.probe,
 		Stdin:       g.in, Out: g.out, Err: g.err,

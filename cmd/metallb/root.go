@@ -89,6 +89,7 @@ them), and the installer behind "microk8s enable lab/metallb" / "microk8s disabl
 	root.AddCommand(
 		newControllerCmd(g),
 		newSpeakerCmd(g),
+		newTrafficCounterCmd(g),
 		newEnableCmd(g),
 		newDisableCmd(g),
 		newVersionCmd(g),

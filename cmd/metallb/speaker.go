@@ -28,6 +28,7 @@ type speakerOptions struct {
 	bind       string
 	port       int
 	bgpStatus  bool
+	trafficDir string
 }
 
 func newSpeakerCmd(g *globals) *cobra.Command {
@@ -51,6 +52,7 @@ func newSpeakerCmd(g *globals) *cobra.Command {
 	f.StringVar(&o.bind, "memberlist-bind", os.Getenv("METALLB_HOST_IP"), "address to meet the other speakers on ($METALLB_HOST_IP; default: the node's InternalIP)")
 	f.IntVar(&o.port, "memberlist-port", members.DefaultPort, "port (TCP and UDP) to meet the other speakers on")
 	f.BoolVar(&o.bgpStatus, "service-bgp-status", false, "keep a ServiceBGPStatus per Service this node advertises by BGP, naming the peers (Services x nodes objects)")
+	f.StringVar(&o.trafficDir, "traffic-dir", "", "directory shared with the traffic-counter container: count the traffic to each announced address (metallb_service_received_*_total, metallb status); empty: not counted")
 	return cmd
 }
 
@@ -82,6 +84,7 @@ func (o *speakerOptions) run(ctx context.Context, g *globals) error {
 		Namespace: o.namespace, ConfigMap: o.configMap, LBClass: o.lbClass,
 		LeaseRenew: o.renew, BindAddr: bind, Port: o.port, Key: members.Key(os.Getenv("METALLB_ML_SECRET_KEY")),
 		Level: &g.level, BaseLevel: g.level.Level(), Dynamic: dyn, ServiceBGPStatus: o.bgpStatus,
+		TrafficDir: o.trafficDir,
 	})
 	return s.Run(ctx)
 }

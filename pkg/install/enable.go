@@ -92,6 +92,9 @@ type Enable struct {
 	// ServiceBGPStatus (--service-bgp-status): the speakers write a
 	// ServiceBGPStatus per Service they advertise by BGP.
 	ServiceBGPStatus bool
+	// TrafficStats (--traffic-stats): each speaker pod gets the counting
+	// container, and the speakers publish the traffic per Service.
+	TrafficStats bool
 	// BGP (--bgp-peer, --peer-asn, --my-asn), when set: the pool "default"
 	// is announced by BGP to that router instead of by layer2, and the
 	// router is added to peers (or its entry gets these AS numbers).
@@ -301,7 +304,7 @@ func (e *Enable) render(ref string, cfgText []byte, renumber bool) ([]byte, erro
 		}
 	}
 	return manifests.Render(manifests.Values{Namespace: e.Namespace, Image: ref, LogLevel: e.LogLevel, Config: string(cfgText),
-		AllowAddressChanges: renumber, WithMonitoring: monitoring, Addon: e.addon(), ServiceBGPStatus: e.ServiceBGPStatus})
+		AllowAddressChanges: renumber, WithMonitoring: monitoring, Addon: e.addon(), ServiceBGPStatus: e.ServiceBGPStatus, TrafficStats: e.TrafficStats})
 }
 
 // install applies the manifests, creates the memberlist Secret and the

@@ -80,12 +80,21 @@ func (s *Speaker) reconcile() time.Duration {
 	}
 	for _, a := range p.Added {
 		s.m.announced.WithLabelValues(a.Service, s.o.NodeName, a.IP.String(), string(a.Protocol)).Set(1)
+		if s.traffic != nil {
+			s.traffic.announced.Add(a.Service, string(a.Protocol), a.IP)
+		}
 		if obj := s.service(a.Service); obj != nil {
 			s.recorder.Eventf(obj, corev1.EventTypeNormal, ReasonAssigned, "announcing from node %q with protocol %q", s.o.NodeName, a.Protocol)
 		}
 	}
 	for _, a := range p.Removed {
 		s.m.announced.DeleteLabelValues(a.Service, s.o.NodeName, a.IP.String(), string(a.Protocol))
+		if s.traffic != nil {
+			s.traffic.announced.Remove(a.Service, string(a.Protocol), a.IP)
+		}
+	}
+	if s.traffic != nil {
+		s.traffic.announced.Planned()
 	}
 	return p.Recheck
 }

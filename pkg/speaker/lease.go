@@ -149,6 +149,9 @@ func (s *Speaker) leaseState() leaseState {
 // publish puts what the Lease publishes on l.
 func (s *Speaker) publish(l *coordinationv1.Lease, st leaseState) {
 	s.publishSessions(l)
+	if s.traffic != nil {
+		s.traffic.publish(l)
+	}
 	if st.alive == "" {
 		delete(l.Annotations, MembersAnnotation)
 		return

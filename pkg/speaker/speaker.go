@@ -118,6 +118,11 @@ type Options struct {
 	// mode every node advertises every Service, so the objects are
 	// Services x nodes, and a bulk of N Services costs 2 x N x nodes writes.
 	ServiceBGPStatus bool
+	// TrafficDir, when set, is the directory shared with the counting
+	// container (`metallb traffic-counter`): the speaker writes there the
+	// addresses its node announces, and reads their counts from there for
+	// its metrics and its Lease.
+	TrafficDir string
 }
 
 // Speaker announces this node's share of the addresses. One goroutine, the
@@ -153,6 +158,7 @@ type Speaker struct {
 	secrets   secrets               // the BGPPeers' password Secrets
 	l2status  *statusWriter         // nil: none written
 	bgpstatus *statusWriter         // nil: none written
+	traffic   *trafficCounts        // nil: no counting container
 	state     *k8s.StatusWriter     // ConfigurationState speaker-NODE; nil: none written
 	shown     string                // the verdict last given to state
 	shownOnce bool
@@ -212,6 +218,12 @@ func New(ctx context.Context, o Options) *Speaker {
 			s.bgpstatus = newStatusWriter(bgpKind, o.Dynamic, o.Namespace, o.NodeName, o.Log)
 		}
 		s.state = &k8s.StatusWriter{Dynamic: o.Dynamic, Namespace: o.Namespace, State: k8s.SpeakerState(o.NodeName), Log: o.Log}
+	}
+	if o.TrafficDir != "" {
+		s.traffic = newTrafficCounts(o.TrafficDir, o.NodeName, o.Log)
+		if o.Metrics != nil {
+			o.Metrics.MustRegister(s.traffic)
+		}
 	}
 	if s.o.StartMembers == nil {
 		s.o.StartMembers = func(mo members.Options) (Members, error) { return members.Start(mo) }
@@ -295,6 +307,9 @@ func (s *Speaker) Run(ctx context.Context) error {
 	start(func() { s.l2.Run(l2ctx) })
 	if s.l2status != nil {
 		start(func() { s.l2status.run(l2ctx) }) // until the hand-off is over
+	}
+	if s.traffic != nil {
+		start(func() { s.traffic.announced.WriteLoop(ctx, s.o.TrafficDir, trafficWriteEvery, s.log) })
 	}
 	if s.bgpstatus != nil {
 		start(func() { s.bgpstatus.run(l2ctx) })
