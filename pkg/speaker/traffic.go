@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/microk8s-metallb/metallb/pkg/counting"
 	"github.com/microk8s-metallb/metallb/pkg/metrics"
 	"github.com/microk8s-metallb/metallb/pkg/traffic"
 )
@@ -30,7 +31,7 @@ const trafficReadTimeout = 2 * time.Second
 // metallb_service_received_{packets,bytes}_total.
 type trafficCounts struct {
 	announced *traffic.Announced
-	client    *traffic.Client
+	client    *counting.Client
 	node      string
 	log       *slog.Logger
 	sampler   traffic.Sampler // the Lease goroutine's
@@ -42,7 +43,7 @@ type trafficCounts struct {
 func newTrafficCounts(dir, node string, log *slog.Logger) *trafficCounts {
 	labels := []string{"namespace", "service", "ip", "node"}
 	return &trafficCounts{
-		announced: traffic.NewAnnounced(), client: traffic.NewClient(dir), node: node, log: log,
+		announced: traffic.NewAnnounced(), client: counting.NewClient(dir), node: node, log: log,
 		packets: prometheus.NewDesc(metrics.Namespace+"_service_received_packets_total",
 			"Packets this node received for the address of a Service it announces, counted by the kernel before kube-proxy's DNAT (services sharing an address show the same counts).", labels, nil),
 		bytes: prometheus.NewDesc(metrics.Namespace+"_service_received_bytes_total",

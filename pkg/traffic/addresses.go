@@ -11,6 +11,12 @@ import (
 	"strings"
 )
 
+// Count is what the kernel counted for one address.
+type Count struct {
+	Packets uint64 `json:"packets"`
+	Bytes   uint64 `json:"bytes"`
+}
+
 // AddressesFile, in the shared directory, lists the addresses the node
 // announces: one per line, written whole (a rename) by the speaker.
 const AddressesFile = "announced"
@@ -87,9 +93,9 @@ func WriteAddresses(dir string, ips []netip.Addr) error {
 	return nil
 }
 
-// diff returns what to add to have and what to remove from it to make it
+// Diff returns what to add to have and what to remove from it to make it
 // want.
-func diff(have map[netip.Addr]bool, want []netip.Addr) (add, remove []netip.Addr) {
+func Diff(have map[netip.Addr]bool, want []netip.Addr) (add, remove []netip.Addr) {
 	w := make(map[netip.Addr]bool, len(want))
 	for _, ip := range want {
 		w[ip] = true

@@ -11,7 +11,7 @@ import (
 )
 
 // pure are the packages README calls pure.
-var pure = []string{"iprange", "config", "allocator", "election", "announce", "netcheck", "routes", "reload"}
+var pure = []string{"iprange", "config", "allocator", "election", "announce", "netcheck", "routes", "reload", "traffic"}
 
 // forbidden are import paths (or their prefixes, ending in "/") that a
 // pure package may not depend on, even indirectly.

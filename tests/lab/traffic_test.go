@@ -13,12 +13,13 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/microk8s-metallb/metallb/pkg/counting"
 	"github.com/microk8s-metallb/metallb/pkg/traffic"
 )
 
 // trafficNS makes a namespace of its own with lo up and the given
 // addresses on lo, and opens nf_tables in it. Deleted at the end.
-func trafficNS(t testing.TB, addrs ...string) (string, *traffic.NFT) {
+func trafficNS(t testing.TB, addrs ...string) (string, *counting.NFT) {
 	t.Helper()
 	Require(t)
 	name := NS("traffic")
@@ -41,7 +42,7 @@ func trafficNS(t testing.TB, addrs ...string) (string, *traffic.NFT) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { f.Close() })
-	k, err := traffic.NewNFT(int(f.Fd()))
+	k, err := counting.NewNFT(int(f.Fd()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -131,11 +132,11 @@ func TestTrafficTable(t *testing.T) {
 	if fmt.Sprint(counts) != fmt.Sprint(want) {
 		t.Errorf("counts %v, want %v (192.0.2.2 is not in the set: not counted)", counts, want)
 	}
-	out, err := exec.Command("ip", "netns", "exec", ns, "nft", "list", "table", "inet", traffic.TableName).CombinedOutput()
+	out, err := exec.Command("ip", "netns", "exec", ns, "nft", "list", "table", "inet", counting.TableName).CombinedOutput()
 	if err != nil || !strings.Contains(string(out), "192.0.2.1 counter packets 10 bytes 1280") {
-		t.Errorf("nft list table inet %s: %v\n%s", traffic.TableName, err, out)
+		t.Errorf("nft list table inet %s: %v\n%s", counting.TableName, err, out)
 	}
-	t.Logf("nft list table inet %s:\n%s", traffic.TableName, out)
+	t.Logf("nft list table inet %s:\n%s", counting.TableName, out)
 
 	if err := k.Apply([]netip.Addr{v4b}, []netip.Addr{v4}); err != nil {
 		t.Fatal(err)
@@ -152,7 +153,7 @@ func TestTrafficTable(t *testing.T) {
 		t.Fatalf("Ensure after the flush: fresh %v, %v (want it built again)", fresh, err)
 	}
 	// Only the chain's rules deleted: incomplete, built again too.
-	if out, err := exec.Command("ip", "netns", "exec", ns, "nft", "flush", "chain", "inet", traffic.TableName, "traffic").CombinedOutput(); err != nil {
+	if out, err := exec.Command("ip", "netns", "exec", ns, "nft", "flush", "chain", "inet", counting.TableName, "traffic").CombinedOutput(); err != nil {
 		t.Fatalf("nft flush chain: %v %s", err, out)
 	}
 	if fresh, err := k.Ensure(); err != nil || !fresh {
@@ -161,7 +162,7 @@ func TestTrafficTable(t *testing.T) {
 	if err := k.Delete(); err != nil {
 		t.Fatal(err)
 	}
-	if out, _ := exec.Command("ip", "netns", "exec", ns, "nft", "list", "tables").CombinedOutput(); strings.Contains(string(out), traffic.TableName) {
+	if out, _ := exec.Command("ip", "netns", "exec", ns, "nft", "list", "tables").CombinedOutput(); strings.Contains(string(out), counting.TableName) {
 		t.Errorf("the table is left after Delete: %s", out)
 	}
 }

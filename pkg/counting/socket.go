@@ -1,4 +1,4 @@
-package traffic
+package counting
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+
+	"github.com/microk8s-metallb/metallb/pkg/traffic"
 )
 
 // MaxCountsReply bounds a counts reply the client reads.
@@ -19,10 +21,10 @@ const MaxCountsReply = 16 << 20
 // wireCount is one address's count on the socket.
 type wireCount struct {
 	IP string `json:"ip"`
-	Count
+	traffic.Count
 }
 
-func encodeCounts(counts map[netip.Addr]Count) []wireCount {
+func encodeCounts(counts map[netip.Addr]traffic.Count) []wireCount {
 	out := make([]wireCount, 0, len(counts))
 	for ip, c := range counts {
 		out = append(out, wireCount{IP: ip.String(), Count: c})
@@ -32,12 +34,12 @@ func encodeCounts(counts map[netip.Addr]Count) []wireCount {
 }
 
 // ParseCounts reads a counts reply: a JSON array of {ip, packets, bytes}.
-func ParseCounts(b []byte) (map[netip.Addr]Count, error) {
+func ParseCounts(b []byte) (map[netip.Addr]traffic.Count, error) {
 	var wire []wireCount
 	if err := json.Unmarshal(b, &wire); err != nil {
 		return nil, fmt.Errorf("counts reply: %w", err)
 	}
-	out := make(map[netip.Addr]Count, len(wire))
+	out := make(map[netip.Addr]traffic.Count, len(wire))
 	for _, w := range wire {
 		ip, err := netip.ParseAddr(w.IP)
 		if err != nil {
@@ -55,7 +57,7 @@ type Client struct {
 
 // NewClient returns a Client of the socket in dir.
 func NewClient(dir string) *Client {
-	sock := filepath.Join(dir, SocketFile)
+	sock := filepath.Join(dir, traffic.SocketFile)
 	return &Client{http: &http.Client{Transport: &http.Transport{
 		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
 			var d net.Dialer
@@ -66,7 +68,7 @@ func NewClient(dir string) *Client {
 }
 
 // Read returns the count of every address the table holds.
-func (c *Client) Read(ctx context.Context) (map[netip.Addr]Count, error) {
+func (c *Client) Read(ctx context.Context) (map[netip.Addr]traffic.Count, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://traffic/counters", nil)
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package traffic
+package counting
 
 import (
 	"context"
@@ -15,13 +15,9 @@ import (
 	"path/filepath"
 	"syscall"
 	"time"
-)
 
-// Count is what the kernel counted for one address.
-type Count struct {
-	Packets uint64 `json:"packets"`
-	Bytes   uint64 `json:"bytes"`
-}
+	"github.com/microk8s-metallb/metallb/pkg/traffic"
+)
 
 // Kernel is where the counting happens (NFT on Linux; a fake in tests).
 type Kernel interface {
@@ -33,14 +29,14 @@ type Kernel interface {
 	// Apply adds and removes addresses in one atomic batch.
 	Apply(add, remove []netip.Addr) error
 	// Read returns the count of every address the sets hold.
-	Read() (map[netip.Addr]Count, error)
+	Read() (map[netip.Addr]traffic.Count, error)
 	// Delete removes the table.
 	Delete() error
 }
 
 // CounterOptions configure a Counter.
 type CounterOptions struct {
-	Dir    string // shared with the speaker: AddressesFile in, SocketFile out
+	Dir    string // shared with the speaker: traffic.AddressesFile in, traffic.SocketFile out
 	Kernel Kernel
 	Log    *slog.Logger
 	// Poll is how often the addresses file is looked at (default 200 ms):
@@ -66,7 +62,7 @@ type Counter struct {
 }
 
 type readReply struct {
-	counts map[netip.Addr]Count
+	counts map[netip.Addr]traffic.Count
 	err    error
 }
 
@@ -96,7 +92,7 @@ func (c *Counter) Run(ctx context.Context) error {
 	if err := c.start(); err != nil {
 		return err
 	}
-	sock := filepath.Join(c.o.Dir, SocketFile)
+	sock := filepath.Join(c.o.Dir, traffic.SocketFile)
 	_ = os.Remove(sock) // a previous run's
 	l, err := net.Listen("unix", sock)
 	if err != nil {
@@ -156,7 +152,7 @@ func (c *Counter) start() error {
 
 // follow reads the file when it changed and applies it.
 func (c *Counter) follow() {
-	p := filepath.Join(c.o.Dir, AddressesFile)
+	p := filepath.Join(c.o.Dir, traffic.AddressesFile)
 	fi, err := os.Stat(p)
 	if errors.Is(err, fs.ErrNotExist) {
 		return // the speaker has not planned yet: keep what is held
@@ -172,7 +168,7 @@ func (c *Counter) follow() {
 	b, err := readBounded(p)
 	var want []netip.Addr
 	if err == nil {
-		want, err = ParseAddresses(b)
+		want, err = traffic.ParseAddresses(b)
 	}
 	if err != nil {
 		c.o.Log.Error("cannot use the announced addresses; keeping the table as it is", "error", err)
@@ -204,7 +200,7 @@ func (c *Counter) apply() {
 	if c.want == nil {
 		return
 	}
-	add, remove := diff(c.have, c.want)
+	add, remove := traffic.Diff(c.have, c.want)
 	if len(add) == 0 && len(remove) == 0 {
 		return
 	}
@@ -250,12 +246,12 @@ func readBounded(p string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	b, err := io.ReadAll(io.LimitReader(f, MaxAddressesFile+1))
+	b, err := io.ReadAll(io.LimitReader(f, traffic.MaxAddressesFile+1))
 	if err != nil {
 		return nil, err
 	}
-	if len(b) > MaxAddressesFile {
-		return nil, fmt.Errorf("%w: more than %d bytes", ErrTooLarge, MaxAddressesFile)
+	if len(b) > traffic.MaxAddressesFile {
+		return nil, fmt.Errorf("%w: more than %d bytes", traffic.ErrTooLarge, traffic.MaxAddressesFile)
 	}
 	return b, nil
 }

@@ -1,4 +1,4 @@
-package traffic
+package counting
 
 import (
 	"errors"
@@ -8,6 +8,8 @@ import (
 	"github.com/google/nftables"
 	"github.com/google/nftables/expr"
 	"golang.org/x/sys/unix"
+
+	"github.com/microk8s-metallb/metallb/pkg/traffic"
 )
 
 // TableName is the nftables table the counting container owns (inet
@@ -161,8 +163,8 @@ func elements(ips []netip.Addr, v6 bool) []nftables.SetElement {
 }
 
 // Read implements Kernel.
-func (n *NFT) Read() (map[netip.Addr]Count, error) {
-	out := map[netip.Addr]Count{}
+func (n *NFT) Read() (map[netip.Addr]traffic.Count, error) {
+	out := map[netip.Addr]traffic.Count{}
 	for _, s := range n.sets {
 		els, err := n.conn.GetSetElements(s)
 		if err != nil {
@@ -173,9 +175,9 @@ func (n *NFT) Read() (map[netip.Addr]Count, error) {
 			if !ok {
 				continue
 			}
-			var c Count
+			var c traffic.Count
 			if e.Counter != nil {
-				c = Count{Packets: e.Counter.Packets, Bytes: e.Counter.Bytes}
+				c = traffic.Count{Packets: e.Counter.Packets, Bytes: e.Counter.Bytes}
 			}
 			out[ip] = c
 		}
