@@ -96,7 +96,40 @@ func Table(w io.Writer, r *Report) error {
 			}
 		}
 	}
+	if len(r.Traffic) > 0 {
+		line("")
+		line("SERVICE", "ADDRESS", "NODE", "PACKETS", "BYTES", "RATE (LAST MINUTE)")
+		for _, t := range r.Traffic {
+			rate := "-"
+			if t.Window != "" {
+				rate = fmt.Sprintf("%s/s, %s pkt/s", humanBytes(t.BytesPerSecond), humanCount(t.PacketsPerSecond))
+			}
+			line(t.Service, t.Address, t.Node, fmt.Sprint(t.Packets), humanBytes(float64(t.Bytes)), rate)
+		}
+	}
 	return tw.Flush()
+}
+
+// humanBytes writes a byte count with a decimal unit (1.5 kB, 12 MB).
+func humanBytes(v float64) string {
+	units := []string{"B", "kB", "MB", "GB", "TB", "PB"}
+	i := 0
+	for v >= 1000 && i < len(units)-1 {
+		v /= 1000
+		i++
+	}
+	if i == 0 {
+		return fmt.Sprintf("%.0f B", v)
+	}
+	return fmt.Sprintf("%.1f %s", v, units[i])
+}
+
+// humanCount writes a rate with at most one decimal.
+func humanCount(v float64) string {
+	if v >= 100 || v == float64(int64(v)) {
+		return fmt.Sprintf("%.0f", v)
+	}
+	return fmt.Sprintf("%.1f", v)
 }
 
 func dash(s string) string {

@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"math/big"
+	"net/netip"
 	"slices"
 	"sort"
 	"strconv"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/microk8s-metallb/metallb/pkg/config"
 	"github.com/microk8s-metallb/metallb/pkg/k8s"
+	"github.com/microk8s-metallb/metallb/pkg/traffic"
 )
 
 // Report is the whole picture.
@@ -32,6 +34,23 @@ type Report struct {
 	Services []ServiceStatus `json:"services" yaml:"services"`
 	Speakers []SpeakerStatus `json:"speakers" yaml:"speakers"`
 	Sessions []SessionStatus `json:"bgpSessions" yaml:"bgpSessions"`
+	// Traffic is what the nodes counted for the Services' addresses
+	// (enable --traffic-stats), as of each speaker's last Lease renewal.
+	Traffic []TrafficStatus `json:"traffic,omitempty" yaml:"traffic,omitempty"`
+}
+
+// TrafficStatus is what one node received for one Service's address.
+type TrafficStatus struct {
+	Service string `json:"service" yaml:"service"`
+	Address string `json:"address" yaml:"address"`
+	Node    string `json:"node" yaml:"node"`
+	Packets uint64 `json:"packets" yaml:"packets"`
+	Bytes   uint64 `json:"bytes" yaml:"bytes"`
+	// The rate over the last minute (Window: over how long, shorter
+	// while the speaker is young; 0: not known yet).
+	PacketsPerSecond float64 `json:"packetsPerSecond" yaml:"packetsPerSecond"`
+	BytesPerSecond   float64 `json:"bytesPerSecond" yaml:"bytesPerSecond"`
+	Window           string  `json:"window,omitempty" yaml:"window,omitempty"`
 }
 
 // ConfigStatus is the controller's verdict on the ConfigMap.
@@ -160,6 +179,7 @@ func Gather(ctx context.Context, c kubernetes.Interface, o Options) (*Report, er
 		alive[sp.Node] = sp.Alive
 	}
 	r.Sessions = sessions(leases.Items, alive)
+	r.Traffic = trafficOf(leases.Items, alive, r.Services)
 	return r, nil
 }
 
@@ -417,6 +437,49 @@ const sessionsAnnotation = "metallb.io/bgp-sessions"
 // membersAnnotation is speaker.MembersAnnotation: the live speakers as the
 // gossip sees them, on the Lease of the one that publishes them.
 const membersAnnotation = "metallb.io/speakers-alive"
+
+// trafficOf reads the traffic the live speakers publish on their Leases,
+// by Service (an address shared by several Services shows under each).
+func trafficOf(leases []coordinationLease, alive map[string]bool, svcs []ServiceStatus) []TrafficStatus {
+	byAddr := map[netip.Addr][]string{}
+	for _, s := range svcs {
+		for _, a := range s.Addresses {
+			if ip, err := netip.ParseAddr(a); err == nil {
+				byAddr[ip] = append(byAddr[ip], s.Service)
+			}
+		}
+	}
+	var out []TrafficStatus
+	for _, l := range leases {
+		if l.Spec.HolderIdentity == nil || !alive[*l.Spec.HolderIdentity] {
+			continue
+		}
+		rates, err := traffic.ParseLease(l.Annotations[traffic.LeaseAnnotation])
+		if err != nil {
+			continue // not ours to judge: shown as no traffic
+		}
+		for _, r := range rates {
+			for _, svc := range byAddr[r.IP] {
+				t := TrafficStatus{Service: svc, Address: r.IP.String(), Node: *l.Spec.HolderIdentity, Packets: r.Packets, Bytes: r.Bytes}
+				if r.Window > 0 {
+					t.PacketsPerSecond, t.BytesPerSecond, t.Window = r.PacketsPerSecond, r.BytesPerSecond, r.Window.String()
+				}
+				out = append(out, t)
+			}
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.Service != b.Service {
+			return a.Service < b.Service
+		}
+		if a.Address != b.Address {
+			return a.Address < b.Address
+		}
+		return a.Node < b.Node
+	})
+	return out
+}
 
 // sessions reads the BGP sessions the speakers publish on their Leases. A
 // dead speaker's sessions are shown as it last saw them, marked stale.

@@ -188,3 +188,49 @@ func TestSpeakerStates(t *testing.T) {
 		t.Errorf("(-want +got):\n%s", diff)
 	}
 }
+
+// The traffic the live speakers publish on their Leases, by Service: a
+// shared address under each of its Services, a dead speaker's left out,
+// an annotation that does not parse shows nothing.
+func TestTrafficOf(t *testing.T) {
+	lease := func(node, text string) coordinationv1.Lease {
+		return coordinationv1.Lease{
+			ObjectMeta: metav1.ObjectMeta{Annotations: map[string]string{"metallb.io/traffic": text}},
+			Spec:       coordinationv1.LeaseSpec{HolderIdentity: ptr.To(node)},
+		}
+	}
+	leases := []coordinationv1.Lease{
+		lease("node-a", "192.0.2.200 100 15000 2.0 300.0 60\n2001:db8:1:: 5 700 0.0 0.0 0\n"),
+		lease("node-b", "192.0.2.201 1 60 0.1 6.0 10\n"),
+		lease("node-c", "192.0.2.200 9 900 1.0 90.0 60\n"),
+		lease("node-d", "garbage\n"),
+	}
+	svcs := []ServiceStatus{
+		{Service: "demo/dns", Addresses: []string{"192.0.2.200"}},
+		{Service: "demo/six", Addresses: []string{"2001:db8:1::"}},
+		{Service: "demo/web", Addresses: []string{"192.0.2.200"}},
+	}
+	alive := map[string]bool{"node-a": true, "node-b": true, "node-d": true}
+	got := trafficOf(leases, alive, svcs)
+	want := []TrafficStatus{
+		{Service: "demo/dns", Address: "192.0.2.200", Node: "node-a", Packets: 100, Bytes: 15000, PacketsPerSecond: 2, BytesPerSecond: 300, Window: "1m0s"},
+		{Service: "demo/six", Address: "2001:db8:1::", Node: "node-a", Packets: 5, Bytes: 700},
+		{Service: "demo/web", Address: "192.0.2.200", Node: "node-a", Packets: 100, Bytes: 15000, PacketsPerSecond: 2, BytesPerSecond: 300, Window: "1m0s"},
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("(-want +got):\n%s", d)
+	}
+	var b bytes.Buffer
+	if err := Table(&b, &Report{Traffic: got}); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{
+		"SERVICE   ADDRESS       NODE    PACKETS  BYTES    RATE (LAST MINUTE)",
+		"demo/dns  192.0.2.200   node-a  100      15.0 kB  300 B/s, 2 pkt/s",
+		"demo/six  2001:db8:1::  node-a  5        700 B    -",
+	} {
+		if !strings.Contains(b.String(), line) {
+			t.Errorf("the table lacks %q:\n%s", line, b.String())
+		}
+	}
+}
