@@ -43,6 +43,7 @@ type cluster struct {
 	dyn         dynamic.Interface // withResources only
 	ctl         *exec.Cmd         // controllerProcess only
 	speakerArgs []string          // withSpeakerArgs
+	trafficDirs map[string]string // withTraffic: node → the directory its speaker and counter share
 }
 
 // clusterOpts say how startCluster builds the cluster.
@@ -54,6 +55,7 @@ type clusterOpts struct {
 	ctlProc     bool     // the controller runs as a process, with the shipped flags
 	speakerArgs []string // more flags for every speaker
 	crds        bool     // the metallb.io CRDs, with no objects
+	traffic     bool     // a traffic counter beside each speaker
 }
 
 type clusterOpt func(*clusterOpts)
@@ -83,6 +85,11 @@ func withSpeakerArgs(args ...string) clusterOpt {
 // status kinds the components write), with no objects.
 func withCRDs() clusterOpt { return func(o *clusterOpts) { o.crds = true } }
 
+// withTraffic runs a traffic counter (metallb traffic-counter) in each
+// node namespace, sharing a directory with its speaker, as the speaker pod
+// does with --traffic-stats.
+func withTraffic() clusterOpt { return func(o *clusterOpts) { o.traffic = true } }
+
 // withHA runs the control plane as MicroK8s HA does when ha is true.
 func withHA(ha bool) clusterOpt { return func(o *clusterOpts) { o.ha = ha } }
 
@@ -100,6 +107,13 @@ func startCluster(t testing.TB, opts ...clusterOpt) *cluster {
 	cl := &cluster{Lab: l, env: env, c: env.Client, logs: map[string]string{}, bin: testenv.Binary(t), speakerArgs: o.speakerArgs}
 	if speakers {
 		cl.speakers = map[string]*exec.Cmd{}
+	}
+	if o.traffic {
+		cl.trafficDirs = map[string]string{}
+		for _, n := range Nodes {
+			cl.trafficDirs[n] = t.TempDir()
+			StartProcess(t, n, "traffic-"+n+".log", cl.bin, "traffic-counter", "--log-level=debug", "--dir", cl.trafficDirs[n])
+		}
 	}
 	c := env.Client
 	for _, ns := range []string{"metallb-system", "demo"} {
@@ -145,6 +159,9 @@ func (cl *cluster) startSpeaker(t testing.TB, node string) {
 	}
 	args := append([]string{cl.bin, "speaker", "--node-name", node, "--kubeconfig", kubeconfig, "--metrics-addr", ":7473",
 		"--metrics-secure=false", "--log-level", "debug", "--lease-interval", "2s"}, cl.speakerArgs...)
+	if dir := cl.trafficDirs[node]; dir != "" {
+		args = append(args, "--traffic-dir", dir)
+	}
 	cl.speakers[node], cl.logs[node] = StartProcessLog(t, node, "speaker-"+node+".log", args...)
 }
 

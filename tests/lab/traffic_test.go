@@ -1,20 +1,27 @@
 package lab
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/netip"
 	"os"
 	"os/exec"
+	"regexp"
 	"runtime"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/microk8s-metallb/metallb/pkg/counting"
+	"github.com/microk8s-metallb/metallb/pkg/election"
 	"github.com/microk8s-metallb/metallb/pkg/traffic"
+	"github.com/microk8s-metallb/metallb/tests/testenv"
 )
 
 // trafficNS makes a namespace of its own with lo up and the given
@@ -165,4 +172,191 @@ func TestTrafficTable(t *testing.T) {
 	if out, _ := exec.Command("ip", "netns", "exec", ns, "nft", "list", "tables").CombinedOutput(); strings.Contains(string(out), counting.TableName) {
 		t.Errorf("the table is left after Delete: %s", out)
 	}
+}
+
+// deliverAll puts every ip on lo of every node, with one TCP server per
+// node on 8080 answering the node's name (kube-proxy's stand-in).
+func deliverAll(t testing.TB, ips ...string) {
+	t.Helper()
+	for _, n := range Nodes {
+		Serve(t, n, 8080)
+		for _, ip := range ips {
+			bits := "/32"
+			if strings.Contains(ip, ":") {
+				bits = "/128"
+			}
+			if out, err := Exec(context.Background(), n, "ip", "addr", "add", ip+bits, "dev", "lo").CombinedOutput(); err != nil {
+				t.Fatalf("%s: %v %s", n, err, out)
+			}
+		}
+	}
+}
+
+// heldBy reads a node's counter through its socket (the test's side of
+// the shared directory): the count of ip, and whether its table holds it.
+func (cl *cluster) heldBy(t testing.TB, node, ip string) (traffic.Count, bool) {
+	t.Helper()
+	c, ok, err := cl.tryHeldBy(node, ip)
+	if err != nil {
+		t.Fatalf("%s's counter: %v", node, err)
+	}
+	return c, ok
+}
+
+func (cl *cluster) tryHeldBy(node, ip string) (traffic.Count, bool, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	counts, err := counting.NewClient(cl.trafficDirs[node]).Read(ctx)
+	c, ok := counts[netip.MustParseAddr(ip)]
+	return c, ok, err
+}
+
+// waitHeld waits until node's table holds ip.
+func (cl *cluster) waitHeld(t testing.TB, node, ip string) {
+	t.Helper()
+	testenv.Eventually(t, 10*time.Second, fmt.Sprintf("%s's traffic table holds %s", node, ip), func() bool {
+		_, ok, _ := cl.tryHeldBy(node, ip)
+		return ok
+	})
+}
+
+// connect makes n TCP connections from the client to ip:8080; every one
+// must be answered by node.
+func connect(t testing.TB, ip, node string, n int) {
+	t.Helper()
+	for i := range n {
+		reply, err := Dial("client", net.JoinHostPort(ip, "8080"), 3*time.Second)
+		if err != nil || reply != node {
+			t.Fatalf("connection %d to %s: %q, %v (want %s)", i, ip, reply, err, node)
+		}
+	}
+}
+
+var receivedRE = regexp.MustCompile(`(?m)^metallb_service_received_(packets|bytes)_total\{ip="([^"]+)",namespace="([^"]+)",node="([^"]+)",service="([^"]+)"\} (\S+)$`)
+
+// scraped returns a speaker's metallb_service_received_* series for ip
+// ("packets"/"bytes" → value), by its plain-HTTP /metrics.
+func scraped(t testing.TB, node, ip string) map[string]float64 {
+	t.Helper()
+	body, err := HTTPGet("client", NodeAddr(node)+":7473", "/metrics")
+	if err != nil {
+		t.Fatalf("metrics of %s: %v", node, err)
+	}
+	if !strings.Contains(body, fmt.Sprintf("metallb_traffic_counter_up{node=%q} 1", node)) {
+		t.Errorf("%s: metallb_traffic_counter_up is not 1", node)
+	}
+	out := map[string]float64{}
+	for _, m := range receivedRE.FindAllStringSubmatch(body, -1) {
+		if m[2] == ip {
+			if m[3] != "demo" || m[4] != node {
+				t.Errorf("%s: series with labels %v", node, m[2:6])
+			}
+			v, _ := strconv.ParseFloat(m[6], 64)
+			out[m[1]] = v
+		}
+	}
+	return out
+}
+
+// checkCounted: after n connections, between 3 and 10 packets each
+// (SYN, ACK, FIN, ACKs; the reply's segments are the server's), and
+// whole IP packets of at least 40 bytes.
+func checkCounted(t testing.TB, what string, c traffic.Count, n int) {
+	t.Helper()
+	if c.Packets < uint64(3*n) || c.Packets > uint64(10*n) || c.Bytes < 40*c.Packets {
+		t.Errorf("%s: %d packets, %d bytes after %d connections (want 3 to 10 packets each, >= 40 bytes a packet)", what, c.Packets, c.Bytes, n)
+	}
+}
+
+// TestTrafficLayer2 counts TCP to a layer2 address on the announcing node
+// only, IPv4 and IPv6; after the owner's speaker is killed the new owner
+// counts and the old owner's table counts nothing more; a table flushed
+// with `nft flush ruleset` is built again and counts; the speaker's
+// metrics and `metallb status` show it.
+func TestTrafficLayer2(t *testing.T) {
+	cl := startCluster(t, withTraffic())
+	cl.addBackend(t, "web-0", "web", "node-b")
+	ip4 := cl.createService(t, "web", "web", false, corev1.IPv4Protocol)
+	ip6 := cl.createService(t, "web6", "web", false, corev1.IPv6Protocol)
+	deliverAll(t, ip4, ip6)
+	const n = 20
+	for _, ip := range []string{ip4, ip6} {
+		owner := election.Owner(netip.MustParseAddr(ip), Nodes)
+		cl.waitHeld(t, owner, ip)
+		if _, err := DialUntil("client", net.JoinHostPort(ip, "8080"), 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		before, _ := cl.heldBy(t, owner, ip)
+		connect(t, ip, owner, n)
+		after, _ := cl.heldBy(t, owner, ip)
+		got := traffic.Count{Packets: after.Packets - before.Packets, Bytes: after.Bytes - before.Bytes}
+		checkCounted(t, ip+" on "+owner, got, n)
+		m := scraped(t, owner, ip)
+		if m["packets"] < float64(after.Packets) || m["bytes"] < float64(after.Bytes) {
+			t.Errorf("%s's metrics for %s: %v, below the table's %+v", owner, ip, m, after)
+		}
+		for _, other := range Nodes {
+			if other == owner {
+				continue
+			}
+			if _, held := cl.heldBy(t, other, ip); held {
+				t.Errorf("%s counts %s, which %s announces", other, ip, owner)
+			}
+			if m := scraped(t, other, ip); len(m) != 0 {
+				t.Errorf("%s shows traffic for %s: %v", other, ip, m)
+			}
+		}
+		t.Logf("%s: %d connections -> %d packets, %d bytes counted on %s (the owner) only", ip, n, got.Packets, got.Bytes, owner)
+	}
+
+	t.Run("metallb status shows the traffic per Service and node", func(t *testing.T) {
+		owner := election.Owner(netip.MustParseAddr(ip4), Nodes)
+		testenv.Eventually(t, 15*time.Second, "status shows demo/web's traffic on "+owner, func() bool {
+			for _, tr := range cl.status(t).Traffic {
+				if tr.Service == "demo/web" && tr.Address == ip4 && tr.Node == owner && tr.Packets >= 3*n {
+					return true
+				}
+			}
+			return false
+		})
+	})
+
+	t.Run("a flushed table is built again and counts", func(t *testing.T) {
+		owner := election.Owner(netip.MustParseAddr(ip4), Nodes)
+		if out, err := Exec(context.Background(), owner, "nft", "flush", "ruleset").CombinedOutput(); err != nil {
+			t.Fatalf("nft flush ruleset on %s: %v %s", owner, err, out)
+		}
+		start := time.Now()
+		testenv.Eventually(t, 10*time.Second, "the table built again, counting from 0", func() bool {
+			c, ok, err := cl.tryHeldBy(owner, ip4)
+			return err == nil && ok && c.Packets < 3*n
+		})
+		t.Logf("built again within %v", time.Since(start).Round(10*time.Millisecond))
+		before, _ := cl.heldBy(t, owner, ip4)
+		connect(t, ip4, owner, n)
+		after, _ := cl.heldBy(t, owner, ip4)
+		checkCounted(t, "after the flush", traffic.Count{Packets: after.Packets - before.Packets, Bytes: after.Bytes - before.Bytes}, n)
+	})
+
+	t.Run("after a failover the new owner counts", func(t *testing.T) {
+		ip := ip4
+		owner := election.Owner(netip.MustParseAddr(ip), Nodes)
+		next := nextOwner(netip.MustParseAddr(ip))
+		_ = syscall.Kill(-cl.speakers[owner].Process.Pid, syscall.SIGKILL)
+		cl.waitHeld(t, next, ip)
+		testenv.Eventually(t, 20*time.Second, ip+" answered by "+next, func() bool {
+			reply, err := Dial("client", net.JoinHostPort(ip, "8080"), time.Second)
+			return err == nil && reply == next
+		})
+		oldBefore, _ := cl.heldBy(t, owner, ip) // its counter runs on, its speaker is dead
+		before, _ := cl.heldBy(t, next, ip)
+		connect(t, ip, next, n)
+		after, _ := cl.heldBy(t, next, ip)
+		oldAfter, _ := cl.heldBy(t, owner, ip)
+		checkCounted(t, ip+" on the new owner "+next, traffic.Count{Packets: after.Packets - before.Packets, Bytes: after.Bytes - before.Bytes}, n)
+		if oldAfter != oldBefore {
+			t.Errorf("the old owner %s counted %+v -> %+v while %s answered", owner, oldBefore, oldAfter, next)
+		}
+		t.Logf("%s killed: %s counts %d packets for %d connections; %s's table unchanged", owner, next, after.Packets-before.Packets, n, owner)
+	})
 }
