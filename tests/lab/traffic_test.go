@@ -360,3 +360,58 @@ func TestTrafficLayer2(t *testing.T) {
 		t.Logf("%s killed: %s counts %d packets for %d connections; %s's table unchanged", owner, next, after.Packets-before.Packets, n, owner)
 	})
 }
+
+// TestTrafficBGPECMP: in BGP mode every node advertises the address and
+// the router spreads connections over the three next hops (hashed on
+// ports); each node counts its share, IPv4 and IPv6, and the shares add
+// up to what the router sent.
+func TestTrafficBGPECMP(t *testing.T) {
+	RequireBird(t)
+	cl := startCluster(t, withConfig(bgpConfig(birdPassword, "")), withTraffic())
+	bird := StartBird(t, BirdConfig(birdPassword))
+	waitEstablished(t, bird, 6, 30*time.Second)
+	cl.addBackend(t, "web-0", "web", "node-a")
+	ip4 := cl.createService(t, "web", "web", false, corev1.IPv4Protocol)
+	ip6 := cl.createService(t, "web6", "web", false, corev1.IPv6Protocol)
+	WaitNextHops(t, ip4+"/32", allNodes, 20*time.Second)
+	WaitNextHops(t, ip6+"/128", []string{"2001:db8::11", "2001:db8::12", "2001:db8::13"}, 20*time.Second)
+	deliverAll(t, ip4, ip6)
+	for _, k := range []string{"net.ipv4.fib_multipath_hash_policy=1", "net.ipv6.fib_multipath_hash_policy=1"} {
+		if out, err := Exec(context.Background(), "router", "sysctl", "-qw", k).CombinedOutput(); err != nil {
+			t.Fatalf("%v: %s", err, out)
+		}
+	}
+	const n = 60
+	for _, ip := range []string{ip4, ip6} {
+		before := map[string]traffic.Count{}
+		for _, node := range Nodes {
+			cl.waitHeld(t, node, ip)
+			before[node], _ = cl.heldBy(t, node, ip)
+		}
+		share := map[string]int{}
+		for i := range n {
+			reply, err := Dial("router", net.JoinHostPort(ip, "8080"), 3*time.Second)
+			if err != nil {
+				t.Fatalf("connection %d from the router to %s: %v", i, ip, err)
+			}
+			share[reply]++
+		}
+		var line []string
+		for _, node := range Nodes {
+			after, _ := cl.heldBy(t, node, ip)
+			got := traffic.Count{Packets: after.Packets - before[node].Packets, Bytes: after.Bytes - before[node].Bytes}
+			if share[node] == 0 {
+				if got.Packets != 0 {
+					t.Errorf("%s: %d packets counted, but no connection reached it", node, got.Packets)
+				}
+			} else {
+				checkCounted(t, ip+" on "+node, got, share[node])
+			}
+			line = append(line, fmt.Sprintf("%s %d connections / %d packets", node, share[node], got.Packets))
+		}
+		if len(share) < 2 {
+			t.Errorf("%s: the router sent all %d connections to %v: not spread", ip, n, share)
+		}
+		t.Logf("%s, %d connections from the router: %s", ip, n, strings.Join(line, ", "))
+	}
+}
