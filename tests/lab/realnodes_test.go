@@ -2,6 +2,7 @@ package lab
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"os"
@@ -15,8 +16,10 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/microk8s-metallb/metallb/pkg/counting"
 	"github.com/microk8s-metallb/metallb/pkg/election"
 	"github.com/microk8s-metallb/metallb/tests/testenv"
 )
@@ -146,7 +149,7 @@ func checkPods(t *testing.T, c kubernetes.Interface, rn *RealNodes, ref string) 
 		t.Fatal(err)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%-28s %-7s %-8s %-6s %-8s %s\n", "NAME", "NODE", "PHASE", "READY", "RESTARTS", "CONTAINER")
+	fmt.Fprintf(&b, "%-28s %-7s %-8s %-6s %-8s %-10s %s\n", "NAME", "NODE", "PHASE", "READY", "RESTARTS", "NAME", "CONTAINER")
 	var pods []corev1.Pod
 	speakers := map[string]bool{}
 	controllers := 0
@@ -156,17 +159,20 @@ func checkPods(t *testing.T, c kubernetes.Interface, rn *RealNodes, ref string) 
 			continue
 		}
 		pods = append(pods, p)
-		if len(p.Status.ContainerStatuses) != 1 {
-			t.Errorf("pod %s: %d container statuses", p.Name, len(p.Status.ContainerStatuses))
+		if len(p.Status.ContainerStatuses) != len(p.Spec.Containers) {
+			t.Errorf("pod %s: %d container statuses for %d containers", p.Name, len(p.Status.ContainerStatuses), len(p.Spec.Containers))
 			continue
 		}
-		cs := p.Status.ContainerStatuses[0]
-		fmt.Fprintf(&b, "%-28s %-7s %-8s %-6v %-8d %.25s…\n", p.Name, p.Spec.NodeName, p.Status.Phase, cs.Ready, cs.RestartCount, cs.ContainerID)
-		if p.Status.Phase != corev1.PodRunning || !cs.Ready || cs.RestartCount != 0 || !strings.HasPrefix(cs.ContainerID, "containerd://") {
-			t.Errorf("pod %s: phase %s, ready %v, restarts %d, container %q", p.Name, p.Status.Phase, cs.Ready, cs.RestartCount, cs.ContainerID)
+		for _, cs := range p.Status.ContainerStatuses {
+			fmt.Fprintf(&b, "%-28s %-7s %-8s %-6v %-8d %-10s %.25s…\n", p.Name, p.Spec.NodeName, p.Status.Phase, cs.Ready, cs.RestartCount, cs.Name, cs.ContainerID)
+			if p.Status.Phase != corev1.PodRunning || !cs.Ready || cs.RestartCount != 0 || !strings.HasPrefix(cs.ContainerID, "containerd://") {
+				t.Errorf("pod %s, container %s: phase %s, ready %v, restarts %d, container %q", p.Name, cs.Name, p.Status.Phase, cs.Ready, cs.RestartCount, cs.ContainerID)
+			}
 		}
-		if p.Spec.Containers[0].Image != ref {
-			t.Errorf("pod %s runs %s, want %s", p.Name, p.Spec.Containers[0].Image, ref)
+		for _, c := range p.Spec.Containers {
+			if c.Image != ref {
+				t.Errorf("pod %s, container %s runs %s, want %s", p.Name, c.Name, c.Image, ref)
+			}
 		}
 		switch p.Spec.Containers[0].Name {
 		case "speaker":
@@ -188,59 +194,77 @@ func checkPods(t *testing.T, c kubernetes.Interface, rn *RealNodes, ref string) 
 func checkSecurity(t *testing.T, c kubernetes.Interface, rn *RealNodes, pods []corev1.Pod) {
 	t.Helper()
 	for _, p := range pods {
-		ctr := p.Spec.Containers[0]
-		sc := ctr.SecurityContext
-		if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || sc.Capabilities == nil {
-			t.Errorf("%s: the rendered securityContext is not the hardened one: %+v", p.Name, sc)
-			continue
-		}
-		uid := int64(0)
-		if p.Spec.SecurityContext != nil && p.Spec.SecurityContext.RunAsUser != nil {
-			uid = *p.Spec.SecurityContext.RunAsUser
-		}
-		var capEff uint64
-		for _, cp := range sc.Capabilities.Add {
-			switch cp {
-			case "NET_RAW":
-				capEff |= 1 << 13
-			default:
-				t.Errorf("%s: capability %s not checked", p.Name, cp)
+		for _, ctr := range p.Spec.Containers {
+			name := p.Name + "/" + ctr.Name
+			sc := ctr.SecurityContext
+			if sc == nil || sc.ReadOnlyRootFilesystem == nil || !*sc.ReadOnlyRootFilesystem || sc.Capabilities == nil {
+				t.Errorf("%s: the rendered securityContext is not the hardened one: %+v", name, sc)
+				continue
 			}
-		}
-		pid, err := rn.ContainerPID(p.Spec.NodeName, p.Status.ContainerStatuses[0].ContainerID)
-		if err != nil {
-			t.Errorf("%s: %v", p.Name, err)
-			continue
-		}
-		status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-		field := func(name string) string {
-			m := regexp.MustCompile(`(?m)^` + name + `:\s+(.*)$`).FindSubmatch(status)
-			if m == nil {
-				return ""
+			uid := int64(0)
+			if p.Spec.SecurityContext != nil && p.Spec.SecurityContext.RunAsUser != nil {
+				uid = *p.Spec.SecurityContext.RunAsUser
 			}
-			return string(m[1])
-		}
-		want := map[string]string{
-			"Uid":        strings.Repeat(fmt.Sprint(uid)+"\t", 3) + fmt.Sprint(uid),
-			"CapEff":     fmt.Sprintf("%016x", capEff),
-			"NoNewPrivs": "1",
-		}
-		for k, v := range want {
-			if got := field(k); got != v {
-				t.Errorf("%s (pid %d): %s %q, want %q", p.Name, pid, k, got, v)
+			var capEff uint64
+			for _, cp := range sc.Capabilities.Add {
+				switch cp {
+				case "NET_RAW":
+					capEff |= 1 << 13
+				case "NET_ADMIN":
+					capEff |= 1 << 12
+				default:
+					t.Errorf("%s: capability %s not checked", name, cp)
+				}
 			}
-		}
-		mi, _ := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
-		ro := false
-		for _, l := range strings.Split(string(mi), "\n") {
-			if f := strings.Fields(l); len(f) > 5 && f[4] == "/" {
-				ro = strings.Contains(","+f[5]+",", ",ro,")
+			var id string
+			for _, cs := range p.Status.ContainerStatuses {
+				if cs.Name == ctr.Name {
+					id = cs.ContainerID
+				}
 			}
+			pid, err := rn.ContainerPID(p.Spec.NodeName, id)
+			if err != nil {
+				t.Errorf("%s: %v", name, err)
+				continue
+			}
+			status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+			field := func(name string) string {
+				m := regexp.MustCompile(`(?m)^` + name + `:\s+(.*)$`).FindSubmatch(status)
+				if m == nil {
+					return ""
+				}
+				return string(m[1])
+			}
+			want := map[string]string{
+				"Uid":        strings.Repeat(fmt.Sprint(uid)+"\t", 3) + fmt.Sprint(uid),
+				"CapEff":     fmt.Sprintf("%016x", capEff),
+				"NoNewPrivs": "1",
+			}
+			for k, v := range want {
+				if got := field(k); got != v {
+					t.Errorf("%s (pid %d): %s %q, want %q", name, pid, k, got, v)
+				}
+			}
+			mi, _ := os.ReadFile(fmt.Sprintf("/proc/%d/mountinfo", pid))
+			ro, token := false, false
+			for _, l := range strings.Split(string(mi), "\n") {
+				f := strings.Fields(l)
+				if len(f) > 5 && f[4] == "/" {
+					ro = strings.Contains(","+f[5]+",", ",ro,")
+				}
+				if len(f) > 4 && f[4] == "/var/run/secrets/kubernetes.io/serviceaccount" {
+					token = true
+				}
+			}
+			if !ro {
+				t.Errorf("%s (pid %d): root filesystem not mounted read-only", name, pid)
+			}
+			// The traffic container alone has no API token.
+			if token == (ctr.Name == "traffic") {
+				t.Errorf("%s (pid %d): service account token mounted: %v", name, pid, token)
+			}
+			t.Logf("%s on %s: pid %d, uid %d, CapEff %s, no_new_privs, read-only root, API token %v", name, p.Spec.NodeName, pid, uid, want["CapEff"], token)
 		}
-		if !ro {
-			t.Errorf("%s (pid %d): root filesystem not mounted read-only", p.Name, pid)
-		}
-		t.Logf("%s on %s: pid %d, uid %d, CapEff %s, no_new_privs, read-only root", p.Name, p.Spec.NodeName, pid, uid, want["CapEff"])
 	}
 }
 
@@ -253,4 +277,167 @@ func buildVersion(t *testing.T, v string) string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// nftCount reads ip's counter from the traffic table in node's kernel
+// (`nft -j list set`); held says whether the set has it.
+func nftCount(t *testing.T, node, ip string) (packets, bytes uint64, held bool) {
+	t.Helper()
+	set := "announced4"
+	if strings.Contains(ip, ":") {
+		set = "announced6"
+	}
+	out, err := Exec(context.Background(), node, "nft", "-j", "list", "set", "inet", counting.TableName, set).Output()
+	if err != nil {
+		t.Fatalf("nft list set on %s: %v", node, err)
+	}
+	var doc struct {
+		Nftables []struct {
+			Set *struct {
+				Elem []struct {
+					Elem struct {
+						Val     string `json:"val"`
+						Counter struct {
+							Packets uint64 `json:"packets"`
+							Bytes   uint64 `json:"bytes"`
+						} `json:"counter"`
+					} `json:"elem"`
+				} `json:"elem"`
+			} `json:"set"`
+		} `json:"nftables"`
+	}
+	if err := json.Unmarshal(out, &doc); err != nil {
+		t.Fatalf("nft -j on %s: %v\n%s", node, err, out)
+	}
+	for _, o := range doc.Nftables {
+		if o.Set == nil {
+			continue
+		}
+		for _, e := range o.Set.Elem {
+			if e.Elem.Val == ip {
+				return e.Elem.Counter.Packets, e.Elem.Counter.Bytes, true
+			}
+		}
+	}
+	return 0, 0, false
+}
+
+// TestTrafficOnRealNodes: enable --traffic-stats on three real nodes. Each
+// speaker pod runs the traffic container beside the speaker, the only one
+// with CAP_NET_ADMIN and the only one without an API token; TCP through
+// kube-proxy to the Service's address is counted in the owner's kernel
+// before kube-proxy's DNAT (not on the node of the pod it reaches) and
+// shown by the owner speaker's metrics; disable removes the tables.
+func TestTrafficOnRealNodes(t *testing.T) {
+	l, env, rn := UpWithRealNodes(t)
+	ctx := context.Background()
+	c := env.Client
+	snap, err := NewSnap(t.TempDir(), env.Kubeconfig, RecordingCtr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	images, err := StartAgents(snap, t.TempDir(), rn.Ctr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(images.Stop)
+	sc := &snapCluster{Lab: l, env: env, c: c, bin: testenv.Binary(t), snap: snap, images: images}
+	if err := CreateHello(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	if r := sc.run(t, nil, "enable", "198.51.100.200-198.51.100.210", "--traffic-stats"); r.code != 0 {
+		t.Fatalf("enable: exit %d", r.code)
+	}
+	pods := checkPods(t, c, rn, speakerImage(t, c))
+	checkSecurity(t, c, rn, pods)
+
+	ip := waitServiceIP(t, c, "default", "hello", 30*time.Second)
+	owner := election.Owner(netip.MustParseAddr(ip), Nodes)
+	testenv.Eventually(t, 20*time.Second, owner+"'s table holds "+ip, func() bool {
+		_, _, held := nftCount(t, owner, ip)
+		return held
+	})
+	if reply, err := DialUntil("client", ip+":80", 20*time.Second); err != nil || reply != "hello from node-b" {
+		t.Fatalf("TCP to %s:80: %q, %v", ip, reply, err)
+	}
+	before, _, _ := nftCount(t, owner, ip)
+	const n = 20
+	for i := range n {
+		if reply, err := Dial("client", ip+":80", 3*time.Second); err != nil || reply != "hello from node-b" {
+			t.Fatalf("connection %d: %q, %v", i, reply, err)
+		}
+	}
+	packets, bytes, _ := nftCount(t, owner, ip)
+	if d := packets - before; d < 3*n || d > 10*n {
+		t.Errorf("%s counted %d packets for %d connections through kube-proxy (want 3 to 10 each)", owner, d, n)
+	}
+	for _, node := range Nodes {
+		if node == owner {
+			continue
+		}
+		if _, _, held := nftCount(t, node, ip); held {
+			t.Errorf("%s's table holds %s, which %s announces", node, ip, owner)
+		}
+	}
+	body, err := HTTPSGet("client", NodeAddr(owner)+":7473", "/metrics", env.Config.BearerToken)
+	want := fmt.Sprintf(`metallb_service_received_packets_total{ip=%q,namespace="default",node=%q,service="hello"} `, ip, owner)
+	if err != nil || !strings.Contains(body, want) || !strings.Contains(body, fmt.Sprintf(`metallb_traffic_counter_up{node=%q} 1`, owner)) {
+		t.Errorf("%s's metrics (%v) lack %q and the counter's up:\n%s", owner, err, want, grepLines(body, "metallb_service_received", "metallb_traffic"))
+	}
+	t.Logf("%d connections through kube-proxy to %s (owner %s, pod on node-b): %d packets, %d bytes in %s's table; none held elsewhere",
+		n, ip, owner, packets-before, bytes, owner)
+
+	t.Run("an address owned by another node than the pod's: counted there, before the DNAT", func(t *testing.T) {
+		var ip2 string
+		for i := 201; i <= 210 && ip2 == ""; i++ {
+			if a := fmt.Sprintf("198.51.100.%d", i); election.Owner(netip.MustParseAddr(a), Nodes) != "node-b" {
+				ip2 = a
+			}
+		}
+		owner2 := election.Owner(netip.MustParseAddr(ip2), Nodes)
+		svc := &corev1.Service{
+			ObjectMeta: metav1.ObjectMeta{Name: "hello2", Namespace: "default", Annotations: map[string]string{"metallb.io/loadBalancerIPs": ip2}},
+			Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": "hello"},
+				Ports: []corev1.ServicePort{{Port: 80, TargetPort: intstr.FromInt32(8080)}}},
+		}
+		if _, err := c.CoreV1().Services("default").Create(ctx, svc, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if got := waitServiceIP(t, c, "default", "hello2", 30*time.Second); got != ip2 {
+			t.Fatalf("hello2 got %s, asked for %s", got, ip2)
+		}
+		testenv.Eventually(t, 20*time.Second, owner2+"'s table holds "+ip2, func() bool {
+			_, _, held := nftCount(t, owner2, ip2)
+			return held
+		})
+		if _, err := DialUntil("client", ip2+":80", 20*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		before, _, _ := nftCount(t, owner2, ip2)
+		for i := range n {
+			if reply, err := Dial("client", ip2+":80", 3*time.Second); err != nil || reply != "hello from node-b" {
+				t.Fatalf("connection %d: %q, %v", i, reply, err)
+			}
+		}
+		after, _, _ := nftCount(t, owner2, ip2)
+		if d := after - before; d < 3*n || d > 10*n {
+			t.Errorf("%s counted %d packets for %d connections", owner2, d, n)
+		}
+		if _, _, held := nftCount(t, "node-b", ip2); held {
+			t.Errorf("node-b (the pod's node) holds %s", ip2)
+		}
+		t.Logf("%s (owner %s, forwarded by kube-proxy to the pod on node-b): %d packets for %d connections on %s only", ip2, owner2, after-before, n, owner2)
+	})
+
+	t.Run("disable removes the tables", func(t *testing.T) {
+		if r := sc.run(t, nil, "disable"); r.code != 0 {
+			t.Fatalf("disable: exit %d", r.code)
+		}
+		for _, node := range Nodes {
+			testenv.Eventually(t, 30*time.Second, node+" has no traffic table", func() bool {
+				out, err := Exec(ctx, node, "nft", "list", "tables").CombinedOutput()
+				return err == nil && !strings.Contains(string(out), "inet "+counting.TableName)
+			})
+		}
+	})
 }
