@@ -34,8 +34,8 @@ func TestMonitoringObjects(t *testing.T) {
 		}
 	}
 	groups := got["PrometheusRule/metallb"]["spec"].(map[string]any)["groups"].([]any)
-	if n := len(groups[0].(map[string]any)["rules"].([]any)); n != 7 {
-		t.Errorf("PrometheusRule has %d rules, want 7", n)
+	if n := len(groups[0].(map[string]any)["rules"].([]any)); n != 8 {
+		t.Errorf("PrometheusRule has %d rules, want 8", n)
 	}
 	var dash map[string]any
 	if err := json.Unmarshal([]byte(got["ConfigMap/metallb-dashboard"]["data"].(map[string]any)["metallb.json"].(string)), &dash); err != nil {
