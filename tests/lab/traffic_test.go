@@ -153,6 +153,32 @@ func TestTrafficTable(t *testing.T) {
 		t.Errorf("after swapping 192.0.2.1 for 192.0.2.2: %v", counts)
 	}
 
+	// A read right after a batch holds every address (the resizable hash
+	// the kernel picks for a set without a size left some out while it
+	// grew).
+	many := manyAddrs(1000)
+	for i := range 10 {
+		if err := k.Apply(many, nil); err != nil {
+			t.Fatal(err)
+		}
+		counts, err := k.Read()
+		if err != nil {
+			t.Fatal(err)
+		}
+		missing := 0
+		for _, ip := range many {
+			if _, ok := counts[ip]; !ok {
+				missing++
+			}
+		}
+		if missing > 0 {
+			t.Fatalf("round %d: %d of %d addresses missing from the read", i, missing, len(many))
+		}
+		if err := k.Apply(nil, many); err != nil {
+			t.Fatal(err)
+		}
+	}
+
 	if out, err := exec.Command("ip", "netns", "exec", ns, "nft", "flush", "ruleset").CombinedOutput(); err != nil {
 		t.Fatalf("nft flush ruleset: %v %s", err, out)
 	}
