@@ -27,23 +27,36 @@ const trafficWriteEvery = 50 * time.Millisecond
 const trafficReadTimeout = 2 * time.Second
 
 // trafficCounts is the speaker's side of the counting: what this node
-// announces (fed by the loop), the counts' client, and the collector of
-// metallb_service_received_{packets,bytes}_total.
+// announces (fed by the loop), the counts' client, the collector of
+// metallb_service_received_{packets,bytes}_total, and the Lease's sampler.
 type trafficCounts struct {
+	*TrafficCollector
+	sampler traffic.Sampler // the Lease goroutine's
+	lastErr string          // the Lease goroutine's: each error logged once
+}
+
+func newTrafficCounts(dir, node string, log *slog.Logger) *trafficCounts {
+	return &trafficCounts{TrafficCollector: NewTrafficCollector(traffic.NewAnnounced(), counting.NewClient(dir), node, log)}
+}
+
+// TrafficCollector is the prometheus.Collector of the traffic per
+// Service: at each scrape it reads the counts and labels those of the
+// addresses announced with their Services.
+type TrafficCollector struct {
 	announced *traffic.Announced
 	client    *counting.Client
 	node      string
 	log       *slog.Logger
-	sampler   traffic.Sampler // the Lease goroutine's
-	lastErr   string          // the Lease goroutine's: each error logged once
 
 	packets, bytes, up *prometheus.Desc
 }
 
-func newTrafficCounts(dir, node string, log *slog.Logger) *trafficCounts {
+// NewTrafficCollector returns the collector of what a node announces,
+// reading the counts through client.
+func NewTrafficCollector(announced *traffic.Announced, client *counting.Client, node string, log *slog.Logger) *TrafficCollector {
 	labels := []string{"namespace", "service", "ip", "node"}
-	return &trafficCounts{
-		announced: traffic.NewAnnounced(), client: counting.NewClient(dir), node: node, log: log,
+	return &TrafficCollector{
+		announced: announced, client: client, node: node, log: log,
 		packets: prometheus.NewDesc(metrics.Namespace+"_service_received_packets_total",
 			"Packets this node received for the address of a Service it announces, counted by the kernel before kube-proxy's DNAT (services sharing an address show the same counts).", labels, nil),
 		bytes: prometheus.NewDesc(metrics.Namespace+"_service_received_bytes_total",
@@ -54,14 +67,14 @@ func newTrafficCounts(dir, node string, log *slog.Logger) *trafficCounts {
 }
 
 // Describe implements prometheus.Collector.
-func (t *trafficCounts) Describe(ch chan<- *prometheus.Desc) {
+func (t *TrafficCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- t.packets
 	ch <- t.bytes
 	ch <- t.up
 }
 
 // Collect implements prometheus.Collector: the counts, read now.
-func (t *trafficCounts) Collect(ch chan<- prometheus.Metric) {
+func (t *TrafficCollector) Collect(ch chan<- prometheus.Metric) {
 	ctx, cancel := context.WithTimeout(context.Background(), trafficReadTimeout)
 	defer cancel()
 	counts, err := t.client.Read(ctx)
