@@ -107,12 +107,17 @@ func (a *Announced) addresses() (ips []netip.Addr, version uint64, planned bool)
 	return ips, a.version, a.planned
 }
 
+// WriteRetry is how long WriteLoop waits to try a failed write again.
+const WriteRetry = time.Second
+
 // WriteLoop writes the addresses file in dir after each change, at most
 // once per every (a bulk of changes is one write), until ctx ends. A
-// failed write is tried again after every.
+// failed write is tried again after WriteRetry, and each new error is
+// logged once.
 func (a *Announced) WriteLoop(ctx context.Context, dir string, every time.Duration, log *slog.Logger) {
 	var written uint64
-	retry := time.NewTimer(every)
+	var lastErr string
+	retry := time.NewTimer(WriteRetry)
 	retry.Stop()
 	for {
 		select {
@@ -131,9 +136,16 @@ func (a *Announced) WriteLoop(ctx context.Context, dir string, every time.Durati
 			continue
 		}
 		if err := WriteAddresses(dir, ips); err != nil {
-			log.Error("cannot tell the traffic counter what this node announces", "error", err)
-			retry.Reset(every)
+			if msg := err.Error(); msg != lastErr {
+				log.Error("cannot tell the traffic counter what this node announces", "error", err)
+				lastErr = msg
+			}
+			retry.Reset(WriteRetry)
 			continue
+		}
+		if lastErr != "" {
+			log.Info("the traffic counter is told what this node announces again")
+			lastErr = ""
 		}
 		written = version
 	}
