@@ -83,6 +83,10 @@ type List struct {
 	addrs   map[string]string
 	peers   map[string]identity // what each peer publishes now
 	windows map[string]*window  // the counters seen from each peer
+	// refusedBoot: the start (boot ID) of each peer whose node refused a
+	// fallback ping (evidence.go), dead until it starts again.
+	refusedBoot map[string]string
+	checked     map[string]time.Time // when each peer was last dialled on a hint
 }
 
 // Key derives the memberlist key from the Secret's value: the decoded
@@ -114,7 +118,7 @@ func Start(o Options) (*List, error) {
 	l := &List{o: o, id: identity{boot: hex.EncodeToString(boot), pub: pub}, key: priv,
 		bad:   logging.NewThrottle(time.Minute, nil),
 		alive: map[string]bool{}, known: map[string]bool{}, addrs: map[string]string{},
-		peers: map[string]identity{}, windows: map[string]*window{}}
+		peers: map[string]identity{}, windows: map[string]*window{}, refusedBoot: map[string]string{}, checked: map[string]time.Time{}}
 	c := memberlist.DefaultLANConfig()
 	c.Name = o.Name
 	c.BindAddr, c.BindPort = o.Bind.String(), o.Port
@@ -127,6 +131,11 @@ func Start(o Options) (*List, error) {
 	c.Events = l
 	c.Delegate = delegate{l}
 	c.Logger = log.New(newLogWriter(o.Log), "", 0)
+	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{BindAddrs: []string{c.BindAddr}, BindPort: c.BindPort, Logger: c.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("memberlist on %s port %d: %w", o.Bind, o.Port, err)
+	}
+	c.Transport = &evidenceTransport{NetTransport: nt, probeBelow: c.TCPTimeout, refused: l.refused}
 	if len(o.Key) > 0 {
 		c.SecretKey = o.Key // memberlist.Create refuses another length
 	} else {
@@ -134,6 +143,7 @@ func Start(o Options) (*List, error) {
 	}
 	ml, err := memberlist.Create(c)
 	if err != nil {
+		_ = nt.Shutdown()
 		return nil, fmt.Errorf("memberlist on %s port %d: %w", o.Bind, o.Port, err)
 	}
 	l.ml = ml
@@ -184,6 +194,9 @@ func (l *List) resync() {
 	for _, n := range members {
 		if n.Name == l.o.Name || (n.State != memberlist.StateAlive && n.State != memberlist.StateSuspect) {
 			continue
+		}
+		if boot, ok := l.refusedBoot[n.Name]; ok && boot == bootOf(n) {
+			continue // its node refused it: dead, whatever memberlist still thinks
 		}
 		now[n.Name] = true
 		if !l.alive[n.Name] {
@@ -250,6 +263,7 @@ func (l *List) Forget(node string) {
 const (
 	msgRelease = 'R'
 	msgBye     = 'B'
+	msgCheck   = 'C' // "the speaker at this address looks dead: see for yourself" (evidence.go)
 )
 
 // Release tells node that this speaker does not answer for ips: at once
@@ -326,6 +340,7 @@ func (l *List) markAlive(n *memberlist.Node) bool {
 }
 
 func (l *List) markLocked(n *memberlist.Node) {
+	delete(l.refusedBoot, n.Name)
 	l.alive[n.Name], l.known[n.Name] = true, true
 	l.addrs[n.Name] = n.Address()
 	if id, err := parseMeta(n.Meta); err == nil {
@@ -370,6 +385,16 @@ func (l *List) NotifyUpdate(n *memberlist.Node) {
 	}
 }
 
+// bootOf returns the boot ID a member publishes ("" when its metadata
+// does not parse).
+func bootOf(n *memberlist.Node) string {
+	id, err := parseMeta(n.Meta)
+	if err != nil {
+		return ""
+	}
+	return id.boot
+}
+
 type delegate struct{ l *List }
 
 // NodeMeta publishes the boot ID (new at every start: a peer that restarts
@@ -397,6 +422,8 @@ func (d delegate) NotifyMsg(b []byte) {
 		d.l.gone(m.from, true)
 	case msgRelease:
 		d.l.o.OnRelease(m.from, m.ips)
+	case msgCheck:
+		d.l.checkHint(m.ips[0])
 	}
 }
 

@@ -64,7 +64,7 @@ func open(b []byte) (m message, signed, sig []byte, err error) {
 	}
 	signed, sig = b[:len(b)-ed25519.SignatureSize], b[len(b)-ed25519.SignatureSize:]
 	m.kind = signed[0]
-	if m.kind != msgRelease && m.kind != msgBye {
+	if m.kind != msgRelease && m.kind != msgBye && m.kind != msgCheck {
 		return m, nil, nil, errKind
 	}
 	f := strings.Split(string(signed[1:]), " ")
@@ -75,7 +75,7 @@ func open(b []byte) (m message, signed, sig []byte, err error) {
 	if m.seq, err = strconv.ParseUint(f[2], 10, 64); err != nil {
 		return m, nil, nil, errFields
 	}
-	if m.kind == msgBye && len(f) > 3 {
+	if m.kind == msgBye && len(f) > 3 || m.kind == msgCheck && len(f) != 4 {
 		return m, nil, nil, errFields
 	}
 	for _, s := range f[3:] {

@@ -56,6 +56,8 @@ func TestOpenRefuses(t *testing.T) {
 		{name: "goodbye with addresses", in: append([]byte("Bnode-b 01 1 192.0.2.1"), sig...), want: errFields},
 		{name: "bad address", in: append([]byte("Rnode-b 01 1 192.0.2.300"), sig...), want: errFields},
 		{name: "empty sender", in: append([]byte("R 01 1"), sig...), want: errFields},
+		{name: "check without an address", in: append([]byte("Cnode-b 01 1"), sig...), want: errFields},
+		{name: "check with two addresses", in: append([]byte("Cnode-b 01 1 192.0.2.1 192.0.2.2"), sig...), want: errFields},
 		{name: "double space", in: seal(message{kind: msgRelease, from: "a b", boot: "01", seq: 1}, key), want: errFields},
 	}
 	for _, tc := range tests {
@@ -118,6 +120,7 @@ func FuzzOpen(f *testing.F) {
 	key := testKey(f, 3)
 	f.Add(seal(message{kind: msgRelease, from: "node-a", boot: "01", seq: 1, ips: []netip.Addr{netip.MustParseAddr("192.0.2.1")}}, key))
 	f.Add(seal(message{kind: msgBye, from: "node-a", boot: "01", seq: 2}, key))
+	f.Add(seal(message{kind: msgCheck, from: "node-a", boot: "01", seq: 3, ips: []netip.Addr{netip.MustParseAddr("192.0.2.2")}}, key))
 	f.Add([]byte("Bnode-a"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, _, _, err := open(b)

@@ -17,7 +17,14 @@ import (
 // measures, from the client namespace, the time until the new owner's first
 // gratuitous ARP arrives and until a TCP connection to VIP:port succeeds
 // again. Run it with scripts/bench-failover.sh.
+//
+// By default the node dies with its speaker (its link goes down: silent,
+// found by the gossip's suspicion). METALLB_FAILOVER_NODE_LIVES=1 kills
+// the process alone, the commonest failure (a crash, an OOM kill): its node
+// refuses the others' connections to the speaker's port, certain evidence
+// they act on at once (pkg/members, evidence.go).
 func BenchmarkFailover(b *testing.B) {
+	nodeLives := os.Getenv("METALLB_FAILOVER_NODE_LIVES") != ""
 	// METALLB_HA=1: on the MicroK8s-HA-like datastore (two API servers
 	// over kine; see TestLayer2OverKine).
 	cl := startCluster(b, withHA(os.Getenv("METALLB_HA") != ""))
@@ -39,7 +46,9 @@ func BenchmarkFailover(b *testing.B) {
 		_ = syscall.Kill(-cl.speakers[owner].Process.Pid, syscall.SIGKILL)
 		// The dead node's kernel still holds the VIP on lo: take it away, as
 		// a crashed node would stop answering.
-		_, _ = Exec(context.Background(), owner, "ip", "link", "set", "eth0", "down").CombinedOutput()
+		if !nodeLives {
+			_, _ = Exec(context.Background(), owner, "ip", "link", "set", "eth0", "down").CombinedOutput()
+		}
 		var tGARP, tTCP time.Duration
 		deadline := killed.Add(30 * time.Second)
 		for (tGARP == 0 || tTCP == 0) && time.Now().Before(deadline) {
@@ -67,7 +76,9 @@ func BenchmarkFailover(b *testing.B) {
 		pctx, stop := context.WithCancel(context.Background())
 		probes := probeARP(pctx, b, ip, 100*time.Millisecond)
 		back := time.Now()
-		_, _ = Exec(context.Background(), owner, "ip", "link", "set", "eth0", "up").CombinedOutput()
+		if !nodeLives {
+			_, _ = Exec(context.Background(), owner, "ip", "link", "set", "eth0", "up").CombinedOutput()
+		}
 		cl.startSpeaker(b, owner)
 		waitOneMAC(b, ipStr, cl.MACs[owner], 30*time.Second)
 		time.Sleep(time.Second)
@@ -86,6 +97,11 @@ func BenchmarkFailover(b *testing.B) {
 		b.ReportMetric(float64(s[len(s)/2].Milliseconds()), name+"-p50-ms")
 		b.ReportMetric(float64(s[len(s)-1].Milliseconds()), name+"-max-ms")
 	}
+	what := "node dead (link down)"
+	if nodeLives {
+		what = "process dead, node alive"
+	}
+	fmt.Printf("%d SIGKILLs of the announcing speaker, %s:\n", trials, what)
 	report("garp", garp)
 	report("tcp", tcp)
 }
