@@ -9,6 +9,9 @@
 // hand-over messages are also signed by their sender's key of this start
 // and carry a counter (message.go), so neither a replayed datagram nor a
 // speaker speaking for another node changes anything.
+//
+// A speaker whose node refuses the TCP probe of its port (the process is
+// gone, the node lives) is dead at once, on that evidence (evidence.go).
 package members
 
 import (
