@@ -137,6 +137,40 @@ func (n *NFT) build() error {
 	if err := n.conn.Flush(); err != nil {
 		return fmt.Errorf("build table %s (per-element counters need Linux 5.7 or later): %w", TableName, err)
 	}
+	return n.selfTest()
+}
+
+// ErrNoElementCounters says the kernel made the sets without their
+// counters: older kernels ignore the attribute rather than refuse it.
+var ErrNoElementCounters = errors.New("this kernel keeps no counter per set element (Linux 5.7 or later needed): traffic cannot be counted here")
+
+// probeAddr is the element selfTest adds for a moment: no packet is ever
+// sent to 0.0.0.0.
+var probeAddr = netip.IPv4Unspecified()
+
+// selfTest adds an element, reads it back and removes it: without its
+// counter, the kernel silently lacks per-element counters, and every
+// count would stay 0.
+func (n *NFT) selfTest() error {
+	if err := n.Apply([]netip.Addr{probeAddr}, nil); err != nil {
+		return fmt.Errorf("test table %s: %w", TableName, err)
+	}
+	els, err := n.conn.GetSetElements(n.sets[0])
+	if err != nil {
+		return fmt.Errorf("test table %s: %w", TableName, err)
+	}
+	ok := false
+	for _, e := range els {
+		if ip, _ := netip.AddrFromSlice(e.Key); ip == probeAddr {
+			ok = e.Counter != nil
+		}
+	}
+	if err := n.Apply(nil, []netip.Addr{probeAddr}); err != nil {
+		return fmt.Errorf("test table %s: %w", TableName, err)
+	}
+	if !ok {
+		return ErrNoElementCounters
+	}
 	return nil
 }
 
