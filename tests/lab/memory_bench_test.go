@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"net/netip"
 	"os/exec"
+	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -76,6 +78,13 @@ func BenchmarkHostileMemory(b *testing.B) {
 	for _, n := range Nodes {
 		startSpeaker(n)
 	}
+	// The floor of a speaker: client-go watching what a speaker watches,
+	// nothing else (tests/bench/floor), with the speaker's environment.
+	floorBin := filepath.Join(b.TempDir(), "floor")
+	if err := testenv.BuildStatic("./tests/bench/floor", floorBin); err != nil {
+		b.Fatal(err)
+	}
+	floor := StartProcess(b, "node-a", "floor.log", slices.Concat([]string{"env"}, spkEnv, []string{floorBin, "--kubeconfig", env.Kubeconfig})...)
 	cl := &cluster{Lab: l, env: env, c: c}
 	cl.addBackend(b, "web-0", "web", "node-a")
 
@@ -102,7 +111,7 @@ func BenchmarkHostileMemory(b *testing.B) {
 	type sample struct{ rss, peak []int64 }
 	measure := func() sample {
 		var s sample
-		for _, p := range append([]*exec.Cmd{ctl}, speakers[Nodes[0]], speakers[Nodes[1]], speakers[Nodes[2]]) {
+		for _, p := range append([]*exec.Cmd{ctl}, speakers[Nodes[0]], speakers[Nodes[1]], speakers[Nodes[2]], floor) {
 			s.rss = append(s.rss, testenv.RSS(p.Process.Pid)>>20)
 			s.peak = append(s.peak, testenv.PeakRSS(p.Process.Pid)>>20)
 		}
@@ -115,13 +124,14 @@ func BenchmarkHostileMemory(b *testing.B) {
 		share := ""
 		if floor > 0 {
 			var grown int64
-			for i := range s.rss {
+			for i := range s.rss[:4] {
 				grown = max(grown, s.peak[i]-rest.rss[i])
 			}
 			share = fmt.Sprintf("; objects %d MiB, largest peak growth %.2fx of it", floor>>20, float64(grown<<20)/float64(floor))
 		}
-		fmt.Printf("%-46s controller %3d MiB (peak %3d), speakers %v MiB (peaks %v)%s\n",
-			what, s.rss[0], s.peak[0], s.rss[1:], s.peak[1:], share)
+		fmt.Printf("%-46s controller %3d MiB (peak %3d), speakers %v MiB (peaks %v), client-go floor %d MiB%s\n",
+			what, s.rss[0], s.peak[0], s.rss[1:4], s.peak[1:4], s.rss[4], share)
+		fmt.Printf("%-46s %s's speaker: %s\n", "", Nodes[0], memBreakdown(env.Config.BearerToken, Nodes[0], s.rss[1]))
 	}
 
 	barrier()
@@ -170,6 +180,31 @@ func BenchmarkHostileMemory(b *testing.B) {
 	b.ReportMetric(float64(restarted.peak[1+slices.Index(Nodes, victim)]), "speaker-restart-peak-MiB")
 	b.ReportMetric(float64(s.rss[0]), "controller-10k-MiB")
 	b.ReportMetric(float64(slices.Max(s.rss[1:])), "speaker-10k-MiB")
+}
+
+// memBreakdown says where a speaker's RSS goes, from the Go runtime's
+// own figures on its /metrics: the heap in use, heap the runtime keeps
+// but does not use (idle, not yet returned), stacks, the runtime's other
+// structures, and what is left of the RSS: the binary's text and data
+// pages the process touched.
+func memBreakdown(token, node string, rssMiB int64) string {
+	body, err := HTTPSGet("client", NodeAddr(node)+":7473", "/metrics", token)
+	if err != nil {
+		return err.Error()
+	}
+	v := map[string]float64{}
+	for _, line := range strings.Split(body, "\n") {
+		if name, val, ok := strings.Cut(line, " "); ok && strings.HasPrefix(name, "go_memstats_") {
+			f, _ := strconv.ParseFloat(val, 64)
+			v[strings.TrimPrefix(name, "go_memstats_")] = f
+		}
+	}
+	mib := func(x float64) float64 { return x / (1 << 20) }
+	heap, idle, stack := v["heap_inuse_bytes"], v["heap_idle_bytes"]-v["heap_released_bytes"], v["stack_inuse_bytes"]
+	runtime := v["sys_bytes"] - v["heap_sys_bytes"] - v["stack_sys_bytes"]
+	rest := float64(rssMiB<<20) - heap - idle - stack - runtime
+	return fmt.Sprintf("heap in use %.1f MiB, idle heap kept %.1f MiB, stacks %.1f MiB, runtime's other structures %.1f MiB (at most), the rest of the RSS (binary text and data touched) %.1f MiB",
+		mib(heap), mib(idle), mib(stack), mib(runtime), mib(rest))
 }
 
 // ordinaryService is a ClusterIP Service, or a LoadBalancer one with lb
