@@ -84,7 +84,7 @@ func BenchmarkHostileMemory(b *testing.B) {
 	if err := testenv.BuildStatic("./tests/bench/floor", floorBin); err != nil {
 		b.Fatal(err)
 	}
-	floor := StartProcess(b, "node-a", "floor.log", slices.Concat([]string{"env"}, spkEnv, []string{floorBin, "--kubeconfig", env.Kubeconfig})...)
+	floorProc := StartProcess(b, "node-a", "floor.log", slices.Concat([]string{"env"}, spkEnv, []string{floorBin, "--kubeconfig", env.Kubeconfig})...)
 	cl := &cluster{Lab: l, env: env, c: c}
 	cl.addBackend(b, "web-0", "web", "node-a")
 
@@ -111,7 +111,7 @@ func BenchmarkHostileMemory(b *testing.B) {
 	type sample struct{ rss, peak []int64 }
 	measure := func() sample {
 		var s sample
-		for _, p := range append([]*exec.Cmd{ctl}, speakers[Nodes[0]], speakers[Nodes[1]], speakers[Nodes[2]], floor) {
+		for _, p := range append([]*exec.Cmd{ctl}, speakers[Nodes[0]], speakers[Nodes[1]], speakers[Nodes[2]], floorProc) {
 			s.rss = append(s.rss, testenv.RSS(p.Process.Pid)>>20)
 			s.peak = append(s.peak, testenv.PeakRSS(p.Process.Pid)>>20)
 		}
@@ -131,7 +131,8 @@ func BenchmarkHostileMemory(b *testing.B) {
 		}
 		fmt.Printf("%-46s controller %3d MiB (peak %3d), speakers %v MiB (peaks %v), client-go floor %d MiB%s\n",
 			what, s.rss[0], s.peak[0], s.rss[1:4], s.peak[1:4], s.rss[4], share)
-		fmt.Printf("%-46s %s's speaker: %s\n", "", Nodes[0], memBreakdown(env.Config.BearerToken, Nodes[0], s.rss[1]))
+		fmt.Printf("%-46s %s's speaker: %s\n", "", Nodes[0], memBreakdown(env.Config.BearerToken, Nodes[0], speakers[Nodes[0]].Process.Pid))
+		fmt.Printf("%-46s the floor: %d MiB of its RSS file-backed (the binary's pages)\n", "", testenv.RSSFile(floorProc.Process.Pid)>>20)
 	}
 
 	barrier()
@@ -185,9 +186,10 @@ func BenchmarkHostileMemory(b *testing.B) {
 // memBreakdown says where a speaker's RSS goes, from the Go runtime's
 // own figures on its /metrics: the heap in use, heap the runtime keeps
 // but does not use (idle, not yet returned), stacks, the runtime's other
-// structures, and what is left of the RSS: the binary's text and data
-// pages the process touched.
-func memBreakdown(token, node string, rssMiB int64) string {
+// structures, next to the file-backed part of the RSS (the binary's text
+// and data pages it touched).
+func memBreakdown(token, node string, pid int) string {
+	rss, file := testenv.RSS(pid), testenv.RSSFile(pid)
 	body, err := HTTPSGet("client", NodeAddr(node)+":7473", "/metrics", token)
 	if err != nil {
 		return err.Error()
@@ -202,9 +204,9 @@ func memBreakdown(token, node string, rssMiB int64) string {
 	mib := func(x float64) float64 { return x / (1 << 20) }
 	heap, idle, stack := v["heap_inuse_bytes"], v["heap_idle_bytes"]-v["heap_released_bytes"], v["stack_inuse_bytes"]
 	runtime := v["sys_bytes"] - v["heap_sys_bytes"] - v["stack_sys_bytes"]
-	rest := float64(rssMiB<<20) - heap - idle - stack - runtime
-	return fmt.Sprintf("heap in use %.1f MiB, idle heap kept %.1f MiB, stacks %.1f MiB, runtime's other structures %.1f MiB (at most), the rest of the RSS (binary text and data touched) %.1f MiB",
-		mib(heap), mib(idle), mib(stack), mib(runtime), mib(rest))
+	anon := float64(rss - file)
+	return fmt.Sprintf("RSS %.0f MiB = file-backed %.1f MiB (the binary's pages, shared, reclaimable) + anonymous %.1f MiB: heap in use %.1f, idle heap kept %.1f, stacks %.1f, the runtime's other structures %.1f (at most), the rest %.1f",
+		mib(float64(rss)), mib(float64(file)), mib(anon), mib(heap), mib(idle), mib(stack), mib(runtime), mib(anon-heap-idle-stack-runtime))
 }
 
 // ordinaryService is a ClusterIP Service, or a LoadBalancer one with lb

@@ -150,6 +150,11 @@ func PeakRSS(pid int) int64 { return procStatus(pid, "VmHWM:") }
 // RSS returns the resident memory of process pid (VmRSS), in bytes.
 func RSS(pid int) int64 { return procStatus(pid, "VmRSS:") }
 
+// RSSFile returns the part of the resident memory of process pid that is
+// file-backed (RssFile: the binary's pages, shared and reclaimable), in
+// bytes; RSS minus it is RssAnon, the process's own memory.
+func RSSFile(pid int) int64 { return procStatus(pid, "RssFile:") }
+
 func procStatus(pid int, field string) int64 {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
