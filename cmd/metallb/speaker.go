@@ -29,6 +29,7 @@ type speakerOptions struct {
 	port       int
 	bgpStatus  bool
 	trafficDir string
+	pprof      bool
 }
 
 func newSpeakerCmd(g *globals) *cobra.Command {
@@ -53,6 +54,7 @@ func newSpeakerCmd(g *globals) *cobra.Command {
 	f.IntVar(&o.port, "memberlist-port", members.DefaultPort, "port (TCP and UDP) to meet the other speakers on")
 	f.BoolVar(&o.bgpStatus, "service-bgp-status", false, "keep a ServiceBGPStatus per Service this node advertises by BGP, naming the peers (Services x nodes objects)")
 	f.StringVar(&o.trafficDir, "traffic-dir", "", "directory shared with the traffic-counter container: count the traffic to each announced address (metallb_service_received_*_total, metallb status); empty: not counted")
+	f.BoolVar(&o.pprof, "pprof", false, "serve Go profiles under /debug/pprof on the metrics address")
 	return cmd
 }
 
@@ -76,6 +78,9 @@ func (o *speakerOptions) run(ctx context.Context, g *globals) error {
 		return fmt.Errorf("build client: %w", err)
 	}
 	reg := metrics.New()
+	if o.pprof {
+		reg.EnableProfiling()
+	}
 	if err := o.metrics.serve(ctx, reg, cfg, bind, g.log); err != nil {
 		return err
 	}

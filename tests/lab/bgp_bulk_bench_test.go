@@ -3,6 +3,9 @@ package lab
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
+	"os"
 	"os/exec"
 	"regexp"
 	"slices"
@@ -62,9 +65,16 @@ func BenchmarkBGPBulk(b *testing.B) {
 	n := envInt("METALLB_BGP_BULK", 10000)
 	cl := startCluster(b, noSpeakers(), controllerProcess(), withConfig(bgpBulkConfig))
 	speakers := map[string]*exec.Cmd{}
+	// METALLB_PPROF=FILE: node-a's speaker's CPU profile of the bulk's
+	// first 30 s goes there.
+	profile := os.Getenv("METALLB_PPROF")
 	for _, node := range Nodes {
-		speakers[node], _ = StartProcessLog(b, node, "speaker-"+node+".log", cl.bin, "speaker", "--log-level=info",
-			"--metrics-addr=:7473", "--metrics-secure=false", "--health-addr=:7474", "--node-name", node, "--kubeconfig", cl.env.Kubeconfig)
+		args := []string{cl.bin, "speaker", "--log-level=info",
+			"--metrics-addr=:7473", "--metrics-secure=false", "--health-addr=:7474", "--node-name", node, "--kubeconfig", cl.env.Kubeconfig}
+		if profile != "" {
+			args = append(args, "--pprof")
+		}
+		speakers[node], _ = StartProcessLog(b, node, "speaker-"+node+".log", args...)
 	}
 	bird := StartBird(b, BirdConfig(birdPassword))
 	waitEstablished(b, bird, 3, 60*time.Second)
@@ -130,6 +140,25 @@ func BenchmarkBGPBulk(b *testing.B) {
 	}
 	b.ResetTimer()
 	start := time.Now()
+	if profile != "" {
+		go func() {
+			err := In("client", func() error {
+				resp, err := (&http.Client{Timeout: time.Minute}).Get("http://" + NodeAddr("node-a") + ":7473/debug/pprof/profile?seconds=30")
+				if err != nil {
+					return err
+				}
+				defer resp.Body.Close()
+				body, err := io.ReadAll(resp.Body)
+				if err == nil {
+					err = os.WriteFile(profile, body, 0o644)
+				}
+				return err
+			})
+			if err != nil {
+				b.Logf("profile: %v", err)
+			}
+		}()
+	}
 	jobs := make(chan int)
 	var wg sync.WaitGroup
 	for range 8 {
