@@ -42,7 +42,7 @@ func manyAddrs(n int) []netip.Addr {
 // packet's receive path, netfilter included, runs in the sending thread.
 func blast(ns, ip string, n int) (time.Duration, error) {
 	var took time.Duration
-	err := inNS(ns, func() error {
+	err := In(strings.TrimPrefix(ns, Prefix+"-"), func() error {
 		l, err := net.ListenPacket("udp", net.JoinHostPort(ip, "9"))
 		if err != nil {
 			return err

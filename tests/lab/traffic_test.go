@@ -8,14 +8,12 @@ import (
 	"os"
 	"os/exec"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
 	corev1 "k8s.io/api/core/v1"
 
 	"github.com/microk8s-metallb/metallb/pkg/counting"
@@ -56,32 +54,11 @@ func trafficNS(t testing.TB, addrs ...string) (string, *counting.NFT) {
 	return name, k
 }
 
-// inNS runs fn on a thread in the named namespace.
-func inNS(name string, fn func() error) error {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	orig, err := os.Open(fmt.Sprintf("/proc/%d/task/%d/ns/net", os.Getpid(), unix.Gettid()))
-	if err != nil {
-		return err
-	}
-	defer orig.Close()
-	target, err := os.Open("/var/run/netns/" + name)
-	if err != nil {
-		return err
-	}
-	defer target.Close()
-	if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
-		return err
-	}
-	defer func() { _ = unix.Setns(int(orig.Fd()), unix.CLONE_NEWNET) }()
-	return fn()
-}
-
 // sendUDP sends n datagrams of size bytes of payload to ip:9 from inside
 // the namespace, where a socket receives them (no ICMP error comes back
 // to the address).
 func sendUDP(name, ip string, n, size int) error {
-	return inNS(name, func() error {
+	return In(strings.TrimPrefix(name, Prefix+"-"), func() error {
 		l, err := net.ListenPacket("udp", net.JoinHostPort(ip, "9"))
 		if err != nil {
 			return err
