@@ -91,7 +91,8 @@ func (s *Stub) AddPeer(_ context.Context, p Peer) error {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ps := &peerSession{s: s, p: p, routerID: s.routerID, restarting: time.Since(s.born) < RestartTime,
-		cancel: cancel, done: make(chan struct{}), wake: make(chan struct{}, 1), pathDown: make(chan struct{}, 1)}
+		cancel: cancel, done: make(chan struct{}), wake: make(chan struct{}, 1), pathDown: make(chan struct{}, 1),
+		dirty: map[netip.Prefix]struct{}{}}
 	ps.state.Store(stateName("idle"))
 	s.peers[p.Key()] = ps
 	go ps.run(ctx)
@@ -114,25 +115,31 @@ func (s *Stub) DeletePeer(_ context.Context, p Peer) error {
 // Advertise implements Session.
 func (s *Stub) Advertise(_ context.Context, r Route) error {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.routes[r.Prefix] = r
-	s.mu.Unlock()
-	s.wakeAll()
+	s.changed(r.Prefix)
 	return nil
 }
 
 // Withdraw implements Session.
 func (s *Stub) Withdraw(_ context.Context, prefix netip.Prefix) error {
 	s.mu.Lock()
+	defer s.mu.Unlock()
 	delete(s.routes, prefix)
-	s.mu.Unlock()
-	s.wakeAll()
+	s.changed(prefix)
 	return nil
 }
 
-func (s *Stub) wakeAll() {
-	s.mu.Lock()
-	defer s.mu.Unlock()
+// changed marks prefix for every session of its family and wakes them:
+// a session's next sync looks at the prefixes changed since its last
+// one, not at every route. Called with s.mu held.
+func (s *Stub) changed(prefix netip.Prefix) {
+	v4 := prefix.Addr().Is4()
 	for _, ps := range s.peers {
+		if ps.p.Address.Is4() != v4 {
+			continue
+		}
+		ps.dirty[prefix] = struct{}{}
 		select {
 		case ps.wake <- struct{}{}:
 		default:
@@ -140,19 +147,34 @@ func (s *Stub) wakeAll() {
 	}
 }
 
-// routesFor returns the routes that go to peer p, by prefix: those of its
-// address family that are for it.
-func (s *Stub) routesFor(p Peer) map[netip.Prefix]Route {
+// routesFor returns what a sync of peer p must look at: with all, every
+// route of p's family that is for it; otherwise the prefixes changed since
+// the last call, each with its route when it is still one for p (absent:
+// withdrawn). Either way the changed prefixes are forgotten.
+func (s *Stub) routesFor(ps *peerSession, all bool) (want map[netip.Prefix]Route, look []netip.Prefix) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	out := map[netip.Prefix]Route{}
-	v4 := p.Address.Is4()
-	for k, r := range s.routes {
-		if k.Addr().Is4() == v4 && r.For(p) {
-			out[k] = r
+	p := ps.p
+	want = map[netip.Prefix]Route{}
+	if all {
+		v4 := p.Address.Is4()
+		for k, r := range s.routes {
+			if k.Addr().Is4() == v4 && r.For(p) {
+				want[k] = r
+			}
+		}
+		clear(ps.dirty)
+		return want, nil
+	}
+	look = make([]netip.Prefix, 0, len(ps.dirty))
+	for k := range ps.dirty {
+		look = append(look, k)
+		if r, ok := s.routes[k]; ok && r.For(p) {
+			want[k] = r
 		}
 	}
-	return out
+	clear(ps.dirty)
+	return want, look
 }
 
 // SessionState is one session as the speaker publishes it.
@@ -195,8 +217,9 @@ type peerSession struct {
 	cancel     context.CancelFunc
 	done       chan struct{}
 	wake       chan struct{}
-	pathDown   chan struct{} // BFD saw the path go: end the connection
-	stopCode   atomic.Uint32 // Cease subcode to send when stopped
+	dirty      map[netip.Prefix]struct{} // changed since the last sync; guarded by s.mu
+	pathDown   chan struct{}             // BFD saw the path go: end the connection
+	stopCode   atomic.Uint32             // Cease subcode to send when stopped
 
 	state      atomic.Value // stateName
 	up         atomic.Bool
@@ -409,6 +432,7 @@ func (ps *peerSession) session(ctx context.Context, conn net.Conn, log *slog.Log
 
 	rf := routeFamily(p.Address)
 	sent := map[netip.Prefix]Route{}
+	all := true // the first sync of a connection compares every route
 	// do carries out one output; done: the session is over, with err.
 	do := func(o fsmOutput) (done bool, err error) {
 		for _, m := range o.Send {
@@ -430,11 +454,15 @@ func (ps *peerSession) session(ctx context.Context, conn net.Conn, log *slog.Log
 		}
 		if o.Resync {
 			clear(sent)
+			all = true
 		}
 		if o.Sync && f.caps.carries(rf) {
-			if err := ps.sync(w, sent, local.Addr(), f.caps); err != nil {
+			if err := ps.sync(w, sent, local.Addr(), f.caps, all); err != nil {
 				return true, err
 			}
+			all = false
+		} else if o.Sync {
+			ps.s.routesFor(ps, false) // nothing goes to it: forget what changed
 		}
 		if o.EndOfRIB {
 			if err := w.send(pkt.NewEndOfRib(rf)); err != nil {
@@ -485,15 +513,35 @@ func (ps *peerSession) session(ctx context.Context, conn net.Conn, log *slog.Log
 
 // sync sends what changed between the routes advertised on this session
 // (sent, updated in place) and the stub's routes for the session's peer.
-func (ps *peerSession) sync(w *writer, sent map[netip.Prefix]Route, local netip.Addr, caps peerCaps) error {
-	want := ps.s.routesFor(ps.p)
-	var gone []netip.Prefix
-	for k := range sent {
-		if _, ok := want[k]; !ok {
-			gone = append(gone, k)
+// With all it compares every route (a new connection, a route refresh);
+// otherwise only the prefixes changed since the last sync, so a change
+// costs the same with 10 routes advertised or 10,000.
+func (ps *peerSession) sync(w *writer, sent map[netip.Prefix]Route, local netip.Addr, caps peerCaps, all bool) error {
+	want, look := ps.s.routesFor(ps, all)
+	if all {
+		look = make([]netip.Prefix, 0, len(sent)+len(want))
+		for k := range sent {
+			look = append(look, k)
+		}
+		for k := range want {
+			if _, ok := sent[k]; !ok {
+				look = append(look, k)
+			}
 		}
 	}
-	slices.SortFunc(gone, netip.Prefix.Compare)
+	slices.SortFunc(look, netip.Prefix.Compare)
+	var gone []netip.Prefix
+	var changed []Route
+	for _, k := range look {
+		r, ok := want[k]
+		cur, has := sent[k]
+		switch {
+		case !ok && has:
+			gone = append(gone, k)
+		case ok && (!has || !cur.Equal(r)):
+			changed = append(changed, r)
+		}
+	}
 	for _, m := range withdrawMsgs(gone) {
 		if err := w.send(m); err != nil {
 			return err
@@ -502,17 +550,6 @@ func (ps *peerSession) sync(w *writer, sent map[netip.Prefix]Route, local netip.
 	}
 	for _, k := range gone {
 		delete(sent, k)
-	}
-	keys := make([]netip.Prefix, 0, len(want))
-	for k := range want {
-		keys = append(keys, k)
-	}
-	slices.SortFunc(keys, netip.Prefix.Compare)
-	var changed []Route
-	for _, k := range keys {
-		if cur, ok := sent[k]; !ok || !cur.Equal(want[k]) {
-			changed = append(changed, want[k])
-		}
 	}
 	// Routes of equal attributes next to each other, so that they share
 	// UPDATEs; in prefix order within each group.
