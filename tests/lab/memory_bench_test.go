@@ -16,12 +16,9 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/microk8s-metallb/metallb/manifests"
 	"github.com/microk8s-metallb/metallb/pkg/election"
-	"github.com/microk8s-metallb/metallb/pkg/install"
 	"github.com/microk8s-metallb/metallb/tests/testenv"
 )
 
@@ -264,33 +261,13 @@ func createMany(b *testing.B, c kubernetes.Interface, ns string, n int, build fu
 	})
 }
 
-// shippedEnv is the NAME=VALUE of every literal variable (not those taken
-// from the pod or a Secret) of the first container of the shipped
-// workload ("Deployment/metallb-controller", "DaemonSet/metallb-speaker").
+// shippedEnv is the literal environment of the first container of the
+// shipped workload (testenv.Shipped).
 func shippedEnv(b *testing.B, workload string) []string {
 	b.Helper()
-	y, err := manifests.Render(manifests.Values{Namespace: "metallb-system", Image: "x", Config: "address-pools: []\n"})
+	_, env, err := testenv.Shipped(workload)
 	if err != nil {
 		b.Fatal(err)
 	}
-	objs, err := install.Decode(y)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for _, o := range objs {
-		if o.GetKind()+"/"+o.GetName() != workload {
-			continue
-		}
-		cs, _, _ := unstructured.NestedSlice(o.Object, "spec", "template", "spec", "containers")
-		env, _, _ := unstructured.NestedSlice(cs[0].(map[string]any), "env")
-		var out []string
-		for _, e := range env {
-			if v, ok := e.(map[string]any)["value"].(string); ok {
-				out = append(out, fmt.Sprintf("%s=%s", e.(map[string]any)["name"], v))
-			}
-		}
-		return out
-	}
-	b.Fatalf("no %s in the shipped manifests", workload)
-	return nil
+	return env
 }

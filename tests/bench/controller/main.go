@@ -11,6 +11,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"maps"
 	"math/big"
 	"net/netip"
 	"os"
@@ -51,10 +52,15 @@ func main() {
 	ns := flag.String("n", "1000,5000", "comma-separated Service counts")
 	fams := flag.String("families", "ipv4,ipv6", "comma-separated families")
 	bin := flag.String("bin", "bin/metallb", "metallb binary")
-	qps := flag.String("qps", "1000", "controller --kube-api-qps (the floor's client allows 1000)")
+	qps := flag.String("qps", "", "controller --kube-api-qps (default: the shipped manifests' setting)")
+	workers := flag.String("workers", "", "controller --workers (default: the shipped manifests' setting)")
 	heapProfile = flag.String("heap-profile", "", "write the controller's heap profile here after the run")
 	flag.Var(&controllerEnv, "env", "NAME=VALUE added to the controller's environment (repeatable), e.g. GOMEMLIMIT=32MiB")
 	flag.Parse()
+	if err := shipped(*qps, *workers); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
 	ctx := context.Background()
 	env, err := testenv.Start(ctx, testenv.Options{})
 	if err != nil {
@@ -66,7 +72,7 @@ func main() {
 	for _, f := range strings.Split(*fams, ",") {
 		for _, s := range strings.Split(*ns, ",") {
 			n, _ := strconv.Atoi(s)
-			if err := runOne(ctx, env, *bin, *qps, n, f); err != nil {
+			if err := runOne(ctx, env, *bin, n, f); err != nil {
 				fmt.Fprintln(os.Stderr, err)
 				env.Stop()
 				os.Exit(1)
@@ -140,7 +146,37 @@ func createAll(ctx context.Context, c kubernetes.Interface, ns, fam string, n in
 	return <-errs
 }
 
-func runOne(ctx context.Context, env *testenv.Env, bin, qps string, n int, fam string) error {
+// tuning is the controller's tuning flags and environment: those of the
+// shipped Deployment, unless a flag of the benchmark overrides them.
+var tuning struct{ args, env []string }
+
+// shipped sets tuning from the manifests enable renders (the flags it does
+// not pass take the binary's defaults, which are then the shipped ones),
+// then the overrides.
+func shipped(qps, workers string) error {
+	args, env, err := testenv.Shipped("Deployment/metallb-controller")
+	if err != nil {
+		return err
+	}
+	for _, a := range args {
+		for _, p := range []string{"--workers", "--kube-api-qps", "--kube-api-burst"} {
+			if strings.HasPrefix(a, p) {
+				tuning.args = append(tuning.args, a)
+			}
+		}
+	}
+	if qps != "" {
+		tuning.args = append(tuning.args, "--kube-api-qps", qps)
+	}
+	if workers != "" {
+		tuning.args = append(tuning.args, "--workers", workers)
+	}
+	tuning.env = append(env, controllerEnv...)
+	fmt.Printf("controller: shipped settings, then overrides: args %q, env %q\n", tuning.args, tuning.env)
+	return nil
+}
+
+func runOne(ctx context.Context, env *testenv.Env, bin string, n int, fam string) error {
 	c := env.Client
 	cidr, r := pool(fam)
 
@@ -183,15 +219,12 @@ func runOne(ctx context.Context, env *testenv.Env, bin, qps string, n int, fam s
 	}
 	logPath := filepath.Join(env.Dir, "bench-controller.log")
 	logf, _ := os.Create(logPath)
-	cmd := exec.Command(bin, "controller", "--kubeconfig", env.Kubeconfig, "--namespace", ns,
-		"--metrics-addr", "127.0.0.1:17472", "--metrics-secure=false", "--health-addr", "", "--webhook-addr", "127.0.0.1:0", "--pprof", "--leader-elect=false", "--log-level", "warn", "--kube-api-qps", qps, "--workers", "16")
-	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.Env = append(os.Environ(), controllerEnv...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := cmd.Start(); err != nil {
+	defer logf.Close()
+	cmd, err := startController(bin, env, ns, logf)
+	if err != nil {
 		return err
 	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait(); logf.Close() }()
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
 
 	w := watchAssigned(c, ns, n)
 	defer w.stop()
@@ -214,7 +247,50 @@ func runOne(ctx context.Context, env *testenv.Env, bin, qps string, n int, fam s
 	dups := w.duplicates()
 	fmt.Printf("%-6d %-5s %9.2fs %11.2fs %7.2f %5d %7.1fMB %7.1fMB %7.1fMB\n", n, fam, floor.Seconds(), ctrl.Seconds(),
 		ctrl.Seconds()/floor.Seconds(), dups, mem["VmHWM:"], mem["RssAnon:"], mem["RssFile:"])
+
+	// SIGKILL and a new process: nothing held may change, and Services
+	// created while it starts get addresses no one holds.
+	before := w.assigned()
+	_ = cmd.Process.Kill()
+	_ = cmd.Wait()
+	w.expect(n + restartNew)
+	start = time.Now()
+	if cmd, err = startController(bin, env, ns, logf); err != nil {
+		return err
+	}
+	for i := range restartNew {
+		if _, err := c.CoreV1().Services(ns).Create(ctx, svc(fmt.Sprintf("after-%02d", i), fam), metav1.CreateOptions{}); err != nil {
+			return err
+		}
+	}
+	if !w.wait(10 * time.Minute) {
+		return fmt.Errorf("the restarted controller did not assign the %d new Services in 10 minutes (log: %s)", restartNew, logPath)
+	}
+	after := w.assigned()
+	changed := 0
+	for name, ip := range before {
+		if after[name] != ip {
+			changed++
+		}
+	}
+	fmt.Printf("       after SIGKILL and restart: %d of %d addresses changed, %d duplicates, %d new Services assigned %.2fs after the start\n",
+		changed, len(before), w.duplicates(), restartNew, time.Since(start).Seconds())
 	return deleteNS(ctx, c, ns)
+}
+
+// restartNew is how many Services are created as the controller restarts.
+const restartNew = 10
+
+// startController runs the controller on ns with the tuning, logging to
+// logf.
+func startController(bin string, env *testenv.Env, ns string, logf *os.File) (*exec.Cmd, error) {
+	cmd := exec.Command(bin, "controller", "--kubeconfig", env.Kubeconfig, "--namespace", ns,
+		"--metrics-addr", "127.0.0.1:17472", "--metrics-secure=false", "--health-addr", "", "--webhook-addr", "127.0.0.1:0", "--pprof", "--leader-elect=false", "--log-level", "warn")
+	cmd.Args = append(cmd.Args, tuning.args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.Env = append(os.Environ(), tuning.env...)
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	return cmd, cmd.Start()
 }
 
 // deleteNS deletes a namespace and waits until it is gone, so the next run
@@ -273,8 +349,11 @@ func (w *watcher) see(obj any) {
 }
 
 func (w *watcher) wait(d time.Duration) bool {
+	w.mu.Lock()
+	done := w.done
+	w.mu.Unlock()
 	select {
-	case <-w.done:
+	case <-done:
 		return true
 	case <-time.After(d):
 		return false
@@ -282,6 +361,20 @@ func (w *watcher) wait(d time.Duration) bool {
 }
 
 func (w *watcher) stop() { close(w.stopCh) }
+
+// expect makes wait wait for n Services from now on.
+func (w *watcher) expect(n int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.n, w.done = n, make(chan struct{})
+}
+
+// assigned is a copy of name -> address.
+func (w *watcher) assigned() map[string]string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return maps.Clone(w.got)
+}
 
 func (w *watcher) duplicates() int {
 	w.mu.Lock()
