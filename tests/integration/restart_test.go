@@ -17,6 +17,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/microk8s-metallb/metallb/pkg/k8s"
 	"github.com/microk8s-metallb/metallb/tests/testenv"
 )
 
@@ -26,9 +27,17 @@ func metallbBinary(t *testing.T) string { return testenv.Binary(t) }
 // startControllerProcess runs `metallb controller` as a separate process.
 func startControllerProcess(t *testing.T, env *testenv.Env, ns string, extra ...string) *exec.Cmd {
 	t.Helper()
+	return startControllerProcessEnv(t, env, ns, nil, extra...)
+}
+
+// startControllerProcessEnv is startControllerProcess with NAME=VALUE
+// variables added to its environment.
+func startControllerProcessEnv(t *testing.T, env *testenv.Env, ns string, vars []string, extra ...string) *exec.Cmd {
+	t.Helper()
 	args := append([]string{"controller", "--kubeconfig", env.Kubeconfig,
 		"--namespace", ns, "--metrics-addr", "", "--health-addr", "", "--leader-elect=false", "--log-level", "warn"}, extra...)
 	cmd := exec.Command(metallbBinary(t), args...)
+	cmd.Env = append(os.Environ(), vars...)
 	logf, err := os.Create(filepath.Join(t.TempDir(), "controller.log"))
 	if err != nil {
 		t.Fatal(err)
@@ -188,10 +197,11 @@ func TestControllerLeaderElection(t *testing.T) {
 	_ = procs[leaderPid].Wait()
 
 	createSvc(t, c, ns, lbService("second"))
-	deadline := time.Now().Add(30 * time.Second)
+	// A crash leaves the Lease to expire: LeaderLease + LeaderRetry.
+	deadline := time.Now().Add(k8s.LeaderLease + 2*k8s.LeaderRetry + 10*time.Second)
 	for ingressOf(t, c, ns, "second") != "192.0.2.101" {
 		if time.Now().After(deadline) {
-			t.Fatalf("the follower did not take over within 30 s (second = %q)", ingressOf(t, c, ns, "second"))
+			t.Fatalf("the follower did not take over within %v (second = %q)", time.Until(deadline)+time.Since(killed), ingressOf(t, c, ns, "second"))
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
@@ -245,4 +255,58 @@ func freeLoopbackAddr(t *testing.T) string {
 	}
 	defer l.Close()
 	return l.Addr().String()
+}
+
+// TestControllerRestartedInPlaceLeadsAtOnce: the controller of a pod
+// (METALLB_POD_NAME, as the manifests set it) killed and started again in
+// the same pod takes its Lease back at once instead of waiting for it to
+// expire; and the leader's Lease writes, counted by a watch over a whole
+// window, are one per LeaderRetry.
+func TestControllerRestartedInPlaceLeadsAtOnce(t *testing.T) {
+	env := cluster.Require(t)
+	c := env.Client
+	ns := newNamespace(t, c)
+	setConfig(t, c, ns, "address-pools:\n- {name: p, protocol: layer2, addresses: [192.0.2.140-192.0.2.150]}\n")
+	pod := []string{k8s.PodNameEnv + "=metallb-controller-abc12"}
+	ctl := startControllerProcessEnv(t, env, ns, pod, "--leader-elect=true")
+	createSvc(t, c, ns, lbService("first"))
+	waitIngress(t, c, ns, "first", "192.0.2.140")
+
+	// Writes of the Lease over a window of five retry periods.
+	w, err := c.CoordinationV1().Leases(ns).Watch(context.Background(), metav1.ListOptions{FieldSelector: "metadata.name=metallb-controller"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	window := 5 * k8s.LeaderRetry
+	end := time.After(window)
+	writes := 0
+count:
+	for {
+		select {
+		case ev := <-w.ResultChan():
+			if ev.Type == "MODIFIED" {
+				writes++
+			}
+		case <-end:
+			break count
+		}
+	}
+	w.Stop()
+	t.Logf("leader Lease: %d writes in %v", writes, window)
+	if max := int(window/k8s.LeaderRetry) + 1; writes > max || writes == 0 {
+		t.Errorf("%d Lease writes in %v, want 1 to %d (one per %v)", writes, window, max, k8s.LeaderRetry)
+	}
+
+	_ = ctl.Process.Signal(syscall.SIGKILL)
+	_ = ctl.Wait()
+	killed := time.Now()
+	startControllerProcessEnv(t, env, ns, pod, "--leader-elect=true")
+	createSvc(t, c, ns, lbService("second"))
+	eventually(t, k8s.LeaderLease/2, "the restarted controller to lead without waiting for its Lease to expire", func() bool {
+		return ingressOf(t, c, ns, "second") == "192.0.2.141"
+	})
+	t.Logf("restarted in the same pod: assigned %v after the kill (the Lease lasts %v)", time.Since(killed).Round(100*time.Millisecond), k8s.LeaderLease)
+	if got := ingressOf(t, c, ns, "first"); got != "192.0.2.140" {
+		t.Errorf("first moved to %q across the restart", got)
+	}
 }
