@@ -14,6 +14,7 @@ import (
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/microk8s-metallb/metallb/pkg/k8s"
 	"github.com/microk8s-metallb/metallb/tests/testenv"
 )
 
@@ -128,9 +129,9 @@ func TestFloodKeepsTheLeader(t *testing.T) {
 	if proc.Process.Signal(syscall.Signal(0)) != nil {
 		t.Fatal("the controller exited during the flood")
 	}
-	// Renewed every retry period (1 s) after the previous PUT returned: a
-	// gap of 2 s is a renewal that did not land.
-	if maxGap > 2*time.Second || len(renewals) < int(window/time.Second)/2 {
+	// Renewed every retry period after the previous PUT returned: a gap
+	// of two is a renewal that did not land.
+	if maxGap > 2*k8s.LeaderRetry || len(renewals) < int(window/k8s.LeaderRetry)/2 {
 		t.Errorf("missed renewals: %d in %v, longest gap %v", len(renewals), window, maxGap)
 	}
 	// The shipped liveness probe restarts the pod after 3 failures in a

@@ -201,6 +201,11 @@ func (k *Kubelet) start(ctx context.Context, key, node string, gen int64, spec c
 			switch {
 			case f.FieldRef != nil && f.FieldRef.FieldPath == "metadata.namespace":
 				v = k.Namespace
+			case f.FieldRef != nil && f.FieldRef.FieldPath == "metadata.name":
+				// One name per workload and node: this kubelet kills a
+				// pod's process before it starts the next, as a real one
+				// does for a container it restarts.
+				v = strings.ReplaceAll(key, "/", "-")
 			case f.FieldRef != nil && f.FieldRef.FieldPath == "spec.nodeName":
 				v = node
 			case f.FieldRef != nil && f.FieldRef.FieldPath == "status.hostIP":

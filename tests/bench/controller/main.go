@@ -244,6 +244,7 @@ func runOne(ctx context.Context, env *testenv.Env, bin string, n int, fam string
 	if err := createAll(ctx, c, ns, fam, n, nil); err != nil {
 		return fmt.Errorf("controller run: %w", err)
 	}
+	created, assignedThen := time.Since(start), w.count()
 	if !w.wait(10 * time.Minute) {
 		return fmt.Errorf("controller did not assign all %d Services in 10 minutes (log: %s)", n, logPath)
 	}
@@ -257,6 +258,8 @@ func runOne(ctx context.Context, env *testenv.Env, bin string, n int, fam string
 	dups := w.duplicates()
 	fmt.Printf("%-6d %-5s %9.2fs %11.2fs %7.2f %5d %7.1fMB %7.1fMB %7.1fMB\n", n, fam, floor.Seconds(), ctrl.Seconds(),
 		ctrl.Seconds()/floor.Seconds(), dups, mem["VmHWM:"], mem["RssAnon:"], mem["RssFile:"])
+
+	fmt.Printf("       the creations ended %.2fs after the first, with %d of %d assigned by then\n", created.Seconds(), assignedThen, n)
 
 	// SIGKILL and a new process: nothing held may change, and Services
 	// created while it starts get addresses no one holds.
@@ -377,6 +380,13 @@ func (w *watcher) expect(n int) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.n, w.done = n, make(chan struct{})
+}
+
+// count is how many Services have an address.
+func (w *watcher) count() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.got)
 }
 
 // assigned is a copy of name -> address.
