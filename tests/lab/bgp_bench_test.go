@@ -132,27 +132,7 @@ func BenchmarkBGP(b *testing.B) {
 	const n = 500
 	// Poll the router from the start, recording when each route appears.
 	routeSeen := map[string]time.Time{}
-	stopPoll := make(chan struct{})
-	polled := make(chan struct{})
-	go func() {
-		defer close(polled)
-		for {
-			now := time.Now()
-			ecmp := routerECMP(3)
-			mu.Lock()
-			for p := range ecmp {
-				if _, ok := routeSeen[p]; !ok {
-					routeSeen[p] = now
-				}
-			}
-			mu.Unlock()
-			select {
-			case <-stopPoll:
-				return
-			case <-time.After(20 * time.Millisecond):
-			}
-		}
-	}()
+	stopPoll := pollECMP(&mu, routeSeen, 3, 20*time.Millisecond)
 	start := time.Now()
 	var wg sync.WaitGroup
 	names := make(chan string)
@@ -200,8 +180,7 @@ func BenchmarkBGP(b *testing.B) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	many := time.Since(start)
-	close(stopPoll)
-	<-polled
+	stopPoll()
 	b.StopTimer()
 	var lat, floor, added []time.Duration
 	mu.Lock()

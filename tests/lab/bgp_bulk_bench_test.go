@@ -18,7 +18,6 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/watch"
-	"k8s.io/utils/ptr"
 )
 
 // bgpBulkConfig: the lab router's IPv6 sessions, and a pool of 65,536
@@ -107,26 +106,7 @@ func BenchmarkBGPBulk(b *testing.B) {
 		}
 	}()
 	routes := map[string]time.Time{} // address → when the router had it with 3 next hops
-	stopPoll, polled := make(chan struct{}), make(chan struct{})
-	go func() {
-		defer close(polled)
-		for {
-			now := time.Now()
-			ecmp := routerECMP(3)
-			mu.Lock()
-			for p := range ecmp {
-				if _, ok := routes[p]; !ok {
-					routes[p] = now
-				}
-			}
-			mu.Unlock()
-			select {
-			case <-stopPoll:
-				return
-			case <-time.After(100 * time.Millisecond):
-			}
-		}
-	}()
+	stopPoll := pollECMP(&mu, routes, 3, 100*time.Millisecond)
 	var spids []int
 	upd0 := map[string]float64{}
 	for _, node := range Nodes {
@@ -159,30 +139,7 @@ func BenchmarkBGPBulk(b *testing.B) {
 			}
 		}()
 	}
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				_, err := svcs.Create(ctx, &corev1.Service{
-					ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bulk-%d", i)},
-					Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": "bulk"},
-						Ports: []corev1.ServicePort{{Port: 80}}, IPFamilies: []corev1.IPFamily{corev1.IPv6Protocol},
-						AllocateLoadBalancerNodePorts: ptr.To(false)}, // more than the 2,768 NodePorts
-				}, metav1.CreateOptions{})
-				if err != nil {
-					b.Error(err)
-				}
-			}
-		}()
-	}
-	for i := range n {
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
+	createBulk(ctx, b, svcs, n)
 	created := time.Since(start)
 
 	deadline := time.Now().Add(10 * time.Minute)
@@ -205,8 +162,7 @@ func BenchmarkBGPBulk(b *testing.B) {
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
-	close(stopPoll)
-	<-polled
+	stopPoll()
 	b.StopTimer()
 	var lats []time.Duration
 	var lastStatus, lastRoute time.Time

@@ -18,6 +18,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
+	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/utils/ptr"
 
 	"github.com/microk8s-metallb/metallb/pkg/election"
@@ -166,30 +167,7 @@ func BenchmarkLayer2Bulk(b *testing.B) {
 	writes0 := apiWrites(b, cl)
 	b.ResetTimer()
 	start := time.Now()
-	jobs := make(chan int)
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range jobs {
-				_, err := svcs.Create(ctx, &corev1.Service{
-					ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bulk-%d", i)},
-					Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": "bulk"},
-						Ports: []corev1.ServicePort{{Port: 80}}, IPFamilies: []corev1.IPFamily{corev1.IPv6Protocol},
-						AllocateLoadBalancerNodePorts: ptr.To(false)}, // more than the 2,768 NodePorts
-				}, metav1.CreateOptions{})
-				if err != nil {
-					b.Error(err)
-				}
-			}
-		}()
-	}
-	for i := range n {
-		jobs <- i
-	}
-	close(jobs)
-	wg.Wait()
+	createBulk(ctx, b, svcs, n)
 	created := time.Since(start)
 
 	// Wait for every status and every owner's announcement.
@@ -291,4 +269,60 @@ func BenchmarkLayer2Bulk(b *testing.B) {
 	if wrong > 0 {
 		b.Errorf("%d addresses announced first by a node that does not own them", wrong)
 	}
+}
+
+// createBulk creates the IPv6 LoadBalancer Services bulk-0 … bulk-(n-1)
+// with 8 concurrent creators, and returns when every create has returned.
+func createBulk(ctx context.Context, b *testing.B, svcs typedcorev1.ServiceInterface, n int) {
+	jobs := make(chan int)
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range jobs {
+				_, err := svcs.Create(ctx, &corev1.Service{
+					ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("bulk-%d", i)},
+					Spec: corev1.ServiceSpec{Type: corev1.ServiceTypeLoadBalancer, Selector: map[string]string{"app": "bulk"},
+						Ports: []corev1.ServicePort{{Port: 80}}, IPFamilies: []corev1.IPFamily{corev1.IPv6Protocol},
+						AllocateLoadBalancerNodePorts: ptr.To(false)}, // more than the 2,768 NodePorts
+				}, metav1.CreateOptions{})
+				if err != nil {
+					b.Error(err)
+				}
+			}
+		}()
+	}
+	for i := range n {
+		jobs <- i
+	}
+	close(jobs)
+	wg.Wait()
+}
+
+// pollECMP records in seen (under mu) when each prefix first had hops
+// next hops in the router's kernel table, polling every interval; stop
+// ends the polling and returns once it has.
+func pollECMP(mu *sync.Mutex, seen map[string]time.Time, hops int, every time.Duration) (stop func()) {
+	stopPoll, polled := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(polled)
+		for {
+			now := time.Now()
+			ecmp := routerECMP(hops)
+			mu.Lock()
+			for p := range ecmp {
+				if _, ok := seen[p]; !ok {
+					seen[p] = now
+				}
+			}
+			mu.Unlock()
+			select {
+			case <-stopPoll:
+				return
+			case <-time.After(every):
+			}
+		}
+	}()
+	return func() { close(stopPoll); <-polled }
 }
