@@ -42,6 +42,11 @@ func BenchmarkGossip(b *testing.B) {
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	key := make([]byte, 32)
 	began := time.Now()
+	cpuNow := func() time.Duration { // this process's CPU time
+		var ru syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
 	names := make([]string, n)
 	addrs := make([]netip.Addr, n)
 	lists := make([]*List, n)
@@ -77,9 +82,7 @@ func BenchmarkGossip(b *testing.B) {
 			for _, l := range lists {
 				lo, hi = min(lo, l.Peers()), max(hi, l.Peers())
 			}
-			var ru syscall.Rusage
-			_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-			cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+			cpu := cpuNow()
 			b.Fatalf("%d members never all saw each other: each sees %d to %d peers alive (this process used %.0f%% of a core)", n, lo, hi,
 				100*cpu.Seconds()/time.Since(began).Seconds())
 		}
@@ -102,11 +105,6 @@ func BenchmarkGossip(b *testing.B) {
 		}
 		v, _ := strconv.ParseFloat(strings.TrimSpace(string(raw)), 64)
 		return v
-	}
-	cpuNow := func() time.Duration {
-		var ru syscall.Rusage
-		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	}
 	s0, t0, c0 := loBytes(), time.Now(), cpuNow()
 	time.Sleep(10 * time.Second)
@@ -148,7 +146,6 @@ func BenchmarkGossip(b *testing.B) {
 		victim := n - 1 - k
 		lists[victim].Shutdown()
 		at := time.Now()
-		dead := lists[victim]
 		lists[victim] = nil
 		for !all(func(_ int, l *List) bool { return !l.Alive(names[victim]) }) {
 			if time.Since(at) > 30*time.Second {
@@ -157,7 +154,6 @@ func BenchmarkGossip(b *testing.B) {
 			time.Sleep(5 * time.Millisecond)
 		}
 		took = append(took, time.Since(at))
-		_ = dead
 		time.Sleep(2 * time.Second)
 	}
 	b.StopTimer()
