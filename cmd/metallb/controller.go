@@ -79,6 +79,7 @@ func (o *controllerOptions) run(ctx context.Context, g *globals) error {
 			Client: client, Log: g.log, Metrics: reg, Namespace: o.namespace,
 			ConfigMap: o.configMap, LBClass: o.lbClass, Workers: o.workers,
 			Level: &g.level, BaseLevel: g.level.Level(), Dynamic: dyn,
+			Started: releaseStartupPages(g.log),
 		})
 		if o.webhook.addr != "" {
 			name := o.webhook.configuration

@@ -89,7 +89,7 @@ func (o *speakerOptions) run(ctx context.Context, g *globals) error {
 		Namespace: o.namespace, ConfigMap: o.configMap, LBClass: o.lbClass,
 		LeaseRenew: o.renew, BindAddr: bind, Port: o.port, Key: members.Key(os.Getenv("METALLB_ML_SECRET_KEY")),
 		Level: &g.level, BaseLevel: g.level.Level(), Dynamic: dyn, ServiceBGPStatus: o.bgpStatus,
-		TrafficDir: o.trafficDir,
+		TrafficDir: o.trafficDir, Started: releaseStartupPages(g.log),
 	})
 	return s.Run(ctx)
 }

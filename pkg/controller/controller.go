@@ -61,6 +61,10 @@ type Options struct {
 	// Dynamic, when set, reads the metallb.io resources of Namespace
 	// beside the ConfigMap.
 	Dynamic dynamic.Interface
+	// Started, when set, is called once, when the caches have synced and
+	// the component is ready (the binary gives back there the pages of
+	// itself that only start-up touched: memtrim.ReleaseBinaryPages).
+	Started func()
 }
 
 // Controller assigns addresses to LoadBalancer Services.
@@ -186,6 +190,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	}
 	if c.opts.Metrics != nil {
 		c.opts.Metrics.SetReady(true)
+	}
+	if c.opts.Started != nil {
+		c.opts.Started()
 	}
 	var wg sync.WaitGroup
 	for range c.opts.Workers {

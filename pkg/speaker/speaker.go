@@ -123,6 +123,10 @@ type Options struct {
 	// addresses its node announces, and reads their counts from there for
 	// its metrics and its Lease.
 	TrafficDir string
+	// Started, when set, is called once, when the caches have synced and
+	// the component is ready (the binary gives back there the pages of
+	// itself that only start-up touched: memtrim.ReleaseBinaryPages).
+	Started func()
 }
 
 // Speaker announces this node's share of the addresses. One goroutine, the
@@ -330,6 +334,9 @@ func (s *Speaker) Run(ctx context.Context) error {
 		s.o.Metrics.SetReady(true)
 	}
 	s.ready = true
+	if s.o.Started != nil {
+		s.o.Started()
+	}
 	// A speaker with no config announces nothing, and must not be counted
 	// on by the others: it joins the membership only once it has one.
 	if s.watcher.Current() == nil {

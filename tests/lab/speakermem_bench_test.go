@@ -1,0 +1,163 @@
+package lab
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"syscall"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+
+	"github.com/microk8s-metallb/metallb/pkg/election"
+	"github.com/microk8s-metallb/metallb/tests/testenv"
+)
+
+// BenchmarkSpeakerMemory measures a speaker's RSS with 1,000 layer2
+// Services (METALLB_MEMORY_SERVICES), as users run it: three speakers and
+// the controller as processes with the shipped manifests' environment, the
+// CRDs installed (a ServiceL2Status per Service). Next to them the floor,
+// a Go process with client-go watching what a speaker watches
+// (tests/bench/floor, the same environment). For each, the RSS split into
+// the binary's file-backed pages and the process's own memory, and, for a
+// speaker and the floor, which sections and packages of the binary those
+// pages hold. Then one speaker restarts among the Services (its first
+// list holds them all).
+func BenchmarkSpeakerMemory(b *testing.B) {
+	n := envInt("METALLB_MEMORY_SERVICES", 1000)
+	cl := startCluster(b, noSpeakers(), controllerProcess(), withConfig(bulkConfig), withCRDs())
+	spkEnv := shippedEnv(b, "DaemonSet/metallb-speaker")
+	speakers := map[string]*exec.Cmd{}
+	start := func(node string) {
+		speakers[node] = StartProcess(b, node, "speaker-"+node+".log", slices.Concat([]string{"env"}, spkEnv,
+			[]string{cl.bin, "speaker", "--metrics-addr=:7473", "--health-addr=:7474", "--node-name", node, "--kubeconfig", cl.env.Kubeconfig})...)
+	}
+	for _, node := range Nodes {
+		start(node)
+	}
+	floorBin := filepath.Join(b.TempDir(), "floor")
+	if err := testenv.BuildStatic("./tests/bench/floor", floorBin); err != nil {
+		b.Fatal(err)
+	}
+	floor := StartProcess(b, "node-a", "floor.log", slices.Concat([]string{"env"}, spkEnv, []string{floorBin, "--kubeconfig", cl.env.Kubeconfig})...)
+	cl.addBackend(b, "mem-0", "bulk", "node-b")
+	na := watchNA(b)
+	ctx := context.Background()
+	// announced waits until the owner of each address has announced it.
+	announced := func(ips ...netip.Addr) {
+		deadline := time.Now().Add(3 * time.Minute)
+		for _, ip := range ips {
+			for {
+				if s, ok := na.seen(ip); ok && s.mac == cl.MACs[election.Owner(ip, Nodes)] {
+					break
+				}
+				if time.Now().After(deadline) {
+					b.Fatalf("%s was never announced by its owner", ip)
+				}
+				time.Sleep(10 * time.Millisecond)
+			}
+		}
+	}
+	announced(netip.MustParseAddr(cl.createService(b, "warm", "bulk", false, corev1.IPv6Protocol)))
+
+	// report samples every 2 s for 20 s (the largest of each process),
+	// then prints the RSS of each and where a speaker's and the floor's go.
+	report := func(what string) []int64 {
+		procs := []*exec.Cmd{speakers[Nodes[0]], speakers[Nodes[1]], speakers[Nodes[2]], floor, cl.ctl}
+		worst := make([]int64, len(procs))
+		for range 10 {
+			time.Sleep(2 * time.Second)
+			for i, p := range procs {
+				worst[i] = max(worst[i], testenv.RSS(p.Process.Pid))
+			}
+		}
+		mib := func(x int64) string { return fmt.Sprintf("%.1f", float64(x)/(1<<20)) }
+		var sp []string
+		for i := range 3 {
+			pid := procs[i].Process.Pid
+			sp = append(sp, fmt.Sprintf("%s %s (file %s, own %s)", Nodes[i], mib(worst[i]), mib(testenv.RSSFile(pid)), mib(testenv.RSS(pid)-testenv.RSSFile(pid))))
+		}
+		fpid := floor.Process.Pid
+		fmt.Printf("%s: RSS MiB, the largest over 20 s: speakers %v; floor %s (file %s, own %s); controller %s\n", what, sp,
+			mib(worst[3]), mib(testenv.RSSFile(fpid)), mib(testenv.RSS(fpid)-testenv.RSSFile(fpid)), mib(worst[4]))
+		for _, p := range []struct {
+			name string
+			pid  int
+			bin  string
+		}{{Nodes[0] + "'s speaker", procs[0].Process.Pid, cl.bin}, {"the floor", fpid, floorBin}} {
+			r, err := testenv.ResidentBinary(p.pid, p.bin)
+			if err != nil {
+				b.Fatal(err)
+			}
+			fmt.Printf("  %s: %v\n", p.name, r)
+		}
+		return worst
+	}
+	report("at rest (1 Service)")
+
+	createBulk(ctx, b, cl.c.CoreV1().Services("demo"), n)
+	ips := waitBulkIPs(b, cl, n)
+	announced(ips...)
+	// The ServiceL2Status objects come last: wait for them all.
+	l2s := cl.dyn.Resource(schema.GroupVersionResource{Group: "metallb.io", Version: "v1beta1", Resource: "servicel2statuses"}).Namespace("metallb-system")
+	deadline := time.Now().Add(5 * time.Minute)
+	for {
+		list, err := l2s.List(ctx, metav1.ListOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(list.Items) >= n+1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d ServiceL2Status objects after 5 min, want %d", len(list.Items), n+1)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	withN := report(fmt.Sprintf("with %d layer2 Services", n))
+
+	victim := Nodes[1]
+	_ = syscall.Kill(-speakers[victim].Process.Pid, syscall.SIGKILL)
+	_ = speakers[victim].Wait()
+	start(victim)
+	restarted := netip.MustParseAddr(cl.createService(b, "after-restart", "bulk", false, corev1.IPv6Protocol))
+	announced(restarted)
+	after := report(fmt.Sprintf("after %s's speaker restarted among them", victim))
+	b.ReportMetric(float64(slices.Max(withN[:3]))/(1<<20), "speaker-MiB")
+	b.ReportMetric(float64(withN[3])/(1<<20), "floor-MiB")
+	b.ReportMetric(float64(after[1])/(1<<20), "restarted-MiB")
+}
+
+// waitBulkIPs waits until the n Services bulk-0 … bulk-(n-1) of demo have
+// an address in their status, and returns those addresses.
+func waitBulkIPs(b *testing.B, cl *cluster, n int) []netip.Addr {
+	b.Helper()
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		list, err := cl.c.CoreV1().Services("demo").List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		var ips []netip.Addr
+		for _, s := range list.Items {
+			if len(s.Status.LoadBalancer.Ingress) > 0 && len(s.Name) > 5 && s.Name[:5] == "bulk-" {
+				if ip, err := netip.ParseAddr(s.Status.LoadBalancer.Ingress[0].IP); err == nil {
+					ips = append(ips, ip)
+				}
+			}
+		}
+		if len(ips) >= n {
+			return ips
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("after 3 min %d of %d Services have an address", len(ips), n)
+		}
+		time.Sleep(time.Second)
+	}
+}
