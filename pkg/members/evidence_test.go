@@ -49,17 +49,25 @@ func TestRefusedFallbackPingIsDeath(t *testing.T) {
 	eventually(t, "a sees b and c", func() bool { return a.Alive("b") && a.Alive("c") })
 
 	var took []time.Duration
+	refused := 0
 	for round := range 5 {
 		b.Shutdown() // its sockets close: the host's kernel refuses TCP to its port
 		killed := time.Now()
 		eventually(t, "a and c see b dead", func() bool { return !a.Alive("b") && !c.Alive("b") })
 		took = append(took, time.Since(killed))
-		// Each on its own evidence: its own fallback ping, or its own dial
-		// on the other's hint.
+		// Each says b died once this round, and the death is the refusal's:
+		// at least one of them saw it (its own fallback ping, or its own
+		// dial on the other's hint); the other may learn it first from the
+		// first one's dead message.
 		for name, log := range map[string]*lockedBuffer{"a": &logA, "c": &logC} {
-			if got := strings.Count(log.String(), "refused the connection"); got != round+1 {
-				t.Fatalf("round %d: %s's log has %d refusals:\n%s", round, name, got, log.String())
+			if got := strings.Count(log.String(), `msg="speaker dead`); got != round+1 {
+				t.Fatalf("round %d: %s's log has %d deaths of b, want %d:\n%s", round, name, got, round+1, log.String())
 			}
+		}
+		if got := strings.Count(logA.String()+logC.String(), "refused the connection"); got <= refused {
+			t.Fatalf("round %d: b's death was not seen as a refusal by a or c:\n%s\n%s", round, logA.String(), logC.String())
+		} else {
+			refused = got
 		}
 		// A rejoin (the speaker's periodic one) while memberlist may still
 		// hold b suspect: b stays dead.
