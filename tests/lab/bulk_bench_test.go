@@ -93,6 +93,23 @@ func (w *naWatch) seen(ip netip.Addr) (naSeen, bool) {
 	return s, ok
 }
 
+// waitOwner waits until the owner of each address has announced it, or
+// fails at deadline.
+func (w *naWatch) waitOwner(tb testing.TB, cl *cluster, deadline time.Time, ips ...netip.Addr) {
+	tb.Helper()
+	for _, ip := range ips {
+		for {
+			if s, ok := w.seen(ip); ok && s.mac == cl.MACs[election.Owner(ip, Nodes)] {
+				break
+			}
+			if time.Now().After(deadline) {
+				tb.Fatalf("%s was never announced by its owner", ip)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+}
+
 // BenchmarkLayer2Bulk creates 3,000 layer2 Services at once
 // (METALLB_BULK_SERVICES) on three speakers and a controller started with
 // the shipped manifests' flags, and measures, for each address, the time
@@ -116,17 +133,7 @@ func BenchmarkLayer2Bulk(b *testing.B) {
 	ctx := context.Background()
 	svcs := cl.c.CoreV1().Services("demo")
 	// Warm up: one Service announced, so every speaker has joined.
-	warm := netip.MustParseAddr(cl.createService(b, "warm", "bulk", false, corev1.IPv6Protocol))
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		if s, ok := na.seen(warm); ok && s.mac == cl.MACs[election.Owner(warm, Nodes)] {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("the warm-up address %s was never announced by its owner", warm)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+	na.waitOwner(b, cl, time.Now().Add(60*time.Second), netip.MustParseAddr(cl.createService(b, "warm", "bulk", false, corev1.IPv6Protocol)))
 	time.Sleep(3 * time.Second) // past the joins
 
 	var mu sync.Mutex
@@ -174,7 +181,7 @@ func BenchmarkLayer2Bulk(b *testing.B) {
 	var lats []time.Duration
 	var lastStatus, lastNA time.Time
 	wrong := 0
-	deadline = time.Now().Add(3 * time.Minute)
+	deadline := time.Now().Add(3 * time.Minute)
 	for {
 		mu.Lock()
 		done := len(status) >= n

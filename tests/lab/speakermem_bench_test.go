@@ -15,7 +15,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
-	"github.com/microk8s-metallb/metallb/pkg/election"
 	"github.com/microk8s-metallb/metallb/tests/testenv"
 )
 
@@ -49,21 +48,7 @@ func BenchmarkSpeakerMemory(b *testing.B) {
 	cl.addBackend(b, "mem-0", "bulk", "node-b")
 	na := watchNA(b)
 	ctx := context.Background()
-	// announced waits until the owner of each address has announced it.
-	announced := func(ips ...netip.Addr) {
-		deadline := time.Now().Add(3 * time.Minute)
-		for _, ip := range ips {
-			for {
-				if s, ok := na.seen(ip); ok && s.mac == cl.MACs[election.Owner(ip, Nodes)] {
-					break
-				}
-				if time.Now().After(deadline) {
-					b.Fatalf("%s was never announced by its owner", ip)
-				}
-				time.Sleep(10 * time.Millisecond)
-			}
-		}
-	}
+	announced := func(ips ...netip.Addr) { na.waitOwner(b, cl, time.Now().Add(3*time.Minute), ips...) }
 	announced(netip.MustParseAddr(cl.createService(b, "warm", "bulk", false, corev1.IPv6Protocol)))
 
 	// report samples every 2 s for 20 s (the largest of each process),
