@@ -3,8 +3,6 @@ package lab
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
@@ -122,19 +120,7 @@ func BenchmarkBGPBulk(b *testing.B) {
 	start := time.Now()
 	if profile != "" {
 		go func() {
-			err := In("client", func() error {
-				resp, err := (&http.Client{Timeout: time.Minute}).Get("http://" + NodeAddr("node-a") + ":7473/debug/pprof/profile?seconds=30")
-				if err != nil {
-					return err
-				}
-				defer resp.Body.Close()
-				body, err := io.ReadAll(resp.Body)
-				if err == nil {
-					err = os.WriteFile(profile, body, 0o644)
-				}
-				return err
-			})
-			if err != nil {
+			if err := saveProfile("node-a", "/debug/pprof/profile?seconds=30", profile); err != nil {
 				b.Logf("profile: %v", err)
 			}
 		}()

@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -468,6 +469,27 @@ func HTTPGet(host, addr, path string) (string, error) {
 		return err
 	})
 	return body, err
+}
+
+// saveProfile fetches path from the pprof handlers of node's speaker (run
+// with --pprof --metrics-secure=false on :7473), from the client host, and
+// writes the body to file.
+func saveProfile(node, path, file string) error {
+	return In("client", func() error {
+		resp, err := (&http.Client{Timeout: time.Minute}).Get("http://" + NodeAddr(node) + ":7473" + path)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return fmt.Errorf("GET %s: %s", path, resp.Status)
+		}
+		body, err := io.ReadAll(resp.Body)
+		if err == nil {
+			err = os.WriteFile(file, body, 0o644)
+		}
+		return err
+	})
 }
 
 // nextOwner is the node that owns ip once its owner among Nodes is gone

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -28,14 +29,22 @@ import (
 // speaker and the floor, which sections and packages of the binary those
 // pages hold. Then one speaker restarts among the Services (its first
 // list holds them all).
+//
+// METALLB_MEMORY_PROFILE=DIR: node-a's speaker runs with --pprof, and its
+// heap profile with the Services (heap.pb.gz, for go tool pprof) and the
+// same as text with the runtime's MemStats (heap.txt) land in DIR.
 func BenchmarkSpeakerMemory(b *testing.B) {
 	n := envInt("METALLB_MEMORY_SERVICES", 1000)
+	profileDir := os.Getenv("METALLB_MEMORY_PROFILE")
 	cl := startCluster(b, noSpeakers(), controllerProcess(), withConfig(bulkConfig), withCRDs())
 	spkEnv := shippedEnv(b, "DaemonSet/metallb-speaker")
 	speakers := map[string]*exec.Cmd{}
 	start := func(node string) {
-		speakers[node] = StartProcess(b, node, "speaker-"+node+".log", slices.Concat([]string{"env"}, spkEnv,
-			[]string{cl.bin, "speaker", "--metrics-addr=:7473", "--health-addr=:7474", "--node-name", node, "--kubeconfig", cl.env.Kubeconfig})...)
+		args := []string{cl.bin, "speaker", "--metrics-addr=:7473", "--health-addr=:7474", "--node-name", node, "--kubeconfig", cl.env.Kubeconfig}
+		if profileDir != "" && node == Nodes[0] {
+			args = append(args, "--pprof", "--metrics-secure=false")
+		}
+		speakers[node] = StartProcess(b, node, "speaker-"+node+".log", slices.Concat([]string{"env"}, spkEnv, args)...)
 	}
 	for _, node := range Nodes {
 		start(node)
@@ -106,6 +115,13 @@ func BenchmarkSpeakerMemory(b *testing.B) {
 		time.Sleep(500 * time.Millisecond)
 	}
 	withN := report(fmt.Sprintf("with %d layer2 Services", n))
+	if profileDir != "" {
+		for file, path := range map[string]string{"heap.pb.gz": "/debug/pprof/heap", "heap.txt": "/debug/pprof/heap?debug=1"} {
+			if err := saveProfile(Nodes[0], path, filepath.Join(profileDir, file)); err != nil {
+				b.Fatalf("heap profile: %v", err)
+			}
+		}
+	}
 
 	victim := Nodes[1]
 	_ = syscall.Kill(-speakers[victim].Process.Pid, syscall.SIGKILL)
