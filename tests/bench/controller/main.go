@@ -189,6 +189,10 @@ func runOne(ctx context.Context, env *testenv.Env, bin string, n int, fam string
 		return err
 	}
 	fw := watchAssigned(c, ns, n)
+	api0, err := snapshotAPI(ctx, env)
+	if err != nil {
+		return err
+	}
 	start := time.Now()
 	err = createAll(ctx, c, ns, fam, n, func(s *corev1.Service, i int) error {
 		ip, _ := r.Nth(big.NewInt(int64(i)))
@@ -204,6 +208,10 @@ func runOne(ctx context.Context, env *testenv.Env, bin string, n int, fam string
 		return fmt.Errorf("floor: the watch did not see all %d statuses", n)
 	}
 	floor := time.Since(start)
+	apiFloor, err := snapshotAPI(ctx, env)
+	if err != nil {
+		return err
+	}
 	fw.stop()
 	if err := deleteNS(ctx, c, ns); err != nil {
 		return err
@@ -233,6 +241,11 @@ func runOne(ctx context.Context, env *testenv.Env, bin string, n int, fam string
 	defer w.stop()
 	time.Sleep(2 * time.Second) // let the controller start and sync
 
+	api1, err := snapshotAPI(ctx, env)
+	if err != nil {
+		return err
+	}
+	ctlTicks, _ := testenv.CPUTicks(cmd.Process.Pid)
 	start = time.Now()
 	if *cpuProfile != "" {
 		prof := exec.Command("curl", "-sf", "-o", *cpuProfile, "http://127.0.0.1:17472/debug/pprof/profile?seconds=20")
@@ -249,6 +262,11 @@ func runOne(ctx context.Context, env *testenv.Env, bin string, n int, fam string
 		return fmt.Errorf("controller did not assign all %d Services in 10 minutes (log: %s)", n, logPath)
 	}
 	ctrl := time.Since(start)
+	apiCtrl, err := snapshotAPI(ctx, env)
+	if err != nil {
+		return err
+	}
+	ctlTicks2, _ := testenv.CPUTicks(cmd.Process.Pid)
 	mem := procMem(cmd.Process.Pid)
 	if *heapProfile != "" {
 		if err := exec.Command("curl", "-sf", "-o", *heapProfile, "http://127.0.0.1:17472/debug/pprof/heap?gc=1").Run(); err != nil {
@@ -259,7 +277,10 @@ func runOne(ctx context.Context, env *testenv.Env, bin string, n int, fam string
 	fmt.Printf("%-6d %-5s %9.2fs %11.2fs %7.2f %5d %7.1fMB %7.1fMB %7.1fMB\n", n, fam, floor.Seconds(), ctrl.Seconds(),
 		ctrl.Seconds()/floor.Seconds(), dups, mem["VmHWM:"], mem["RssAnon:"], mem["RssFile:"])
 
-	fmt.Printf("       the creations ended %.2fs after the first, with %d of %d assigned by then\n", created.Seconds(), assignedThen, n)
+	fmt.Printf("       the creations ended %.2fs after the first, with %d of %d assigned by then; RSS now %.1fMB; the controller's CPU %.2f s\n",
+		created.Seconds(), assignedThen, n, mem["VmRSS:"], float64(ctlTicks2-ctlTicks)/100)
+	fmt.Println(apiFloor.since(api0, "floor"))
+	fmt.Println(apiCtrl.since(api1, "controller"))
 
 	// SIGKILL and a new process: nothing held may change, and Services
 	// created while it starts get addresses no one holds.
