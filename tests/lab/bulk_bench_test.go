@@ -16,12 +16,12 @@ import (
 	"github.com/mdlayher/packet"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/watch"
 	typedcorev1 "k8s.io/client-go/kubernetes/typed/core/v1"
 	"k8s.io/utils/ptr"
 
 	"github.com/microk8s-metallb/metallb/pkg/election"
+	"github.com/microk8s-metallb/metallb/pkg/k8s"
 )
 
 // bulkConfig is a layer2 pool of 4,096 IPv6 addresses on the nodes' /64
@@ -246,22 +246,9 @@ func BenchmarkLayer2Bulk(b *testing.B) {
 	fmt.Printf("CPU for the bulk: controller %.2f s; speakers %v\n", ctlCPU, spCPU)
 	// The ServiceL2Status objects come from their own goroutines, after
 	// the announcements: wait for all (and the warm-up's), then count.
-	l2s := cl.dyn.Resource(schema.GroupVersionResource{Group: "metallb.io", Version: "v1beta1", Resource: "servicel2statuses"}).Namespace("metallb-system")
-	for {
-		list, err := l2s.List(ctx, metav1.ListOptions{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if len(list.Items) >= n+1 {
-			fmt.Printf("%d ServiceL2Status objects %v after the first create (last announcement: %v)\n", len(list.Items),
-				time.Since(start).Round(time.Millisecond), last.Round(time.Millisecond))
-			break
-		}
-		if time.Since(start) > 5*time.Minute {
-			b.Fatalf("%d ServiceL2Status objects after 5 min, want %d", len(list.Items), n+1)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	got := waitL2Statuses(b, cl, n+1, start.Add(5*time.Minute))
+	fmt.Printf("%d ServiceL2Status objects %v after the first create (last announcement: %v)\n", got,
+		time.Since(start).Round(time.Millisecond), last.Round(time.Millisecond))
 	var writes []string
 	for res, v := range apiWrites(b, cl) {
 		if d := v - writes0[res]; d > 0 {
@@ -332,4 +319,24 @@ func pollECMP(mu *sync.Mutex, seen map[string]time.Time, hops int, every time.Du
 		}
 	}()
 	return func() { close(stopPoll); <-polled }
+}
+
+// waitL2Statuses waits until metallb-system holds at least want
+// ServiceL2Status objects, failing b at deadline, and returns how many.
+func waitL2Statuses(b *testing.B, cl *cluster, want int, deadline time.Time) int {
+	b.Helper()
+	l2s := cl.dyn.Resource(k8s.ServiceL2StatusGVR).Namespace("metallb-system")
+	for {
+		list, err := l2s.List(context.Background(), metav1.ListOptions{})
+		if err != nil {
+			b.Fatal(err)
+		}
+		if len(list.Items) >= want {
+			return len(list.Items)
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("%d ServiceL2Status objects at the deadline, want %d", len(list.Items), want)
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
 }

@@ -14,7 +14,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/runtime/schema"
 
 	"github.com/microk8s-metallb/metallb/tests/testenv"
 )
@@ -99,21 +98,7 @@ func BenchmarkSpeakerMemory(b *testing.B) {
 	ips := waitBulkIPs(b, cl, n)
 	announced(ips...)
 	// The ServiceL2Status objects come last: wait for them all.
-	l2s := cl.dyn.Resource(schema.GroupVersionResource{Group: "metallb.io", Version: "v1beta1", Resource: "servicel2statuses"}).Namespace("metallb-system")
-	deadline := time.Now().Add(5 * time.Minute)
-	for {
-		list, err := l2s.List(ctx, metav1.ListOptions{})
-		if err != nil {
-			b.Fatal(err)
-		}
-		if len(list.Items) >= n+1 {
-			break
-		}
-		if time.Now().After(deadline) {
-			b.Fatalf("%d ServiceL2Status objects after 5 min, want %d", len(list.Items), n+1)
-		}
-		time.Sleep(500 * time.Millisecond)
-	}
+	waitL2Statuses(b, cl, n+1, time.Now().Add(5*time.Minute))
 	withN := report(fmt.Sprintf("with %d layer2 Services", n))
 	if profileDir != "" {
 		for file, path := range map[string]string{"heap.pb.gz": "/debug/pprof/heap", "heap.txt": "/debug/pprof/heap?debug=1"} {

@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"strings"
 
-	"k8s.io/client-go/kubernetes"
-
 	"github.com/microk8s-metallb/metallb/tests/testenv"
 )
 
@@ -41,7 +39,7 @@ func snapshotAPI(ctx context.Context, env *testenv.Env) (apiSnapshot, error) {
 		}
 		s.ticks += t
 	}
-	raw, err := env.Client.(*kubernetes.Clientset).RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
+	raw, err := env.Client.CoreV1().RESTClient().Get().AbsPath("/metrics").DoRaw(ctx)
 	if err != nil {
 		return s, fmt.Errorf("API server metrics: %w", err)
 	}
